@@ -1,0 +1,262 @@
+//! The issuer: signs workload SVIDs with the intermediate key, to ward's leaf profile only.
+//!
+//! Profile (GUIDE.md §3): empty subject with a critical SAN holding exactly the one SPIFFE ID;
+//! basicConstraints critical CA:FALSE; keyUsage critical digitalSignature; extendedKeyUsage
+//! serverAuth + clientAuth; subject and authority key identifiers; 128-bit random positive
+//! serial; notBefore 30 s in the past; notAfter = min(now + ttl, issuer notAfter). The CSR
+//! contributes its verified public key and nothing else.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration as StdDuration;
+
+use rcgen::{
+    CertificateParams, DistinguishedName, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
+    PublicKeyData, SanType, SerialNumber,
+};
+use ring::rand::{SecureRandom, SystemRandom};
+use rustls_pki_types::CertificateDer;
+use time::{Duration, OffsetDateTime};
+use ward_identity::{SpiffeId, SvidLeaf, SvidProfile, TrustDomain};
+use ward_tls::pem::{certs_to_pem, load_certs, load_private_key};
+use x509_parser::certificate::X509Certificate;
+use x509_parser::prelude::FromDer;
+
+use crate::ca_dir::{ISSUER_CERT, ISSUER_KEY, ROOT_CERT};
+use crate::csr;
+use crate::error::CaError;
+
+/// Backdating of notBefore, to tolerate clock skew between CA and workloads.
+pub const BACKDATE: Duration = Duration::seconds(30);
+/// Default SVID lifetime.
+pub const DEFAULT_TTL: StdDuration = StdDuration::from_secs(3600);
+/// Shortest SVID lifetime the offline issuer grants.
+pub const MIN_TTL: StdDuration = StdDuration::from_secs(60);
+/// Longest SVID lifetime the offline issuer grants.
+pub const MAX_TTL: StdDuration = StdDuration::from_secs(24 * 3600);
+
+/// A freshly issued SVID.
+#[derive(Debug)]
+pub struct IssuedSvid {
+    /// Leaf then issuer.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// Facts of the leaf, read back from the DER through the SVID profile check.
+    pub leaf: SvidLeaf,
+}
+
+impl IssuedSvid {
+    /// The chain as PEM, leaf first.
+    pub fn chain_pem(&self) -> String {
+        certs_to_pem(&self.chain)
+    }
+}
+
+/// A loaded CA, ready to sign.
+pub struct Issuer {
+    trust_domain: TrustDomain,
+    signer: rcgen::Issuer<'static, KeyPair>,
+    issuer_der: CertificateDer<'static>,
+    root_der: CertificateDer<'static>,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+}
+
+impl std::fmt::Debug for Issuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issuer")
+            .field("trust_domain", &self.trust_domain)
+            .field("not_after", &self.not_after)
+            .field("key", &"...")
+            .finish()
+    }
+}
+
+impl Issuer {
+    /// Loads the CA in `dir`, checking that the issuer key matches its certificate, that the
+    /// root signed the issuer, and that both name the same trust domain.
+    pub fn load(dir: &Path) -> Result<Self, CaError> {
+        let bad = |file: &str, problem: String| CaError::BadCa {
+            path: dir.join(file),
+            problem,
+        };
+        if !dir.join(ROOT_CERT).exists() {
+            return Err(CaError::BadCa {
+                path: dir.to_path_buf(),
+                problem: format!(
+                    "no CA here ({ROOT_CERT} is missing); create one with `ward-ca init`"
+                ),
+            });
+        }
+        let root_der = single_cert(&dir.join(ROOT_CERT))?;
+        let issuer_der = single_cert(&dir.join(ISSUER_CERT))?;
+        let key_der = load_private_key(&dir.join(ISSUER_KEY))?;
+        let key = KeyPair::try_from(&key_der)
+            .map_err(|e| bad(ISSUER_KEY, format!("unusable private key: {e}")))?;
+
+        let (_, root) = X509Certificate::from_der(&root_der)
+            .map_err(|e| bad(ROOT_CERT, format!("malformed certificate: {e}")))?;
+        let (_, issuer) = X509Certificate::from_der(&issuer_der)
+            .map_err(|e| bad(ISSUER_CERT, format!("malformed certificate: {e}")))?;
+        if issuer.public_key().raw != key.subject_public_key_info().as_slice() {
+            return Err(bad(ISSUER_KEY, "does not match issuer.pem".into()));
+        }
+        issuer
+            .verify_signature(Some(root.public_key()))
+            .map_err(|_| bad(ISSUER_CERT, "is not signed by root.pem".into()))?;
+        if !issuer.is_ca() {
+            return Err(bad(ISSUER_CERT, "is not a CA certificate".into()));
+        }
+        let td = ca_trust_domain(&issuer).map_err(|p| bad(ISSUER_CERT, p))?;
+        if ca_trust_domain(&root).map_err(|p| bad(ROOT_CERT, p))? != td {
+            return Err(bad(
+                ROOT_CERT,
+                "names a different trust domain than issuer.pem".into(),
+            ));
+        }
+        let validity = issuer.validity();
+        let (not_before, not_after) = (
+            validity.not_before.to_datetime(),
+            validity.not_after.to_datetime(),
+        );
+        let signer = rcgen::Issuer::from_ca_cert_der(&issuer_der, key)
+            .map_err(|e| bad(ISSUER_CERT, e.to_string()))?;
+        Ok(Self {
+            trust_domain: td,
+            signer,
+            issuer_der,
+            root_der,
+            not_before,
+            not_after,
+        })
+    }
+
+    /// The trust domain this CA issues for.
+    pub fn trust_domain(&self) -> &TrustDomain {
+        &self.trust_domain
+    }
+
+    /// The root certificate (what workloads trust).
+    pub fn root(&self) -> &CertificateDer<'static> {
+        &self.root_der
+    }
+
+    /// The issuing (intermediate) certificate.
+    pub fn issuer_cert(&self) -> &CertificateDer<'static> {
+        &self.issuer_der
+    }
+
+    /// Signs the public key of `csr_der` as `id` for `ttl`, as of `now`.
+    pub fn issue(
+        &self,
+        csr_der: &[u8],
+        id: &SpiffeId,
+        ttl: StdDuration,
+        now: OffsetDateTime,
+    ) -> Result<IssuedSvid, CaError> {
+        check_ttl(ttl)?;
+        if !id.is_member_of(&self.trust_domain) {
+            return Err(CaError::ForeignId {
+                id: id.clone(),
+                trust_domain: self.trust_domain.to_string(),
+            });
+        }
+        if !id.is_workload() {
+            return Err(CaError::NotWorkload(id.clone()));
+        }
+        if now < self.not_before || now >= self.not_after {
+            return Err(CaError::IssuerNotValid {
+                not_before: rfc3339(self.not_before),
+                not_after: rfc3339(self.not_after),
+            });
+        }
+        let public_key = csr::public_key(csr_der)?;
+
+        let mut params = CertificateParams::default();
+        params.distinguished_name = DistinguishedName::new();
+        params.subject_alt_names = vec![SanType::URI(id.as_str().try_into()?)];
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        params.use_authority_key_identifier_extension = true;
+        params.serial_number = Some(random_serial()?);
+        params.not_before = now - BACKDATE;
+        let ttl = Duration::try_from(ttl).unwrap_or(Duration::MAX);
+        params.not_after = std::cmp::min(now + ttl, self.not_after);
+
+        let cert = params.signed_by(&public_key, &self.signer)?;
+        let leaf_der = cert.der().clone();
+        let leaf = SvidProfile::check(&leaf_der)?;
+        Ok(IssuedSvid {
+            chain: vec![leaf_der, self.issuer_der.clone()],
+            leaf,
+        })
+    }
+}
+
+/// Refuses lifetimes outside [`MIN_TTL`]..=[`MAX_TTL`].
+pub fn check_ttl(ttl: StdDuration) -> Result<(), CaError> {
+    if ttl < MIN_TTL || ttl > MAX_TTL {
+        return Err(CaError::Ttl {
+            ttl: ward_yaml::Duration(ttl).to_string(),
+            min: ward_yaml::Duration(MIN_TTL).to_string(),
+            max: ward_yaml::Duration(MAX_TTL).to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// 128 random bits, encoded as a positive INTEGER (rcgen adds a sign byte when needed).
+pub(crate) fn random_serial() -> Result<SerialNumber, CaError> {
+    let mut bytes = [0u8; 16];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| CaError::Generate(rcgen::Error::RingUnspecified))?;
+    Ok(SerialNumber::from_slice(&bytes))
+}
+
+/// RFC 3339 text for messages.
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    let t = t.replace_nanosecond(0).unwrap_or(t);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}
+
+fn single_cert(path: &PathBuf) -> Result<CertificateDer<'static>, CaError> {
+    let mut certs = load_certs(path)?;
+    if certs.len() != 1 {
+        return Err(CaError::BadCa {
+            path: path.clone(),
+            problem: format!("expected exactly one certificate, found {}", certs.len()),
+        });
+    }
+    Ok(certs.remove(0))
+}
+
+/// The trust domain named by a CA certificate's `spiffe://<td>` URI SAN.
+fn ca_trust_domain(cert: &X509Certificate<'_>) -> Result<TrustDomain, String> {
+    let san = cert
+        .subject_alternative_name()
+        .map_err(|e| e.to_string())?
+        .ok_or("has no subjectAltName naming the trust domain")?;
+    let uris: Vec<&str> = san
+        .value
+        .general_names
+        .iter()
+        .filter_map(|n| match n {
+            x509_parser::extensions::GeneralName::URI(u) => Some(*u),
+            _ => None,
+        })
+        .collect();
+    let [uri] = uris.as_slice() else {
+        return Err("must have exactly one spiffe://<trust-domain> URI SAN".into());
+    };
+    let id = SpiffeId::parse(uri).map_err(|e| format!("URI SAN {uri:?}: {e}"))?;
+    if id.is_workload() {
+        return Err(format!(
+            "URI SAN {uri} is a workload ID, not a trust domain"
+        ));
+    }
+    Ok(id.trust_domain())
+}

@@ -1,0 +1,109 @@
+//! Trust bundles, kept per trust domain and swapped whole when they change.
+//!
+//! A peer's chain is validated only against the roots of the peer's own trust domain; bundles
+//! of different domains are never merged. [`BundleStore`] is the single-writer, many-reader
+//! handle verifiers hold, so a bundle refresh reaches new handshakes without a restart.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rustls_pki_types::{CertificateDer, TrustAnchor};
+use tokio::sync::watch;
+use ward_identity::TrustDomain;
+
+use crate::error::PemError;
+
+/// The roots of one trust domain, with webpki anchors derived once.
+#[derive(Clone, Debug)]
+struct Bundle {
+    roots: Vec<CertificateDer<'static>>,
+    anchors: Vec<TrustAnchor<'static>>,
+}
+
+/// Roots by trust domain.
+#[derive(Clone, Debug, Default)]
+pub struct TrustBundles {
+    domains: HashMap<TrustDomain, Bundle>,
+}
+
+impl TrustBundles {
+    /// A set holding one trust domain's roots.
+    pub fn single(td: TrustDomain, roots: Vec<CertificateDer<'static>>) -> Result<Self, PemError> {
+        let mut bundles = Self::default();
+        bundles.insert(td, roots)?;
+        Ok(bundles)
+    }
+
+    /// Sets (replaces) the roots of `td`. Every root must parse as a trust anchor.
+    pub fn insert(
+        &mut self,
+        td: TrustDomain,
+        roots: Vec<CertificateDer<'static>>,
+    ) -> Result<(), PemError> {
+        let what = format!("trust bundle for {td}");
+        if roots.is_empty() {
+            return Err(PemError::NoCertificates(what));
+        }
+        let anchors = roots
+            .iter()
+            .map(|der| {
+                webpki::anchor_from_trusted_cert(der)
+                    .map(|a| a.to_owned())
+                    .map_err(|e| PemError::Malformed {
+                        what: what.clone(),
+                        detail: format!("root is not a usable certificate: {e}"),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.domains.insert(td, Bundle { roots, anchors });
+        Ok(())
+    }
+
+    /// The anchors of the trust domain named `td`, if we trust it at all.
+    pub fn anchors(&self, td: &str) -> Option<&[TrustAnchor<'static>]> {
+        self.domains
+            .iter()
+            .find(|(k, _)| k.as_str() == td)
+            .map(|(_, b)| b.anchors.as_slice())
+    }
+
+    /// The root certificates of `td`.
+    pub fn roots(&self, td: &TrustDomain) -> Option<&[CertificateDer<'static>]> {
+        self.domains.get(td).map(|b| b.roots.as_slice())
+    }
+
+    /// The trust domains held.
+    pub fn trust_domains(&self) -> impl Iterator<Item = &TrustDomain> {
+        self.domains.keys()
+    }
+}
+
+/// The current [`TrustBundles`], replaceable at run time; clones share one value.
+#[derive(Clone, Debug)]
+pub struct BundleStore {
+    tx: Arc<watch::Sender<Arc<TrustBundles>>>,
+}
+
+impl BundleStore {
+    /// A store starting with `bundles`.
+    pub fn new(bundles: TrustBundles) -> Self {
+        Self {
+            tx: Arc::new(watch::Sender::new(Arc::new(bundles))),
+        }
+    }
+
+    /// The bundles in force now.
+    pub fn current(&self) -> Arc<TrustBundles> {
+        self.tx.borrow().clone()
+    }
+
+    /// Replaces the bundles; handshakes that start after this see the new ones.
+    pub fn replace(&self, bundles: TrustBundles) {
+        self.tx.send_replace(Arc::new(bundles));
+    }
+
+    /// A receiver that is told when the bundles change.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<TrustBundles>> {
+        self.tx.subscribe()
+    }
+}

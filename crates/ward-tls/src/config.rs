@@ -1,0 +1,40 @@
+//! rustls configurations for ward's two roles, both mutual TLS 1.3 with SPIFFE verification.
+
+use std::sync::Arc;
+
+use rustls::{ClientConfig, ServerConfig};
+use ward_identity::IdPattern;
+
+use crate::error::TlsError;
+use crate::provider::{crypto_provider, PROTOCOL_VERSIONS};
+use crate::store::CertStore;
+use crate::verify::{SpiffeClientVerifier, SpiffeServerVerifier};
+
+/// A server config: presents the store's identity and requires a client SVID from a trusted
+/// domain. `alpn` lists protocols to offer, most preferred first.
+pub fn server_config(store: &CertStore, alpn: &[&[u8]]) -> Result<ServerConfig, TlsError> {
+    let verifier = SpiffeClientVerifier::new(store.bundles().clone());
+    let mut config = ServerConfig::builder_with_provider(crypto_provider())
+        .with_protocol_versions(PROTOCOL_VERSIONS)?
+        .with_client_cert_verifier(Arc::new(verifier))
+        .with_cert_resolver(store.resolver());
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(config)
+}
+
+/// A client config: presents the store's identity and accepts only a server whose SVID
+/// matches one of `expected`.
+pub fn client_config(
+    store: &CertStore,
+    expected: Vec<IdPattern>,
+    alpn: &[&[u8]],
+) -> Result<ClientConfig, TlsError> {
+    let verifier = SpiffeServerVerifier::new(store.bundles().clone(), expected);
+    let mut config = ClientConfig::builder_with_provider(crypto_provider())
+        .with_protocol_versions(PROTOCOL_VERSIONS)?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_client_cert_resolver(store.resolver());
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(config)
+}

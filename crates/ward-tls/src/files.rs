@@ -1,0 +1,72 @@
+//! Files that must never be half-written or too readable: atomic replace and key permissions.
+//!
+//! [`write_atomic`] writes a temporary file in the same directory with the final mode already
+//! set, fsyncs it, renames it over the destination and fsyncs the directory, so a crash leaves
+//! either the old file or the new one. [`check_key_permissions`] refuses a key file that group
+//! or others can read.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::{FileError, PemError};
+
+/// Mode for private keys.
+pub const KEY_MODE: u32 = 0o600;
+/// Mode for certificates and bundles (public material).
+pub const PUBLIC_MODE: u32 = 0o644;
+
+/// Atomically replaces `path` with `bytes`, created with `mode`.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), FileError> {
+    let io = |step: &'static str| {
+        let path = path.to_path_buf();
+        move |source| FileError::Io { path, step, source }
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(io("create temporary file"))?;
+    let result = (|| {
+        // The umask may have narrowed the mode at creation; set it exactly.
+        file.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(io("set permissions"))?;
+        file.write_all(bytes).map_err(io("write"))?;
+        file.sync_all().map_err(io("fsync"))?;
+        fs::rename(&tmp, path).map_err(io("rename into place"))?;
+        File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io("fsync directory"))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Refuses a private key file whose mode lets group or others read or write it.
+pub fn check_key_permissions(path: &Path) -> Result<(), PemError> {
+    let meta = fs::metadata(path).map_err(|source| PemError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(PemError::KeyPermissions {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,31 @@
+//! ward-tls: the only ward crate that implements rustls traits.
+//!
+//! It owns how ward speaks TLS: the crypto provider and TLS 1.3-only versions
+//! ([`provider`]), SPIFFE verification of peers against per-trust-domain bundles
+//! ([`verify`], [`bundle`]), the hot-swappable store of this workload's own certificate
+//! ([`store`]), the client and server configs built from them ([`config`]), and the PEM and
+//! atomic-file helpers that keep key material safe on disk ([`pem`], [`files`]). Nothing here
+//! weakens verification; should such a thing ever be needed (tests only), it belongs in a
+//! module named `danger`.
+
+#![forbid(unsafe_code)]
+
+pub mod bundle;
+pub mod config;
+pub mod error;
+pub mod files;
+pub mod pem;
+pub mod provider;
+pub mod store;
+pub mod verify;
+
+pub use bundle::{BundleStore, TrustBundles};
+pub use config::{client_config, server_config};
+pub use error::{FileError, PemError, StoreError, TlsError, VerifyError};
+pub use store::{CertResolver, CertStore, Identity};
+pub use verify::{
+    peer_id, refusal_reason, verify_svid, SpiffeClientVerifier, SpiffeServerVerifier, Usage,
+};
+
+#[cfg(test)]
+mod tests;

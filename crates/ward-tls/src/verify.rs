@@ -1,0 +1,251 @@
+//! SPIFFE verification of peer certificates, and the rustls verifiers built on it.
+//!
+//! [`verify_svid`] is the whole rule: the leaf passes the SVID profile, the bundle is chosen
+//! by the leaf's own trust domain, and webpki validates the chain to those roots for the
+//! usage at hand. [`SpiffeClientVerifier`] (server side: who is calling me?) accepts any valid
+//! SVID of a trusted domain, leaving authorization to policy; [`SpiffeServerVerifier`] (client
+//! side: did I reach the right service?) also requires the expected SPIFFE ID and ignores DNS
+//! names entirely. The verified ID is read back from the session with [`peer_id`].
+
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use ward_identity::{IdPattern, SpiffeId, SvidLeaf, SvidProfile};
+
+use crate::bundle::{BundleStore, TrustBundles};
+use crate::error::VerifyError;
+use crate::provider::crypto_provider;
+
+/// Which side of a TLS connection the peer certificate authenticates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Usage {
+    /// The peer is a TLS client (id-kp-clientAuth).
+    Client,
+    /// The peer is a TLS server (id-kp-serverAuth).
+    Server,
+}
+
+/// Verifies a leaf and its intermediates as an SVID of a trusted domain at time `now`.
+pub fn verify_svid(
+    bundles: &TrustBundles,
+    end_entity: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+    now: UnixTime,
+    usage: Usage,
+) -> Result<SvidLeaf, VerifyError> {
+    let leaf = SvidProfile::check(end_entity)?;
+    let anchors = bundles
+        .anchors(leaf.id.trust_domain_name())
+        .ok_or_else(|| VerifyError::UnknownTrustDomain(leaf.id.trust_domain_name().to_owned()))?;
+    let chain_err = |error| VerifyError::Chain {
+        id: leaf.id.clone(),
+        error,
+    };
+    let cert = webpki::EndEntityCert::try_from(end_entity).map_err(chain_err)?;
+    let eku = match usage {
+        Usage::Client => webpki::KeyUsage::client_auth(),
+        Usage::Server => webpki::KeyUsage::server_auth(),
+    };
+    cert.verify_for_usage(
+        algorithms().all,
+        anchors,
+        intermediates,
+        now,
+        eku,
+        None,
+        None,
+    )
+    .map_err(chain_err)?;
+    Ok(leaf)
+}
+
+/// The SPIFFE ID of the peer of an established session, from its (already verified) leaf.
+pub fn peer_id(peer_certificates: Option<&[CertificateDer<'_>]>) -> Option<SpiffeId> {
+    let leaf = peer_certificates?.first()?;
+    SvidProfile::check(leaf).ok().map(|l| l.id)
+}
+
+/// Maps a verification failure to the rustls error (and so the TLS alert) that fits it best.
+fn to_rustls(err: VerifyError) -> rustls::Error {
+    let cert_err = match &err {
+        VerifyError::Chain { error, .. } => match error {
+            webpki::Error::CertExpired { .. } => Some(CertificateError::Expired),
+            webpki::Error::CertNotValidYet { .. } => Some(CertificateError::NotValidYet),
+            webpki::Error::UnknownIssuer => Some(CertificateError::UnknownIssuer),
+            webpki::Error::InvalidSignatureForPublicKey => Some(CertificateError::BadSignature),
+            _ => None,
+        },
+        VerifyError::UnknownTrustDomain(_) => Some(CertificateError::UnknownIssuer),
+        _ => None,
+    };
+    rustls::Error::InvalidCertificate(
+        cert_err.unwrap_or_else(|| CertificateError::Other(rustls::OtherError(Arc::new(err)))),
+    )
+}
+
+/// A stable refusal code for a handshake error produced by ward's verifiers.
+pub fn refusal_reason(err: &rustls::Error) -> &'static str {
+    match err {
+        rustls::Error::InvalidCertificate(cert) => match cert {
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => "expired",
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                "not_yet_valid"
+            }
+            CertificateError::UnknownIssuer => "unknown_issuer",
+            CertificateError::BadSignature => "bad_signature",
+            CertificateError::Other(other) => other
+                .0
+                .downcast_ref::<VerifyError>()
+                .map_or("invalid_certificate", VerifyError::reason),
+            _ => "invalid_certificate",
+        },
+        rustls::Error::NoCertificatesPresented => "no_client_certificate",
+        _ => "handshake_failed",
+    }
+}
+
+fn algorithms() -> WebPkiSupportedAlgorithms {
+    crypto_provider().signature_verification_algorithms
+}
+
+fn verify_sig13(
+    message: &[u8],
+    cert: &CertificateDer<'_>,
+    dss: &DigitallySignedStruct,
+) -> Result<HandshakeSignatureValid, rustls::Error> {
+    rustls::crypto::verify_tls13_signature(message, cert, dss, &algorithms())
+}
+
+fn verify_sig12(
+    message: &[u8],
+    cert: &CertificateDer<'_>,
+    dss: &DigitallySignedStruct,
+) -> Result<HandshakeSignatureValid, rustls::Error> {
+    rustls::crypto::verify_tls12_signature(message, cert, dss, &algorithms())
+}
+
+/// Verifies TLS clients: any valid SVID of a trusted domain; mandatory.
+#[derive(Debug)]
+pub struct SpiffeClientVerifier {
+    bundles: BundleStore,
+}
+
+impl SpiffeClientVerifier {
+    /// A verifier that reads the bundles in force at each handshake.
+    pub fn new(bundles: BundleStore) -> Self {
+        Self { bundles }
+    }
+}
+
+impl ClientCertVerifier for SpiffeClientVerifier {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        // No hints: a client sends its one SVID regardless.
+        &[]
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let bundles = self.bundles.current();
+        verify_svid(&bundles, end_entity, intermediates, now, Usage::Client).map_err(to_rustls)?;
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_sig12(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_sig13(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        algorithms().supported_schemes()
+    }
+}
+
+/// Verifies TLS servers: a valid SVID whose ID matches one of the expected patterns. The DNS
+/// name the client dialled plays no part.
+#[derive(Debug)]
+pub struct SpiffeServerVerifier {
+    bundles: BundleStore,
+    expected: Vec<IdPattern>,
+}
+
+impl SpiffeServerVerifier {
+    /// A verifier that accepts a server whose ID matches any of `expected`.
+    pub fn new(bundles: BundleStore, expected: Vec<IdPattern>) -> Self {
+        Self { bundles, expected }
+    }
+}
+
+impl ServerCertVerifier for SpiffeServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let bundles = self.bundles.current();
+        let leaf = verify_svid(&bundles, end_entity, intermediates, now, Usage::Server)
+            .map_err(to_rustls)?;
+        if !self.expected.iter().any(|p| p.matches(&leaf.id)) {
+            let expected = self
+                .expected
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" or ");
+            return Err(to_rustls(VerifyError::UnexpectedPeer {
+                got: leaf.id,
+                expected,
+            }));
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_sig12(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_sig13(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        algorithms().supported_schemes()
+    }
+}
