@@ -91,9 +91,13 @@ pub fn init(dir: &Path, trust_domain: &TrustDomain, force: bool) -> Result<InitS
         Ok(params)
     };
 
+    // A short random tag makes every CA generation's names distinct, so chains from an old or
+    // foreign CA of the same trust domain fail as "unknown issuer" and operators can tell
+    // generations apart during rotation.
+    let tag = crate::issuer::random_tag()?;
     let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let root_params = ca_params(
-        format!("{trust_domain} root CA"),
+        format!("{trust_domain} root CA {tag}"),
         now + ROOT_LIFETIME,
         BasicConstraints::Unconstrained,
     )?;
@@ -102,7 +106,7 @@ pub fn init(dir: &Path, trust_domain: &TrustDomain, force: bool) -> Result<InitS
 
     let issuer_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let mut issuer_params = ca_params(
-        format!("{trust_domain} issuer"),
+        format!("{trust_domain} issuer {tag}"),
         now + ISSUER_LIFETIME,
         BasicConstraints::Constrained(0),
     )?;

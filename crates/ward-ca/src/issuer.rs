@@ -6,7 +6,7 @@
 //! serial; notBefore 30 s in the past; notAfter = min(now + ttl, issuer notAfter). The CSR
 //! contributes its verified public key and nothing else.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration as StdDuration;
 
 use rcgen::{
@@ -216,6 +216,15 @@ pub(crate) fn random_serial() -> Result<SerialNumber, CaError> {
     Ok(SerialNumber::from_slice(&bytes))
 }
 
+/// Eight random hex digits, to tell CA generations apart by name.
+pub(crate) fn random_tag() -> Result<String, CaError> {
+    let mut bytes = [0u8; 4];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| CaError::Generate(rcgen::Error::RingUnspecified))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// RFC 3339 text for messages.
 pub fn rfc3339(t: OffsetDateTime) -> String {
     let t = t.replace_nanosecond(0).unwrap_or(t);
@@ -223,11 +232,11 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
         .unwrap_or_else(|_| t.to_string())
 }
 
-fn single_cert(path: &PathBuf) -> Result<CertificateDer<'static>, CaError> {
+fn single_cert(path: &Path) -> Result<CertificateDer<'static>, CaError> {
     let mut certs = load_certs(path)?;
     if certs.len() != 1 {
         return Err(CaError::BadCa {
-            path: path.clone(),
+            path: path.to_path_buf(),
             problem: format!("expected exactly one certificate, found {}", certs.len()),
         });
     }

@@ -189,7 +189,8 @@ fn profile_accepts_a_proper_leaf() {
 #[test]
 fn profile_refuses_each_broken_rule() {
     let uri = |s: &str| SanType::URI(s.try_into().unwrap());
-    let cases: Vec<(&str, Box<dyn Fn(&mut CertificateParams)>, &str)> = vec![
+    type Breaker = Box<dyn Fn(&mut CertificateParams)>;
+    let cases: Vec<(&str, Breaker, &str)> = vec![
         (
             "two URI SANs",
             Box::new(move |p| p.subject_alt_names.push(uri("spiffe://td/ns/b"))),

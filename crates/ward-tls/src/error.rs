@@ -96,7 +96,7 @@ pub enum VerifyError {
     #[error("no trust bundle for trust domain {0:?}")]
     UnknownTrustDomain(String),
     /// Chain validation failed.
-    #[error("certificate chain for {id} rejected: {error}")]
+    #[error("certificate chain for {id} rejected: {}", chain_problem(error))]
     Chain {
         /// The ID the leaf claimed.
         id: SpiffeId,
@@ -111,6 +111,17 @@ pub enum VerifyError {
         /// The patterns we would have accepted.
         expected: String,
     },
+}
+
+/// Operator words for the webpki errors that actually happen; the rest as webpki names them.
+fn chain_problem(error: &webpki::Error) -> String {
+    match error {
+        webpki::Error::CertExpired { .. } => "certificate has expired".into(),
+        webpki::Error::CertNotValidYet { .. } => "certificate is not valid yet".into(),
+        webpki::Error::UnknownIssuer => "not issued by a root in the trust bundle".into(),
+        webpki::Error::InvalidSignatureForPublicKey => "signature does not verify".into(),
+        other => format!("{other:?}"),
+    }
 }
 
 impl VerifyError {

@@ -79,9 +79,9 @@ fn to_rustls(err: VerifyError) -> rustls::Error {
             webpki::Error::InvalidSignatureForPublicKey => Some(CertificateError::BadSignature),
             _ => None,
         },
-        VerifyError::UnknownTrustDomain(_) => Some(CertificateError::UnknownIssuer),
         _ => None,
     };
+    tracing::debug!(reason = err.reason(), error = %err, "peer certificate refused");
     rustls::Error::InvalidCertificate(
         cert_err.unwrap_or_else(|| CertificateError::Other(rustls::OtherError(Arc::new(err)))),
     )
@@ -106,6 +106,30 @@ pub fn refusal_reason(err: &rustls::Error) -> &'static str {
         rustls::Error::NoCertificatesPresented => "no_client_certificate",
         _ => "handshake_failed",
     }
+}
+
+/// Human text for a handshake error, reading ward's own verifier errors back out of rustls'
+/// wrapper (whose `Display` would show only their `Debug` form).
+pub fn describe(err: &rustls::Error) -> String {
+    let rustls::Error::InvalidCertificate(cert) = err else {
+        return err.to_string();
+    };
+    let words = match cert {
+        CertificateError::Other(other) => match other.0.downcast_ref::<VerifyError>() {
+            Some(v) => return format!("invalid peer certificate: {v}"),
+            None => return err.to_string(),
+        },
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+            "certificate has expired"
+        }
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+            "certificate is not valid yet"
+        }
+        CertificateError::UnknownIssuer => "not issued by a root in the trust bundle",
+        CertificateError::BadSignature => "signature does not verify",
+        _ => return err.to_string(),
+    };
+    format!("invalid peer certificate: {words}")
 }
 
 fn algorithms() -> WebPkiSupportedAlgorithms {

@@ -1,0 +1,41 @@
+# ward: the two set-up commands are `make demo` and `make test` (see README.md).
+# Everything the targets need beyond the Rust toolchain is installed by scripts/ensure-tools.sh
+# when missing, so a fresh machine needs nothing done by hand.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+WARD_CA := target/debug/ward-ca
+DEV_TRUST_DOMAIN ?= ward.dev
+FORCE ?=
+
+.PHONY: all build test lint demo certs-dev tools clean
+
+all: build
+
+## tools: install missing system tools (openssl) used by tests and the demo
+tools:
+	@scripts/ensure-tools.sh openssl
+
+## build: compile every crate and binary (debug)
+build:
+	$(CARGO) build --workspace --bins
+
+## lint: formatting and clippy with warnings as errors
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## test: lint, then every unit, integration and end-to-end test
+test: tools lint
+	$(CARGO) test --workspace
+
+## demo: create a CA, sign a workload CSR, verify the result with openssl
+demo: tools build
+	@scripts/demo.sh
+
+## certs-dev: generate the development CA in certs-dev/ca (FORCE=1 replaces it)
+certs-dev: build
+	$(WARD_CA) init --dir certs-dev/ca --trust-domain $(DEV_TRUST_DOMAIN) $(if $(FORCE),--force,)
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the named command-line tools from Debian packages if they are not on PATH.
+# Used by the Makefile so `make test` and `make demo` work on a machine with only Rust.
+set -euo pipefail
+
+declare -A package=(
+  [openssl]=openssl
+  [curl]=curl
+)
+
+missing=()
+for tool in "$@"; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("${package[$tool]:-$tool}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "installing missing tools: ${missing[*]}" >&2
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
