@@ -138,11 +138,21 @@ pub fn run(cli: Cli, out: &mut dyn Write, status: &mut dyn Write) -> Result<(), 
 }
 
 fn read_csr(path: &Path) -> Result<Vec<u8>, CaError> {
-    let bytes = std::fs::read(path).map_err(|e| CaError::Argument {
+    let refuse = |problem: String| CaError::Argument {
         flag: "--csr",
         value: path.display().to_string(),
-        problem: format!("cannot read: {e}"),
-    })?;
+        problem,
+    };
+    // Check the size before reading, so a wrong path (a disk image, /dev/zero) is refused
+    // instead of read into memory.
+    let meta = std::fs::metadata(path).map_err(|e| refuse(format!("cannot read: {e}")))?;
+    if !meta.is_file() || meta.len() > csr::MAX_CSR_BYTES as u64 {
+        return Err(refuse(format!(
+            "not a CSR file of at most {} bytes",
+            csr::MAX_CSR_BYTES
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| refuse(format!("cannot read: {e}")))?;
     csr::decode(&bytes).map_err(CaError::from)
 }
 

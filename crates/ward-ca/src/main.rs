@@ -1,12 +1,28 @@
-//! The `ward-ca` binary: parse arguments, run, and turn any error into one line and exit 1.
+//! The `ward-ca` binary: parse arguments, run, and turn any error into one line on stderr
+//! (exit 1 for a refused operation, 2 for a malformed command line).
 
 use std::process::ExitCode;
 
+use clap::error::ErrorKind;
 use clap::Parser;
 use ward_ca::cli::{run, Cli};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => match err.kind() {
+            ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => err.exit(),
+            _ => {
+                eprintln!(
+                    "ward-ca: {} (see --help)",
+                    one_line(&err.render().to_string())
+                );
+                return ExitCode::from(2);
+            }
+        },
+    };
     match run(
         cli,
         &mut std::io::stdout().lock(),
@@ -18,4 +34,15 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// clap's message without its usage block, folded onto one line.
+fn one_line(rendered: &str) -> String {
+    rendered
+        .lines()
+        .take_while(|l| !l.starts_with("Usage:"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }

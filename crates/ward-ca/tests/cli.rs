@@ -303,6 +303,26 @@ fn bad_inputs_get_one_line_errors() {
         assert!(out.stdout.is_empty(), "{args:?} printed a certificate");
     }
 
+    // Malformed command lines: exit 2, still one line.
+    for args in [
+        vec!["issue", "--dir", "ca"],
+        vec!["frobnicate"],
+        vec!["init", "--bogus"],
+    ] {
+        let out = ward(&dir, &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("ward-ca: error: "), "{args:?}: {stderr}");
+    }
+    let out = ward(&dir, &["issue", "--dir", "ca", "--id", ID]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--csr <FILE>"));
+    let out = ward(
+        &dir,
+        &["issue", "--dir", "ca", "--csr", "/dev/zero", "--id", ID],
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a CSR file"));
+
     // A key file readable by others is refused by name, with the fix.
     let key = dir.join("ca/issuer.key");
     std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
