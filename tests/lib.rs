@@ -13,10 +13,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration as StdDuration;
 
-use rcgen::{
-    CertificateParams, DistinguishedName, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
-    SanType,
-};
+use rcgen::{CertificateParams, KeyPair};
 use rustls::{ClientConfig, ClientConnection, ServerConfig, ServerConnection, StreamOwned};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use time::OffsetDateTime;
@@ -107,20 +104,13 @@ impl TestCa {
 
 /// Leaf parameters exactly like ward-ca's profile, valid now for an hour; tests break one rule.
 pub fn leaf_params(id: &str) -> CertificateParams {
-    let mut params = CertificateParams::default();
-    params.distinguished_name = DistinguishedName::new();
-    params.subject_alt_names = vec![SanType::URI(id.try_into().unwrap())];
-    params.is_ca = IsCa::ExplicitNoCa;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ServerAuth,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    ];
-    params.use_authority_key_identifier_extension = true;
     let now = OffsetDateTime::now_utc();
-    params.not_before = now - time::Duration::seconds(30);
-    params.not_after = now + time::Duration::hours(1);
-    params
+    ward_ca::issuer::leaf_params(
+        &SpiffeId::parse(id).unwrap(),
+        now - time::Duration::seconds(30),
+        now + time::Duration::hours(1),
+    )
+    .unwrap()
 }
 
 fn pkcs8(key: &KeyPair) -> PrivateKeyDer<'static> {

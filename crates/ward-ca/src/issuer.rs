@@ -170,20 +170,8 @@ impl Issuer {
         }
         let public_key = csr::public_key(csr_der)?;
 
-        let mut params = CertificateParams::default();
-        params.distinguished_name = DistinguishedName::new();
-        params.subject_alt_names = vec![SanType::URI(id.as_str().try_into()?)];
-        params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        params.use_authority_key_identifier_extension = true;
-        params.serial_number = Some(random_serial()?);
-        params.not_before = now - BACKDATE;
         let ttl = Duration::try_from(ttl).unwrap_or(Duration::MAX);
-        params.not_after = std::cmp::min(now + ttl, self.not_after);
+        let params = leaf_params(id, now - BACKDATE, std::cmp::min(now + ttl, self.not_after))?;
 
         let cert = params.signed_by(&public_key, &self.signer)?;
         let leaf_der = cert.der().clone();
@@ -193,6 +181,29 @@ impl Issuer {
             leaf,
         })
     }
+}
+
+/// The leaf profile for `id` with the given validity and a fresh random serial. The issuer
+/// uses it for every SVID; tests use it as the known-good shape they break one rule of.
+pub fn leaf_params(
+    id: &SpiffeId,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+) -> Result<CertificateParams, CaError> {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = DistinguishedName::new();
+    params.subject_alt_names = vec![SanType::URI(id.as_str().try_into()?)];
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    params.use_authority_key_identifier_extension = true;
+    params.serial_number = Some(random_serial()?);
+    params.not_before = not_before;
+    params.not_after = not_after;
+    Ok(params)
 }
 
 /// Refuses lifetimes outside [`MIN_TTL`]..=[`MAX_TTL`].
