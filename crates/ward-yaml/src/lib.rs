@@ -14,7 +14,7 @@ mod load;
 
 pub use duration::{parse_duration, Duration};
 pub use load::{from_file, from_str, YamlError, MAX_FILE_BYTES};
-pub use serde_saphyr::Spanned;
+pub use serde_saphyr::{Location, Spanned};
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,136 @@
+//! The compiled policy and its evaluation.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use ward_identity::{IdPattern, SpiffeId};
+
+/// Whether decisions are enforced.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Denied peers are refused.
+    #[default]
+    Enforce,
+    /// Denied peers are logged and counted as would-deny, then allowed.
+    Audit,
+}
+
+/// What a matching rule does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Let the peer in.
+    #[default]
+    Allow,
+    /// Keep the peer out; beats any allow rule.
+    Deny,
+}
+
+/// One compiled rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    /// The operator's name for it, unique in the file; reported with every decision.
+    pub name: String,
+    /// Allow or deny.
+    pub action: Action,
+    /// Peers it applies to.
+    pub from: Vec<IdPattern>,
+    /// Listeners it applies to; `None` means every inbound listener.
+    pub listeners: Option<Vec<String>>,
+}
+
+impl Rule {
+    fn applies(&self, peer: &SpiffeId, listener: &str) -> bool {
+        self.listeners
+            .as_ref()
+            .is_none_or(|ls| ls.iter().any(|l| l == listener))
+            && self.from.iter().any(|p| p.matches(peer))
+    }
+}
+
+/// A compiled, validated policy.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// Enforce or audit.
+    pub mode: Mode,
+    /// Rules in file order.
+    pub rules: Vec<Rule>,
+}
+
+/// The outcome of the rules, before the mode is applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// An allow rule matched and no deny rule did.
+    Allow {
+        /// The first matching allow rule.
+        rule: String,
+    },
+    /// A deny rule matched, or nothing did.
+    Deny {
+        /// The first matching deny rule; `None` for the default deny.
+        rule: Option<String>,
+    },
+}
+
+/// A decision plus whether it is enforced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// What the rules say.
+    pub decision: Decision,
+    /// The policy's mode when the decision was made.
+    pub mode: Mode,
+}
+
+impl Verdict {
+    /// True when the connection may proceed: allowed, or denied only in audit mode.
+    pub fn permits(&self) -> bool {
+        matches!(self.decision, Decision::Allow { .. }) || self.mode == Mode::Audit
+    }
+
+    /// `allow`, `deny`, or `audit-deny` (denied by the rules, let through by audit mode).
+    pub fn label(&self) -> &'static str {
+        match (&self.decision, self.mode) {
+            (Decision::Allow { .. }, _) => "allow",
+            (Decision::Deny { .. }, Mode::Enforce) => "deny",
+            (Decision::Deny { .. }, Mode::Audit) => "audit-deny",
+        }
+    }
+
+    /// The deciding rule's name, or `default-deny`.
+    pub fn rule(&self) -> &str {
+        match &self.decision {
+            Decision::Allow { rule } | Decision::Deny { rule: Some(rule) } => rule,
+            Decision::Deny { rule: None } => "default-deny",
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (rule: {})", self.label(), self.rule())
+    }
+}
+
+impl Policy {
+    /// Decides whether `peer` may connect through `listener`.
+    pub fn evaluate(&self, peer: &SpiffeId, listener: &str) -> Verdict {
+        let first = |action| {
+            self.rules
+                .iter()
+                .find(|r| r.action == action && r.applies(peer, listener))
+                .map(|r| r.name.clone())
+        };
+        let decision = match first(Action::Deny) {
+            Some(rule) => Decision::Deny { rule: Some(rule) },
+            None => match first(Action::Allow) {
+                Some(rule) => Decision::Allow { rule },
+                None => Decision::Deny { rule: None },
+            },
+        };
+        Verdict {
+            decision,
+            mode: self.mode,
+        }
+    }
+}
