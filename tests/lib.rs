@@ -78,6 +78,7 @@ impl TestCa {
             .issue(
                 csr.der(),
                 &SpiffeId::parse(id).unwrap(),
+                &[],
                 StdDuration::from_secs(3600),
                 OffsetDateTime::now_utc(),
             )
@@ -136,7 +137,7 @@ pub struct HandshakeOutcome {
 /// Runs a handshake between two ward identities, the client expecting a server matching
 /// `expected`.
 pub fn handshake(server: &CertStore, client: &CertStore, expected: &str) -> HandshakeOutcome {
-    let server_config = ward_tls::server_config(server, &[]).unwrap();
+    let server_config = ward_tls::server_config(server, None, &[]).unwrap();
     let client_config =
         ward_tls::client_config(client, vec![IdPattern::parse(expected).unwrap()], &[]).unwrap();
     handshake_configs(Arc::new(server_config), Arc::new(client_config))

@@ -50,7 +50,7 @@ fn a_leaf_from_another_root_is_refused_both_ways() {
     // A rogue client, presenting a chain the server's bundle does not anchor.
     let client = raw_client_config(ca.bundles(), rogue.issue(FRONTEND), BACKEND);
     let out = handshake_configs(
-        Arc::new(ward_tls::server_config(&server, &[]).unwrap()),
+        Arc::new(ward_tls::server_config(&server, None, &[]).unwrap()),
         Arc::new(client),
     );
     let err = out.server_saw.unwrap_err();
@@ -77,7 +77,7 @@ fn a_leaf_from_an_unknown_trust_domain_is_refused() {
     let server = store_with(&ca, ca.issue(BACKEND));
     let client = raw_client_config(ca.bundles(), other.issue("spiffe://other.org/x"), BACKEND);
     let out = handshake_configs(
-        Arc::new(ward_tls::server_config(&server, &[]).unwrap()),
+        Arc::new(ward_tls::server_config(&server, None, &[]).unwrap()),
         Arc::new(client),
     );
     let err = out.server_saw.unwrap_err();
@@ -93,7 +93,7 @@ fn a_leaf_from_an_unknown_trust_domain_is_refused() {
 fn hostile_client_certificates_are_refused() {
     let ca = TestCa::new("example.org");
     let server = store_with(&ca, ca.issue(BACKEND));
-    let server_config = Arc::new(ward_tls::server_config(&server, &[]).unwrap());
+    let server_config = Arc::new(ward_tls::server_config(&server, None, &[]).unwrap());
     type Breaker = fn(&mut rcgen::CertificateParams);
     let cases: &[(&str, Breaker, &str)] = &[
         (
@@ -218,7 +218,7 @@ fn a_renewed_identity_reaches_new_handshakes() {
     let ca = TestCa::new("example.org");
     let server = store_with(&ca, ca.issue(BACKEND));
     let client = store_with(&ca, ca.issue(FRONTEND));
-    let server_config = Arc::new(ward_tls::server_config(&server, &[]).unwrap());
+    let server_config = Arc::new(ward_tls::server_config(&server, None, &[]).unwrap());
     let client_config =
         Arc::new(ward_tls::client_config(&client, vec![BACKEND.parse().unwrap()], &[]).unwrap());
     let before = server.current().unwrap().leaf().serial_hex.clone();

@@ -55,6 +55,9 @@ pub enum Command {
         /// SPIFFE ID to certify, e.g. spiffe://example.org/ns/web/sa/frontend.
         #[arg(long, value_name = "SPIFFE_ID")]
         id: String,
+        /// Also certify this DNS name (repeatable), for clients that check host names.
+        #[arg(long = "dns", value_name = "NAME")]
+        dns: Vec<String>,
         /// Lifetime, between 1m and 24h.
         #[arg(long, value_name = "DURATION", default_value = "1h")]
         ttl: String,
@@ -93,6 +96,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, status: &mut dyn Write) -> Result<(), 
             dir,
             csr,
             id,
+            dns,
             ttl,
             out: out_path,
         } => {
@@ -110,7 +114,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, status: &mut dyn Write) -> Result<(), 
             check_ttl(ttl_value)?;
             let issuer = Issuer::load(&dir)?;
             let csr_der = read_csr(&csr)?;
-            let issued = issuer.issue(&csr_der, &id, ttl_value, OffsetDateTime::now_utc())?;
+            let issued = issuer.issue(&csr_der, &id, &dns, ttl_value, OffsetDateTime::now_utc())?;
             let pem = issued.chain_pem();
             match &out_path {
                 Some(path) => write_atomic(path, pem.as_bytes(), PUBLIC_MODE)?,

@@ -77,6 +77,9 @@ pub enum CaError {
     /// The requested ID has no path, so it cannot name a workload.
     #[error("{0} has no path; a workload ID looks like spiffe://<trust-domain>/<path>")]
     NotWorkload(SpiffeId),
+    /// A requested DNS SAN is not a valid, non-wildcard host name.
+    #[error("{0:?} is not a valid DNS name (wildcards are not issued)")]
+    InvalidDnsName(String),
     /// The issuing certificate has expired or is not yet valid.
     #[error("the issuing certificate is not valid now (valid {not_before} to {not_after}); rotate the CA")]
     IssuerNotValid {

@@ -144,11 +144,14 @@ impl Issuer {
         &self.issuer_der
     }
 
-    /// Signs the public key of `csr_der` as `id` for `ttl`, as of `now`.
+    /// Signs the public key of `csr_der` as `id` for `ttl`, as of `now`. `dns_names` adds DNS
+    /// SANs beside the one URI SAN, for workloads that clients reach by host name (the CA's
+    /// own serving certificate, or an app behind curl); most workloads pass none.
     pub fn issue(
         &self,
         csr_der: &[u8],
         id: &SpiffeId,
+        dns_names: &[String],
         ttl: StdDuration,
         now: OffsetDateTime,
     ) -> Result<IssuedSvid, CaError> {
@@ -171,7 +174,17 @@ impl Issuer {
         let public_key = csr::public_key(csr_der)?;
 
         let ttl = Duration::try_from(ttl).unwrap_or(Duration::MAX);
-        let params = leaf_params(id, now - BACKDATE, std::cmp::min(now + ttl, self.not_after))?;
+        let mut params = leaf_params(id, now - BACKDATE, std::cmp::min(now + ttl, self.not_after))?;
+        for name in dns_names {
+            let valid =
+                !name.contains('*') && rustls_pki_types::DnsName::try_from(name.as_str()).is_ok();
+            if !valid {
+                return Err(CaError::InvalidDnsName(name.clone()));
+            }
+            params
+                .subject_alt_names
+                .push(SanType::DnsName(name.as_str().try_into()?));
+        }
 
         let cert = params.signed_by(&public_key, &self.signer)?;
         let leaf_der = cert.der().clone();

@@ -126,7 +126,7 @@ fn leaf_has_exactly_the_profile_and_ignores_the_csr() {
     let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
     let want = id("spiffe://example.org/ns/web/sa/frontend");
     let issued = issuer
-        .issue(&csr(), &want, StdDuration::from_secs(3600), now)
+        .issue(&csr(), &want, &[], StdDuration::from_secs(3600), now)
         .unwrap();
     assert_eq!(issued.chain.len(), 2);
     assert_eq!(&issued.chain[1], issuer.issuer_cert());
@@ -212,6 +212,7 @@ fn not_after_is_clamped_to_the_issuer() {
         .issue(
             &csr(),
             &id("spiffe://example.org/a"),
+            &[],
             StdDuration::from_secs(3600),
             now,
         )
@@ -221,6 +222,7 @@ fn not_after_is_clamped_to_the_issuer() {
         .issue(
             &csr(),
             &id("spiffe://example.org/a"),
+            &[],
             StdDuration::from_secs(3600),
             ica_end,
         )
@@ -237,31 +239,31 @@ fn refuses_bad_requests() {
     let cases: Vec<(CaError, &str)> = vec![
         (
             issuer
-                .issue(&csr(), &a, StdDuration::from_secs(59), now)
+                .issue(&csr(), &a, &[], StdDuration::from_secs(59), now)
                 .unwrap_err(),
             "ttl",
         ),
         (
             issuer
-                .issue(&csr(), &a, StdDuration::from_secs(86_401), now)
+                .issue(&csr(), &a, &[], StdDuration::from_secs(86_401), now)
                 .unwrap_err(),
             "ttl",
         ),
         (
             issuer
-                .issue(&csr(), &id("spiffe://other.org/a"), hour, now)
+                .issue(&csr(), &id("spiffe://other.org/a"), &[], hour, now)
                 .unwrap_err(),
             "foreign",
         ),
         (
             issuer
-                .issue(&csr(), &id("spiffe://example.org"), hour, now)
+                .issue(&csr(), &id("spiffe://example.org"), &[], hour, now)
                 .unwrap_err(),
             "workload",
         ),
         (
             issuer
-                .issue(b"\x30\x03\x02\x01\x00", &a, hour, now)
+                .issue(b"\x30\x03\x02\x01\x00", &a, &[], hour, now)
                 .unwrap_err(),
             "malformed",
         ),
@@ -277,25 +279,53 @@ fn refuses_bad_requests() {
     }
     // Boundaries are inclusive.
     issuer
-        .issue(&csr(), &a, StdDuration::from_secs(60), now)
+        .issue(&csr(), &a, &[], StdDuration::from_secs(60), now)
         .unwrap();
     issuer
-        .issue(&csr(), &a, StdDuration::from_secs(86_400), now)
+        .issue(&csr(), &a, &[], StdDuration::from_secs(86_400), now)
         .unwrap();
 
     // A tampered signature: flip a byte inside the signature BIT STRING (the tail).
     let mut tampered = csr();
     let n = tampered.len();
     tampered[n - 3] ^= 0x01;
-    let err = issuer.issue(&tampered, &a, hour, now).unwrap_err();
+    let err = issuer.issue(&tampered, &a, &[], hour, now).unwrap_err();
     assert!(matches!(err, CaError::Csr(CsrError::BadSignature)), "{err}");
 
     let p384 = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
-    let err = issuer.issue(&greedy_csr(&p384), &a, hour, now).unwrap_err();
+    let err = issuer
+        .issue(&greedy_csr(&p384), &a, &[], hour, now)
+        .unwrap_err();
     assert!(
         matches!(err, CaError::Csr(CsrError::UnsupportedKey(_))),
         "{err}"
     );
+}
+
+#[test]
+fn dns_names_are_added_only_when_asked_and_validated() {
+    let (_dir, issuer) = new_ca();
+    let now = OffsetDateTime::now_utc();
+    let a = id("spiffe://example.org/a");
+    let hour = StdDuration::from_secs(3600);
+    let issued = issuer
+        .issue(&csr(), &a, &["localhost".into()], hour, now)
+        .unwrap();
+    let (_, leaf) = X509Certificate::from_der(&issued.chain[0]).unwrap();
+    let san = leaf.subject_alternative_name().unwrap().unwrap().value;
+    assert_eq!(
+        san.general_names,
+        vec![
+            GeneralName::URI(a.as_str()),
+            GeneralName::DNSName("localhost")
+        ]
+    );
+    for bad in ["*.example.org", "bad name", ""] {
+        let err = issuer
+            .issue(&csr(), &a, &[bad.into()], hour, now)
+            .unwrap_err();
+        assert!(matches!(err, CaError::InvalidDnsName(_)), "{bad}: {err}");
+    }
 }
 
 #[test]
@@ -309,6 +339,7 @@ fn serials_are_distinct() {
             .issue(
                 &csr,
                 &id("spiffe://example.org/a"),
+                &[],
                 StdDuration::from_secs(60),
                 now,
             )

@@ -8,12 +8,20 @@ use ward_identity::IdPattern;
 use crate::error::TlsError;
 use crate::provider::{crypto_provider, PROTOCOL_VERSIONS};
 use crate::store::CertStore;
-use crate::verify::{SpiffeClientVerifier, SpiffeServerVerifier};
+use crate::verify::{ClientAuthorizer, SpiffeClientVerifier, SpiffeServerVerifier};
 
 /// A server config: presents the store's identity and requires a client SVID from a trusted
-/// domain. `alpn` lists protocols to offer, most preferred first.
-pub fn server_config(store: &CertStore, alpn: &[&[u8]]) -> Result<ServerConfig, TlsError> {
-    let verifier = SpiffeClientVerifier::new(store.bundles().clone());
+/// domain, which `authorizer` (if any) must then accept. `alpn` lists protocols to offer, most
+/// preferred first.
+pub fn server_config(
+    store: &CertStore,
+    authorizer: Option<Arc<dyn ClientAuthorizer>>,
+    alpn: &[&[u8]],
+) -> Result<ServerConfig, TlsError> {
+    let verifier = match authorizer {
+        Some(a) => SpiffeClientVerifier::with_authorizer(store.bundles().clone(), a),
+        None => SpiffeClientVerifier::new(store.bundles().clone()),
+    };
     let mut config = ServerConfig::builder_with_provider(crypto_provider())
         .with_protocol_versions(PROTOCOL_VERSIONS)?
         .with_client_cert_verifier(Arc::new(verifier))

@@ -24,8 +24,8 @@ pub use config::{client_config, server_config};
 pub use error::{FileError, PemError, StoreError, TlsError, VerifyError};
 pub use store::{CertResolver, CertStore, Identity};
 pub use verify::{
-    describe, peer_id, refusal_reason, verify_svid, SpiffeClientVerifier, SpiffeServerVerifier,
-    Usage,
+    describe, peer_id, refusal_reason, verify_svid, ClientAuthorizer, SpiffeClientVerifier,
+    SpiffeServerVerifier, Usage,
 };
 
 #[cfg(test)]

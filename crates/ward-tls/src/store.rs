@@ -19,7 +19,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use tokio::sync::watch;
 use ward_identity::{SpiffeId, SvidLeaf, TrustDomain};
 
-use crate::bundle::BundleStore;
+use crate::bundle::{BundleStore, TrustBundles};
 use crate::error::StoreError;
 use crate::provider::crypto_provider;
 use crate::verify::{verify_svid, Usage};
@@ -34,7 +34,7 @@ impl Identity {
     /// Validates `chain` (leaf first) and `key` for `trust_domain` against `bundles` at `now`.
     pub fn validate(
         trust_domain: &TrustDomain,
-        bundles: &BundleStore,
+        bundles: &TrustBundles,
         chain: Vec<CertificateDer<'static>>,
         key: PrivateKeyDer<'static>,
         now: UnixTime,
@@ -44,9 +44,8 @@ impl Identity {
             .key_provider
             .load_private_key(key)
             .map_err(|e| StoreError::BadKey(e.to_string()))?;
-        let bundle = bundles.current();
-        let leaf = verify_svid(&bundle, leaf_der, intermediates, now, Usage::Server)?;
-        verify_svid(&bundle, leaf_der, intermediates, now, Usage::Client)?;
+        let leaf = verify_svid(bundles, leaf_der, intermediates, now, Usage::Server)?;
+        verify_svid(bundles, leaf_der, intermediates, now, Usage::Client)?;
         if !leaf.id.is_member_of(trust_domain) {
             return Err(StoreError::WrongTrustDomain {
                 got: leaf.id,
@@ -125,19 +124,44 @@ impl CertStore {
     ) -> Result<Arc<Identity>, StoreError> {
         let identity = Arc::new(Identity::validate(
             &self.trust_domain,
-            &self.bundles,
+            &self.bundles.current(),
             chain,
             key,
             UnixTime::now(),
         )?);
+        self.install(identity.clone());
+        Ok(identity)
+    }
+
+    /// Validates a new identity against a new bundle and, only if it is valid, installs both:
+    /// the bundle first, so the identity never runs ahead of the roots that anchor it. On
+    /// error neither changes.
+    pub fn publish_with_bundles(
+        &self,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+        bundles: TrustBundles,
+    ) -> Result<Arc<Identity>, StoreError> {
+        let identity = Arc::new(Identity::validate(
+            &self.trust_domain,
+            &bundles,
+            chain,
+            key,
+            UnixTime::now(),
+        )?);
+        self.bundles.replace(bundles);
+        self.install(identity.clone());
+        Ok(identity)
+    }
+
+    fn install(&self, identity: Arc<Identity>) {
         tracing::info!(
             id = %identity.id(),
             serial = %identity.leaf.serial_hex,
             not_after = identity.leaf.not_after,
             "identity published"
         );
-        self.tx.send_replace(Some(identity.clone()));
-        Ok(identity)
+        self.tx.send_replace(Some(identity));
     }
 
     /// The identity in force, if any.

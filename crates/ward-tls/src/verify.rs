@@ -97,6 +97,7 @@ pub fn refusal_reason(err: &rustls::Error) -> &'static str {
             }
             CertificateError::UnknownIssuer => "unknown_issuer",
             CertificateError::BadSignature => "bad_signature",
+            CertificateError::ApplicationVerificationFailure => "policy_denied",
             CertificateError::Other(other) => other
                 .0
                 .downcast_ref::<VerifyError>()
@@ -127,6 +128,7 @@ pub fn describe(err: &rustls::Error) -> String {
         }
         CertificateError::UnknownIssuer => "not issued by a root in the trust bundle",
         CertificateError::BadSignature => "signature does not verify",
+        CertificateError::ApplicationVerificationFailure => "peer is not allowed by policy",
         _ => return err.to_string(),
     };
     format!("invalid peer certificate: {words}")
@@ -152,16 +154,37 @@ fn verify_sig12(
     rustls::crypto::verify_tls12_signature(message, cert, dss, &algorithms())
 }
 
-/// Verifies TLS clients: any valid SVID of a trusted domain; mandatory.
+/// Decides during the handshake whether a client whose SVID verified may proceed. The proxy
+/// implements it with its policy per listener, so a denied peer receives a TLS
+/// `access_denied` alert and never completes the handshake.
+pub trait ClientAuthorizer: Send + Sync + std::fmt::Debug {
+    /// `true` lets the handshake continue; `false` refuses it with `access_denied`.
+    fn authorize(&self, peer: &SvidLeaf) -> bool;
+}
+
+/// Verifies TLS clients: any valid SVID of a trusted domain (mandatory), then the optional
+/// authorizer.
 #[derive(Debug)]
 pub struct SpiffeClientVerifier {
     bundles: BundleStore,
+    authorizer: Option<Arc<dyn ClientAuthorizer>>,
 }
 
 impl SpiffeClientVerifier {
     /// A verifier that reads the bundles in force at each handshake.
     pub fn new(bundles: BundleStore) -> Self {
-        Self { bundles }
+        Self {
+            bundles,
+            authorizer: None,
+        }
+    }
+
+    /// The same, asking `authorizer` about every client that verified.
+    pub fn with_authorizer(bundles: BundleStore, authorizer: Arc<dyn ClientAuthorizer>) -> Self {
+        Self {
+            bundles,
+            authorizer: Some(authorizer),
+        }
     }
 }
 
@@ -182,7 +205,16 @@ impl ClientCertVerifier for SpiffeClientVerifier {
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
         let bundles = self.bundles.current();
-        verify_svid(&bundles, end_entity, intermediates, now, Usage::Client).map_err(to_rustls)?;
+        let leaf = verify_svid(&bundles, end_entity, intermediates, now, Usage::Client)
+            .map_err(to_rustls)?;
+        if let Some(authorizer) = &self.authorizer {
+            if !authorizer.authorize(&leaf) {
+                // rustls turns this into the `access_denied` alert.
+                return Err(rustls::Error::InvalidCertificate(
+                    CertificateError::ApplicationVerificationFailure,
+                ));
+            }
+        }
         Ok(ClientCertVerified::assertion())
     }
 
