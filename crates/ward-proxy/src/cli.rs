@@ -1,0 +1,259 @@
+//! The `ward-proxy` command line: `run`, `check`, and `policy test`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio::signal::unix::{signal, SignalKind};
+use ward_identity::SpiffeId;
+use ward_policy::Mode;
+use ward_yaml::YamlError;
+
+use crate::config::Config;
+use crate::error::ProxyError;
+use crate::policy_store;
+
+/// ward's sidecar proxy.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ward-proxy",
+    version,
+    about = "ward sidecar: mTLS in and out, SPIFFE allow-lists"
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `ward-proxy` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the proxy until SIGTERM/SIGINT (SIGHUP reloads policy and identity).
+    Run {
+        /// Config file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Log format.
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: LogFormat,
+    },
+    /// Validate a config file and its policy; print errors as file:line:column.
+    Check {
+        /// Config file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Policy tools.
+    Policy {
+        /// Policy subcommand.
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+/// `ward-proxy policy` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Print whether a peer may connect through a listener, and the rule that decided.
+    /// Exit status 0 when the connection would be let through, 1 when refused.
+    Test {
+        /// Policy file.
+        #[arg(long, value_name = "FILE")]
+        policy: PathBuf,
+        /// The peer's SPIFFE ID.
+        #[arg(long, value_name = "SPIFFE_ID")]
+        from: String,
+        /// The inbound listener name.
+        #[arg(long, value_name = "NAME")]
+        listener: String,
+        /// Also check listener names against this proxy config.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+}
+
+/// What a command asks the binary to exit with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit 0.
+    Success,
+    /// Exit 1 without an error message (a `policy test` refusal).
+    Refused,
+}
+
+/// Errors of the command line (printed as one line by `main`).
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A file or the proxy failed.
+    #[error(transparent)]
+    Proxy(#[from] ProxyError),
+    /// A command-line value is invalid.
+    #[error("{flag} {value:?}: {problem}")]
+    Argument {
+        /// The flag.
+        flag: &'static str,
+        /// The value given.
+        value: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// Runtime or signal setup failed.
+    #[error("{0}")]
+    Runtime(String),
+}
+
+impl From<YamlError> for CliError {
+    fn from(e: YamlError) -> Self {
+        Self::Proxy(ProxyError::File(e))
+    }
+}
+
+fn load_policy(
+    path: &Path,
+    listeners: Option<&[&str]>,
+) -> Result<policy_store::LoadedPolicy, CliError> {
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path)
+        .map_err(|e| YamlError::whole_file(&name, format!("cannot read: {e}")))?;
+    match listeners {
+        Some(l) => Ok(policy_store::compile(path, &bytes, l)?),
+        None => {
+            let text = String::from_utf8_lossy(&bytes);
+            let policy = ward_policy::compile(&name, &text, None)?;
+            Ok(policy_store::LoadedPolicy {
+                policy,
+                hash: policy_store::sha256_hex(&bytes),
+                loaded_at: 0,
+                path: path.to_path_buf(),
+            })
+        }
+    }
+}
+
+/// Runs a parsed command; normal output goes to `out`.
+pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, CliError> {
+    match cli.command {
+        Command::Check { config } => {
+            let cfg = Config::load(&config)?;
+            let listeners = cfg.inbound_names();
+            let policy = load_policy(&cfg.policy, Some(&listeners))?;
+            let _ = writeln!(
+                out,
+                "ok: {} (trust domain {}, {} inbound, {} outbound); policy {} ({} rules, mode {}, version {})",
+                config.display(),
+                cfg.trust_domain,
+                cfg.inbound.len(),
+                cfg.outbound.len(),
+                cfg.policy.display(),
+                policy.policy.rules.len(),
+                if policy.policy.mode == Mode::Audit { "audit" } else { "enforce" },
+                &policy.hash[..12],
+            );
+            Ok(Outcome::Success)
+        }
+        Command::Policy {
+            command:
+                PolicyCommand::Test {
+                    policy,
+                    from,
+                    listener,
+                    config,
+                },
+        } => {
+            let peer = SpiffeId::parse(&from).map_err(|e| CliError::Argument {
+                flag: "--from",
+                value: from.clone(),
+                problem: e.to_string(),
+            })?;
+            let cfg = config.as_deref().map(Config::load).transpose()?;
+            let names = cfg.as_ref().map(Config::inbound_names);
+            if let Some(names) = &names {
+                if !names.contains(&listener.as_str()) {
+                    return Err(CliError::Argument {
+                        flag: "--listener",
+                        value: listener,
+                        problem: format!(
+                            "not an inbound listener of the config ({})",
+                            names.join(", ")
+                        ),
+                    });
+                }
+            }
+            let loaded = load_policy(&policy, names.as_deref())?;
+            let verdict = loaded.policy.evaluate(&peer, &listener);
+            let word = if matches!(verdict.decision, ward_policy::Decision::Allow { .. }) {
+                "allow"
+            } else {
+                "deny"
+            };
+            let audit = if verdict.label() == "audit-deny" {
+                "; mode is audit, so the connection is logged and let through"
+            } else {
+                ""
+            };
+            let _ = writeln!(out, "{word} (rule: {}){audit}", verdict.rule());
+            Ok(if verdict.permits() {
+                Outcome::Success
+            } else {
+                Outcome::Refused
+            })
+        }
+        Command::Run { config, log_format } => {
+            init_logging(log_format);
+            let cfg = Config::load(&config)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| CliError::Runtime(e.to_string()))?;
+            runtime.block_on(serve(cfg))?;
+            Ok(Outcome::Success)
+        }
+    }
+}
+
+async fn serve(config: Config) -> Result<(), CliError> {
+    let sig = |kind| signal(kind).map_err(|e| CliError::Runtime(format!("signal handler: {e}")));
+    let (mut hup, mut term, mut int) = (
+        sig(SignalKind::hangup())?,
+        sig(SignalKind::terminate())?,
+        sig(SignalKind::interrupt())?,
+    );
+    let proxy = crate::start(config).await?;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading policy and identity");
+                proxy.reload();
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    tracing::info!("shutting down: no longer accepting; draining open connections");
+    proxy.shutdown().await;
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}

@@ -1,0 +1,365 @@
+//! The proxy config file: parsed once, at the edge, into typed values.
+//!
+//! Unknown keys are refused by name; every value with rules (trust domain, addresses, IDs,
+//! durations) is checked here and reported as `file:line:column`. Relative paths are taken
+//! relative to the config file's directory. Outbound listeners accept plaintext, so they must
+//! bind a loopback address unless `allow_non_loopback: true` says otherwise explicitly.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use ward_identity::{IdPattern, TrustDomain};
+use ward_yaml::{Location, Spanned, YamlError};
+
+/// Limits applied to every connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Open connections across all listeners; more are closed at once and counted.
+    pub max_connections: usize,
+    /// Time allowed for a TLS handshake (a silent client is cut after it).
+    pub handshake_timeout: Duration,
+    /// Time allowed to connect to the app or the upstream.
+    pub connect_timeout: Duration,
+    /// A connection with no bytes either way for this long is closed.
+    pub idle_timeout: Duration,
+    /// On shutdown, how long open connections get to finish.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            handshake_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(3),
+            idle_timeout: Duration::from_secs(3600),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Where the workload's identity comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IdentityConfig {
+    /// PEM files, re-read when they change.
+    Files {
+        /// Certificate chain, leaf first.
+        cert: PathBuf,
+        /// Private key (must be mode 0600 or stricter).
+        key: PathBuf,
+        /// Trust bundle (roots) of the trust domain.
+        bundle: PathBuf,
+    },
+}
+
+/// A listener that terminates mTLS and forwards plaintext to the app.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InboundConfig {
+    /// Name used in policy rules, metrics and logs.
+    pub name: String,
+    /// Address to accept mTLS on.
+    pub listen: SocketAddr,
+    /// The app's address, `host:port`.
+    pub forward: String,
+}
+
+/// A listener that accepts plaintext from the app and originates mTLS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboundConfig {
+    /// Name used in metrics and logs.
+    pub name: String,
+    /// Local address the app connects to.
+    pub listen: SocketAddr,
+    /// The upstream sidecar, `host:port`.
+    pub upstream: String,
+    /// Who the upstream must be.
+    pub server_id: IdPattern,
+}
+
+/// A validated proxy configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The config file it came from.
+    pub source: PathBuf,
+    /// The trust domain this workload belongs to and trusts.
+    pub trust_domain: TrustDomain,
+    /// Identity source.
+    pub identity: IdentityConfig,
+    /// Policy file.
+    pub policy: PathBuf,
+    /// mTLS-terminating listeners.
+    pub inbound: Vec<InboundConfig>,
+    /// mTLS-originating listeners.
+    pub outbound: Vec<OutboundConfig>,
+    /// Admin (health, metrics) address.
+    pub admin: SocketAddr,
+    /// Connection limits.
+    pub limits: Limits,
+    /// How often watched files are checked for changes.
+    pub reload_interval: Duration,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    trust_domain: Spanned<String>,
+    identity: Spanned<IdentityFile>,
+    policy: String,
+    #[serde(default)]
+    inbound: Vec<InboundFile>,
+    #[serde(default)]
+    outbound: Vec<OutboundFile>,
+    admin: Option<Spanned<String>>,
+    #[serde(default)]
+    limits: LimitsFile,
+    reload_interval: Option<Spanned<ward_yaml::Duration>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdentityFile {
+    files: Option<FilesFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilesFile {
+    cert: String,
+    key: String,
+    bundle: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InboundFile {
+    name: Spanned<String>,
+    listen: Spanned<String>,
+    forward: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutboundFile {
+    name: Spanned<String>,
+    listen: Spanned<String>,
+    upstream: Spanned<String>,
+    server_id: Spanned<String>,
+    #[serde(default)]
+    allow_non_loopback: bool,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsFile {
+    max_connections: Option<Spanned<u32>>,
+    handshake_timeout: Option<Spanned<ward_yaml::Duration>>,
+    connect_timeout: Option<Spanned<ward_yaml::Duration>>,
+    idle_timeout: Option<Spanned<ward_yaml::Duration>>,
+    shutdown_grace: Option<Spanned<ward_yaml::Duration>>,
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, YamlError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| YamlError::whole_file(&name, format!("cannot read: {e}")))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(path, &text, base)
+    }
+
+    /// Validates config `text` from `source`, resolving relative paths against `base`.
+    pub fn parse(source: &Path, text: &str, base: &Path) -> Result<Self, YamlError> {
+        let file = source.display().to_string();
+        let raw: ConfigFile = ward_yaml::from_str(&file, text)?;
+        let at = |loc: &Location, msg: String| YamlError::at(&file, loc.line(), loc.column(), msg);
+        let resolve = |p: &str| base.join(p);
+
+        let trust_domain = TrustDomain::new(&raw.trust_domain.value)
+            .map_err(|e| at(&raw.trust_domain.referenced, format!("trust_domain: {e}")))?;
+
+        let identity = match raw.identity.value.files {
+            Some(f) => IdentityConfig::Files {
+                cert: resolve(&f.cert),
+                key: resolve(&f.key),
+                bundle: resolve(&f.bundle),
+            },
+            None => {
+                return Err(at(
+                    &raw.identity.referenced,
+                    "identity: set `files: { cert, key, bundle }`".into(),
+                ))
+            }
+        };
+
+        let mut names: HashMap<String, u64> = HashMap::new();
+        let mut check_name = |n: &Spanned<String>| -> Result<String, YamlError> {
+            let v = &n.value;
+            let ok = !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+            if !ok {
+                return Err(at(
+                    &n.referenced,
+                    format!("listener name {v:?} must be 1-64 characters of a-z A-Z 0-9 . _ -"),
+                ));
+            }
+            if let Some(line) = names.insert(v.clone(), n.referenced.line()) {
+                return Err(at(
+                    &n.referenced,
+                    format!("listener name {v:?} is already used on line {line}"),
+                ));
+            }
+            Ok(v.clone())
+        };
+        let socket = |s: &Spanned<String>, what: &str| -> Result<SocketAddr, YamlError> {
+            s.value.parse().map_err(|_| {
+                at(
+                    &s.referenced,
+                    format!("{what}: {:?} is not an IP:port address", s.value),
+                )
+            })
+        };
+        let host_port = |s: &Spanned<String>, what: &str| -> Result<String, YamlError> {
+            match s.value.rsplit_once(':') {
+                Some((host, port))
+                    if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) =>
+                {
+                    Ok(s.value.clone())
+                }
+                _ => Err(at(
+                    &s.referenced,
+                    format!("{what}: {:?} must be host:port", s.value),
+                )),
+            }
+        };
+
+        let mut inbound = Vec::new();
+        for l in &raw.inbound {
+            inbound.push(InboundConfig {
+                name: check_name(&l.name)?,
+                listen: socket(&l.listen, "listen")?,
+                forward: host_port(&l.forward, "forward")?,
+            });
+        }
+        let mut outbound = Vec::new();
+        for l in &raw.outbound {
+            let name = check_name(&l.name)?;
+            let listen = socket(&l.listen, "listen")?;
+            if !listen.ip().is_loopback() && !l.allow_non_loopback {
+                return Err(at(
+                    &l.listen.referenced,
+                    format!("outbound {name:?} accepts plaintext, so it must listen on loopback; set allow_non_loopback: true to expose {listen} deliberately"),
+                ));
+            }
+            let server_id = IdPattern::parse(&l.server_id.value).map_err(|e| {
+                at(
+                    &l.server_id.referenced,
+                    format!("server_id {:?}: {e}", l.server_id.value),
+                )
+            })?;
+            if !server_id.anchor().is_member_of(&trust_domain) {
+                return Err(at(
+                    &l.server_id.referenced,
+                    format!("server_id {server_id} is outside trust domain {trust_domain}, which is the only one this proxy trusts"),
+                ));
+            }
+            outbound.push(OutboundConfig {
+                name,
+                listen,
+                upstream: host_port(&l.upstream, "upstream")?,
+                server_id,
+            });
+        }
+
+        let admin = match &raw.admin {
+            Some(a) => socket(a, "admin")?,
+            None => SocketAddr::from(([127, 0, 0, 1], 9901)),
+        };
+        let mut seen_addrs: HashMap<SocketAddr, &str> = HashMap::new();
+        let listeners = inbound
+            .iter()
+            .map(|l| (l.listen, l.name.as_str()))
+            .chain(outbound.iter().map(|l| (l.listen, l.name.as_str())))
+            .chain(std::iter::once((admin, "admin")));
+        for (addr, name) in listeners {
+            if addr.port() != 0 {
+                if let Some(other) = seen_addrs.insert(addr, name) {
+                    return Err(YamlError::whole_file(
+                        &file,
+                        format!("{name} and {other} both listen on {addr}"),
+                    ));
+                }
+            }
+        }
+
+        let defaults = Limits::default();
+        let positive =
+            |d: &Option<Spanned<ward_yaml::Duration>>, what: &str, default: Duration| match d {
+                None => Ok(default),
+                Some(s) if s.value.get().is_zero() => Err(at(
+                    &s.referenced,
+                    format!("limits.{what} must be greater than zero"),
+                )),
+                Some(s) => Ok(s.value.get()),
+            };
+        let lf = &raw.limits;
+        let limits = Limits {
+            max_connections: match &lf.max_connections {
+                None => defaults.max_connections,
+                Some(s) if s.value == 0 => {
+                    return Err(at(
+                        &s.referenced,
+                        "limits.max_connections must be at least 1".into(),
+                    ))
+                }
+                Some(s) => s.value as usize,
+            },
+            handshake_timeout: positive(
+                &lf.handshake_timeout,
+                "handshake_timeout",
+                defaults.handshake_timeout,
+            )?,
+            connect_timeout: positive(
+                &lf.connect_timeout,
+                "connect_timeout",
+                defaults.connect_timeout,
+            )?,
+            idle_timeout: positive(&lf.idle_timeout, "idle_timeout", defaults.idle_timeout)?,
+            shutdown_grace: match &lf.shutdown_grace {
+                None => defaults.shutdown_grace,
+                Some(s) => s.value.get(),
+            },
+        };
+        let reload_interval = positive(
+            &raw.reload_interval,
+            "reload_interval",
+            Duration::from_secs(2),
+        )
+        .map_err(|e| YamlError {
+            message: e.message.replace("limits.", ""),
+            ..e
+        })?;
+
+        Ok(Self {
+            source: source.to_path_buf(),
+            trust_domain,
+            identity,
+            policy: resolve(&raw.policy),
+            inbound,
+            outbound,
+            admin,
+            limits,
+            reload_interval,
+        })
+    }
+
+    /// Names of the inbound listeners, which are what policy rules may name.
+    pub fn inbound_names(&self) -> Vec<&str> {
+        self.inbound.iter().map(|l| l.name.as_str()).collect()
+    }
+}

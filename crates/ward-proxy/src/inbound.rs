@@ -1,0 +1,201 @@
+//! Inbound listeners: terminate mTLS, authorize the peer by policy, relay to the app.
+//!
+//! The policy decision is made inside the TLS handshake (through ward-tls's
+//! `ClientAuthorizer`), so a denied peer receives an `access_denied` alert and no byte of its
+//! reaches the app, which never even sees a connection. The verdict is handed from the
+//! verifier to this connection's task through a task-local slot, because rustls runs the
+//! verifier synchronously inside the task's poll of the handshake. Once relaying, the
+//! connection re-checks its peer whenever the policy changes and closes if it is no longer
+//! allowed.
+
+use std::future::pending;
+use std::sync::{Arc, Mutex};
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::timeout;
+use tokio_rustls::TlsAcceptor;
+use ward_identity::{SpiffeId, SvidLeaf};
+use ward_policy::Verdict;
+use ward_tls::ClientAuthorizer;
+
+use crate::config::InboundConfig;
+use crate::conn::ConnRecord;
+use crate::lifecycle::Phase;
+use crate::pipe::{relay, CloseReason};
+use crate::policy_store::PolicyStore;
+use crate::{accept_loop, handshake_error, Shared};
+
+tokio::task_local! {
+    static HANDSHAKE: Arc<HandshakeSlot>;
+}
+
+/// Where the verifier leaves its verdict for the connection task.
+#[derive(Debug, Default)]
+struct HandshakeSlot(Mutex<Option<(SpiffeId, Verdict)>>);
+
+impl HandshakeSlot {
+    fn take(&self) -> Option<(SpiffeId, Verdict)> {
+        self.0.lock().ok().and_then(|mut g| g.take())
+    }
+}
+
+/// The policy, asked during the handshake for one listener.
+#[derive(Debug)]
+pub struct PolicyAuthorizer {
+    listener: String,
+    policy: PolicyStore,
+}
+
+impl PolicyAuthorizer {
+    /// An authorizer for `listener`.
+    pub fn new(listener: &str, policy: PolicyStore) -> Self {
+        Self {
+            listener: listener.to_owned(),
+            policy,
+        }
+    }
+}
+
+impl ClientAuthorizer for PolicyAuthorizer {
+    fn authorize(&self, peer: &SvidLeaf) -> bool {
+        let verdict = self
+            .policy
+            .current()
+            .policy
+            .evaluate(&peer.id, &self.listener);
+        let permits = verdict.permits();
+        let _ = HANDSHAKE.try_with(|slot| {
+            if let Ok(mut g) = slot.0.lock() {
+                *g = Some((peer.id.clone(), verdict));
+            }
+        });
+        permits
+    }
+}
+
+/// One inbound listener's fixed parts.
+pub struct InboundListener {
+    /// Its configuration.
+    pub config: InboundConfig,
+    /// TLS acceptor with the policy-aware verifier.
+    pub acceptor: TlsAcceptor,
+}
+
+impl std::fmt::Debug for InboundListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InboundListener")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Accepts until the proxy drains.
+pub async fn serve(listener: TcpListener, inbound: Arc<InboundListener>, shared: Arc<Shared>) {
+    let name = inbound.config.name.clone();
+    accept_loop(
+        listener,
+        &name,
+        "inbound",
+        shared,
+        move |sock, shared, record| {
+            let inbound = inbound.clone();
+            async move { handle(sock, &inbound, &shared, record).await }
+        },
+    )
+    .await;
+}
+
+async fn handle(sock: TcpStream, inbound: &InboundListener, shared: &Shared, mut rec: ConnRecord) {
+    let limits = shared.limits;
+    let slot = Arc::new(HandshakeSlot::default());
+    let result = HANDSHAKE
+        .scope(
+            slot.clone(),
+            timeout(limits.handshake_timeout, inbound.acceptor.accept(sock)),
+        )
+        .await;
+    if let Some((peer, verdict)) = slot.take() {
+        if !verdict.permits() {
+            tracing::info!(listener = %inbound.config.name, peer = %peer, %verdict, "connection denied by policy");
+        } else if verdict.label() == "audit-deny" {
+            tracing::warn!(listener = %inbound.config.name, peer = %peer, %verdict, "audit mode: policy would deny this connection");
+        }
+        rec.decided(peer, verdict);
+    }
+    let mut tls = match result {
+        Err(_) => return rec.handshake_failed("handshake_timeout", String::new()),
+        Ok(Err(e)) => {
+            let (reason, detail) = handshake_error(&e);
+            return rec.handshake_failed(reason, detail);
+        }
+        Ok(Ok(tls)) => tls,
+    };
+    let Some(peer) = rec.peer.clone() else {
+        // The verifier always records a verified peer; refuse rather than relay anonymously.
+        return rec.closed("no_peer_identity", "");
+    };
+
+    let app = match timeout(
+        limits.connect_timeout,
+        TcpStream::connect(&inbound.config.forward),
+    )
+    .await
+    {
+        Ok(Ok(app)) => app,
+        Ok(Err(e)) => {
+            let _ = timeout(limits.connect_timeout, tls.shutdown()).await;
+            return rec.closed(
+                "app_unavailable",
+                format!("{}: {e}", inbound.config.forward),
+            );
+        }
+        Err(_) => {
+            let _ = timeout(limits.connect_timeout, tls.shutdown()).await;
+            return rec.closed(
+                "app_unavailable",
+                format!("{}: connect timed out", inbound.config.forward),
+            );
+        }
+    };
+    let _ = app.set_nodelay(true);
+
+    let stop = async {
+        tokio::select! {
+            reason = revoked(shared.policy.clone(), &peer, &inbound.config.name) => reason,
+            () = shared.lifecycle.reached(Phase::Closing) => CloseReason::Shutdown,
+        }
+    };
+    let reason = relay(tls, app, limits.idle_timeout, &rec.traffic, stop).await;
+    if let CloseReason::PolicyRevoked { rule } = &reason {
+        tracing::info!(listener = %inbound.config.name, peer = %peer, rule = %rule, "closing connection: policy no longer allows peer");
+        let verdict = shared
+            .policy
+            .current()
+            .policy
+            .evaluate(&peer, &inbound.config.name);
+        rec.decided(peer.clone(), verdict);
+    }
+    let detail = match &reason {
+        CloseReason::Error(e) => e.clone(),
+        CloseReason::PolicyRevoked { rule } => format!("rule {rule}"),
+        _ => String::new(),
+    };
+    rec.closed(reason.code(), detail);
+}
+
+/// Resolves when a policy change no longer permits `peer` on `listener`.
+async fn revoked(policy: PolicyStore, peer: &SpiffeId, listener: &str) -> CloseReason {
+    let mut rx = policy.subscribe();
+    loop {
+        if rx.changed().await.is_err() {
+            return pending().await;
+        }
+        let verdict = rx.borrow_and_update().policy.evaluate(peer, listener);
+        if !verdict.permits() {
+            return CloseReason::PolicyRevoked {
+                rule: verdict.rule().to_owned(),
+            };
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! ward-proxy: the sidecar. It terminates mTLS for its app (inbound), originates mTLS for it
+//! (outbound), authorizes every inbound peer by SPIFFE ID against the operators' policy, and
+//! reloads policy and identity without a restart.
+//!
+//! [`start`] loads the config's policy and identity (refusing to start on either error), binds
+//! every listener, and spawns the accept loops, the reload task and the admin server; it
+//! returns a [`RunningProxy`] whose addresses tests read back when binding port 0. [`run`]
+//! wraps it for the binary: serve until the shutdown future resolves, then drain.
+
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod cli;
+pub mod config;
+pub mod conn;
+pub mod error;
+pub mod identity;
+pub mod inbound;
+pub mod lifecycle;
+pub mod metrics;
+pub mod outbound;
+pub mod pipe;
+pub mod policy_store;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinHandle;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+use ward_tls::{BundleStore, CertStore, TrustBundles};
+use ward_yaml::YamlError;
+
+pub use config::Config;
+pub use error::ProxyError;
+
+use crate::admin::AdminState;
+use crate::conn::ConnRecord;
+use crate::identity::IdentitySource;
+use crate::inbound::{InboundListener, PolicyAuthorizer};
+use crate::lifecycle::{Lifecycle, Phase};
+use crate::metrics::{ConnLabels, Metrics};
+use crate::outbound::OutboundListener;
+use crate::policy_store::PolicyStore;
+
+/// State every connection task shares.
+#[derive(Debug)]
+pub struct Shared {
+    /// Metrics registry.
+    pub metrics: Arc<Metrics>,
+    /// Shutdown phase and connection count.
+    pub lifecycle: Lifecycle,
+    /// Connection limits.
+    pub limits: config::Limits,
+    /// Policy in force.
+    pub policy: PolicyStore,
+    /// One permit per open connection, across all listeners.
+    pub permits: Arc<Semaphore>,
+}
+
+/// A started proxy.
+#[derive(Debug)]
+pub struct RunningProxy {
+    /// Bound inbound listeners, by name.
+    pub inbound: Vec<(String, SocketAddr)>,
+    /// Bound outbound listeners, by name.
+    pub outbound: Vec<(String, SocketAddr)>,
+    /// Bound admin address.
+    pub admin: SocketAddr,
+    /// The metrics registry.
+    pub metrics: Arc<Metrics>,
+    reload: Arc<Notify>,
+    lifecycle: Lifecycle,
+    grace: Duration,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningProxy {
+    /// Re-reads policy and identity files now (what SIGHUP does).
+    pub fn reload(&self) {
+        self.reload.notify_one();
+    }
+
+    /// Stops accepting, gives open connections the grace period, closes the rest.
+    pub async fn shutdown(self) {
+        self.lifecycle.shutdown(self.grace).await;
+        for task in self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Starts the proxy and serves until `shutdown` resolves, then drains.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ProxyError> {
+    let proxy = start(config).await?;
+    shutdown.await;
+    tracing::info!("shutting down: no longer accepting; draining open connections");
+    proxy.shutdown().await;
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+async fn bind(name: &str, addr: SocketAddr) -> Result<TcpListener, ProxyError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ProxyError::Bind {
+            name: name.to_owned(),
+            addr,
+            source,
+        })
+}
+
+fn local_addr(l: &TcpListener, name: &str, addr: SocketAddr) -> Result<SocketAddr, ProxyError> {
+    l.local_addr().map_err(|source| ProxyError::Bind {
+        name: name.to_owned(),
+        addr,
+        source,
+    })
+}
+
+/// Loads everything, binds every listener and spawns the proxy's tasks.
+pub async fn start(config: Config) -> Result<RunningProxy, ProxyError> {
+    let metrics = Arc::new(Metrics::default());
+    let listeners = config.inbound_names();
+    let policy_bytes = std::fs::read(&config.policy).map_err(|e| {
+        YamlError::whole_file(
+            &config.policy.display().to_string(),
+            format!("cannot read: {e}"),
+        )
+    })?;
+    let policy = PolicyStore::new(policy_store::compile(
+        &config.policy,
+        &policy_bytes,
+        &listeners,
+    )?);
+
+    let store = Arc::new(CertStore::new(
+        config.trust_domain.clone(),
+        BundleStore::new(TrustBundles::default()),
+    ));
+    let mut source = IdentitySource::from_config(&config.identity, &config.trust_domain);
+    let identity = source
+        .refresh(&store, true)
+        .await
+        .map_err(ProxyError::Identity)?;
+    if let Some(id) = &identity {
+        metrics.identity_expiry.set(id.leaf().not_after);
+    }
+
+    let lifecycle = Lifecycle::default();
+    let shared = Arc::new(Shared {
+        metrics: metrics.clone(),
+        lifecycle: lifecycle.clone(),
+        limits: config.limits,
+        policy: policy.clone(),
+        permits: Arc::new(Semaphore::new(config.limits.max_connections)),
+    });
+
+    let mut tasks = Vec::new();
+    let mut inbound = Vec::new();
+    for l in &config.inbound {
+        let authorizer = Arc::new(PolicyAuthorizer::new(&l.name, policy.clone()));
+        let tls = ward_tls::server_config(&store, Some(authorizer), &[])?;
+        let socket = bind(&l.name, l.listen).await?;
+        inbound.push((l.name.clone(), local_addr(&socket, &l.name, l.listen)?));
+        let listener = Arc::new(InboundListener {
+            config: l.clone(),
+            acceptor: TlsAcceptor::from(Arc::new(tls)),
+        });
+        tasks.push(tokio::spawn(inbound::serve(
+            socket,
+            listener,
+            shared.clone(),
+        )));
+    }
+    let mut outbound = Vec::new();
+    for l in &config.outbound {
+        let tls = ward_tls::client_config(&store, vec![l.server_id.clone()], &[])?;
+        let socket = bind(&l.name, l.listen).await?;
+        outbound.push((l.name.clone(), local_addr(&socket, &l.name, l.listen)?));
+        let listener = Arc::new(OutboundListener::new(
+            l.clone(),
+            TlsConnector::from(Arc::new(tls)),
+        ));
+        tasks.push(tokio::spawn(outbound::serve(
+            socket,
+            listener,
+            shared.clone(),
+        )));
+    }
+    let admin_socket = bind("admin", config.admin).await?;
+    let admin = local_addr(&admin_socket, "admin", config.admin)?;
+    let admin_state = Arc::new(AdminState {
+        metrics: metrics.clone(),
+        policy: policy.clone(),
+        store: store.clone(),
+        lifecycle: lifecycle.clone(),
+    });
+    tasks.push(tokio::spawn(admin::serve(admin_socket, admin_state)));
+
+    let reload = Arc::new(Notify::new());
+    tasks.push(tokio::spawn(reload_loop(
+        config.clone(),
+        source,
+        store,
+        policy,
+        metrics.clone(),
+        reload.clone(),
+        policy_bytes,
+    )));
+    tracing::info!(
+        id = %identity.as_ref().map_or("-".to_owned(), |i| i.id().to_string()),
+        inbound = ?inbound,
+        outbound = ?outbound,
+        %admin,
+        "ward-proxy started"
+    );
+    Ok(RunningProxy {
+        inbound,
+        outbound,
+        admin,
+        metrics,
+        reload,
+        lifecycle,
+        grace: config.limits.shutdown_grace,
+        tasks,
+    })
+}
+
+/// Polls the policy and identity files every `reload_interval`, and at once when notified.
+/// A file that fails leaves the previous version in force; the failure is logged (with
+/// file:line:column for YAML) and counted once per distinct content.
+async fn reload_loop(
+    config: Config,
+    mut source: IdentitySource,
+    store: Arc<CertStore>,
+    policy: PolicyStore,
+    metrics: Arc<Metrics>,
+    trigger: Arc<Notify>,
+    initial_policy: Vec<u8>,
+) {
+    let listeners = config.inbound_names();
+    let mut last_policy = policy_store::sha256_hex(&initial_policy);
+    let mut ticker = tokio::time::interval(config.reload_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let forced = tokio::select! {
+            _ = ticker.tick() => false,
+            () = trigger.notified() => true,
+        };
+        match std::fs::read(&config.policy) {
+            Ok(bytes) => {
+                let hash = policy_store::sha256_hex(&bytes);
+                if forced || hash != last_policy {
+                    last_policy = hash;
+                    match policy_store::compile(&config.policy, &bytes, &listeners) {
+                        Ok(new) => {
+                            tracing::info!(version = %new.hash, rules = new.policy.rules.len(), mode = ?new.policy.mode, "policy loaded");
+                            policy.replace(new);
+                            metrics.reload("policy", true);
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "policy reload failed; keeping the previous policy");
+                            metrics.reload("policy", false);
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                if forced {
+                    tracing::error!(path = %config.policy.display(), error = %e, "cannot read policy; keeping the previous policy");
+                    metrics.reload("policy", false);
+                }
+            }
+        }
+        match source.refresh(&store, forced).await {
+            Ok(None) => {}
+            Ok(Some(id)) => {
+                metrics.identity_expiry.set(id.leaf().not_after);
+                metrics.reload("identity", true);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "identity reload failed; keeping the previous identity");
+                metrics.reload("identity", false);
+            }
+        }
+    }
+}
+
+/// The shared accept loop: cap connections, open a record, spawn the handler.
+pub(crate) async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    name: &str,
+    direction: &'static str,
+    shared: Arc<Shared>,
+    handler: F,
+) where
+    F: Fn(TcpStream, Arc<Shared>, ConnRecord) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let draining = shared.lifecycle.clone();
+    loop {
+        let sock = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((sock, _)) => sock,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off rather than spin.
+                    tracing::warn!(listener = name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = draining.reached(Phase::Draining) => return,
+        };
+        let Ok(permit) = shared.permits.clone().try_acquire_owned() else {
+            shared
+                .metrics
+                .refused
+                .get_or_create(&ConnLabels {
+                    listener: name.to_owned(),
+                    direction,
+                })
+                .inc();
+            drop(sock);
+            continue;
+        };
+        let _ = sock.set_nodelay(true);
+        let record = ConnRecord::open(
+            shared.metrics.clone(),
+            name,
+            direction,
+            shared.lifecycle.track(),
+        );
+        let task = handler(sock, shared.clone(), record);
+        tokio::spawn(async move {
+            task.await;
+            drop(permit);
+        });
+    }
+}
+
+/// The reason code and operator text for a failed handshake.
+pub(crate) fn handshake_error(err: &std::io::Error) -> (&'static str, String) {
+    match err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+    {
+        Some(tls) => (ward_tls::refusal_reason(tls), ward_tls::describe(tls)),
+        None if err.kind() == std::io::ErrorKind::UnexpectedEof => {
+            ("eof", "peer closed during the handshake".into())
+        }
+        None => ("io_error", err.to_string()),
+    }
+}

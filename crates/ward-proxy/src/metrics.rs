@@ -1,0 +1,190 @@
+//! Prometheus metrics of the proxy (prometheus-client, OpenMetrics text on `/metrics`).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// Listener and direction (`inbound` / `outbound`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConnLabels {
+    /// Listener name.
+    pub listener: String,
+    /// `inbound` or `outbound`.
+    pub direction: &'static str,
+}
+
+/// A closed connection and why it closed.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CloseLabels {
+    /// Listener name.
+    pub listener: String,
+    /// `inbound` or `outbound`.
+    pub direction: &'static str,
+    /// Close reason code.
+    pub reason: &'static str,
+}
+
+/// A failed handshake and why.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FailLabels {
+    /// Listener name.
+    pub listener: String,
+    /// `inbound` or `outbound`.
+    pub direction: &'static str,
+    /// Refusal reason code.
+    pub reason: &'static str,
+}
+
+/// An authorization decision.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    /// Listener name.
+    pub listener: String,
+    /// `allow`, `deny` or `audit-deny`.
+    pub decision: &'static str,
+    /// The deciding rule, or `default-deny`.
+    pub rule: String,
+}
+
+/// Bytes through a listener, by flow (`in` = from the network peer, `out` = to it).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BytesLabels {
+    /// Listener name.
+    pub listener: String,
+    /// `inbound` or `outbound`.
+    pub direction: &'static str,
+    /// `in` or `out`.
+    pub flow: &'static str,
+}
+
+/// A reload attempt.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    /// `policy` or `identity`.
+    pub kind: &'static str,
+    /// `success` or `failure`.
+    pub result: &'static str,
+}
+
+type HistogramFamily = Family<ConnLabels, Histogram, fn() -> Histogram>;
+
+/// Every metric the proxy exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Connections accepted.
+    pub opened: Family<ConnLabels, Counter>,
+    /// Connections finished, by close reason.
+    pub closed: Family<CloseLabels, Counter>,
+    /// Connections open now.
+    pub active: Family<ConnLabels, Gauge>,
+    /// Handshakes that failed, by reason.
+    pub handshake_failures: Family<FailLabels, Counter>,
+    /// Authorization decisions.
+    pub decisions: Family<DecisionLabels, Counter>,
+    /// Bytes relayed.
+    pub bytes: Family<BytesLabels, Counter>,
+    /// Connection lifetimes in seconds.
+    pub duration: HistogramFamily,
+    /// notAfter of the identity in force, Unix seconds.
+    pub identity_expiry: Gauge,
+    /// Policy and identity reloads by result.
+    pub reloads: Family<ReloadLabels, Counter>,
+    /// Connections closed at once because max_connections was reached.
+    pub refused: Family<ConnLabels, Counter>,
+}
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 4.0, 12))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let m = Self {
+            opened: Family::default(),
+            closed: Family::default(),
+            active: Family::default(),
+            handshake_failures: Family::default(),
+            decisions: Family::default(),
+            bytes: Family::default(),
+            duration: Family::new_with_constructor(duration_histogram),
+            identity_expiry: Gauge::default(),
+            reloads: Family::default(),
+            refused: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "ward_connections_opened",
+            "Connections accepted",
+            m.opened.clone(),
+        );
+        registry.register(
+            "ward_connections_closed",
+            "Connections finished, by close reason",
+            m.closed.clone(),
+        );
+        registry.register(
+            "ward_connections_active",
+            "Connections open now",
+            m.active.clone(),
+        );
+        registry.register(
+            "ward_handshake_failures",
+            "TLS handshakes that failed, by reason",
+            m.handshake_failures.clone(),
+        );
+        registry.register(
+            "ward_authz_decisions",
+            "Authorization decisions by listener, decision and rule",
+            m.decisions.clone(),
+        );
+        registry.register(
+            "ward_bytes",
+            "Bytes relayed (in: from the peer, out: to the peer)",
+            m.bytes.clone(),
+        );
+        registry.register(
+            "ward_connection_duration_seconds",
+            "Connection lifetimes",
+            m.duration.clone(),
+        );
+        registry.register(
+            "ward_identity_expiry_timestamp_seconds",
+            "notAfter of the identity in force",
+            m.identity_expiry.clone(),
+        );
+        registry.register(
+            "ward_reloads",
+            "Policy and identity reloads by result",
+            m.reloads.clone(),
+        );
+        registry.register(
+            "ward_connections_refused",
+            "Connections closed at once by the max_connections limit",
+            m.refused.clone(),
+        );
+        Self { registry, ..m }
+    }
+}
+
+impl Metrics {
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Counts a reload attempt.
+    pub fn reload(&self, kind: &'static str, ok: bool) {
+        let result = if ok { "success" } else { "failure" };
+        self.reloads
+            .get_or_create(&ReloadLabels { kind, result })
+            .inc();
+    }
+}

@@ -1,0 +1,111 @@
+//! Outbound listeners: plaintext from the local app, mTLS to the upstream sidecar.
+//!
+//! Nothing is read from the app until the upstream has proved, in the handshake, that it holds
+//! an SVID matching `server_id`; if it does not, the app's connection is closed and whatever
+//! the app wrote is never sent anywhere.
+
+use std::sync::Arc;
+
+use rustls_pki_types::ServerName;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::timeout;
+use tokio_rustls::TlsConnector;
+
+use crate::config::OutboundConfig;
+use crate::conn::ConnRecord;
+use crate::lifecycle::Phase;
+use crate::pipe::{relay, CloseReason};
+use crate::{accept_loop, handshake_error, Shared};
+
+/// One outbound listener's fixed parts.
+pub struct OutboundListener {
+    /// Its configuration.
+    pub config: OutboundConfig,
+    /// TLS connector expecting `server_id`.
+    pub connector: TlsConnector,
+    /// SNI to send: the upstream's host name (ignored for verification).
+    pub server_name: ServerName<'static>,
+}
+
+impl OutboundListener {
+    /// Builds the listener's connector parts.
+    pub fn new(config: OutboundConfig, connector: TlsConnector) -> Self {
+        let host = config
+            .upstream
+            .rsplit_once(':')
+            .map_or("", |(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
+            .to_owned();
+        // Any name that is neither a DNS name nor an IP sends no SNI (the IP form never does).
+        let server_name = ServerName::try_from(host).unwrap_or(ServerName::IpAddress(
+            std::net::IpAddr::from([0, 0, 0, 0]).into(),
+        ));
+        Self {
+            config,
+            connector,
+            server_name,
+        }
+    }
+}
+
+impl std::fmt::Debug for OutboundListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboundListener")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Accepts until the proxy drains.
+pub async fn serve(listener: TcpListener, outbound: Arc<OutboundListener>, shared: Arc<Shared>) {
+    let name = outbound.config.name.clone();
+    accept_loop(
+        listener,
+        &name,
+        "outbound",
+        shared,
+        move |sock, shared, record| {
+            let outbound = outbound.clone();
+            async move { handle(sock, &outbound, &shared, record).await }
+        },
+    )
+    .await;
+}
+
+async fn handle(app: TcpStream, outbound: &OutboundListener, shared: &Shared, mut rec: ConnRecord) {
+    let limits = shared.limits;
+    let upstream = &outbound.config.upstream;
+    let tcp = match timeout(limits.connect_timeout, TcpStream::connect(upstream)).await {
+        Ok(Ok(tcp)) => tcp,
+        Ok(Err(e)) => return rec.closed("upstream_unavailable", format!("{upstream}: {e}")),
+        Err(_) => {
+            return rec.closed(
+                "upstream_unavailable",
+                format!("{upstream}: connect timed out"),
+            )
+        }
+    };
+    let _ = tcp.set_nodelay(true);
+    let connect = outbound
+        .connector
+        .connect(outbound.server_name.clone(), tcp);
+    let tls = match timeout(limits.handshake_timeout, connect).await {
+        Err(_) => return rec.handshake_failed("handshake_timeout", upstream.clone()),
+        Ok(Err(e)) => {
+            let (reason, detail) = handshake_error(&e);
+            tracing::warn!(listener = %outbound.config.name, upstream = %upstream, reason, %detail, "upstream refused");
+            return rec.handshake_failed(reason, detail);
+        }
+        Ok(Ok(tls)) => tls,
+    };
+    rec.peer = ward_tls::peer_id(tls.get_ref().1.peer_certificates());
+    let stop = async {
+        shared.lifecycle.reached(Phase::Closing).await;
+        CloseReason::Shutdown
+    };
+    let reason = relay(tls, app, limits.idle_timeout, &rec.traffic, stop).await;
+    let detail = match &reason {
+        CloseReason::Error(e) => e.clone(),
+        _ => String::new(),
+    };
+    rec.closed(reason.code(), detail);
+}

@@ -1,0 +1,164 @@
+//! Relaying bytes both ways between a network peer and a local socket, with half-close,
+//! byte counts, an idle timeout and an external stop signal.
+//!
+//! tokio's `copy_bidirectional` does the relaying with fixed buffers (no unbounded growth)
+//! and propagates half-close: when one side finishes sending, the other side's write half
+//! is shut down (a TLS `close_notify`, or a TCP FIN) while the reverse direction carries on.
+//! Each side is wrapped in [`Counted`], so bytes and the last activity are known even when the
+//! relay is cut short by the idle timer or a stop signal.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Instant;
+
+/// Size of each direction's relay buffer: one maximum TLS record.
+const BUFFER: usize = 16 * 1024;
+
+/// Why a relayed connection ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Both sides finished normally.
+    Done,
+    /// No bytes either way for the idle timeout.
+    IdleTimeout,
+    /// An I/O error on either side.
+    Error(String),
+    /// A policy change no longer allows the peer.
+    PolicyRevoked {
+        /// The rule that now denies it.
+        rule: String,
+    },
+    /// The proxy is shutting down and the grace period is over.
+    Shutdown,
+}
+
+impl CloseReason {
+    /// A stable code for metrics and logs.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Done => "done",
+            Self::IdleTimeout => "idle_timeout",
+            Self::Error(_) => "io_error",
+            Self::PolicyRevoked { .. } => "policy_revoked",
+            Self::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// Bytes moved by a relay.
+#[derive(Clone, Debug, Default)]
+pub struct Traffic {
+    /// Bytes read from the network peer (and written to the local side).
+    pub from_peer: Arc<AtomicU64>,
+    /// Bytes read from the local side (and written to the network peer).
+    pub to_peer: Arc<AtomicU64>,
+}
+
+impl Traffic {
+    /// (from_peer, to_peer) so far.
+    pub fn get(&self) -> (u64, u64) {
+        (
+            self.from_peer.load(Ordering::Relaxed),
+            self.to_peer.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// A stream that counts the bytes read from it and stamps the time of the last activity.
+struct Counted<'a, S> {
+    inner: S,
+    read: &'a AtomicU64,
+    activity: &'a AtomicU64,
+    epoch: Instant,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Counted<'_, S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = (buf.filled().len() - before) as u64;
+        if n > 0 {
+            self.read.fetch_add(n, Ordering::Relaxed);
+            let now = self.epoch.elapsed().as_millis() as u64;
+            self.activity.store(now, Ordering::Relaxed);
+        }
+        poll
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<'_, S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Relays between `peer` (the network side) and `local` until both directions finish, the
+/// connection is idle for `idle`, or `stop` resolves with a reason.
+pub async fn relay<P, L>(
+    peer: P,
+    local: L,
+    idle: Duration,
+    traffic: &Traffic,
+    stop: impl Future<Output = CloseReason>,
+) -> CloseReason
+where
+    P: AsyncRead + AsyncWrite + Unpin,
+    L: AsyncRead + AsyncWrite + Unpin,
+{
+    let epoch = Instant::now();
+    let activity = AtomicU64::new(0);
+    let mut peer = Counted {
+        inner: peer,
+        read: &traffic.from_peer,
+        activity: &activity,
+        epoch,
+    };
+    let mut local = Counted {
+        inner: local,
+        read: &traffic.to_peer,
+        activity: &activity,
+        epoch,
+    };
+    let copy = tokio::io::copy_bidirectional_with_sizes(&mut peer, &mut local, BUFFER, BUFFER);
+    let idle_watch = async {
+        loop {
+            let last = epoch + Duration::from_millis(activity.load(Ordering::Relaxed));
+            let deadline = last + idle;
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline).await;
+        }
+    };
+    tokio::select! {
+        result = copy => match result {
+            Ok(_) => CloseReason::Done,
+            Err(e) => CloseReason::Error(e.to_string()),
+        },
+        () = idle_watch => CloseReason::IdleTimeout,
+        reason = stop => reason,
+    }
+}
