@@ -11,13 +11,14 @@
 use std::future::pending;
 use std::sync::{Arc, Mutex};
 
-use tokio::io::AsyncWriteExt;
+use rustls_pki_types::UnixTime;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
 use ward_identity::{SpiffeId, SvidLeaf};
 use ward_policy::Verdict;
-use ward_tls::ClientAuthorizer;
+use ward_tls::{verify_svid, ClientAuthorizer, Usage};
 
 use crate::config::InboundConfig;
 use crate::conn::ConnRecord;
@@ -109,30 +110,53 @@ pub async fn serve(listener: TcpListener, inbound: Arc<InboundListener>, shared:
 async fn handle(sock: TcpStream, inbound: &InboundListener, shared: &Shared, mut rec: ConnRecord) {
     let limits = shared.limits;
     let slot = Arc::new(HandshakeSlot::default());
+    let accept = inbound.acceptor.accept(sock).into_fallible();
     let result = HANDSHAKE
-        .scope(
-            slot.clone(),
-            timeout(limits.handshake_timeout, inbound.acceptor.accept(sock)),
-        )
+        .scope(slot.clone(), timeout(limits.handshake_timeout, accept))
         .await;
     if let Some((peer, verdict)) = slot.take() {
-        if !verdict.permits() {
-            tracing::info!(listener = %inbound.config.name, peer = %peer, %verdict, "connection denied by policy");
-        } else if verdict.label() == "audit-deny" {
-            tracing::warn!(listener = %inbound.config.name, peer = %peer, %verdict, "audit mode: policy would deny this connection");
-        }
+        log_verdict(&inbound.config.name, &peer, &verdict);
         rec.decided(peer, verdict);
     }
     let mut tls = match result {
         Err(_) => return rec.handshake_failed("handshake_timeout", String::new()),
-        Ok(Err(e)) => {
+        Ok(Err((e, sock))) => {
             let (reason, detail) = handshake_error(&e);
-            return rec.handshake_failed(reason, detail);
+            rec.handshake_failed(reason, detail);
+            return linger_close(sock).await;
         }
         Ok(Ok(tls)) => tls,
     };
+    if rec.peer.is_none() {
+        // A resumed TLS 1.3 session skips certificate verification, and so the authorizer.
+        // Verify the stored chain against today's bundles and ask today's policy instead;
+        // refusing now can only be a close, not an alert.
+        let certs = tls.get_ref().1.peer_certificates().unwrap_or_default();
+        let Some((leaf, rest)) = certs.split_first() else {
+            return rec.closed("no_peer_identity", "");
+        };
+        let bundles = shared.bundles.current();
+        match verify_svid(&bundles, leaf, rest, UnixTime::now(), Usage::Client) {
+            Err(e) => {
+                return rec.handshake_failed(e.reason(), format!("resumed session: {e}"));
+            }
+            Ok(svid) => {
+                let verdict = shared
+                    .policy
+                    .current()
+                    .policy
+                    .evaluate(&svid.id, &inbound.config.name);
+                log_verdict(&inbound.config.name, &svid.id, &verdict);
+                let permits = verdict.permits();
+                rec.decided(svid.id, verdict);
+                if !permits {
+                    let _ = timeout(limits.connect_timeout, tls.shutdown()).await;
+                    return rec.closed("policy_denied", "resumed session");
+                }
+            }
+        }
+    }
     let Some(peer) = rec.peer.clone() else {
-        // The verifier always records a verified peer; refuse rather than relay anonymously.
         return rec.closed("no_peer_identity", "");
     };
 
@@ -182,6 +206,31 @@ async fn handle(sock: TcpStream, inbound: &InboundListener, shared: &Shared, mut
         _ => String::new(),
     };
     rec.closed(reason.code(), detail);
+}
+
+fn log_verdict(listener: &str, peer: &SpiffeId, verdict: &Verdict) {
+    if !verdict.permits() {
+        tracing::info!(listener, peer = %peer, %verdict, "connection denied by policy");
+    } else if verdict.label() == "audit-deny" {
+        tracing::warn!(listener, peer = %peer, %verdict, "audit mode: policy would deny this connection");
+    }
+}
+
+/// After a refused handshake: send FIN after the alert and drain what the peer already sent
+/// (bounded in bytes and time), so the peer reads the alert instead of a reset.
+async fn linger_close(mut sock: TcpStream) {
+    let _ = sock.shutdown().await;
+    let drain = async {
+        let mut buf = [0u8; 4096];
+        let mut total = 0usize;
+        while total < 64 * 1024 {
+            match sock.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    let _ = timeout(std::time::Duration::from_secs(1), drain).await;
 }
 
 /// Resolves when a policy change no longer permits `peer` on `listener`.

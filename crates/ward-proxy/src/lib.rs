@@ -59,6 +59,8 @@ pub struct Shared {
     pub policy: PolicyStore,
     /// One permit per open connection, across all listeners.
     pub permits: Arc<Semaphore>,
+    /// Trust bundles in force (for re-verifying resumed sessions).
+    pub bundles: BundleStore,
 }
 
 /// A started proxy.
@@ -157,6 +159,7 @@ pub async fn start(config: Config) -> Result<RunningProxy, ProxyError> {
         limits: config.limits,
         policy: policy.clone(),
         permits: Arc::new(Semaphore::new(config.limits.max_connections)),
+        bundles: store.bundles().clone(),
     });
 
     let mut tasks = Vec::new();
@@ -244,7 +247,9 @@ async fn reload_loop(
 ) {
     let listeners = config.inbound_names();
     let mut last_policy = policy_store::sha256_hex(&initial_policy);
-    let mut ticker = tokio::time::interval(config.reload_interval);
+    // Everything was just loaded by `start`; the first check is one interval from now.
+    let first = tokio::time::Instant::now() + config.reload_interval;
+    let mut ticker = tokio::time::interval_at(first, config.reload_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let forced = tokio::select! {
