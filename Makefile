@@ -12,9 +12,9 @@ FORCE ?=
 
 all: build
 
-## tools: install missing system tools (openssl) used by tests and the demo
+## tools: install missing system tools (openssl, curl) used by tests and the demo
 tools:
-	@scripts/ensure-tools.sh openssl
+	@scripts/ensure-tools.sh openssl curl
 
 ## build: compile every crate and binary (debug)
 build:

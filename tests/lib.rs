@@ -69,6 +69,11 @@ impl TestCa {
 
     /// Issues a real SVID for `id` through the issuer's CSR path.
     pub fn issue(&self, id: &str) -> Material {
+        self.issue_with_dns(id, &[])
+    }
+
+    /// The same, with DNS SANs (for clients such as curl that check host names).
+    pub fn issue_with_dns(&self, id: &str, dns: &[String]) -> Material {
         let key = KeyPair::generate().unwrap();
         let csr = CertificateParams::default()
             .serialize_request(&key)
@@ -78,7 +83,7 @@ impl TestCa {
             .issue(
                 csr.der(),
                 &SpiffeId::parse(id).unwrap(),
-                &[],
+                dns,
                 StdDuration::from_secs(3600),
                 OffsetDateTime::now_utc(),
             )
