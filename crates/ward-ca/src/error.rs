@@ -80,6 +80,15 @@ pub enum CaError {
     /// A requested DNS SAN is not a valid, non-wildcard host name.
     #[error("{0:?} is not a valid DNS name (wildcards are not issued)")]
     InvalidDnsName(String),
+    /// The daemon config is invalid (the message carries file:line:column).
+    #[error("{0}")]
+    Config(String),
+    /// The state database failed.
+    #[error("{0}")]
+    State(String),
+    /// The daemon could not start or run.
+    #[error("{0}")]
+    Serve(String),
     /// The issuing certificate has expired or is not yet valid.
     #[error("the issuing certificate is not valid now (valid {not_before} to {not_after}); rotate the CA")]
     IssuerNotValid {

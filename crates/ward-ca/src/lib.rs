@@ -7,11 +7,17 @@
 
 #![forbid(unsafe_code)]
 
+pub mod attest;
 pub mod ca_dir;
 pub mod cli;
+pub mod config;
 pub mod csr;
 pub mod error;
 pub mod issuer;
+pub mod jwt;
+pub mod server;
+pub mod state;
+pub mod tokens;
 
 pub use error::{CaError, CsrError};
 pub use issuer::{IssuedSvid, Issuer};

@@ -23,11 +23,8 @@ fn main() -> ExitCode {
             }
         },
     };
-    match run(
-        cli,
-        &mut std::io::stdout().lock(),
-        &mut std::io::stderr().lock(),
-    ) {
+    // Unlocked handles: `serve` logs from worker threads while this call runs.
+    match run(cli, &mut std::io::stdout(), &mut std::io::stderr()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("ward-ca: error: {err}");

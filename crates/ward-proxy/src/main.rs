@@ -23,7 +23,8 @@ fn main() -> ExitCode {
             }
         },
     };
-    match run(cli, &mut std::io::stdout().lock()) {
+    // An unlocked handle: `run` prints from other threads while this call runs.
+    match run(cli, &mut std::io::stdout()) {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::Refused) => ExitCode::FAILURE,
         Err(err) => {

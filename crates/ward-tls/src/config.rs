@@ -30,6 +30,21 @@ pub fn server_config(
     Ok(config)
 }
 
+/// A server config for endpoints where some clients have no certificate yet (enrollment):
+/// client certificates are requested, verified in full when presented, but not required.
+pub fn server_config_optional_client_auth(
+    store: &CertStore,
+    alpn: &[&[u8]],
+) -> Result<ServerConfig, TlsError> {
+    let verifier = SpiffeClientVerifier::optional(store.bundles().clone());
+    let mut config = ServerConfig::builder_with_provider(crypto_provider())
+        .with_protocol_versions(PROTOCOL_VERSIONS)?
+        .with_client_cert_verifier(Arc::new(verifier))
+        .with_cert_resolver(store.resolver());
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(config)
+}
+
 /// A client config: presents the store's identity and accepts only a server whose SVID
 /// matches one of `expected`.
 pub fn client_config(

@@ -168,6 +168,9 @@ pub trait ClientAuthorizer: Send + Sync + std::fmt::Debug {
 pub struct SpiffeClientVerifier {
     bundles: BundleStore,
     authorizer: Option<Arc<dyn ClientAuthorizer>>,
+    /// False only for servers with endpoints open to anonymous clients (the CA's enroll);
+    /// a certificate that is presented is still verified in full.
+    mandatory: bool,
 }
 
 impl SpiffeClientVerifier {
@@ -176,6 +179,17 @@ impl SpiffeClientVerifier {
         Self {
             bundles,
             authorizer: None,
+            mandatory: true,
+        }
+    }
+
+    /// A verifier that lets clients without a certificate through (the handler then decides),
+    /// and verifies in full any certificate that is presented.
+    pub fn optional(bundles: BundleStore) -> Self {
+        Self {
+            bundles,
+            authorizer: None,
+            mandatory: false,
         }
     }
 
@@ -184,6 +198,7 @@ impl SpiffeClientVerifier {
         Self {
             bundles,
             authorizer: Some(authorizer),
+            mandatory: true,
         }
     }
 }
@@ -195,7 +210,7 @@ impl ClientCertVerifier for SpiffeClientVerifier {
     }
 
     fn client_auth_mandatory(&self) -> bool {
-        true
+        self.mandatory
     }
 
     fn verify_client_cert(

@@ -11,6 +11,8 @@ use time::OffsetDateTime;
 use ward_identity::{SpiffeId, TrustDomain};
 use ward_tls::files::{write_atomic, PUBLIC_MODE};
 
+mod ops;
+
 use crate::ca_dir;
 use crate::csr;
 use crate::error::CaError;
@@ -65,6 +67,116 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// Run the enrollment daemon (HTTPS API) until SIGTERM/SIGINT.
+    Serve {
+        /// Daemon config file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Log format.
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: LogFormat,
+    },
+    /// Join tokens: create, list, revoke.
+    Token {
+        /// Token subcommand.
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Revoke every certificate of an ID (issued before now), or one certificate by serial.
+    Revoke {
+        /// Daemon config file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// SPIFFE ID to revoke.
+        #[arg(
+            long,
+            value_name = "SPIFFE_ID",
+            conflicts_with = "serial",
+            required_unless_present = "serial"
+        )]
+        id: Option<String>,
+        /// Certificate serial (hex) to revoke.
+        #[arg(long, value_name = "HEX")]
+        serial: Option<String>,
+        /// Why (recorded and published).
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// Issued certificates.
+    Certs {
+        /// Certs subcommand.
+        #[command(subcommand)]
+        command: CertsCommand,
+    },
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `ward-ca token` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a single-use join token for one SPIFFE ID; prints it once.
+    Create {
+        /// Daemon config file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The ID the token enrolls.
+        #[arg(long, value_name = "SPIFFE_ID")]
+        id: String,
+        /// Lifetime of the token.
+        #[arg(long, value_name = "DURATION", default_value = "10m")]
+        ttl: String,
+    },
+    /// List tokens (ids and states, never the tokens).
+    List {
+        /// Daemon config file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Revoke an unused token by its id.
+    Revoke {
+        /// Daemon config file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Token id from `token list`.
+        #[arg(long, value_name = "ID")]
+        token_id: String,
+    },
+}
+
+/// `ward-ca certs` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// List issued certificates, newest first.
+    List {
+        /// Daemon config file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Only this SPIFFE ID.
+        #[arg(long, value_name = "SPIFFE_ID")]
+        id: Option<String>,
+    },
+}
+
+/// Installs the log subscriber for `serve`.
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
 }
 
 /// Runs a parsed command. Normal output goes to `out`, the human summary to `status`.
@@ -138,6 +250,28 @@ pub fn run(cli: Cli, out: &mut dyn Write, status: &mut dyn Write) -> Result<(), 
             );
             Ok(())
         }
+        Command::Serve { config, log_format } => {
+            init_logging(log_format);
+            ops::serve(&config)
+        }
+        Command::Token { command } => match command {
+            TokenCommand::Create { config, id, ttl } => {
+                ops::token_create(&config, &id, &ttl, out, status)
+            }
+            TokenCommand::List { config } => ops::token_list(&config, out),
+            TokenCommand::Revoke { config, token_id } => {
+                ops::token_revoke(&config, &token_id, status)
+            }
+        },
+        Command::Revoke {
+            config,
+            id,
+            serial,
+            reason,
+        } => ops::revoke(&config, id, serial, reason, status),
+        Command::Certs {
+            command: CertsCommand::List { config, id },
+        } => ops::certs_list(&config, id.as_deref(), out),
     }
 }
 

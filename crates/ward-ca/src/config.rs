@@ -1,0 +1,288 @@
+//! The `ward-ca serve` config file, parsed once into typed values (unknown keys refused,
+//! every error located by file, line and column).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use ward_identity::{SpiffeId, TrustDomain};
+use ward_yaml::{Location, Spanned, YamlError};
+
+use crate::issuer::{MAX_TTL, MIN_TTL};
+
+/// Certificate lifetimes the daemon grants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TtlPolicy {
+    /// Used when a request does not ask.
+    pub default: Duration,
+    /// Shortest a request may ask for.
+    pub min: Duration,
+    /// Longest a request may ask for.
+    pub max: Duration,
+}
+
+/// Kubernetes projected service-account token attestation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KubernetesConfig {
+    /// Expected `iss`.
+    pub issuer: String,
+    /// Required `aud` member.
+    pub audience: String,
+    /// JWKS file with the API server's signing keys (re-read when it changes).
+    pub jwks_file: PathBuf,
+    /// Template for the ID, with `{trust_domain}`, `{namespace}`, `{service_account}`.
+    pub id_template: String,
+}
+
+/// Request limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CaLimits {
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Enrollments per second per client IP (burst the same).
+    pub enroll_per_ip_per_sec: u32,
+    /// Time to read a request's headers and body.
+    pub request_timeout: Duration,
+}
+
+/// A validated daemon config.
+#[derive(Clone, Debug)]
+pub struct CaConfig {
+    /// Trust domain served.
+    pub trust_domain: TrustDomain,
+    /// CA directory from `ward-ca init`.
+    pub ca_dir: PathBuf,
+    /// HTTPS address.
+    pub listen: SocketAddr,
+    /// SQLite file.
+    pub state: PathBuf,
+    /// DNS names in the CA's own serving certificate.
+    pub dns_names: Vec<String>,
+    /// Lifetimes.
+    pub ttl: TtlPolicy,
+    /// Join tokens accepted.
+    pub join_token: bool,
+    /// Kubernetes tokens accepted, if configured.
+    pub kubernetes: Option<KubernetesConfig>,
+    /// IDs allowed to call `/v1/revoke`.
+    pub admins: Vec<SpiffeId>,
+    /// Request limits.
+    pub limits: CaLimits,
+}
+
+type D = Spanned<ward_yaml::Duration>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    trust_domain: Spanned<String>,
+    ca_dir: String,
+    listen: Spanned<String>,
+    state: String,
+    #[serde(default)]
+    dns_names: Vec<Spanned<String>>,
+    ttl: Option<Spanned<TtlFile>>,
+    #[serde(default)]
+    attestors: AttestorsFile,
+    #[serde(default)]
+    admins: Vec<Spanned<String>>,
+    #[serde(default)]
+    limits: LimitsFile,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TtlFile {
+    default: Option<D>,
+    min: Option<D>,
+    max: Option<D>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AttestorsFile {
+    join_token: Option<JoinFile>,
+    kubernetes: Option<Spanned<KubeFile>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JoinFile {
+    enabled: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KubeFile {
+    issuer: String,
+    audience: String,
+    jwks_file: Option<String>,
+    jwks_url: Option<Spanned<String>>,
+    id_template: Option<Spanned<String>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsFile {
+    max_body_bytes: Option<Spanned<u64>>,
+    enroll_per_ip_per_sec: Option<Spanned<u32>>,
+    request_timeout: Option<D>,
+}
+
+/// The default Kubernetes ID template.
+pub const DEFAULT_ID_TEMPLATE: &str = "spiffe://{trust_domain}/ns/{namespace}/sa/{service_account}";
+
+impl CaConfig {
+    /// Reads and validates a config file; relative paths are relative to its directory.
+    pub fn load(path: &Path) -> Result<Self, YamlError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| YamlError::whole_file(&name, format!("cannot read: {e}")))?;
+        Self::parse(&name, &text, path.parent().unwrap_or(Path::new(".")))
+    }
+
+    /// Validates config text named `file`.
+    pub fn parse(file: &str, text: &str, base: &Path) -> Result<Self, YamlError> {
+        let raw: File = ward_yaml::from_str(file, text)?;
+        let at = |l: &Location, m: String| YamlError::at(file, l.line(), l.column(), m);
+        let trust_domain = TrustDomain::new(&raw.trust_domain.value)
+            .map_err(|e| at(&raw.trust_domain.referenced, format!("trust_domain: {e}")))?;
+        let listen = raw.listen.value.parse().map_err(|_| {
+            at(
+                &raw.listen.referenced,
+                format!("listen: {:?} is not an IP:port address", raw.listen.value),
+            )
+        })?;
+        let mut dns_names = Vec::new();
+        for n in &raw.dns_names {
+            if n.value.contains('*')
+                || rustls_pki_types::DnsName::try_from(n.value.as_str()).is_err()
+            {
+                return Err(at(
+                    &n.referenced,
+                    format!("dns_names: {:?} is not a valid DNS name", n.value),
+                ));
+            }
+            dns_names.push(n.value.clone());
+        }
+
+        let ttl = match &raw.ttl {
+            None => TtlPolicy {
+                default: Duration::from_secs(3600),
+                min: Duration::from_secs(300),
+                max: MAX_TTL,
+            },
+            Some(t) => {
+                let get = |d: &Option<D>, fallback| d.as_ref().map_or(fallback, |d| d.value.get());
+                let ttl = TtlPolicy {
+                    default: get(&t.value.default, Duration::from_secs(3600)),
+                    min: get(&t.value.min, Duration::from_secs(300)),
+                    max: get(&t.value.max, MAX_TTL),
+                };
+                if ttl.min < MIN_TTL
+                    || ttl.max > MAX_TTL
+                    || ttl.min > ttl.max
+                    || !(ttl.min..=ttl.max).contains(&ttl.default)
+                {
+                    return Err(at(
+                        &t.referenced,
+                        "ttl: need 1m <= min <= default <= max <= 24h".into(),
+                    ));
+                }
+                ttl
+            }
+        };
+
+        let kubernetes = match &raw.attestors.kubernetes {
+            None => None,
+            Some(k) => {
+                if let Some(url) = &k.value.jwks_url {
+                    return Err(at(
+                        &url.referenced,
+                        "jwks_url is not supported yet: export the keys (kubectl get --raw /openid/v1/jwks) to a file and set jwks_file".into(),
+                    ));
+                }
+                let jwks_file = k.value.jwks_file.as_deref().ok_or_else(|| {
+                    at(&k.referenced, "attestors.kubernetes: set jwks_file".into())
+                })?;
+                let id_template = k
+                    .value
+                    .id_template
+                    .as_ref()
+                    .map_or(DEFAULT_ID_TEMPLATE.to_owned(), |t| t.value.clone());
+                // The template must produce a valid ID in this trust domain for a sample pod.
+                let sample =
+                    crate::attest::render_template(&id_template, &trust_domain, "ns", "sa");
+                if let Err(problem) = sample {
+                    let loc = k
+                        .value
+                        .id_template
+                        .as_ref()
+                        .map_or(&k.referenced, |t| &t.referenced);
+                    return Err(at(loc, format!("id_template: {problem}")));
+                }
+                Some(KubernetesConfig {
+                    issuer: k.value.issuer.clone(),
+                    audience: k.value.audience.clone(),
+                    jwks_file: base.join(jwks_file),
+                    id_template,
+                })
+            }
+        };
+
+        let mut admins = Vec::new();
+        for a in &raw.admins {
+            let id = SpiffeId::parse(&a.value)
+                .map_err(|e| at(&a.referenced, format!("admins: {:?}: {e}", a.value)))?;
+            if !id.is_member_of(&trust_domain) {
+                return Err(at(
+                    &a.referenced,
+                    format!("admins: {id} is outside trust domain {trust_domain}"),
+                ));
+            }
+            admins.push(id);
+        }
+
+        let l = &raw.limits;
+        let limits = CaLimits {
+            max_body_bytes: l
+                .max_body_bytes
+                .as_ref()
+                .map_or(65_536, |v| v.value as usize),
+            enroll_per_ip_per_sec: match &l.enroll_per_ip_per_sec {
+                Some(v) if v.value == 0 => {
+                    return Err(at(
+                        &v.referenced,
+                        "limits.enroll_per_ip_per_sec must be at least 1".into(),
+                    ))
+                }
+                Some(v) => v.value,
+                None => 20,
+            },
+            request_timeout: l
+                .request_timeout
+                .as_ref()
+                .map_or(Duration::from_secs(10), |d| d.value.get()),
+        };
+        if limits.max_body_bytes < 1024 {
+            return Err(YamlError::whole_file(
+                file,
+                "limits.max_body_bytes must be at least 1024",
+            ));
+        }
+
+        Ok(Self {
+            trust_domain,
+            ca_dir: base.join(&raw.ca_dir),
+            listen,
+            state: base.join(&raw.state),
+            dns_names,
+            ttl,
+            join_token: raw.attestors.join_token.as_ref().is_none_or(|j| j.enabled),
+            kubernetes,
+            admins,
+            limits,
+        })
+    }
+}

@@ -1,0 +1,478 @@
+//! The HTTP API: routing, request parsing with limits, the four `/v1` endpoints and health.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, ETAG, IF_NONE_MATCH};
+use hyper::{Method, Request, Response, StatusCode};
+use rustls_pki_types::{CertificateDer, UnixTime};
+use serde::Deserialize;
+use serde_json::json;
+use time::OffsetDateTime;
+use ward_identity::SpiffeId;
+
+use super::error::ApiError;
+use super::metrics::{AttestorLabel, EndpointLabel, ReasonLabel};
+use super::CaService;
+use crate::attest::KubeError;
+use crate::state::queries::{self, CertRecord, Revocation};
+use crate::state::{unix_now, StateError};
+use crate::{csr, tokens};
+
+/// What the connection knows about its client.
+#[derive(Debug)]
+pub struct ConnInfo {
+    /// TCP peer address.
+    pub peer: SocketAddr,
+    /// Verified client chain, if one was presented.
+    pub peer_certs: Option<Vec<CertificateDer<'static>>>,
+}
+
+type Resp = Response<Full<Bytes>>;
+
+fn json_response(status: StatusCode, value: &serde_json::Value) -> Resp {
+    let mut resp = Response::new(Full::new(Bytes::from(value.to_string())));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Resp {
+    let mut resp = Response::new(Full::new(body.into()));
+    *resp.status_mut() = status;
+    resp
+}
+
+/// Serves one request; never panics on client input, never a 5xx for a client mistake.
+pub async fn handle(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> Resp {
+    let started = Instant::now();
+    let (endpoint, result) = match (req.method().clone(), req.uri().path()) {
+        (Method::POST, "/v1/enroll") => ("/v1/enroll", enroll(req, ca, conn).await),
+        (Method::POST, "/v1/renew") => ("/v1/renew", renew(req, ca, conn).await),
+        (Method::POST, "/v1/revoke") => ("/v1/revoke", revoke(req, ca, conn).await),
+        (Method::GET, "/v1/bundle") => ("/v1/bundle", bundle(&req, ca)),
+        (Method::GET, "/healthz") => ("/healthz", Ok(text(StatusCode::OK, "ok\n"))),
+        (Method::GET, "/readyz") => ("/readyz", Ok(ready(ca))),
+        (Method::GET, "/metrics") => ("/metrics", Ok(text(StatusCode::OK, ca.metrics.encode()))),
+        (
+            _,
+            "/v1/enroll" | "/v1/renew" | "/v1/revoke" | "/v1/bundle" | "/healthz" | "/readyz"
+            | "/metrics",
+        ) => (
+            "other",
+            Err(ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed on this path",
+            )),
+        ),
+        _ => (
+            "other",
+            Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such endpoint",
+            )),
+        ),
+    };
+    ca.metrics
+        .latency
+        .get_or_create(&EndpointLabel { endpoint })
+        .observe(started.elapsed().as_secs_f64());
+    match result {
+        Ok(resp) => resp,
+        Err(e) => {
+            ca.metrics
+                .denials
+                .get_or_create(&ReasonLabel { reason: e.code })
+                .inc();
+            tracing::info!(target: "ward::audit", event = "refused", endpoint, code = e.code, client = %conn.peer, message = %e.message, "request refused");
+            e.response()
+        }
+    }
+}
+
+fn ready(ca: &CaService) -> Resp {
+    match ca.store.current() {
+        Some(id) if !id.is_expired_at(unix_now()) => text(StatusCode::OK, "ready\n"),
+        _ => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: no serving certificate\n",
+        ),
+    }
+}
+
+fn state_error(e: StateError) -> ApiError {
+    tracing::error!(error = %e, "state database error");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "state_unavailable",
+        format!("the CA cannot record issuance right now: {e}"),
+    )
+}
+
+/// Reads a JSON body within the size and time limits.
+async fn read_json<T: for<'de> Deserialize<'de>>(
+    req: Request<Incoming>,
+    ca: &CaService,
+) -> Result<T, ApiError> {
+    let limit = ca.config.limits.max_body_bytes;
+    let body = Limited::new(req.into_body(), limit);
+    let bytes = match tokio::time::timeout(ca.config.limits.request_timeout, body.collect()).await {
+        Err(_) => {
+            return Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "request body not received in time",
+            ))
+        }
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("request body exceeds {limit} bytes"),
+            ))
+        }
+        Ok(Err(e)) => {
+            return Err(ApiError::bad_request(
+                "bad_body",
+                format!("cannot read request body: {e}"),
+            ))
+        }
+        Ok(Ok(c)) => c.to_bytes(),
+    };
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request("malformed_json", format!("invalid request JSON: {e}")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnrollRequest {
+    csr: String,
+    token: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RenewRequest {
+    csr: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeRequest {
+    spiffe_id: Option<String>,
+    serial: Option<String>,
+    reason: Option<String>,
+}
+
+/// Signs and records a certificate, consuming `token_hash` in the same transaction.
+async fn issue_and_record(
+    ca: &CaService,
+    csr_pem: &str,
+    id: &SpiffeId,
+    attestor: &'static str,
+    conn: &ConnInfo,
+    token_hash: Option<String>,
+    parent_serial: Option<String>,
+) -> Result<Resp, ApiError> {
+    let der = csr::decode(csr_pem.as_bytes()).map_err(crate::CaError::from)?;
+    let issued = ca.issuer.issue(
+        &der,
+        id,
+        &[],
+        ca.config.ttl.default,
+        OffsetDateTime::now_utc(),
+    )?;
+    let record = CertRecord {
+        serial: issued.leaf.serial_hex.clone(),
+        spiffe_id: id.to_string(),
+        not_before: issued.leaf.not_before,
+        not_after: issued.leaf.not_after,
+        attestor: attestor.into(),
+        client: conn.peer.ip().to_string(),
+        issued_at: unix_now(),
+        parent_serial,
+    };
+    let saved = record.clone();
+    let result = ca
+        .writer
+        .write(move |c| {
+            if let Some(hash) = &token_hash {
+                queries::consume_token(c, hash, saved.issued_at)?;
+            }
+            queries::insert_cert(c, &saved)
+        })
+        .await;
+    match result {
+        Ok(()) => {}
+        Err(StateError::TokenUnusable) => {
+            return Err(ApiError::unauthorized(
+                "token_used",
+                "join token was already used, revoked or expired",
+            ))
+        }
+        Err(e) => return Err(state_error(e)),
+    }
+    ca.metrics
+        .issuances
+        .get_or_create(&AttestorLabel { attestor })
+        .inc();
+    tracing::info!(target: "ward::audit", event = "issued", attestor, spiffe_id = %id, serial = %record.serial, not_after = record.not_after, client = %conn.peer, "certificate issued");
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "spiffe_id": id.as_str(),
+            "serial": record.serial,
+            "chain": issued.chain_pem(),
+            "bundle": ca.bundle_pem,
+            "not_after": record.not_after,
+        }),
+    ))
+}
+
+async fn enroll(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> Result<Resp, ApiError> {
+    if !ca.limiter.allow(conn.peer.ip()) {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many enrollments from this address; retry later",
+        ));
+    }
+    let body: EnrollRequest = read_json(req, ca).await?;
+    let now = unix_now();
+    if tokens::looks_like_join_token(&body.token) {
+        if !ca.config.join_token {
+            return Err(ApiError::forbidden(
+                "attestor_disabled",
+                "join tokens are not accepted by this CA",
+            ));
+        }
+        let hash = tokens::hash(&body.token);
+        let found = ca
+            .reads
+            .read(|c| queries::find_token(c, &hash))
+            .map_err(state_error)?;
+        let Some(token) = found else {
+            return Err(ApiError::unauthorized(
+                "invalid_token",
+                "unknown join token",
+            ));
+        };
+        if token.revoked_at.is_some() {
+            return Err(ApiError::unauthorized(
+                "token_revoked",
+                "join token was revoked",
+            ));
+        }
+        if token.used_at.is_some() {
+            return Err(ApiError::unauthorized(
+                "token_used",
+                "join token was already used",
+            ));
+        }
+        if token.expires_at <= now {
+            return Err(ApiError::unauthorized(
+                "token_expired",
+                "join token has expired",
+            ));
+        }
+        let id = SpiffeId::parse(&token.spiffe_id)
+            .map_err(|e| ApiError::forbidden("invalid_id", e.to_string()))?;
+        if !id.is_member_of(&ca.config.trust_domain) {
+            return Err(ApiError::forbidden(
+                "wrong_trust_domain",
+                format!(
+                    "token is for {id}, outside trust domain {}",
+                    ca.config.trust_domain
+                ),
+            ));
+        }
+        return issue_and_record(ca, &body.csr, &id, "join_token", conn, Some(hash), None).await;
+    }
+    if body.token.split('.').count() == 3 {
+        let Some(kube) = &ca.kube else {
+            return Err(ApiError::forbidden(
+                "attestor_disabled",
+                "Kubernetes tokens are not accepted by this CA",
+            ));
+        };
+        let id = kube.attest(&body.token, now).map_err(|e| match e {
+            KubeError::Token(t) => ApiError::from(t),
+            KubeError::Id(m) => ApiError::forbidden("invalid_id", m),
+            KubeError::Jwks(m) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "attestor_unavailable", m)
+            }
+        })?;
+        return issue_and_record(ca, &body.csr, &id, "kubernetes", conn, None, None).await;
+    }
+    Err(ApiError::bad_request(
+        "malformed_token",
+        "token is neither a ward join token nor a JWT",
+    ))
+}
+
+/// The verified client SVID of this connection, unexpired and unrevoked.
+fn client_svid(ca: &CaService, conn: &ConnInfo) -> Result<ward_identity::SvidLeaf, ApiError> {
+    let Some((leaf, rest)) = conn.peer_certs.as_deref().and_then(<[_]>::split_first) else {
+        return Err(ApiError::unauthorized(
+            "client_cert_required",
+            "this endpoint requires a client certificate (mTLS)",
+        ));
+    };
+    // The TLS layer verified the chain at handshake; check again now, since a keep-alive
+    // connection can outlive the certificate.
+    let bundles = ca.store.bundles().current();
+    let svid = ward_tls::verify_svid(
+        &bundles,
+        leaf,
+        rest,
+        UnixTime::now(),
+        ward_tls::Usage::Client,
+    )
+    .map_err(|e| ApiError::unauthorized("invalid_client_cert", e.to_string()))?;
+    let revoked = ca
+        .reads
+        .read(|c| queries::revocation_for(c, &svid.serial_hex, svid.id.as_str(), svid.not_before))
+        .map_err(state_error)?;
+    if let Some(r) = revoked {
+        return Err(ApiError::forbidden(
+            "revoked",
+            format!(
+                "certificate {} for {} was revoked: {}",
+                svid.serial_hex, svid.id, r.reason
+            ),
+        ));
+    }
+    Ok(svid)
+}
+
+async fn renew(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> Result<Resp, ApiError> {
+    let svid = client_svid(ca, conn)?;
+    let body: RenewRequest = read_json(req, ca).await?;
+    issue_and_record(
+        ca,
+        &body.csr,
+        &svid.id,
+        "renew",
+        conn,
+        None,
+        Some(svid.serial_hex),
+    )
+    .await
+}
+
+async fn revoke(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> Result<Resp, ApiError> {
+    let caller = client_svid(ca, conn)?;
+    if !ca.config.admins.contains(&caller.id) {
+        return Err(ApiError::forbidden(
+            "not_admin",
+            format!("{} is not in admins", caller.id),
+        ));
+    }
+    let body: RevokeRequest = read_json(req, ca).await?;
+    let revocation = revocation_from(
+        body.spiffe_id,
+        body.serial,
+        body.reason,
+        &ca.config.trust_domain,
+    )?;
+    let saved = revocation.clone();
+    ca.writer
+        .write(move |c| queries::insert_revocation(c, &saved))
+        .await
+        .map_err(state_error)?;
+    tracing::info!(target: "ward::audit", event = "revoked", by = %caller.id, spiffe_id = ?revocation.spiffe_id, serial = ?revocation.serial, reason = %revocation.reason, "revocation recorded");
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"revoked": {"spiffe_id": revocation.spiffe_id, "serial": revocation.serial, "reason": revocation.reason, "revoked_at": revocation.revoked_at}}),
+    ))
+}
+
+/// Validates a revocation request (shared by the API and the CLI).
+pub fn revocation_from(
+    spiffe_id: Option<String>,
+    serial: Option<String>,
+    reason: Option<String>,
+    td: &ward_identity::TrustDomain,
+) -> Result<Revocation, ApiError> {
+    let reason = reason.unwrap_or_else(|| "unspecified".into());
+    if reason.len() > 512 {
+        return Err(ApiError::bad_request(
+            "invalid_reason",
+            "reason is longer than 512 bytes",
+        ));
+    }
+    let (spiffe_id, serial) = match (spiffe_id, serial) {
+        (Some(id), None) => {
+            let id = SpiffeId::parse(&id)
+                .map_err(|e| ApiError::bad_request("invalid_id", format!("{id:?}: {e}")))?;
+            if !id.is_member_of(td) || !id.is_workload() {
+                return Err(ApiError::bad_request(
+                    "invalid_id",
+                    format!("{id} is not a workload ID in {td}"),
+                ));
+            }
+            (Some(id.to_string()), None)
+        }
+        (None, Some(s)) => {
+            let s = s.trim_start_matches("0x").to_ascii_lowercase();
+            if s.is_empty() || s.len() > 40 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(ApiError::bad_request(
+                    "invalid_serial",
+                    format!("{s:?} is not a hex serial"),
+                ));
+            }
+            (None, Some(s))
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_revocation",
+                "give exactly one of spiffe_id or serial",
+            ))
+        }
+    };
+    Ok(Revocation {
+        spiffe_id,
+        serial,
+        reason,
+        revoked_at: unix_now(),
+    })
+}
+
+fn bundle(req: &Request<Incoming>, ca: &CaService) -> Result<Resp, ApiError> {
+    let doc = ca.bundle.get(&ca.reads).map_err(state_error)?;
+    let etag = hyper::header::HeaderValue::from_str(&doc.etag).map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "bundle_unavailable",
+            "bad etag",
+        )
+    })?;
+    if req.headers().get(IF_NONE_MATCH).is_some_and(|v| v == etag) {
+        let mut resp = text(StatusCode::NOT_MODIFIED, Bytes::new());
+        resp.headers_mut().insert(ETAG, etag);
+        return Ok(resp);
+    }
+    let mut resp = Response::new(Full::new(doc.body));
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    resp.headers_mut().insert(ETAG, etag);
+    resp.headers_mut().insert(
+        hyper::header::CACHE_CONTROL,
+        hyper::header::HeaderValue::from_str(&format!(
+            "max-age={}",
+            super::bundle::REFRESH_HINT_SECS
+        ))
+        .unwrap_or(hyper::header::HeaderValue::from_static("no-cache")),
+    );
+    Ok(resp)
+}

@@ -1,0 +1,95 @@
+//! The CA's Prometheus metrics.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// Issuances by attestor.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AttestorLabel {
+    /// `join_token`, `kubernetes`, `renew`, `ca`.
+    pub attestor: &'static str,
+}
+
+/// Refusals by stable error code.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// The API error code.
+    pub reason: &'static str,
+}
+
+/// Latency by endpoint.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabel {
+    /// The route, e.g. `/v1/enroll`.
+    pub endpoint: &'static str,
+}
+
+type Latency = Family<EndpointLabel, Histogram, fn() -> Histogram>;
+
+/// Every metric the CA exports.
+#[derive(Debug)]
+pub struct CaMetrics {
+    registry: Registry,
+    /// Certificates issued.
+    pub issuances: Family<AttestorLabel, Counter>,
+    /// Requests refused.
+    pub denials: Family<ReasonLabel, Counter>,
+    /// Request latency in seconds.
+    pub latency: Latency,
+    /// notAfter of the issuing certificate, Unix seconds.
+    pub issuer_expiry: Gauge,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0001, 3.0, 12))
+}
+
+impl Default for CaMetrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let issuances = Family::<AttestorLabel, Counter>::default();
+        let denials = Family::<ReasonLabel, Counter>::default();
+        let latency: Latency = Family::new_with_constructor(latency_histogram);
+        let issuer_expiry = Gauge::default();
+        registry.register(
+            "ward_ca_issuances",
+            "Certificates issued, by attestor",
+            issuances.clone(),
+        );
+        registry.register(
+            "ward_ca_denials",
+            "Requests refused, by error code",
+            denials.clone(),
+        );
+        registry.register(
+            "ward_ca_request_duration_seconds",
+            "Request latency by endpoint",
+            latency.clone(),
+        );
+        registry.register(
+            "ward_ca_issuer_expiry_timestamp_seconds",
+            "notAfter of the issuing certificate",
+            issuer_expiry.clone(),
+        );
+        Self {
+            registry,
+            issuances,
+            denials,
+            latency,
+            issuer_expiry,
+        }
+    }
+}
+
+impl CaMetrics {
+    /// OpenMetrics text.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

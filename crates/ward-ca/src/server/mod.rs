@@ -1,0 +1,284 @@
+//! `ward-ca serve`: the enrollment daemon.
+//!
+//! [`start`] loads the CA directory, opens the state database, issues the CA's own serving
+//! SVID (`spiffe://<td>/ward/ca`, plus the configured DNS names; key in memory only, renewed
+//! at half its lifetime), binds the listener and serves HTTP/1.1 and HTTP/2 over TLS 1.3.
+//! Client certificates are requested but optional: enrollment has none yet, renewal and
+//! revocation require one (checked per endpoint in [`api`]).
+
+pub mod api;
+pub mod bundle;
+pub mod error;
+pub mod metrics;
+pub mod ratelimit;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use rcgen::{CertificateParams, KeyPair};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio_rustls::TlsAcceptor;
+use ward_identity::SpiffeId;
+use ward_tls::{BundleStore, CertStore, TrustBundles};
+
+use crate::attest::KubernetesAttestor;
+use crate::config::CaConfig;
+use crate::error::CaError;
+use crate::issuer::Issuer;
+use crate::state::queries::{self, CertRecord};
+use crate::state::writer::Writer;
+use crate::state::{unix_now, ReadPool};
+
+use self::bundle::BundleCache;
+use self::metrics::{AttestorLabel, CaMetrics};
+use self::ratelimit::RateLimiter;
+
+/// Open connections the CA serves at once.
+const MAX_CONNECTIONS: usize = 4096;
+
+/// Everything a request handler needs.
+#[derive(Debug)]
+pub struct CaService {
+    /// The validated config.
+    pub config: CaConfig,
+    /// The signer.
+    pub issuer: Issuer,
+    /// Group-commit writer.
+    pub writer: Writer,
+    /// Read connections.
+    pub reads: ReadPool,
+    /// Kubernetes attestor, if configured.
+    pub kube: Option<KubernetesAttestor>,
+    /// Root certificates as PEM (the bundle handed to workloads).
+    pub bundle_pem: String,
+    /// `/v1/bundle` document cache.
+    pub bundle: BundleCache,
+    /// Per-IP enrollment limiter.
+    pub limiter: RateLimiter,
+    /// Metrics.
+    pub metrics: CaMetrics,
+    /// The CA's own serving identity.
+    pub store: CertStore,
+}
+
+/// A started CA.
+#[derive(Debug)]
+pub struct RunningCa {
+    /// Bound address.
+    pub addr: SocketAddr,
+    /// Shared service state (tests read metrics from it).
+    pub service: Arc<CaService>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningCa {
+    /// Stops accepting and lets in-flight requests finish briefly.
+    pub async fn shutdown(self) {
+        self.stop.send_replace(true);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// CA material.
+    #[error(transparent)]
+    Ca(#[from] CaError),
+    /// State database.
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    /// Anything else at start-up.
+    #[error("{0}")]
+    Startup(String),
+}
+
+/// Issues (and records) the CA's own serving certificate.
+async fn issue_own_identity(service: &CaService) -> Result<(), ServeError> {
+    let key = KeyPair::generate().map_err(CaError::from)?;
+    let csr = CertificateParams::default()
+        .serialize_request(&key)
+        .map_err(CaError::from)?;
+    let id = SpiffeId::from_parts(&service.config.trust_domain, "/ward/ca")
+        .map_err(|e| ServeError::Startup(e.to_string()))?;
+    let issued = service.issuer.issue(
+        csr.der(),
+        &id,
+        &service.config.dns_names,
+        service.config.ttl.max,
+        OffsetDateTime::now_utc(),
+    )?;
+    let record = CertRecord {
+        serial: issued.leaf.serial_hex.clone(),
+        spiffe_id: id.to_string(),
+        not_before: issued.leaf.not_before,
+        not_after: issued.leaf.not_after,
+        attestor: "ca".into(),
+        client: "self".into(),
+        issued_at: unix_now(),
+        parent_serial: None,
+    };
+    service
+        .writer
+        .write(move |c| queries::insert_cert(c, &record))
+        .await?;
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    service
+        .store
+        .publish(issued.chain, key)
+        .map_err(|e| ServeError::Startup(format!("own certificate: {e}")))?;
+    service
+        .metrics
+        .issuances
+        .get_or_create(&AttestorLabel { attestor: "ca" })
+        .inc();
+    Ok(())
+}
+
+/// Loads everything, binds, and starts serving.
+pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
+    let issuer = Issuer::load(&config.ca_dir)?;
+    if issuer.trust_domain() != &config.trust_domain {
+        return Err(ServeError::Startup(format!(
+            "{} is a CA for {}, but the config says trust_domain {}",
+            config.ca_dir.display(),
+            issuer.trust_domain(),
+            config.trust_domain
+        )));
+    }
+    let writer = Writer::start(&config.state)?;
+    let reads = ReadPool::open(&config.state, 4)?;
+    let kube = match &config.kubernetes {
+        Some(k) => Some(
+            KubernetesAttestor::new(k.clone(), config.trust_domain.clone())
+                .map_err(ServeError::Startup)?,
+        ),
+        None => None,
+    };
+    let roots: Vec<CertificateDer<'static>> = vec![issuer.root().clone()];
+    let bundles = TrustBundles::single(config.trust_domain.clone(), roots.clone())
+        .map_err(|e| ServeError::Startup(e.to_string()))?;
+    let store = CertStore::new(config.trust_domain.clone(), BundleStore::new(bundles));
+    let metrics = CaMetrics::default();
+    let (_, issuer_cert) = x509_parser::parse_x509_certificate(issuer.issuer_cert())
+        .map_err(|e| ServeError::Startup(format!("issuer certificate: {e}")))?;
+    metrics
+        .issuer_expiry
+        .set(issuer_cert.validity().not_after.timestamp());
+    let service = Arc::new(CaService {
+        bundle_pem: ward_tls::pem::certs_to_pem(&roots),
+        bundle: BundleCache::new(&config.trust_domain, &roots).map_err(ServeError::Startup)?,
+        limiter: RateLimiter::new(config.limits.enroll_per_ip_per_sec),
+        config,
+        issuer,
+        writer,
+        reads,
+        kube,
+        metrics,
+        store,
+    });
+    issue_own_identity(&service).await?;
+
+    let tls = ward_tls::server_config_optional_client_auth(&service.store, &[b"h2", b"http/1.1"])
+        .map_err(|e| ServeError::Startup(e.to_string()))?;
+    let listener = TcpListener::bind(service.config.listen)
+        .await
+        .map_err(|e| {
+            ServeError::Startup(format!("cannot listen on {}: {e}", service.config.listen))
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| ServeError::Startup(e.to_string()))?;
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = vec![tokio::spawn(accept_loop(
+        listener,
+        TlsAcceptor::from(Arc::new(tls)),
+        service.clone(),
+        stopped,
+    ))];
+    tasks.push(tokio::spawn(renew_own_identity(service.clone())));
+    tracing::info!(%addr, trust_domain = %service.config.trust_domain, "ward-ca serving");
+    Ok(RunningCa {
+        addr,
+        service,
+        stop,
+        tasks,
+    })
+}
+
+/// Re-issues the CA's own certificate at half its lifetime.
+async fn renew_own_identity(service: Arc<CaService>) {
+    loop {
+        let wait = service.store.current().map_or(60, |id| {
+            let life = id.leaf().not_after - id.leaf().not_before;
+            (id.leaf().not_before + life / 2 - unix_now()).clamp(10, 86_400)
+        });
+        tokio::time::sleep(Duration::from_secs(wait.unsigned_abs())).await;
+        if let Err(e) = issue_own_identity(&service).await {
+            tracing::error!(error = %e, "renewing the CA's own certificate failed; retrying in 60s");
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    service: Arc<CaService>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let (sock, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stopped.changed() => return,
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            continue; // Over the connection cap: close at once.
+        };
+        let (acceptor, service) = (acceptor.clone(), service.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let Ok(Ok(tls)) =
+                tokio::time::timeout(Duration::from_secs(10), acceptor.accept(sock)).await
+            else {
+                return;
+            };
+            let peer_certs: Option<Vec<CertificateDer<'static>>> = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .map(|c| c.iter().map(|d| d.clone().into_owned()).collect());
+            let conn = Arc::new(api::ConnInfo { peer, peer_certs });
+            let svc = service_fn(move |req| {
+                let (service, conn) = (service.clone(), conn.clone());
+                async move { Ok::<_, std::convert::Infallible>(api::handle(req, &service, &conn).await) }
+            });
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10));
+            builder.http2().max_concurrent_streams(256);
+            let _ = builder.serve_connection(TokioIo::new(tls), svc).await;
+        });
+    }
+}

@@ -1,0 +1,182 @@
+//! Durable CA state in SQLite: issued certificates, join tokens, revocations.
+//!
+//! The database runs in WAL mode with `synchronous=FULL`, so a commit is on disk before it
+//! returns, and operator commands (`ward-ca token create`, `ward-ca revoke`) can write while
+//! the daemon runs. Nothing is returned to a client before the commit that records it: the
+//! daemon's writes go through [`writer::Writer`], which batches concurrent issuances into one
+//! transaction (one fsync for many certificates, each in its own savepoint) and only then
+//! answers each caller. A crash at any point leaves either the whole batch or none of it.
+//! Schema versions live in `PRAGMA user_version` and migrate forward in one transaction.
+
+pub mod queries;
+pub mod writer;
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+use thiserror::Error;
+
+/// State failures. Client mistakes are never reported through this type.
+#[derive(Debug, Error)]
+pub enum StateError {
+    /// SQLite failed (I/O, disk full, read-only file system, corruption...).
+    #[error("state database: {0}")]
+    Db(#[from] rusqlite::Error),
+    /// The database was written by a newer ward-ca.
+    #[error("state database has schema version {found}, newer than this ward-ca understands ({known}); upgrade ward-ca")]
+    TooNew {
+        /// Version in the file.
+        found: i64,
+        /// Newest version this binary knows.
+        known: i64,
+    },
+    /// A batch could not be committed; nothing in it was recorded.
+    #[error("state database refused the write: {0}")]
+    Commit(String),
+    /// The writer thread is gone (the daemon is shutting down).
+    #[error("state writer stopped")]
+    WriterGone,
+    /// A join token was already used, revoked or expired by the time it was consumed.
+    #[error("join token is no longer usable")]
+    TokenUnusable,
+    /// Something that must exist does not.
+    #[error("{0}")]
+    NotFound(String),
+}
+
+/// Forward-only migrations; entry `i` takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: certificates, join tokens, revocations, metadata.
+    "CREATE TABLE certs (
+        serial TEXT PRIMARY KEY NOT NULL,
+        spiffe_id TEXT NOT NULL,
+        not_before INTEGER NOT NULL,
+        not_after INTEGER NOT NULL,
+        attestor TEXT NOT NULL,
+        client TEXT NOT NULL,
+        issued_at INTEGER NOT NULL,
+        parent_serial TEXT
+     ) STRICT;
+     CREATE INDEX certs_by_id ON certs (spiffe_id, not_after);
+     CREATE TABLE join_tokens (
+        hash TEXT PRIMARY KEY NOT NULL,
+        token_id TEXT NOT NULL UNIQUE,
+        spiffe_id TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_at INTEGER,
+        revoked_at INTEGER
+     ) STRICT;
+     CREATE TABLE revocations (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        spiffe_id TEXT,
+        serial TEXT,
+        reason TEXT NOT NULL,
+        revoked_at INTEGER NOT NULL,
+        CHECK ((spiffe_id IS NULL) <> (serial IS NULL))
+     ) STRICT;
+     CREATE INDEX revocations_by_id ON revocations (spiffe_id);
+     CREATE INDEX revocations_by_serial ON revocations (serial);",
+];
+
+/// The newest schema version this binary writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+fn configure(conn: &Connection) -> Result<(), StateError> {
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+/// Opens (creating if needed) the database at `path` and migrates it to [`SCHEMA_VERSION`].
+pub fn open(path: &Path) -> Result<Connection, StateError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    configure(&conn)?;
+    migrate(&conn)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &Connection) -> Result<(), StateError> {
+    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(StateError::TooNew {
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    if found == SCHEMA_VERSION {
+        return Ok(());
+    }
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| {
+        // Re-read inside the write lock: another process may have migrated meanwhile.
+        let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
+            conn.execute_batch(sql)?;
+            conn.pragma_update(None, "user_version", i as i64 + 1)?;
+        }
+        Ok::<_, rusqlite::Error>(())
+    })();
+    match result {
+        Ok(()) => conn.execute_batch("COMMIT")?,
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(e.into());
+        }
+    }
+    Ok(())
+}
+
+/// A few read connections for the daemon's queries, used round-robin.
+#[derive(Debug)]
+pub struct ReadPool {
+    conns: Vec<std::sync::Mutex<Connection>>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl ReadPool {
+    /// Opens `n` connections to an existing, migrated database.
+    pub fn open(path: &Path, n: usize) -> Result<Self, StateError> {
+        let conns = (0..n.max(1))
+            .map(|_| {
+                let conn = Connection::open_with_flags(
+                    path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                conn.busy_timeout(Duration::from_secs(5))?;
+                Ok(std::sync::Mutex::new(conn))
+            })
+            .collect::<Result<_, StateError>>()?;
+        Ok(Self {
+            conns,
+            next: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    /// Runs a read on one of the connections.
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StateError>,
+    ) -> Result<T, StateError> {
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.conns.len();
+        let conn = self.conns[i]
+            .lock()
+            .map_err(|_| StateError::Commit("read connection poisoned".into()))?;
+        f(&conn)
+    }
+}
+
+/// Current time in Unix seconds.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}

@@ -1,0 +1,65 @@
+//! Join tokens: random, single-use, bound to one SPIFFE ID, stored only as a hash.
+//!
+//! A token is `wjt_` followed by 32 random bytes in base64url (43 characters). The state keeps
+//! its SHA-256 and a short public id (the first 8 hex digits of the hash) for listing and
+//! revoking; the token itself exists only in the output of `ward-ca token create`.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use ring::rand::{SecureRandom, SystemRandom};
+
+/// Prefix that marks a ward join token (and tells it apart from a JWT).
+pub const PREFIX: &str = "wjt_";
+
+/// A freshly generated token and its stored forms.
+#[derive(Clone)]
+pub struct NewToken {
+    /// The secret to hand to the workload, once.
+    pub secret: String,
+    /// Hex SHA-256 of the secret.
+    pub hash: String,
+    /// Public short id.
+    pub token_id: String,
+}
+
+impl std::fmt::Debug for NewToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewToken")
+            .field("token_id", &self.token_id)
+            .field("secret", &"...")
+            .finish()
+    }
+}
+
+/// Hex SHA-256 of a token.
+pub fn hash(secret: &str) -> String {
+    ring::digest::digest(&ring::digest::SHA256, secret.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Generates a new token.
+pub fn generate() -> Result<NewToken, ring::error::Unspecified> {
+    let mut bytes = [0u8; 32];
+    SystemRandom::new().fill(&mut bytes)?;
+    let secret = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
+    let hash = hash(&secret);
+    let token_id = hash[..8].to_owned();
+    Ok(NewToken {
+        secret,
+        hash,
+        token_id,
+    })
+}
+
+/// True when `s` has the shape of a join token (not a guarantee it exists).
+pub fn looks_like_join_token(s: &str) -> bool {
+    s.strip_prefix(PREFIX).is_some_and(|rest| {
+        rest.len() == 43
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+}
