@@ -1,0 +1,162 @@
+//! A CA daemon started in-process on port 0 with a test CA, a JWKS file and a fresh state
+//! database, plus helpers to create tokens and CSRs and to call the API.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // each test file uses a subset
+
+use std::path::PathBuf;
+
+use rcgen::{CertificateParams, KeyPair, SanType};
+use serde_json::json;
+use ward_ca::config::CaConfig;
+use ward_ca::server::RunningCa;
+use ward_ca::state::queries::{self, TokenRecord};
+use ward_ca::state::{self, unix_now};
+use ward_ca::tokens;
+use ward_e2e::https::{connector, Conn, Response};
+use ward_e2e::jwt::{jwks, JwtSigner};
+use ward_e2e::{Material, TestCa};
+
+pub const ISSUER: &str = "https://k8s.test";
+pub const AUDIENCE: &str = "ward-ca";
+pub const ADMIN: &str = "spiffe://example.org/ward/admin";
+
+/// A running CA with everything needed to talk to it.
+pub struct Harness {
+    pub ca: TestCa,
+    pub dir: tempfile::TempDir,
+    pub running: RunningCa,
+    pub signer: JwtSigner,
+}
+
+impl Harness {
+    /// Starts a CA; `extra` is appended to the config (e.g. a `limits:` line).
+    pub async fn start(extra: &str) -> Self {
+        let ca = TestCa::new("example.org");
+        let dir = tempfile::tempdir().unwrap();
+        let signer = JwtSigner::es256("k1");
+        std::fs::write(dir.path().join("jwks.json"), jwks(&[&signer])).unwrap();
+        let text = format!(
+            "trust_domain: example.org\nca_dir: {}\nlisten: \"127.0.0.1:0\"\nstate: state.db\ndns_names: [localhost]\n\
+             attestors:\n  join_token: {{ enabled: true }}\n  kubernetes: {{ issuer: \"{ISSUER}\", audience: {AUDIENCE}, jwks_file: jwks.json }}\n\
+             admins: [\"{ADMIN}\"]\n{extra}",
+            ca.path().display()
+        );
+        let config =
+            CaConfig::parse("ca.yaml", &text, dir.path()).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let running = ward_ca::server::start(config).await.unwrap();
+        Self {
+            ca,
+            dir,
+            running,
+            signer,
+        }
+    }
+
+    pub fn state_path(&self) -> PathBuf {
+        self.dir.path().join("state.db")
+    }
+
+    /// Stores a join token for `id` expiring in `ttl_secs` (negative: already expired).
+    pub fn token(&self, id: &str, ttl_secs: i64) -> String {
+        let t = tokens::generate().unwrap();
+        let conn = state::open(&self.state_path()).unwrap();
+        let now = unix_now();
+        queries::insert_token(
+            &conn,
+            &TokenRecord {
+                hash: t.hash.clone(),
+                token_id: t.token_id.clone(),
+                spiffe_id: id.into(),
+                created_at: now,
+                expires_at: now + ttl_secs,
+                used_at: None,
+                revoked_at: None,
+            },
+        )
+        .unwrap();
+        t.secret
+    }
+
+    /// A connection, optionally presenting a client SVID.
+    pub async fn conn(&self, client: Option<Material>) -> Conn {
+        let c = connector(self.ca.bundles(), "spiffe://example.org/ward/ca", client);
+        Conn::open(&c, self.running.addr).await.unwrap()
+    }
+
+    /// POSTs JSON on a fresh anonymous connection.
+    pub async fn post(&self, path: &str, body: &serde_json::Value) -> Response {
+        self.conn(None)
+            .await
+            .request("POST", path, body.to_string().as_bytes())
+            .await
+            .unwrap()
+    }
+
+    /// Enrolls with `token`, returning the response and the key the CSR was made with.
+    pub async fn enroll(&self, token: &str) -> (Response, KeyPair) {
+        let (key, pem) = csr();
+        (
+            self.post("/v1/enroll", &json!({"csr": pem, "token": token}))
+                .await,
+            key,
+        )
+    }
+
+    /// A Kubernetes token for `ns`/`sa` signed by the configured key.
+    pub fn kube_token(&self, ns: &str, sa: &str) -> String {
+        self.signer
+            .sign(&ward_e2e::jwt::kube_claims(ISSUER, AUDIENCE, ns, sa, 600))
+    }
+
+    /// The count of a metric sample line starting with `prefix`.
+    pub fn metric(&self, prefix: &str) -> f64 {
+        self.running
+            .service
+            .metrics
+            .encode()
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    }
+}
+
+/// A P-256 key and a PEM CSR that asks for an admin ID, a DNS name and CA:true.
+pub fn csr() -> (KeyPair, String) {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["evil.example.com".to_string()]).unwrap();
+    params
+        .subject_alt_names
+        .push(SanType::URI(ADMIN.try_into().unwrap()));
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let pem = params.serialize_request(&key).unwrap().pem().unwrap();
+    (key, pem)
+}
+
+/// The material of a successful enroll/renew response, for use as a client certificate.
+pub fn material(resp: &Response, key: &KeyPair) -> Material {
+    let chain = ward_tls::pem::certs_from_pem(
+        "response",
+        resp.json()["chain"].as_str().unwrap().as_bytes(),
+    )
+    .unwrap();
+    Material {
+        chain,
+        key: rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    }
+}
+
+/// Asserts a refusal: the status, the stable code, and the JSON shape.
+pub fn refused(resp: &Response, status: u16, code: &str) {
+    let body = resp.json();
+    assert_eq!(
+        (resp.status, body["error"].as_str()),
+        (status, Some(code)),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
