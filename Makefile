@@ -8,7 +8,7 @@ WARD_CA := target/debug/ward-ca
 DEV_TRUST_DOMAIN ?= ward.dev
 FORCE ?=
 
-.PHONY: all build test lint demo certs-dev tools clean
+.PHONY: all build test lint demo certs-dev tools bench-ca clean
 
 all: build
 
@@ -36,6 +36,10 @@ demo: tools build
 ## certs-dev: generate the development CA in certs-dev/ca (FORCE=1 replaces it)
 certs-dev: build
 	$(WARD_CA) init --dir certs-dev/ca --trust-domain $(DEV_TRUST_DOMAIN) $(if $(FORCE),--force,)
+
+## bench-ca: CA issuance benchmarks (release build; not part of make test)
+bench-ca: tools
+	$(CARGO) bench -p ward-ca --bench ca
 
 clean:
 	$(CARGO) clean

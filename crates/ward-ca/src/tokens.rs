@@ -1,7 +1,7 @@
 //! Join tokens: random, single-use, bound to one SPIFFE ID, stored only as a hash.
 //!
 //! A token is `wjt_` followed by 32 random bytes in base64url (43 characters). The state keeps
-//! its SHA-256 and a short public id (the first 8 hex digits of the hash) for listing and
+//! its SHA-256 and a short public id (the first 16 hex digits, 64 bits, of the hash) for listing and
 //! revoking; the token itself exists only in the output of `ward-ca token create`.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -46,7 +46,7 @@ pub fn generate() -> Result<NewToken, ring::error::Unspecified> {
     SystemRandom::new().fill(&mut bytes)?;
     let secret = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
     let hash = hash(&secret);
-    let token_id = hash[..8].to_owned();
+    let token_id = hash[..16].to_owned();
     Ok(NewToken {
         secret,
         hash,

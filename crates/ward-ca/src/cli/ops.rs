@@ -99,7 +99,7 @@ pub fn token_list(config: &std::path::Path, out: &mut dyn Write) -> Result<(), C
     let now = unix_now();
     let _ = writeln!(
         out,
-        "{:<10} {:<10} {:<22} SPIFFE ID",
+        "{:<18} {:<10} {:<22} SPIFFE ID",
         "TOKEN ID", "STATE", "EXPIRES"
     );
     for t in db(queries::list_tokens(&conn))? {
@@ -111,7 +111,7 @@ pub fn token_list(config: &std::path::Path, out: &mut dyn Write) -> Result<(), C
         };
         let _ = writeln!(
             out,
-            "{:<10} {:<10} {:<22} {}",
+            "{:<18} {:<10} {:<22} {}",
             t.token_id,
             state,
             when(t.expires_at),

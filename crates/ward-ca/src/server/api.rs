@@ -8,7 +8,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use hyper::{Method, Request, Response, StatusCode};
-use rustls_pki_types::{CertificateDer, UnixTime};
+use rustls_pki_types::CertificateDer;
 use serde::Deserialize;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -27,8 +27,20 @@ use crate::{csr, tokens};
 pub struct ConnInfo {
     /// TCP peer address.
     pub peer: SocketAddr,
-    /// Verified client chain, if one was presented.
-    pub peer_certs: Option<Vec<CertificateDer<'static>>>,
+    /// The client's SVID, if it presented one: its chain was verified against the bundle by
+    /// the TLS layer at the handshake, so per request only its validity period and the
+    /// revocation list are checked.
+    pub client: Option<ward_identity::SvidLeaf>,
+}
+
+impl ConnInfo {
+    /// Builds the connection's view of a verified client chain.
+    pub fn new(peer: SocketAddr, certs: Option<&[CertificateDer<'_>]>) -> Self {
+        let client = certs
+            .and_then(|c| c.first())
+            .and_then(|leaf| ward_identity::SvidProfile::check(leaf).ok());
+        Self { peer, client }
+    }
 }
 
 type Resp = Response<Full<Bytes>>;
@@ -320,23 +332,23 @@ async fn enroll(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> Resu
 
 /// The verified client SVID of this connection, unexpired and unrevoked.
 fn client_svid(ca: &CaService, conn: &ConnInfo) -> Result<ward_identity::SvidLeaf, ApiError> {
-    let Some((leaf, rest)) = conn.peer_certs.as_deref().and_then(<[_]>::split_first) else {
+    let Some(svid) = conn.client.clone() else {
         return Err(ApiError::unauthorized(
             "client_cert_required",
             "this endpoint requires a client certificate (mTLS)",
         ));
     };
-    // The TLS layer verified the chain at handshake; check again now, since a keep-alive
-    // connection can outlive the certificate.
-    let bundles = ca.store.bundles().current();
-    let svid = ward_tls::verify_svid(
-        &bundles,
-        leaf,
-        rest,
-        UnixTime::now(),
-        ward_tls::Usage::Client,
-    )
-    .map_err(|e| ApiError::unauthorized("invalid_client_cert", e.to_string()))?;
+    // A keep-alive connection can outlive its certificate: check the validity period again.
+    let now = unix_now();
+    if now >= svid.not_after || now < svid.not_before {
+        return Err(ApiError::unauthorized(
+            "invalid_client_cert",
+            format!(
+                "client certificate {} is outside its validity period",
+                svid.serial_hex
+            ),
+        ));
+    }
     let revoked = ca
         .reads
         .read(|c| queries::revocation_for(c, &svid.serial_hex, svid.id.as_str(), svid.not_before))

@@ -262,12 +262,10 @@ async fn accept_loop(
             else {
                 return;
             };
-            let peer_certs: Option<Vec<CertificateDer<'static>>> = tls
-                .get_ref()
-                .1
-                .peer_certificates()
-                .map(|c| c.iter().map(|d| d.clone().into_owned()).collect());
-            let conn = Arc::new(api::ConnInfo { peer, peer_certs });
+            let conn = Arc::new(api::ConnInfo::new(
+                peer,
+                tls.get_ref().1.peer_certificates(),
+            ));
             let svc = service_fn(move |req| {
                 let (service, conn) = (service.clone(), conn.clone());
                 async move { Ok::<_, std::convert::Infallible>(api::handle(req, &service, &conn).await) }
