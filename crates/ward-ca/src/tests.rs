@@ -385,13 +385,22 @@ fn load_refuses_unsafe_or_inconsistent_material() {
 /// The daemon config shown in docs/ca.md is accepted as documented.
 #[test]
 fn docs_ca_config_example_parses() {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/ca.md")).unwrap();
-    let block = doc.split("```yaml\n").nth(1).unwrap().split("```").next().unwrap();
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/ca.md")).unwrap();
+    let block = doc
+        .split("```yaml\n")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
     let cfg = crate::config::CaConfig::parse("docs/ca.md", block, Path::new("/")).unwrap();
     assert_eq!(cfg.trust_domain, td());
     assert!(cfg.join_token && cfg.kubernetes.is_some());
     assert_eq!(cfg.admins.len(), 1);
     // And an unknown key in it is refused with its location.
-    let err = crate::config::CaConfig::parse("x.yaml", &format!("{block}listn: x\n"), Path::new("/")).unwrap_err();
+    let err =
+        crate::config::CaConfig::parse("x.yaml", &format!("{block}listn: x\n"), Path::new("/"))
+            .unwrap_err();
     assert!(err.to_string().contains("unknown field `listn`"), "{err}");
 }

@@ -42,6 +42,8 @@ use self::ratelimit::RateLimiter;
 
 /// Open connections the CA serves at once.
 const MAX_CONNECTIONS: usize = 4096;
+/// Longest a client connection is kept.
+const MAX_CONNECTION_LIFETIME: Duration = Duration::from_secs(600);
 
 /// Everything a request handler needs.
 #[derive(Debug)]
@@ -275,8 +277,19 @@ async fn accept_loop(
                 .http1()
                 .timer(TokioTimer::new())
                 .header_read_timeout(Duration::from_secs(10));
-            builder.http2().max_concurrent_streams(256);
-            let _ = builder.serve_connection(TokioIo::new(tls), svc).await;
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .max_concurrent_streams(256)
+                .keep_alive_interval(Duration::from_secs(30))
+                .keep_alive_timeout(Duration::from_secs(10));
+            // No connection holds one of the permits forever, however quiet or slow it is;
+            // workloads reconnect for their next renewal anyway.
+            let _ = tokio::time::timeout(
+                MAX_CONNECTION_LIFETIME,
+                builder.serve_connection(TokioIo::new(tls), svc),
+            )
+            .await;
         });
     }
 }
