@@ -1,13 +1,15 @@
 //! Attestors: turning a proof (join token or Kubernetes token) into the SPIFFE ID to certify.
 //! The ID always comes from the proof, never from the CSR.
 
-use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
 
 use ward_identity::{SpiffeId, TrustDomain};
 
-use crate::config::KubernetesConfig;
+use crate::config::{JwksSource, KubernetesConfig};
+use crate::jwks_fetch;
 use crate::jwt::{self, Jwks, JwtError};
 
 /// Renders an ID template for a namespace and service account.
@@ -29,15 +31,22 @@ pub fn render_template(
     Ok(id)
 }
 
-/// How often the JWKS file is checked for new keys.
-const JWKS_RECHECK: Duration = Duration::from_secs(5);
+/// How often a JWKS file is checked for new keys.
+const FILE_RECHECK: Duration = Duration::from_secs(5);
+/// How often a JWKS URL is fetched when nothing asks sooner.
+const URL_REFRESH: Duration = Duration::from_secs(300);
+/// Closest two fetches may be, however many tokens name an unknown key.
+const URL_MIN_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Verifies Kubernetes projected service-account tokens.
 #[derive(Debug)]
 pub struct KubernetesAttestor {
     config: KubernetesConfig,
     trust_domain: TrustDomain,
-    jwks: Mutex<(Instant, Vec<u8>, Jwks)>,
+    /// The keys in force, and for a file source when it was last checked and its bytes.
+    keys: Mutex<(Instant, Vec<u8>, Jwks)>,
+    /// Asks the URL refresher to fetch now (a token named a key we do not have).
+    refresh: Notify,
 }
 
 /// Why a Kubernetes token was refused.
@@ -51,50 +60,92 @@ pub enum KubeError {
     Jwks(String),
 }
 
+async fn load(source: &JwksSource) -> Result<(Vec<u8>, Jwks), String> {
+    let raw = match source {
+        JwksSource::File(path) => {
+            std::fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?
+        }
+        JwksSource::Url(src) => jwks_fetch::fetch(src).await?,
+    };
+    let jwks = Jwks::parse(&raw).map_err(|e| format!("{source}: {e}"))?;
+    Ok((raw, jwks))
+}
+
 impl KubernetesAttestor {
-    /// Loads the JWKS; fails if it cannot be read or parsed.
-    pub fn new(config: KubernetesConfig, trust_domain: TrustDomain) -> Result<Self, String> {
-        let (raw, jwks) = read_jwks(&config.jwks_file)?;
-        Ok(Self {
+    /// Loads the JWKS once; fails if it cannot be read, fetched or parsed.
+    pub async fn new(
+        config: KubernetesConfig,
+        trust_domain: TrustDomain,
+    ) -> Result<Arc<Self>, String> {
+        let (raw, jwks) = load(&config.jwks).await?;
+        let attestor = Arc::new(Self {
             config,
             trust_domain,
-            jwks: Mutex::new((Instant::now(), raw, jwks)),
-        })
+            keys: Mutex::new((Instant::now(), raw, jwks)),
+            refresh: Notify::new(),
+        });
+        if matches!(attestor.config.jwks, JwksSource::Url(_)) {
+            tokio::spawn(refresh_loop(attestor.clone()));
+        }
+        Ok(attestor)
+    }
+
+    fn install(&self, raw: Vec<u8>, jwks: Jwks) {
+        if let Ok(mut guard) = self.keys.lock() {
+            guard.0 = Instant::now();
+            if raw != guard.1 {
+                tracing::info!(source = %self.config.jwks, "Kubernetes JWKS reloaded");
+                guard.1 = raw;
+                guard.2 = jwks;
+            }
+        }
     }
 
     fn current_jwks(&self) -> Result<Jwks, KubeError> {
-        let mut guard = self
-            .jwks
-            .lock()
-            .map_err(|_| KubeError::Jwks("JWKS lock poisoned".into()))?;
-        if guard.0.elapsed() >= JWKS_RECHECK {
-            guard.0 = Instant::now();
-            match read_jwks(&self.config.jwks_file) {
-                Ok((raw, jwks)) if raw != guard.1 => {
-                    tracing::info!(file = %self.config.jwks_file.display(), "Kubernetes JWKS reloaded");
-                    guard.1 = raw;
-                    guard.2 = jwks;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(error = %e, "JWKS reload failed; keeping the previous keys")
+        let (checked, jwks) = {
+            let guard = self
+                .keys
+                .lock()
+                .map_err(|_| KubeError::Jwks("JWKS lock poisoned".into()))?;
+            (guard.0, guard.2.clone())
+        };
+        if let JwksSource::File(path) = &self.config.jwks {
+            if checked.elapsed() >= FILE_RECHECK {
+                match std::fs::read(path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|raw| Jwks::parse(&raw).map(|j| (raw, j)))
+                {
+                    Ok((raw, new)) => {
+                        self.install(raw, new.clone());
+                        return Ok(new);
+                    }
+                    Err(e) => {
+                        tracing::error!(file = %path.display(), error = %e, "JWKS reload failed; keeping the previous keys")
+                    }
                 }
             }
         }
-        Ok(guard.2.clone())
+        Ok(jwks)
     }
 
     /// Verifies `token` at `now` and returns the ID it proves.
     pub fn attest(&self, token: &str, now: i64) -> Result<SpiffeId, KubeError> {
         let jwks = self.current_jwks()?;
-        let who = jwt::verify(
+        let who = match jwt::verify(
             token,
             &jwks,
             &self.config.issuer,
             &self.config.audience,
             now,
-        )
-        .map_err(KubeError::Token)?;
+        ) {
+            Ok(who) => who,
+            Err(JwtError::UnknownKey) => {
+                // The API server may have rotated its keys: fetch sooner than scheduled.
+                self.refresh.notify_one();
+                return Err(KubeError::Token(JwtError::UnknownKey));
+            }
+            Err(e) => return Err(KubeError::Token(e)),
+        };
         render_template(
             &self.config.id_template,
             &self.trust_domain,
@@ -105,8 +156,20 @@ impl KubernetesAttestor {
     }
 }
 
-fn read_jwks(path: &PathBuf) -> Result<(Vec<u8>, Jwks), String> {
-    let raw = std::fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-    let jwks = Jwks::parse(&raw).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok((raw, jwks))
+/// Fetches a JWKS URL every [`URL_REFRESH`], and sooner when asked. It lives as long as the
+/// runtime that serves the CA.
+async fn refresh_loop(a: Arc<KubernetesAttestor>) {
+    let mut last = Instant::now();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(URL_REFRESH) => {}
+            () = a.refresh.notified() => {}
+        }
+        tokio::time::sleep(URL_MIN_INTERVAL.saturating_sub(last.elapsed())).await;
+        last = Instant::now();
+        match load(&a.config.jwks).await {
+            Ok((raw, jwks)) => a.install(raw, jwks),
+            Err(e) => tracing::error!(error = %e, "JWKS fetch failed; keeping the previous keys"),
+        }
+    }
 }

@@ -29,10 +29,28 @@ pub struct KubernetesConfig {
     pub issuer: String,
     /// Required `aud` member.
     pub audience: String,
-    /// JWKS file with the API server's signing keys (re-read when it changes).
-    pub jwks_file: PathBuf,
+    /// Where the API server's signing keys come from.
+    pub jwks: JwksSource,
     /// Template for the ID, with `{trust_domain}`, `{namespace}`, `{service_account}`.
     pub id_template: String,
+}
+
+/// Where a JWKS comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JwksSource {
+    /// A file, re-read when it changes.
+    File(PathBuf),
+    /// An HTTPS URL, fetched every few minutes and when a token names an unknown key.
+    Url(crate::jwks_fetch::JwksUrl),
+}
+
+impl std::fmt::Display for JwksSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::File(p) => write!(f, "{}", p.display()),
+            Self::Url(u) => write!(f, "{}", u.url),
+        }
+    }
 }
 
 /// Request limits.
@@ -119,6 +137,8 @@ struct KubeFile {
     audience: String,
     jwks_file: Option<String>,
     jwks_url: Option<Spanned<String>>,
+    jwks_ca_file: Option<String>,
+    jwks_token_file: Option<String>,
     id_template: Option<Spanned<String>>,
 }
 
@@ -197,15 +217,27 @@ impl CaConfig {
         let kubernetes = match &raw.attestors.kubernetes {
             None => None,
             Some(k) => {
-                if let Some(url) = &k.value.jwks_url {
-                    return Err(at(
-                        &url.referenced,
-                        "jwks_url is not supported yet: export the keys (kubectl get --raw /openid/v1/jwks) to a file and set jwks_file".into(),
-                    ));
-                }
-                let jwks_file = k.value.jwks_file.as_deref().ok_or_else(|| {
-                    at(&k.referenced, "attestors.kubernetes: set jwks_file".into())
-                })?;
+                let jwks = match (&k.value.jwks_file, &k.value.jwks_url) {
+                    (Some(file), None) => JwksSource::File(base.join(file)),
+                    (None, Some(url)) => {
+                        let parsed = crate::jwks_fetch::parse_url(&url.value)
+                            .map_err(|e| at(&url.referenced, format!("jwks_url: {e}")))?;
+                        let ca_file = k.value.jwks_ca_file.as_deref().ok_or_else(|| {
+                            at(&url.referenced, "jwks_url needs jwks_ca_file (the PEM roots of the server, e.g. the service account's ca.crt)".into())
+                        })?;
+                        JwksSource::Url(crate::jwks_fetch::JwksUrl {
+                            url: parsed,
+                            ca_file: base.join(ca_file),
+                            token_file: k.value.jwks_token_file.as_deref().map(|t| base.join(t)),
+                        })
+                    }
+                    _ => {
+                        return Err(at(
+                            &k.referenced,
+                            "attestors.kubernetes: set exactly one of jwks_file or jwks_url".into(),
+                        ))
+                    }
+                };
                 let id_template = k
                     .value
                     .id_template
@@ -225,7 +257,7 @@ impl CaConfig {
                 Some(KubernetesConfig {
                     issuer: k.value.issuer.clone(),
                     audience: k.value.audience.clone(),
-                    jwks_file: base.join(jwks_file),
+                    jwks,
                     id_template,
                 })
             }

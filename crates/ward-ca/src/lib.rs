@@ -14,6 +14,7 @@ pub mod config;
 pub mod csr;
 pub mod error;
 pub mod issuer;
+pub mod jwks_fetch;
 pub mod jwt;
 pub mod server;
 pub mod state;

@@ -57,7 +57,7 @@ pub struct CaService {
     /// Read connections.
     pub reads: ReadPool,
     /// Kubernetes attestor, if configured.
-    pub kube: Option<KubernetesAttestor>,
+    pub kube: Option<Arc<KubernetesAttestor>>,
     /// Root certificates as PEM (the bundle handed to workloads).
     pub bundle_pem: String,
     /// `/v1/bundle` document cache.
@@ -164,6 +164,7 @@ pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
     let kube = match &config.kubernetes {
         Some(k) => Some(
             KubernetesAttestor::new(k.clone(), config.trust_domain.clone())
+                .await
                 .map_err(ServeError::Startup)?,
         ),
         None => None,

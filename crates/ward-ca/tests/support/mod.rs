@@ -31,13 +31,18 @@ pub struct Harness {
 impl Harness {
     /// Starts a CA; `extra` is appended to the config (e.g. a `limits:` line).
     pub async fn start(extra: &str) -> Self {
+        Self::start_with("jwks_file: jwks.json", extra, tempfile::tempdir().unwrap()).await
+    }
+
+    /// Starts a CA whose Kubernetes attestor gets its keys from `jwks` (a YAML fragment),
+    /// with `dir` as its working directory.
+    pub async fn start_with(jwks_source: &str, extra: &str, dir: tempfile::TempDir) -> Self {
         let ca = TestCa::new("example.org");
-        let dir = tempfile::tempdir().unwrap();
         let signer = JwtSigner::es256("k1");
         std::fs::write(dir.path().join("jwks.json"), jwks(&[&signer])).unwrap();
         let text = format!(
             "trust_domain: example.org\nca_dir: {}\nlisten: \"127.0.0.1:0\"\nstate: state.db\ndns_names: [localhost]\n\
-             attestors:\n  join_token: {{ enabled: true }}\n  kubernetes: {{ issuer: \"{ISSUER}\", audience: {AUDIENCE}, jwks_file: jwks.json }}\n\
+             attestors:\n  join_token: {{ enabled: true }}\n  kubernetes: {{ issuer: \"{ISSUER}\", audience: {AUDIENCE}, {jwks_source} }}\n\
              admins: [\"{ADMIN}\"]\n{extra}",
             ca.path().display()
         );
