@@ -238,3 +238,51 @@ fn a_renewed_identity_reaches_new_handshakes() {
         renewed.leaf().serial_hex
     );
 }
+
+#[test]
+fn revoked_certificates_are_refused_by_serial_or_by_id() {
+    let ca = TestCa::new("example.org");
+    let server = store_with(&ca, ca.issue(BACKEND));
+    let client_material = ca.issue(FRONTEND);
+    let serial = ward_identity::SvidProfile::check(&client_material.chain[0])
+        .unwrap()
+        .serial_hex;
+    let client = store_with(&ca, client_material);
+    assert!(handshake(&server, &client, BACKEND).server_saw.is_ok());
+
+    let revoke = |r: ward_tls::Revocation| {
+        let mut bundles = server.bundles().current().as_ref().clone();
+        bundles.set_revocations(vec![r]);
+        server.bundles().replace(bundles);
+    };
+    revoke(ward_tls::Revocation {
+        spiffe_id: None,
+        serial: Some(serial),
+        revoked_at: 0,
+    });
+    let err = handshake(&server, &client, BACKEND).server_saw.unwrap_err();
+    assert!(err.contains("revoked"), "{err}");
+
+    // An ID revocation covers certificates issued before it, not ones issued after.
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    revoke(ward_tls::Revocation {
+        spiffe_id: Some(FRONTEND.into()),
+        serial: None,
+        revoked_at: now + 3600,
+    });
+    assert!(
+        handshake(&server, &store_with(&ca, ca.issue(FRONTEND)), BACKEND)
+            .server_saw
+            .is_err()
+    );
+    revoke(ward_tls::Revocation {
+        spiffe_id: Some(FRONTEND.into()),
+        serial: None,
+        revoked_at: now - 3600,
+    });
+    assert!(
+        handshake(&server, &store_with(&ca, ca.issue(FRONTEND)), BACKEND)
+            .server_saw
+            .is_ok()
+    );
+}

@@ -53,6 +53,17 @@ pub enum IdentityConfig {
         /// Trust bundle (roots) of the trust domain.
         bundle: PathBuf,
     },
+    /// Enroll with and renew from a ward CA.
+    Ca {
+        /// `https://host:port` of the CA.
+        url: hyper::Uri,
+        /// Bootstrap roots used to authenticate the CA until `/v1/bundle` takes over.
+        bundle: PathBuf,
+        /// Join token or projected service-account token.
+        token_file: PathBuf,
+        /// The CA's SPIFFE ID.
+        server_id: IdPattern,
+    },
 }
 
 /// A listener that terminates mTLS and forwards plaintext to the app.
@@ -122,6 +133,16 @@ struct ConfigFile {
 #[serde(deny_unknown_fields)]
 struct IdentityFile {
     files: Option<FilesFile>,
+    ca: Option<Spanned<CaFile>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaFile {
+    url: String,
+    bundle: String,
+    token_file: String,
+    server_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -181,16 +202,34 @@ impl Config {
         let trust_domain = TrustDomain::new(&raw.trust_domain.value)
             .map_err(|e| at(&raw.trust_domain.referenced, format!("trust_domain: {e}")))?;
 
-        let identity = match raw.identity.value.files {
-            Some(f) => IdentityConfig::Files {
+        let identity = match (&raw.identity.value.files, &raw.identity.value.ca) {
+            (Some(f), None) => IdentityConfig::Files {
                 cert: resolve(&f.cert),
                 key: resolve(&f.key),
                 bundle: resolve(&f.bundle),
             },
-            None => {
+            (None, Some(c)) => {
+                let url: hyper::Uri = c.value.url.parse().map_err(|_| {
+                    at(&c.referenced, format!("identity.ca.url {:?} is not a URL", c.value.url))
+                })?;
+                if url.scheme_str() != Some("https") || url.host().is_none() {
+                    return Err(at(&c.referenced, format!("identity.ca.url {:?} must be https://host:port", c.value.url)));
+                }
+                let default_id = format!("spiffe://{}/ward/ca", trust_domain);
+                let id_text = c.value.server_id.clone().unwrap_or(default_id);
+                let server_id = IdPattern::parse(&id_text)
+                    .map_err(|e| at(&c.referenced, format!("identity.ca.server_id {id_text:?}: {e}")))?;
+                IdentityConfig::Ca {
+                    url,
+                    bundle: resolve(&c.value.bundle),
+                    token_file: resolve(&c.value.token_file),
+                    server_id,
+                }
+            }
+            _ => {
                 return Err(at(
                     &raw.identity.referenced,
-                    "identity: set `files: { cert, key, bundle }`".into(),
+                    "identity: set exactly one of `files: { cert, key, bundle }` or `ca: { url, bundle, token_file }`".into(),
                 ))
             }
         };

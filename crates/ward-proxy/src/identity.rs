@@ -2,9 +2,8 @@
 //!
 //! [`IdentitySource`] is the interface the proxy drives: `refresh` is called at start-up,
 //! on every reload tick and on SIGHUP, and publishes a new identity to the [`CertStore`] only
-//! when one is available and valid. Today's implementation reads PEM files ([`FilesSource`]);
-//! enrolling with and renewing from `ward-ca` is the second implementation to come, which is
-//! why this is an enum of sources rather than a file loader.
+//! when one is available and valid. [`FilesSource`] reads PEM files;
+//! [`CaSource`] enrolls with and renews from `ward-ca` and follows its bundle and revocations.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,6 +12,8 @@ use ward_identity::TrustDomain;
 use ward_tls::pem::{certs_from_pem, key_from_pem};
 use ward_tls::{CertStore, Identity, TrustBundles};
 
+use crate::ca_client::CaClient;
+use crate::ca_source::CaSource;
 use crate::config::IdentityConfig;
 use crate::policy_store::sha256_hex;
 
@@ -21,6 +22,15 @@ use crate::policy_store::sha256_hex;
 pub enum IdentitySource {
     /// PEM files on disk, re-read when their content changes.
     Files(FilesSource),
+    /// A ward CA: enroll, renew, follow its bundle.
+    Ca {
+        /// The enrollment state machine.
+        source: CaSource,
+        /// Roots that authenticate the CA before its bundle has been fetched.
+        bootstrap: PathBuf,
+        /// The trust domain.
+        trust_domain: TrustDomain,
+    },
 }
 
 impl IdentitySource {
@@ -34,7 +44,27 @@ impl IdentitySource {
                 trust_domain: trust_domain.clone(),
                 last_hash: None,
             }),
+            IdentityConfig::Ca {
+                url,
+                bundle,
+                token_file,
+                server_id,
+            } => Self::Ca {
+                source: CaSource::new(
+                    CaClient::new(url.clone(), server_id.clone()),
+                    token_file.clone(),
+                    trust_domain.clone(),
+                ),
+                bootstrap: bundle.clone(),
+                trust_domain: trust_domain.clone(),
+            },
         }
+    }
+
+    /// Whether a failure at start-up should stop the proxy. Files must be right at once; a CA
+    /// may be briefly unreachable, so the proxy starts unready and keeps trying.
+    pub fn required_at_start(&self) -> bool {
+        matches!(self, Self::Files(_))
     }
 
     /// Publishes a new identity if one is available. `Ok(None)`: nothing changed. `force`
@@ -46,6 +76,24 @@ impl IdentitySource {
     ) -> Result<Option<Arc<Identity>>, String> {
         match self {
             Self::Files(files) => files.refresh(store, force),
+            Self::Ca {
+                source,
+                bootstrap,
+                trust_domain,
+            } => {
+                if store
+                    .bundles()
+                    .current()
+                    .anchors(trust_domain.as_str())
+                    .is_none()
+                {
+                    let roots = ward_tls::pem::load_certs(bootstrap).map_err(|e| e.to_string())?;
+                    let bundles = TrustBundles::single(trust_domain.clone(), roots)
+                        .map_err(|e| e.to_string())?;
+                    store.bundles().replace(bundles);
+                }
+                source.refresh(store, force).await
+            }
         }
     }
 }

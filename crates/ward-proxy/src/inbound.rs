@@ -33,10 +33,10 @@ tokio::task_local! {
 
 /// Where the verifier leaves its verdict for the connection task.
 #[derive(Debug, Default)]
-struct HandshakeSlot(Mutex<Option<(SpiffeId, Verdict)>>);
+struct HandshakeSlot(Mutex<Option<(SvidLeaf, Verdict)>>);
 
 impl HandshakeSlot {
-    fn take(&self) -> Option<(SpiffeId, Verdict)> {
+    fn take(&self) -> Option<(SvidLeaf, Verdict)> {
         self.0.lock().ok().and_then(|mut g| g.take())
     }
 }
@@ -68,7 +68,7 @@ impl ClientAuthorizer for PolicyAuthorizer {
         let permits = verdict.permits();
         let _ = HANDSHAKE.try_with(|slot| {
             if let Ok(mut g) = slot.0.lock() {
-                *g = Some((peer.id.clone(), verdict));
+                *g = Some((peer.clone(), verdict));
             }
         });
         permits
@@ -114,9 +114,11 @@ async fn handle(sock: TcpStream, inbound: &InboundListener, shared: &Shared, mut
     let result = HANDSHAKE
         .scope(slot.clone(), timeout(limits.handshake_timeout, accept))
         .await;
-    if let Some((peer, verdict)) = slot.take() {
-        log_verdict(&inbound.config.name, &peer, &verdict);
-        rec.decided(peer, verdict);
+    let mut peer_leaf = None;
+    if let Some((leaf, verdict)) = slot.take() {
+        log_verdict(&inbound.config.name, &leaf.id, &verdict);
+        rec.decided(leaf.id.clone(), verdict);
+        peer_leaf = Some(leaf);
     }
     let mut tls = match result {
         Err(_) => return rec.handshake_failed("handshake_timeout", String::new()),
@@ -148,7 +150,8 @@ async fn handle(sock: TcpStream, inbound: &InboundListener, shared: &Shared, mut
                     .evaluate(&svid.id, &inbound.config.name);
                 log_verdict(&inbound.config.name, &svid.id, &verdict);
                 let permits = verdict.permits();
-                rec.decided(svid.id, verdict);
+                rec.decided(svid.id.clone(), verdict);
+                peer_leaf = Some(svid);
                 if !permits {
                     let _ = timeout(limits.connect_timeout, tls.shutdown()).await;
                     return rec.closed("policy_denied", "resumed session");
@@ -156,7 +159,7 @@ async fn handle(sock: TcpStream, inbound: &InboundListener, shared: &Shared, mut
             }
         }
     }
-    let Some(peer) = rec.peer.clone() else {
+    let (Some(peer), Some(leaf)) = (rec.peer.clone(), peer_leaf) else {
         return rec.closed("no_peer_identity", "");
     };
 
@@ -187,6 +190,7 @@ async fn handle(sock: TcpStream, inbound: &InboundListener, shared: &Shared, mut
     let stop = async {
         tokio::select! {
             reason = revoked(shared.policy.clone(), &peer, &inbound.config.name) => reason,
+            reason = crate::pipe::peer_revoked(&shared.bundles, &leaf) => reason,
             () = shared.lifecycle.reached(Phase::Closing) => CloseReason::Shutdown,
         }
     };

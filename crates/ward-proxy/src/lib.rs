@@ -10,6 +10,8 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod ca_client;
+pub mod ca_source;
 pub mod cli;
 pub mod config;
 pub mod conn;
@@ -144,10 +146,14 @@ pub async fn start(config: Config) -> Result<RunningProxy, ProxyError> {
         BundleStore::new(TrustBundles::default()),
     ));
     let mut source = IdentitySource::from_config(&config.identity, &config.trust_domain);
-    let identity = source
-        .refresh(&store, true)
-        .await
-        .map_err(ProxyError::Identity)?;
+    let identity = match source.refresh(&store, true).await {
+        Ok(id) => id,
+        Err(e) if source.required_at_start() => return Err(ProxyError::Identity(e)),
+        Err(e) => {
+            tracing::warn!(error = %e, "no identity yet; starting unready and retrying");
+            None
+        }
+    };
     if let Some(id) = &identity {
         metrics.identity_expiry.set(id.leaf().not_after);
     }

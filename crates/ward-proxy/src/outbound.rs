@@ -97,10 +97,24 @@ async fn handle(app: TcpStream, outbound: &OutboundListener, shared: &Shared, mu
         }
         Ok(Ok(tls)) => tls,
     };
-    rec.peer = ward_tls::peer_id(tls.get_ref().1.peer_certificates());
+    let leaf = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .and_then(|der| ward_identity::SvidProfile::check(der).ok());
+    rec.peer = leaf.as_ref().map(|l| l.id.clone());
     let stop = async {
-        shared.lifecycle.reached(Phase::Closing).await;
-        CloseReason::Shutdown
+        match &leaf {
+            Some(leaf) => tokio::select! {
+                () = shared.lifecycle.reached(Phase::Closing) => CloseReason::Shutdown,
+                reason = crate::pipe::peer_revoked(&shared.bundles, leaf) => reason,
+            },
+            None => {
+                shared.lifecycle.reached(Phase::Closing).await;
+                CloseReason::Shutdown
+            }
+        }
     };
     let reason = relay(tls, app, limits.idle_timeout, &rec.traffic, stop).await;
     let detail = match &reason {

@@ -35,6 +35,8 @@ pub enum CloseReason {
         /// The rule that now denies it.
         rule: String,
     },
+    /// The CA revoked the peer's certificate (seen in a bundle refresh).
+    PeerRevoked,
     /// The proxy is shutting down and the grace period is over.
     Shutdown,
 }
@@ -47,6 +49,7 @@ impl CloseReason {
             Self::IdleTimeout => "idle_timeout",
             Self::Error(_) => "io_error",
             Self::PolicyRevoked { .. } => "policy_revoked",
+            Self::PeerRevoked => "peer_revoked",
             Self::Shutdown => "shutdown",
         }
     }
@@ -160,5 +163,21 @@ where
         },
         () = idle_watch => CloseReason::IdleTimeout,
         reason = stop => reason,
+    }
+}
+
+/// Resolves when the bundle's revocation list comes to cover `leaf`.
+pub async fn peer_revoked(
+    bundles: &ward_tls::BundleStore,
+    leaf: &ward_identity::SvidLeaf,
+) -> CloseReason {
+    let mut rx = bundles.subscribe();
+    loop {
+        if rx.borrow_and_update().revocation_for(leaf).is_some() {
+            return CloseReason::PeerRevoked;
+        }
+        if rx.changed().await.is_err() {
+            return std::future::pending().await;
+        }
     }
 }

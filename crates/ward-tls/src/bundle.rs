@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use rustls_pki_types::{CertificateDer, TrustAnchor};
 use tokio::sync::watch;
-use ward_identity::TrustDomain;
+use ward_identity::{SvidLeaf, TrustDomain};
 
 use crate::error::PemError;
 
@@ -20,10 +20,32 @@ struct Bundle {
     anchors: Vec<TrustAnchor<'static>>,
 }
 
-/// Roots by trust domain.
+/// A published revocation: one certificate by serial, or every certificate of an ID whose
+/// notBefore is earlier than `revoked_at`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Revocation {
+    /// Revoked ID (for an ID revocation).
+    pub spiffe_id: Option<String>,
+    /// Revoked serial, lower-case hex (for a serial revocation).
+    pub serial: Option<String>,
+    /// Unix seconds.
+    pub revoked_at: i64,
+}
+
+impl Revocation {
+    /// True when this revocation covers `leaf`.
+    pub fn covers(&self, leaf: &SvidLeaf) -> bool {
+        self.serial.as_deref() == Some(leaf.serial_hex.as_str())
+            || (self.spiffe_id.as_deref() == Some(leaf.id.as_str())
+                && leaf.not_before < self.revoked_at)
+    }
+}
+
+/// Roots by trust domain, and the revocations published with them.
 #[derive(Clone, Debug, Default)]
 pub struct TrustBundles {
     domains: HashMap<TrustDomain, Bundle>,
+    revocations: Vec<Revocation>,
 }
 
 impl TrustBundles {
@@ -70,6 +92,21 @@ impl TrustBundles {
     /// The root certificates of `td`.
     pub fn roots(&self, td: &TrustDomain) -> Option<&[CertificateDer<'static>]> {
         self.domains.get(td).map(|b| b.roots.as_slice())
+    }
+
+    /// Replaces the revocation list.
+    pub fn set_revocations(&mut self, revocations: Vec<Revocation>) {
+        self.revocations = revocations;
+    }
+
+    /// The revocations in force.
+    pub fn revocations(&self) -> &[Revocation] {
+        &self.revocations
+    }
+
+    /// The revocation covering `leaf`, if any.
+    pub fn revocation_for(&self, leaf: &SvidLeaf) -> Option<&Revocation> {
+        self.revocations.iter().find(|r| r.covers(leaf))
     }
 
     /// The trust domains held.

@@ -103,6 +103,14 @@ pub enum VerifyError {
         /// webpki's verdict.
         error: webpki::Error,
     },
+    /// The certificate was revoked by the CA.
+    #[error("certificate {serial} for {id} has been revoked")]
+    Revoked {
+        /// The revoked ID.
+        id: SpiffeId,
+        /// The certificate's serial.
+        serial: String,
+    },
     /// The peer is valid but not who we meant to talk to.
     #[error("peer is {got}, expected {expected}")]
     UnexpectedPeer {
@@ -138,6 +146,7 @@ impl VerifyError {
                 webpki::Error::CaUsedAsEndEntity => "ca_leaf",
                 _ => "chain_invalid",
             },
+            Self::Revoked { .. } => "revoked",
             Self::UnexpectedPeer { .. } => "unexpected_peer",
         }
     }

@@ -19,7 +19,7 @@ pub mod provider;
 pub mod store;
 pub mod verify;
 
-pub use bundle::{BundleStore, TrustBundles};
+pub use bundle::{BundleStore, Revocation, TrustBundles};
 pub use config::{client_config, server_config, server_config_optional_client_auth};
 pub use error::{FileError, PemError, StoreError, TlsError, VerifyError};
 pub use store::{CertResolver, CertStore, Identity};

@@ -60,6 +60,12 @@ pub fn verify_svid(
         None,
     )
     .map_err(chain_err)?;
+    if bundles.revocation_for(&leaf).is_some() {
+        return Err(VerifyError::Revoked {
+            serial: leaf.serial_hex.clone(),
+            id: leaf.id,
+        });
+    }
     Ok(leaf)
 }
 
@@ -79,6 +85,7 @@ fn to_rustls(err: VerifyError) -> rustls::Error {
             webpki::Error::InvalidSignatureForPublicKey => Some(CertificateError::BadSignature),
             _ => None,
         },
+        VerifyError::Revoked { .. } => Some(CertificateError::Revoked),
         _ => None,
     };
     tracing::debug!(reason = err.reason(), error = %err, "peer certificate refused");
@@ -97,6 +104,7 @@ pub fn refusal_reason(err: &rustls::Error) -> &'static str {
             }
             CertificateError::UnknownIssuer => "unknown_issuer",
             CertificateError::BadSignature => "bad_signature",
+            CertificateError::Revoked => "revoked",
             CertificateError::ApplicationVerificationFailure => "policy_denied",
             CertificateError::Other(other) => other
                 .0
@@ -128,6 +136,7 @@ pub fn describe(err: &rustls::Error) -> String {
         }
         CertificateError::UnknownIssuer => "not issued by a root in the trust bundle",
         CertificateError::BadSignature => "signature does not verify",
+        CertificateError::Revoked => "certificate has been revoked",
         CertificateError::ApplicationVerificationFailure => "peer is not allowed by policy",
         _ => return err.to_string(),
     };

@@ -1,0 +1,234 @@
+//! The `ca` identity source: enroll with ward-ca, renew before expiry, follow the bundle.
+//!
+//! The key is generated in memory for every request and never written anywhere. The first
+//! certificate comes from `/v1/enroll` with the token in `token_file` (a join token, or a
+//! projected service-account token); afterwards `/v1/renew` over mTLS with the current SVID,
+//! due at half the lifetime with ±10% jitter so a fleet started together does not renew
+//! together. Failures back off exponentially (1 s doubling to 60 s, ±20% jitter) while the
+//! current certificate keeps serving until it expires. `/v1/bundle` is fetched at the CA's
+//! refresh hint with the ETag; new roots and the revocation list apply at once.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::{Method, StatusCode};
+use rcgen::{CertificateParams, KeyPair};
+use ring::rand::{SecureRandom, SystemRandom};
+use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use serde::Deserialize;
+use ward_identity::TrustDomain;
+use ward_tls::pem::certs_from_pem;
+use ward_tls::{CertStore, Identity, Revocation, TrustBundles};
+
+use crate::ca_client::CaClient;
+
+/// Longest wait between retries.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Bundle refresh interval when the CA gives no hint, or after a failed fetch.
+const DEFAULT_BUNDLE_REFRESH: Duration = Duration::from_secs(30);
+
+/// Enrollment and renewal with a ward CA.
+#[derive(Debug)]
+pub struct CaSource {
+    client: CaClient,
+    token_file: PathBuf,
+    trust_domain: TrustDomain,
+    renew_at: Option<Instant>,
+    failures: u32,
+    retry_at: Instant,
+    bundle_etag: Option<String>,
+    bundle_at: Instant,
+}
+
+#[derive(Deserialize)]
+struct Issued {
+    chain: String,
+    bundle: String,
+}
+
+#[derive(Deserialize)]
+struct BundleDoc {
+    bundle_pem: String,
+    spiffe_bundle: SpiffeBundle,
+    #[serde(default)]
+    revocations: Vec<RevocationDoc>,
+}
+
+#[derive(Deserialize)]
+struct SpiffeBundle {
+    spiffe_refresh_hint: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct RevocationDoc {
+    spiffe_id: Option<String>,
+    serial: Option<String>,
+    revoked_at: i64,
+}
+
+/// A uniform random factor in [1 - spread, 1 + spread].
+fn jitter(spread: f64) -> f64 {
+    let mut b = [0u8; 4];
+    let r = SystemRandom::new().fill(&mut b).map_or(0.5, |()| {
+        f64::from(u32::from_be_bytes(b)) / f64::from(u32::MAX)
+    });
+    1.0 - spread + 2.0 * spread * r
+}
+
+impl CaSource {
+    /// A source for the CA at `client`, enrolling with the token in `token_file`.
+    pub fn new(client: CaClient, token_file: PathBuf, trust_domain: TrustDomain) -> Self {
+        let now = Instant::now();
+        Self {
+            client,
+            token_file,
+            trust_domain,
+            renew_at: None,
+            failures: 0,
+            retry_at: now,
+            bundle_etag: None,
+            bundle_at: now,
+        }
+    }
+
+    /// Does whatever is due: refresh the bundle, enroll or renew. `force` makes both due now.
+    pub async fn refresh(
+        &mut self,
+        store: &CertStore,
+        force: bool,
+    ) -> Result<Option<Arc<Identity>>, String> {
+        let now = Instant::now();
+        if force || now >= self.bundle_at {
+            if let Err(e) = self.refresh_bundle(store).await {
+                self.bundle_at = now + DEFAULT_BUNDLE_REFRESH;
+                tracing::warn!(error = %e, "bundle refresh failed; keeping the current bundle");
+            }
+        }
+        let current = store.current();
+        let expired = current
+            .as_ref()
+            .is_none_or(|id| id.is_expired_at(unix_now()));
+        let due = force || expired || self.renew_at.is_none_or(|at| now >= at);
+        if !due || (now < self.retry_at && !force) {
+            return Ok(None);
+        }
+        match self.obtain(store, !expired).await {
+            Ok(identity) => {
+                self.failures = 0;
+                let life = (identity.leaf().not_after - identity.leaf().not_before).max(2) as f64;
+                let elapsed = (unix_now() - identity.leaf().not_before).max(0) as f64;
+                let wait = (life * 0.5 * jitter(0.1) - elapsed).max(1.0);
+                self.renew_at = Some(Instant::now() + Duration::from_secs_f64(wait));
+                tracing::info!(id = %identity.id(), renew_in_secs = wait as u64, "certificate obtained from the CA");
+                Ok(Some(identity))
+            }
+            Err(e) => {
+                self.failures = self.failures.saturating_add(1);
+                let backoff = Duration::from_secs(1u64 << self.failures.min(6)).min(MAX_BACKOFF);
+                self.retry_at = Instant::now() + backoff.mul_f64(jitter(0.2));
+                Err(format!("{e} (retrying in about {}s)", backoff.as_secs()))
+            }
+        }
+    }
+
+    /// Enrolls (no valid certificate yet) or renews (mTLS with the current one).
+    async fn obtain(&self, store: &CertStore, renew: bool) -> Result<Arc<Identity>, String> {
+        let key = KeyPair::generate().map_err(|e| e.to_string())?;
+        let csr = CertificateParams::default()
+            .serialize_request(&key)
+            .and_then(|c| c.pem())
+            .map_err(|e| e.to_string())?;
+        let (path, body) = if renew {
+            ("/v1/renew", serde_json::json!({ "csr": csr }))
+        } else {
+            let token = std::fs::read_to_string(&self.token_file)
+                .map_err(|e| format!("{}: cannot read token: {e}", self.token_file.display()))?;
+            (
+                "/v1/enroll",
+                serde_json::json!({ "csr": csr, "token": token.trim() }),
+            )
+        };
+        let resp = self
+            .client
+            .request(
+                store,
+                Method::POST,
+                path,
+                Some(body.to_string()),
+                None,
+                renew,
+            )
+            .await?;
+        if resp.status != StatusCode::OK {
+            return Err(format!(
+                "{path}: HTTP {}: {}",
+                resp.status,
+                String::from_utf8_lossy(&resp.body)
+            ));
+        }
+        let issued: Issued =
+            serde_json::from_slice(&resp.body).map_err(|e| format!("{path}: bad response: {e}"))?;
+        let chain = certs_from_pem(path, issued.chain.as_bytes()).map_err(|e| e.to_string())?;
+        let roots = certs_from_pem(path, issued.bundle.as_bytes()).map_err(|e| e.to_string())?;
+        let mut bundles =
+            TrustBundles::single(self.trust_domain.clone(), roots).map_err(|e| e.to_string())?;
+        bundles.set_revocations(store.bundles().current().revocations().to_vec());
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        store
+            .publish_with_bundles(chain, key, bundles)
+            .map_err(|e| format!("{path}: {e}"))
+    }
+
+    async fn refresh_bundle(&mut self, store: &CertStore) -> Result<(), String> {
+        let resp = self
+            .client
+            .request(
+                store,
+                Method::GET,
+                "/v1/bundle",
+                None,
+                self.bundle_etag.as_deref(),
+                false,
+            )
+            .await?;
+        match resp.status {
+            StatusCode::NOT_MODIFIED => {
+                self.bundle_at = Instant::now() + DEFAULT_BUNDLE_REFRESH;
+                return Ok(());
+            }
+            StatusCode::OK => {}
+            other => return Err(format!("/v1/bundle: HTTP {other}")),
+        }
+        let doc: BundleDoc =
+            serde_json::from_slice(&resp.body).map_err(|e| format!("/v1/bundle: {e}"))?;
+        let roots =
+            certs_from_pem("/v1/bundle", doc.bundle_pem.as_bytes()).map_err(|e| e.to_string())?;
+        let mut bundles =
+            TrustBundles::single(self.trust_domain.clone(), roots).map_err(|e| e.to_string())?;
+        bundles.set_revocations(
+            doc.revocations
+                .into_iter()
+                .map(|r| Revocation {
+                    spiffe_id: r.spiffe_id,
+                    serial: r.serial,
+                    revoked_at: r.revoked_at,
+                })
+                .collect(),
+        );
+        store.bundles().replace(bundles);
+        self.bundle_etag = resp.etag;
+        let hint = doc
+            .spiffe_bundle
+            .spiffe_refresh_hint
+            .map_or(DEFAULT_BUNDLE_REFRESH, Duration::from_secs);
+        self.bundle_at = Instant::now() + hint.max(Duration::from_secs(1));
+        Ok(())
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}

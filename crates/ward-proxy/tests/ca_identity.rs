@@ -1,0 +1,217 @@
+//! Sidecars that get their identity from a real ward-ca (in-process, real TLS): enrollment with
+//! join tokens, traffic through a pair, renewal, a proxy that starts unready while the CA is
+//! unreachable, and revocation that closes open connections and refuses new ones.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
+
+mod support;
+
+use std::time::Duration;
+
+use support::*;
+use tokio::net::TcpStream;
+use ward_ca::state::{self, queries};
+use ward_e2e::TestCa;
+
+struct Ca {
+    ca: TestCa,
+    dir: tempfile::TempDir,
+    running: ward_ca::server::RunningCa,
+}
+
+async fn start_ca() -> Ca {
+    let ca = TestCa::new("example.org");
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "trust_domain: example.org\nca_dir: {}\nlisten: \"127.0.0.1:0\"\nstate: state.db\ndns_names: [localhost]\n",
+        ca.path().display()
+    );
+    let config = ward_ca::config::CaConfig::parse("ca.yaml", &text, dir.path()).unwrap();
+    let running = ward_ca::server::start(config).await.unwrap();
+    Ca { ca, dir, running }
+}
+
+impl Ca {
+    fn token(&self, id: &str) -> String {
+        let t = ward_ca::tokens::generate().unwrap();
+        let conn = state::open(&self.dir.path().join("state.db")).unwrap();
+        let now = state::unix_now();
+        queries::insert_token(
+            &conn,
+            &queries::TokenRecord {
+                hash: t.hash,
+                token_id: t.token_id,
+                spiffe_id: id.into(),
+                created_at: now,
+                expires_at: now + 600,
+                used_at: None,
+                revoked_at: None,
+            },
+        )
+        .unwrap();
+        t.secret
+    }
+
+    fn revoke_id(&self, id: &str) {
+        let conn = state::open(&self.dir.path().join("state.db")).unwrap();
+        queries::insert_revocation(
+            &conn,
+            &queries::Revocation {
+                spiffe_id: Some(id.into()),
+                serial: None,
+                reason: "test".into(),
+                revoked_at: state::unix_now() + 1,
+            },
+        )
+        .unwrap();
+    }
+}
+
+/// A proxy config whose identity comes from `url` with a token for `id`; `listeners` is the
+/// inbound/outbound YAML.
+fn ca_config(
+    pki: &Pki,
+    name: &str,
+    url: &str,
+    bundle: &std::path::Path,
+    token: &str,
+    listeners: &str,
+) -> ward_proxy::Config {
+    let token_file = pki.file(&format!("{name}.token"), token);
+    let rules = if listeners.contains("name: api") {
+        ALLOW_FRONTEND
+    } else {
+        "rules: []\n"
+    };
+    let policy = pki.file(&format!("{name}-policy.yaml"), rules);
+    let text = format!(
+        "trust_domain: example.org\nidentity:\n  ca: {{ url: \"{url}\", bundle: {}, token_file: {} }}\n\
+         policy: {}\n{listeners}admin: \"127.0.0.1:0\"\nreload_interval: 1h\n",
+        bundle.display(), token_file.display(), policy.display()
+    );
+    let path = pki.file(&format!("{name}.yaml"), &text);
+    ward_proxy::Config::load(&path).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sidecars_enroll_renew_and_are_shut_out_by_revocation() {
+    let ca = start_ca().await;
+    let url = format!("https://localhost:{}", ca.running.addr.port());
+    let bundle = ca.ca.path().join("bundle.pem");
+    let pki = Pki::new();
+    let app = EchoApp::start().await;
+
+    let backend = ward_proxy::start(ca_config(
+        &pki,
+        "backend",
+        &url,
+        &bundle,
+        &ca.token(BACKEND),
+        &format!(
+            "inbound:\n  - {{ name: api, listen: \"127.0.0.1:0\", forward: \"{}\" }}\n",
+            app.addr
+        ),
+    ))
+    .await
+    .unwrap();
+    let api = addr_of(&backend.inbound, "api");
+    let frontend = ward_proxy::start(ca_config(&pki, "frontend", &url, &bundle, &ca.token(FRONTEND),
+        &format!("outbound:\n  - {{ name: backend, listen: \"127.0.0.1:0\", upstream: \"{api}\", server_id: \"{BACKEND}\" }}\n"))).await.unwrap();
+    assert!(
+        metric(&backend, "ward_identity_expiry_timestamp_seconds") > 0.0,
+        "backend did not enroll"
+    );
+    assert!(
+        metric(&frontend, "ward_identity_expiry_timestamp_seconds") > 0.0,
+        "frontend did not enroll"
+    );
+
+    let local = addr_of(&frontend.outbound, "backend");
+    let mut open = TcpStream::connect(local).await.unwrap();
+    assert_eq!(
+        round_trip(&mut open, b"enrolled").await.unwrap(),
+        b"enrolled"
+    );
+
+    // Renewal (forced, as SIGHUP does) publishes a new certificate; the open connection stays.
+    frontend.reload();
+    eventually("frontend renewed", || {
+        metric(
+            &frontend,
+            "ward_reloads_total{kind=\"identity\",result=\"success\"}",
+        ) >= 1.0
+    })
+    .await;
+    assert_eq!(round_trip(&mut open, b"renewed").await.unwrap(), b"renewed");
+    let mut fresh = TcpStream::connect(local).await.unwrap();
+    assert_eq!(
+        round_trip(&mut fresh, b"new handshake").await.unwrap(),
+        b"new handshake"
+    );
+    drop(fresh);
+
+    // Revoking the frontend's ID: once the backend has refreshed its bundle, the open
+    // connection is closed and new ones are refused.
+    ca.revoke_id(FRONTEND);
+    let mut closed = false;
+    for _ in 0..40 {
+        backend.reload(); // forces a bundle refresh (the CA caches its document for 1 s)
+        if closed_within(&mut open, Duration::from_millis(250)).await {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "revoked peer's connection stayed open");
+    eventually("peer_revoked counted", || {
+        metric(&backend, "ward_connections_closed_total{listener=\"api\",direction=\"inbound\",reason=\"peer_revoked\"}") == 1.0
+    })
+    .await;
+    let mut again = TcpStream::connect(local).await.unwrap();
+    assert!(
+        round_trip(&mut again, b"nope").await.is_err(),
+        "revoked peer got a new connection through"
+    );
+    eventually("revoked handshake counted", || {
+        metric(&backend, "ward_handshake_failures_total{listener=\"api\",direction=\"inbound\",reason=\"revoked\"}") >= 1.0
+    })
+    .await;
+    drop((open, again));
+    frontend.shutdown().await;
+    backend.shutdown().await;
+    ca.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_proxy_starts_unready_while_the_ca_is_unreachable() {
+    let ca_dir = TestCa::new("example.org");
+    let pki = Pki::new();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = ca_config(
+        &pki,
+        "lonely",
+        &format!("https://localhost:{closed}"),
+        &ca_dir.path().join("bundle.pem"),
+        "wjt_x",
+        "",
+    );
+    let proxy = ward_proxy::start(config).await.unwrap();
+    let admin = proxy.admin;
+    let mut conn = TcpStream::connect(admin).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut conn, b"GET /ready HTTP/1.0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut resp = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut conn, &mut resp)
+        .await
+        .unwrap();
+    assert!(
+        resp.starts_with("HTTP/1.0 503") || resp.starts_with("HTTP/1.1 503"),
+        "{resp}"
+    );
+    assert!(resp.contains("no identity yet"), "{resp}");
+    proxy.shutdown().await;
+}
