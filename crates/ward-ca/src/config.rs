@@ -9,7 +9,7 @@ use serde::Deserialize;
 use ward_identity::{SpiffeId, TrustDomain};
 use ward_yaml::{Location, Spanned, YamlError};
 
-use crate::issuer::{MAX_TTL, MIN_TTL};
+use crate::issuer::{ABSOLUTE_MIN_TTL, MAX_TTL};
 
 /// Certificate lifetimes the daemon grants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -200,14 +200,14 @@ impl CaConfig {
                     min: get(&t.value.min, Duration::from_secs(300)),
                     max: get(&t.value.max, MAX_TTL),
                 };
-                if ttl.min < MIN_TTL
+                if ttl.min < ABSOLUTE_MIN_TTL
                     || ttl.max > MAX_TTL
                     || ttl.min > ttl.max
                     || !(ttl.min..=ttl.max).contains(&ttl.default)
                 {
                     return Err(at(
                         &t.referenced,
-                        "ttl: need 1m <= min <= default <= max <= 24h".into(),
+                        "ttl: need 10s <= min <= default <= max <= 24h".into(),
                     ));
                 }
                 ttl

@@ -29,8 +29,11 @@ use crate::error::CaError;
 pub const BACKDATE: Duration = Duration::seconds(30);
 /// Default SVID lifetime.
 pub const DEFAULT_TTL: StdDuration = StdDuration::from_secs(3600);
-/// Shortest SVID lifetime the offline issuer grants.
+/// Shortest SVID lifetime `ward-ca issue` grants.
 pub const MIN_TTL: StdDuration = StdDuration::from_secs(60);
+/// Shortest lifetime the issuer grants at all; the daemon may be configured down to it (tests,
+/// or deployments that want very short-lived certificates).
+pub const ABSOLUTE_MIN_TTL: StdDuration = StdDuration::from_secs(10);
 /// Longest SVID lifetime the offline issuer grants.
 pub const MAX_TTL: StdDuration = StdDuration::from_secs(24 * 3600);
 
@@ -155,7 +158,7 @@ impl Issuer {
         ttl: StdDuration,
         now: OffsetDateTime,
     ) -> Result<IssuedSvid, CaError> {
-        check_ttl(ttl)?;
+        check_ttl_within(ttl, ABSOLUTE_MIN_TTL, MAX_TTL)?;
         if !id.is_member_of(&self.trust_domain) {
             return Err(CaError::ForeignId {
                 id: id.clone(),
@@ -219,13 +222,22 @@ pub fn leaf_params(
     Ok(params)
 }
 
-/// Refuses lifetimes outside [`MIN_TTL`]..=[`MAX_TTL`].
+/// Refuses lifetimes outside [`MIN_TTL`]..=[`MAX_TTL`] (the offline `issue` command's range).
 pub fn check_ttl(ttl: StdDuration) -> Result<(), CaError> {
-    if ttl < MIN_TTL || ttl > MAX_TTL {
+    check_ttl_within(ttl, MIN_TTL, MAX_TTL)
+}
+
+/// Refuses lifetimes outside `min..=max`.
+pub fn check_ttl_within(
+    ttl: StdDuration,
+    min: StdDuration,
+    max: StdDuration,
+) -> Result<(), CaError> {
+    if ttl < min || ttl > max {
         return Err(CaError::Ttl {
             ttl: ward_yaml::Duration(ttl).to_string(),
-            min: ward_yaml::Duration(MIN_TTL).to_string(),
-            max: ward_yaml::Duration(MAX_TTL).to_string(),
+            min: ward_yaml::Duration(min).to_string(),
+            max: ward_yaml::Duration(max).to_string(),
         });
     }
     Ok(())

@@ -55,11 +55,14 @@ impl CaClient {
             .map_err(|e| e.to_string())?
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(verifier));
-        Ok(if with_identity {
+        let mut config = if with_identity {
             builder.with_client_cert_resolver(store.resolver())
         } else {
             builder.with_no_client_auth()
-        })
+        };
+        // A resumed session would authenticate with the certificate of its first handshake.
+        config.resumption = rustls::client::Resumption::disabled();
+        Ok(config)
     }
 
     /// Sends one request; `with_identity` presents the workload's current SVID (mTLS).

@@ -116,9 +116,10 @@ impl CaSource {
         match self.obtain(store, !expired).await {
             Ok(identity) => {
                 self.failures = 0;
-                let life = (identity.leaf().not_after - identity.leaf().not_before).max(2) as f64;
-                let elapsed = (unix_now() - identity.leaf().not_before).max(0) as f64;
-                let wait = (life * 0.5 * jitter(0.1) - elapsed).max(1.0);
+                // Half of what is left now (notBefore is backdated for clock skew, so it is
+                // not the start of the useful life).
+                let remaining = (identity.leaf().not_after - unix_now()).max(2) as f64;
+                let wait = (remaining * 0.5 * jitter(0.1)).max(1.0);
                 self.renew_at = Some(Instant::now() + Duration::from_secs_f64(wait));
                 tracing::info!(id = %identity.id(), renew_in_secs = wait as u64, "certificate obtained from the CA");
                 Ok(Some(identity))

@@ -5,20 +5,19 @@
 //! reaches the app, which never even sees a connection. The verdict is handed from the
 //! verifier to this connection's task through a task-local slot, because rustls runs the
 //! verifier synchronously inside the task's poll of the handshake. Once relaying, the
-//! connection re-checks its peer whenever the policy changes and closes if it is no longer
-//! allowed.
+//! connection re-checks its peer whenever the policy changes (and whenever the bundle's
+//! revocation list changes) and closes if it is no longer allowed.
 
 use std::future::pending;
 use std::sync::{Arc, Mutex};
 
-use rustls_pki_types::UnixTime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
 use ward_identity::{SpiffeId, SvidLeaf};
 use ward_policy::Verdict;
-use ward_tls::{verify_svid, ClientAuthorizer, Usage};
+use ward_tls::ClientAuthorizer;
 
 use crate::config::InboundConfig;
 use crate::conn::ConnRecord;
@@ -129,36 +128,8 @@ async fn handle(sock: TcpStream, inbound: &InboundListener, shared: &Shared, mut
         }
         Ok(Ok(tls)) => tls,
     };
-    if rec.peer.is_none() {
-        // A resumed TLS 1.3 session skips certificate verification, and so the authorizer.
-        // Verify the stored chain against today's bundles and ask today's policy instead;
-        // refusing now can only be a close, not an alert.
-        let certs = tls.get_ref().1.peer_certificates().unwrap_or_default();
-        let Some((leaf, rest)) = certs.split_first() else {
-            return rec.closed("no_peer_identity", "");
-        };
-        let bundles = shared.bundles.current();
-        match verify_svid(&bundles, leaf, rest, UnixTime::now(), Usage::Client) {
-            Err(e) => {
-                return rec.handshake_failed(e.reason(), format!("resumed session: {e}"));
-            }
-            Ok(svid) => {
-                let verdict = shared
-                    .policy
-                    .current()
-                    .policy
-                    .evaluate(&svid.id, &inbound.config.name);
-                log_verdict(&inbound.config.name, &svid.id, &verdict);
-                let permits = verdict.permits();
-                rec.decided(svid.id.clone(), verdict);
-                peer_leaf = Some(svid);
-                if !permits {
-                    let _ = timeout(limits.connect_timeout, tls.shutdown()).await;
-                    return rec.closed("policy_denied", "resumed session");
-                }
-            }
-        }
-    }
+    // ward-tls turns session resumption off, so every handshake ran the verifier and the
+    // authorizer; a connection without a recorded peer is refused rather than relayed.
     let (Some(peer), Some(leaf)) = (rec.peer.clone(), peer_leaf) else {
         return rec.closed("no_peer_identity", "");
     };

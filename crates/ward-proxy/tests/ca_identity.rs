@@ -31,25 +31,30 @@ async fn start_ca() -> Ca {
     Ca { ca, dir, running }
 }
 
+/// Stores a join token for `id` in the CA state under `dir` and returns it.
+fn insert_token(dir: &std::path::Path, id: &str) -> String {
+    let t = ward_ca::tokens::generate().unwrap();
+    let conn = state::open(&dir.join("state.db")).unwrap();
+    let now = state::unix_now();
+    queries::insert_token(
+        &conn,
+        &queries::TokenRecord {
+            hash: t.hash,
+            token_id: t.token_id,
+            spiffe_id: id.into(),
+            created_at: now,
+            expires_at: now + 600,
+            used_at: None,
+            revoked_at: None,
+        },
+    )
+    .unwrap();
+    t.secret
+}
+
 impl Ca {
     fn token(&self, id: &str) -> String {
-        let t = ward_ca::tokens::generate().unwrap();
-        let conn = state::open(&self.dir.path().join("state.db")).unwrap();
-        let now = state::unix_now();
-        queries::insert_token(
-            &conn,
-            &queries::TokenRecord {
-                hash: t.hash,
-                token_id: t.token_id,
-                spiffe_id: id.into(),
-                created_at: now,
-                expires_at: now + 600,
-                used_at: None,
-                revoked_at: None,
-            },
-        )
-        .unwrap();
-        t.secret
+        insert_token(self.dir.path(), id)
     }
 
     fn revoke_id(&self, id: &str) {
@@ -214,4 +219,123 @@ async fn a_proxy_starts_unready_while_the_ca_is_unreachable() {
     );
     assert!(resp.contains("no identity yet"), "{resp}");
     proxy.shutdown().await;
+}
+
+/// Short-lived certificates (20 s) renewed repeatedly under continuous traffic through a
+/// sidecar pair, with the CA stopped and restarted in the middle: no request fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traffic_survives_renewals_and_a_ca_restart() {
+    let ca = TestCa::new("example.org");
+    let dir = tempfile::tempdir().unwrap();
+    let config_text = |port: u16| {
+        format!(
+        "trust_domain: example.org\nca_dir: {}\nlisten: \"127.0.0.1:{port}\"\nstate: state.db\ndns_names: [localhost]\nttl: {{ default: 20s, min: 10s, max: 1h }}\n",
+        ca.path().display()
+    )
+    };
+    let start = |port: u16| {
+        let config =
+            ward_ca::config::CaConfig::parse("ca.yaml", &config_text(port), dir.path()).unwrap();
+        ward_ca::server::start(config)
+    };
+    let running = start(0).await.unwrap();
+    let port = running.addr.port();
+    let token = |id: &str| insert_token(dir.path(), id);
+    let url = format!("https://localhost:{port}");
+    let bundle = ca.path().join("bundle.pem");
+    let pki = Pki::new();
+    let app = EchoApp::start().await;
+    let with_fast_reload = |c: ward_proxy::Config| ward_proxy::Config {
+        reload_interval: Duration::from_millis(500),
+        ..c
+    };
+    let backend = ward_proxy::start(with_fast_reload(ca_config(
+        &pki,
+        "backend",
+        &url,
+        &bundle,
+        &token(BACKEND),
+        &format!(
+            "inbound:\n  - {{ name: api, listen: \"127.0.0.1:0\", forward: \"{}\" }}\n",
+            app.addr
+        ),
+    )))
+    .await
+    .unwrap();
+    let api = addr_of(&backend.inbound, "api");
+    let frontend = ward_proxy::start(with_fast_reload(ca_config(&pki, "frontend", &url, &bundle, &token(FRONTEND),
+        &format!("outbound:\n  - {{ name: backend, listen: \"127.0.0.1:0\", upstream: \"{api}\", server_id: \"{BACKEND}\" }}\n")))).await.unwrap();
+    let local = addr_of(&frontend.outbound, "backend");
+
+    // Continuous traffic: a new connection every 50 ms, and one long-lived connection.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let traffic = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            let mut long = TcpStream::connect(local).await.unwrap();
+            let mut i = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                let msg = format!("request {i}");
+                let fresh = async {
+                    let mut s = TcpStream::connect(local).await.map_err(|e| e.to_string())?;
+                    round_trip(&mut s, msg.as_bytes())
+                        .await
+                        .map_err(|e| e.to_string())
+                };
+                match fresh.await {
+                    Ok(got) if got == msg.as_bytes() => ok += 1,
+                    other => failed.push(format!("{i}: {other:?}")),
+                }
+                if i.is_multiple_of(10) {
+                    match round_trip(&mut long, b"long-lived").await {
+                        Ok(_) => ok += 1,
+                        Err(e) => failed.push(format!("long-lived at {i}: {e}")),
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            (ok, failed)
+        })
+    };
+
+    wait_renewals(&frontend, 1.0).await;
+    // Stop the CA for 3 s in the middle of the run; certificates stay valid meanwhile.
+    running.shutdown().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let running = start(port).await.unwrap();
+    wait_renewals(&frontend, 3.0).await;
+    wait_renewals(&backend, 3.0).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = traffic.await.unwrap();
+    assert!(
+        failed.is_empty(),
+        "{} failed requests: {failed:?}",
+        failed.len()
+    );
+    assert!(ok > 100, "too little traffic to mean anything: {ok}");
+    frontend.shutdown().await;
+    backend.shutdown().await;
+    running.shutdown().await;
+}
+
+fn renewals(p: &ward_proxy::RunningProxy) -> f64 {
+    metric(
+        p,
+        "ward_reloads_total{kind=\"identity\",result=\"success\"}",
+    )
+}
+
+/// Waits (up to 60 s) until `p` has renewed at least `n` times.
+async fn wait_renewals(p: &ward_proxy::RunningProxy, n: f64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while renewals(p) < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "renewals stalled at {}",
+            renewals(p)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -1,4 +1,10 @@
 //! rustls configurations for ward's two roles, both mutual TLS 1.3 with SPIFFE verification.
+//!
+//! Session resumption is off on both sides. A TLS 1.3 resumed session carries the client
+//! identity of the handshake that created it, so a workload that renewed its certificate would
+//! go on being authenticated as its old certificate (until that expires, and then be refused on
+//! every reconnect), and neither chain verification, revocation nor the handshake-time policy
+//! check would run. Every connection is therefore a full handshake.
 
 use std::sync::Arc;
 
@@ -26,8 +32,14 @@ pub fn server_config(
         .with_protocol_versions(PROTOCOL_VERSIONS)?
         .with_client_cert_verifier(Arc::new(verifier))
         .with_cert_resolver(store.resolver());
+    no_resumption(&mut config);
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(config)
+}
+
+fn no_resumption(config: &mut ServerConfig) {
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
 }
 
 /// A server config for endpoints where some clients have no certificate yet (enrollment):
@@ -41,6 +53,7 @@ pub fn server_config_optional_client_auth(
         .with_protocol_versions(PROTOCOL_VERSIONS)?
         .with_client_cert_verifier(Arc::new(verifier))
         .with_cert_resolver(store.resolver());
+    no_resumption(&mut config);
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(config)
 }
@@ -58,6 +71,7 @@ pub fn client_config(
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_client_cert_resolver(store.resolver());
+    config.resumption = rustls::client::Resumption::disabled();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(config)
 }

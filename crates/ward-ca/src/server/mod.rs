@@ -223,9 +223,9 @@ pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
 /// Re-issues the CA's own certificate at half its lifetime.
 async fn renew_own_identity(service: Arc<CaService>) {
     loop {
+        // Half of the remaining validity (notBefore is backdated, so it is not the start).
         let wait = service.store.current().map_or(60, |id| {
-            let life = id.leaf().not_after - id.leaf().not_before;
-            (id.leaf().not_before + life / 2 - unix_now()).clamp(10, 86_400)
+            ((id.leaf().not_after - unix_now()) / 2).clamp(5, 86_400)
         });
         tokio::time::sleep(Duration::from_secs(wait.unsigned_abs())).await;
         if let Err(e) = issue_own_identity(&service).await {
