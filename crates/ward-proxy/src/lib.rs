@@ -61,7 +61,7 @@ pub struct Shared {
     pub policy: PolicyStore,
     /// One permit per open connection, across all listeners.
     pub permits: Arc<Semaphore>,
-    /// Trust bundles in force (for re-verifying resumed sessions).
+    /// Trust bundles in force; connections watch its revocation list.
     pub bundles: BundleStore,
 }
 
