@@ -3,8 +3,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use tokio::signal::unix::{signal, SignalKind};
+use ward_cli::LogFormat;
 use ward_identity::SpiffeId;
 use ward_policy::Mode;
 use ward_yaml::YamlError;
@@ -24,15 +25,6 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// Log output format.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
 }
 
 /// `ward-proxy` subcommands.
@@ -209,7 +201,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, CliError> {
             })
         }
         Command::Run { config, log_format } => {
-            init_logging(log_format);
+            ward_cli::init_logging(log_format);
             let cfg = Config::load(&config)?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -243,17 +235,4 @@ async fn serve(config: Config) -> Result<(), CliError> {
     proxy.shutdown().await;
     tracing::info!("shutdown complete");
     Ok(())
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WARD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-    };
 }

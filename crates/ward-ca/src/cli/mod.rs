@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 use time::OffsetDateTime;
+use ward_cli::LogFormat;
 use ward_identity::{SpiffeId, TrustDomain};
 use ward_tls::files::{write_atomic, PUBLIC_MODE};
 
@@ -110,15 +111,6 @@ pub enum Command {
     },
 }
 
-/// Log output format.
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
 /// `ward-ca token` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
@@ -163,20 +155,6 @@ pub enum CertsCommand {
         #[arg(long, value_name = "SPIFFE_ID")]
         id: Option<String>,
     },
-}
-
-/// Installs the log subscriber for `serve`.
-pub fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WARD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-    };
 }
 
 /// Runs a parsed command. Normal output goes to `out`, the human summary to `status`.
@@ -251,7 +229,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, status: &mut dyn Write) -> Result<(), 
             Ok(())
         }
         Command::Serve { config, log_format } => {
-            init_logging(log_format);
+            ward_cli::init_logging(log_format);
             ops::serve(&config)
         }
         Command::Token { command } => match command {

@@ -202,16 +202,12 @@ async fn issue_and_record(
         ca.config.ttl.default,
         OffsetDateTime::now_utc(),
     )?;
-    let record = CertRecord {
-        serial: issued.leaf.serial_hex.clone(),
-        spiffe_id: id.to_string(),
-        not_before: issued.leaf.not_before,
-        not_after: issued.leaf.not_after,
-        attestor: attestor.into(),
-        client: conn.peer.ip().to_string(),
-        issued_at: unix_now(),
+    let record = CertRecord::issued(
+        &issued.leaf,
+        attestor,
+        conn.peer.ip().to_string(),
         parent_serial,
-    };
+    );
     let saved = record.clone();
     let result = ca
         .writer

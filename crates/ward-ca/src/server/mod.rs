@@ -121,16 +121,7 @@ async fn issue_own_identity(service: &CaService) -> Result<(), ServeError> {
         service.config.ttl.max,
         OffsetDateTime::now_utc(),
     )?;
-    let record = CertRecord {
-        serial: issued.leaf.serial_hex.clone(),
-        spiffe_id: id.to_string(),
-        not_before: issued.leaf.not_before,
-        not_after: issued.leaf.not_after,
-        attestor: "ca".into(),
-        client: "self".into(),
-        issued_at: unix_now(),
-        parent_serial: None,
-    };
+    let record = CertRecord::issued(&issued.leaf, "ca", "self".into(), None);
     service
         .writer
         .write(move |c| queries::insert_cert(c, &record))

@@ -26,6 +26,27 @@ pub struct CertRecord {
     pub parent_serial: Option<String>,
 }
 
+impl CertRecord {
+    /// The record of a certificate just issued to `client` through `attestor`.
+    pub fn issued(
+        leaf: &ward_identity::SvidLeaf,
+        attestor: &str,
+        client: String,
+        parent_serial: Option<String>,
+    ) -> Self {
+        Self {
+            serial: leaf.serial_hex.clone(),
+            spiffe_id: leaf.id.to_string(),
+            not_before: leaf.not_before,
+            not_after: leaf.not_after,
+            attestor: attestor.to_owned(),
+            client,
+            issued_at: super::unix_now(),
+            parent_serial,
+        }
+    }
+}
+
 /// One join token (its hash only; the token itself is never stored).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenRecord {
