@@ -75,73 +75,63 @@ impl CaClient {
         etag: Option<&str>,
         with_identity: bool,
     ) -> Result<CaResponse, String> {
-        let fut = self.request_inner(store, method, path, body, etag, with_identity);
-        tokio::time::timeout(TIMEOUT, fut)
+        let exchange = async {
+            let where_ = format!("{}{path}", self.url.to_string().trim_end_matches('/'));
+            let host = self
+                .url
+                .host()
+                .unwrap_or_default()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
+            let port = self.url.port_u16().unwrap_or(443);
+            let tcp = TcpStream::connect((host.as_str(), port))
+                .await
+                .map_err(|e| format!("{where_}: {e}"))?;
+            let _ = tcp.set_nodelay(true);
+            let name = ServerName::try_from(host.clone()).map_err(|e| format!("{where_}: {e}"))?;
+            let tls = TlsConnector::from(Arc::new(self.tls(store, with_identity)?))
+                .connect(name, tcp)
+                .await
+                .map_err(|e| format!("{where_}: TLS: {e}"))?;
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+                .await
+                .map_err(|e| format!("{where_}: {e}"))?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            let mut req = Request::builder()
+                .method(method)
+                .uri(path)
+                .header(HOST, host);
+            if body.is_some() {
+                req = req.header(CONTENT_TYPE, "application/json");
+            }
+            if let Some(tag) = etag {
+                req = req.header(IF_NONE_MATCH, tag);
+            }
+            let req = req
+                .body(Full::new(Bytes::from(body.unwrap_or_default())))
+                .map_err(|e| e.to_string())?;
+            let resp = sender
+                .send_request(req)
+                .await
+                .map_err(|e| format!("{where_}: {e}"))?;
+            let status = resp.status();
+            let etag = resp
+                .headers()
+                .get(ETAG)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body = Limited::new(resp.into_body(), MAX_RESPONSE)
+                .collect()
+                .await
+                .map_err(|e| format!("{where_}: {e}"))?
+                .to_bytes();
+            Ok(CaResponse { status, etag, body })
+        };
+        tokio::time::timeout(TIMEOUT, exchange)
             .await
             .map_err(|_| format!("{}{path}: timed out", self.url))?
-    }
-
-    async fn request_inner(
-        &self,
-        store: &CertStore,
-        method: Method,
-        path: &str,
-        body: Option<String>,
-        etag: Option<&str>,
-        with_identity: bool,
-    ) -> Result<CaResponse, String> {
-        let where_ = format!("{}{path}", self.url.to_string().trim_end_matches('/'));
-        let host = self
-            .url
-            .host()
-            .unwrap_or_default()
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        let port = self.url.port_u16().unwrap_or(443);
-        let tcp = TcpStream::connect((host.as_str(), port))
-            .await
-            .map_err(|e| format!("{where_}: {e}"))?;
-        let _ = tcp.set_nodelay(true);
-        let name = ServerName::try_from(host.clone()).map_err(|e| format!("{where_}: {e}"))?;
-        let tls = TlsConnector::from(Arc::new(self.tls(store, with_identity)?))
-            .connect(name, tcp)
-            .await
-            .map_err(|e| format!("{where_}: TLS: {e}"))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-            .await
-            .map_err(|e| format!("{where_}: {e}"))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(HOST, host);
-        if body.is_some() {
-            req = req.header(CONTENT_TYPE, "application/json");
-        }
-        if let Some(tag) = etag {
-            req = req.header(IF_NONE_MATCH, tag);
-        }
-        let req = req
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .map_err(|e| e.to_string())?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| format!("{where_}: {e}"))?;
-        let status = resp.status();
-        let etag = resp
-            .headers()
-            .get(ETAG)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body = Limited::new(resp.into_body(), MAX_RESPONSE)
-            .collect()
-            .await
-            .map_err(|e| format!("{where_}: {e}"))?
-            .to_bytes();
-        Ok(CaResponse { status, etag, body })
     }
 }

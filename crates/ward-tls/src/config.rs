@@ -28,18 +28,7 @@ pub fn server_config(
         Some(a) => SpiffeClientVerifier::with_authorizer(store.bundles().clone(), a),
         None => SpiffeClientVerifier::new(store.bundles().clone()),
     };
-    let mut config = ServerConfig::builder_with_provider(crypto_provider())
-        .with_protocol_versions(PROTOCOL_VERSIONS)?
-        .with_client_cert_verifier(Arc::new(verifier))
-        .with_cert_resolver(store.resolver());
-    no_resumption(&mut config);
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Ok(config)
-}
-
-fn no_resumption(config: &mut ServerConfig) {
-    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
-    config.send_tls13_tickets = 0;
+    server_config_with(store, verifier, alpn)
 }
 
 /// A server config for endpoints where some clients have no certificate yet (enrollment):
@@ -48,12 +37,26 @@ pub fn server_config_optional_client_auth(
     store: &CertStore,
     alpn: &[&[u8]],
 ) -> Result<ServerConfig, TlsError> {
-    let verifier = SpiffeClientVerifier::optional(store.bundles().clone());
+    server_config_with(
+        store,
+        SpiffeClientVerifier::optional(store.bundles().clone()),
+        alpn,
+    )
+}
+
+/// The one way ward builds a server config: TLS 1.3, the given client verifier, the store's
+/// identity, no session resumption.
+fn server_config_with(
+    store: &CertStore,
+    verifier: SpiffeClientVerifier,
+    alpn: &[&[u8]],
+) -> Result<ServerConfig, TlsError> {
     let mut config = ServerConfig::builder_with_provider(crypto_provider())
         .with_protocol_versions(PROTOCOL_VERSIONS)?
         .with_client_cert_verifier(Arc::new(verifier))
         .with_cert_resolver(store.resolver());
-    no_resumption(&mut config);
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(config)
 }
