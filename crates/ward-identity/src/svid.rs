@@ -127,6 +127,14 @@ fn uri_san(cert: &X509Certificate<'_>) -> Result<SpiffeId, ProfileError> {
     }
 }
 
+/// The current time in Unix seconds, the unit of [`SvidLeaf`]'s validity (0 if the clock is
+/// before 1970).
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 /// Hex of a DER INTEGER's content bytes, without the sign-padding zero.
 pub fn serial_hex(raw: &[u8]) -> String {
     let trimmed = match raw {

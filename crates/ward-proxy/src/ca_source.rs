@@ -17,7 +17,7 @@ use rcgen::{CertificateParams, KeyPair};
 use ring::rand::{SecureRandom, SystemRandom};
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde::Deserialize;
-use ward_identity::TrustDomain;
+use ward_identity::{unix_now, TrustDomain};
 use ward_tls::pem::certs_from_pem;
 use ward_tls::{CertStore, Identity, Revocation, TrustBundles};
 
@@ -226,10 +226,4 @@ impl CaSource {
         self.bundle_at = Instant::now() + hint.max(Duration::from_secs(1));
         Ok(())
     }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

@@ -113,12 +113,11 @@ async fn handle(sock: TcpStream, inbound: &InboundListener, shared: &Shared, mut
     let result = HANDSHAKE
         .scope(slot.clone(), timeout(limits.handshake_timeout, accept))
         .await;
-    let mut peer_leaf = None;
-    if let Some((leaf, verdict)) = slot.take() {
+    let peer_leaf = slot.take().map(|(leaf, verdict)| {
         log_verdict(&inbound.config.name, &leaf.id, &verdict);
         rec.decided(leaf.id.clone(), verdict);
-        peer_leaf = Some(leaf);
-    }
+        leaf
+    });
     let mut tls = match result {
         Err(_) => return rec.handshake_failed("handshake_timeout", String::new()),
         Ok(Err((e, sock))) => {

@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
 use ward_policy::Policy;
@@ -17,7 +16,7 @@ pub struct LoadedPolicy {
     /// Hex SHA-256 of the file's bytes: the policy's version.
     pub hash: String,
     /// When it was loaded, Unix seconds.
-    pub loaded_at: u64,
+    pub loaded_at: i64,
     /// The file.
     pub path: PathBuf,
 }
@@ -40,9 +39,7 @@ pub fn compile(path: &Path, bytes: &[u8], listeners: &[&str]) -> Result<LoadedPo
     Ok(LoadedPolicy {
         policy,
         hash: sha256_hex(bytes),
-        loaded_at: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
+        loaded_at: ward_identity::unix_now(),
         path: path.to_path_buf(),
     })
 }

@@ -9,7 +9,6 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rustls::client::ResolvesClientCert;
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -197,9 +196,7 @@ pub struct CertResolver {
 impl CertResolver {
     fn live(&self) -> Option<Arc<CertifiedKey>> {
         let identity = self.rx.borrow().clone()?;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let now = ward_identity::unix_now();
         (!identity.is_expired_at(now)).then(|| identity.certified.clone())
     }
 }
