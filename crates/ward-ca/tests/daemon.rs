@@ -76,7 +76,11 @@ fn curl(dir: &Path, args: &[&str]) -> (u16, String) {
         .expect("curl must be installed (make test installs it)");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.trim().parse().unwrap_or(0), body.to_owned())
+    match code.trim().parse() {
+        Ok(code) if code != 0 => (code, body.to_owned()),
+        // curl itself failed: keep its reason for the assertion message.
+        _ => (0, String::from_utf8_lossy(&out.stderr).into_owned()),
+    }
 }
 
 fn serve(dir: &Path, port: u16) -> Child {

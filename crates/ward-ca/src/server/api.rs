@@ -64,7 +64,8 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Resp {
 /// Serves one request; never panics on client input, never a 5xx for a client mistake.
 pub async fn handle(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> Resp {
     let started = Instant::now();
-    let (endpoint, result) = match (req.method().clone(), req.uri().path()) {
+    let path = req.uri().path().to_owned();
+    let (endpoint, result) = match (req.method().clone(), path.as_str()) {
         (Method::POST, "/v1/enroll") => ("/v1/enroll", enroll(req, ca, conn).await),
         (Method::POST, "/v1/renew") => ("/v1/renew", renew(req, ca, conn).await),
         (Method::POST, "/v1/revoke") => ("/v1/revoke", revoke(req, ca, conn).await),
@@ -78,19 +79,19 @@ pub async fn handle(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> 
             | "/metrics",
         ) => (
             "other",
-            Err(ApiError::new(
+            read_body(req, ca).await.and(Err(ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
                 "method not allowed on this path",
-            )),
+            ))),
         ),
         _ => (
             "other",
-            Err(ApiError::new(
+            read_body(req, ca).await.and(Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 "not_found",
                 "no such endpoint",
-            )),
+            ))),
         ),
     };
     ca.metrics
@@ -134,6 +135,13 @@ async fn read_json<T: for<'de> Deserialize<'de>>(
     req: Request<Incoming>,
     ca: &CaService,
 ) -> Result<T, ApiError> {
+    parse_json(&read_body(req, ca).await?)
+}
+
+/// Reads the whole body within the size and time limits. Endpoints read it before they
+/// refuse anything: answering early and closing with unread bytes in the socket makes the
+/// kernel send RST, and the client may lose the answer.
+async fn read_body(req: Request<Incoming>, ca: &CaService) -> Result<Bytes, ApiError> {
     let limit = ca.config.limits.max_body_bytes;
     let body = Limited::new(req.into_body(), limit);
     let bytes = match tokio::time::timeout(ca.config.limits.request_timeout, body.collect()).await {
@@ -159,7 +167,11 @@ async fn read_json<T: for<'de> Deserialize<'de>>(
         }
         Ok(Ok(c)) => c.to_bytes(),
     };
-    serde_json::from_slice(&bytes)
+    Ok(bytes)
+}
+
+fn parse_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request("malformed_json", format!("invalid request JSON: {e}")))
 }
 
@@ -362,8 +374,9 @@ fn client_svid(ca: &CaService, conn: &ConnInfo) -> Result<ward_identity::SvidLea
 }
 
 async fn renew(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> Result<Resp, ApiError> {
+    let body = read_body(req, ca).await?;
     let svid = client_svid(ca, conn)?;
-    let body: RenewRequest = read_json(req, ca).await?;
+    let body: RenewRequest = parse_json(&body)?;
     issue_and_record(
         ca,
         &body.csr,
@@ -377,6 +390,7 @@ async fn renew(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> Resul
 }
 
 async fn revoke(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> Result<Resp, ApiError> {
+    let body = read_body(req, ca).await?;
     let caller = client_svid(ca, conn)?;
     if !ca.config.admins.contains(&caller.id) {
         return Err(ApiError::forbidden(
@@ -384,7 +398,7 @@ async fn revoke(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> Resu
             format!("{} is not in admins", caller.id),
         ));
     }
-    let body: RevokeRequest = read_json(req, ca).await?;
+    let body: RevokeRequest = parse_json(&body)?;
     let revocation = revocation_from(
         body.spiffe_id,
         body.serial,
