@@ -4,7 +4,9 @@
 //! (P-256, 1 year, CA with pathLen 0, signed by the root) and `bundle.pem` (the roots workloads
 //! trust). Keys are written atomically with mode 0600 and refused on load if group or others
 //! can read them. Both CA certificates carry the trust domain's own SPIFFE ID as a URI SAN, so
-//! the directory describes itself.
+//! the directory describes itself. Rotation (`ward-ca rotate`, see [`crate::rotate`]) adds
+//! `next/`, `previous/` and `rotation.json` beside them; the top-level files are always the
+//! generation that signs.
 
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
@@ -14,12 +16,14 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, KeyUsagePurpose,
     SanType,
 };
+use rustls_pki_types::CertificateDer;
 use time::{Duration, OffsetDateTime};
 use ward_identity::TrustDomain;
 use ward_tls::files::{write_atomic, KEY_MODE, PUBLIC_MODE};
 use ward_tls::pem::encode_block;
 
 use crate::error::CaError;
+use crate::rotate;
 
 /// Root certificate file name.
 pub const ROOT_CERT: &str = "root.pem";
@@ -50,30 +54,32 @@ pub struct InitSummary {
     pub bundle: PathBuf,
 }
 
-/// Creates a new CA in `dir` (created 0700 if missing). Refuses to replace an existing CA
-/// unless `force`.
-pub fn init(dir: &Path, trust_domain: &TrustDomain, force: bool) -> Result<InitSummary, CaError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| CaError::Io { path, source }
-    };
-    if !force {
-        for name in [ROOT_CERT, ROOT_KEY, ISSUER_CERT, ISSUER_KEY, BUNDLE] {
-            let file = dir.join(name);
-            if file.exists() {
-                return Err(CaError::Exists {
-                    dir: dir.to_path_buf(),
-                    file,
-                });
-            }
-        }
-    }
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(io(dir))?;
+/// One generation of CA material (root and issuer), generated but not yet written.
+pub(crate) struct Generation {
+    root_pem: String,
+    root_key_pem: String,
+    issuer_pem: String,
+    issuer_key_pem: String,
+    /// End of the root's validity.
+    pub root_not_after: OffsetDateTime,
+    /// End of the issuer's validity.
+    pub issuer_not_after: OffsetDateTime,
+    /// The issuer's subject common name (names the generation in messages).
+    pub issuer_name: String,
+    /// The root's subject common name.
+    pub root_name: String,
+}
 
+fn key_pem(k: &KeyPair) -> String {
+    encode_block("PRIVATE KEY", &k.serialize_der())
+}
+
+/// A new issuer for `trust_domain`, under a new root, or under `root` (certificate and key
+/// PEM of the current root) when given.
+pub(crate) fn generate(
+    trust_domain: &TrustDomain,
+    root: Option<(&CertificateDer<'static>, &str)>,
+) -> Result<Generation, CaError> {
     let now = OffsetDateTime::now_utc();
     let td_id = trust_domain.id();
     let ca_params = |cn: String, not_after: OffsetDateTime, constraint| -> Result<_, CaError> {
@@ -95,43 +101,132 @@ pub fn init(dir: &Path, trust_domain: &TrustDomain, force: bool) -> Result<InitS
     // foreign CA of the same trust domain fail as "unknown issuer" and operators can tell
     // generations apart during rotation.
     let tag = crate::issuer::random_tag()?;
-    let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-    let root_params = ca_params(
-        format!("{trust_domain} root CA {tag}"),
-        now + ROOT_LIFETIME,
-        BasicConstraints::Unconstrained,
-    )?;
-    let root_cert = root_params.self_signed(&root_key)?;
-    let root_issuer = rcgen::Issuer::new(root_params, &root_key);
-
+    let (root_pem, root_key_pem, root_issuer, root_not_after, root_name) = match root {
+        None => {
+            let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+            let name = format!("{trust_domain} root CA {tag}");
+            let params = ca_params(
+                name.clone(),
+                now + ROOT_LIFETIME,
+                BasicConstraints::Unconstrained,
+            )?;
+            let cert = params.self_signed(&root_key)?;
+            let key = key_pem(&root_key);
+            let pem = encode_block("CERTIFICATE", cert.der());
+            let not_after = params.not_after;
+            (
+                pem,
+                key,
+                rcgen::Issuer::new(params, root_key),
+                not_after,
+                name,
+            )
+        }
+        Some((der, key_pem_text)) => {
+            let key = KeyPair::from_pem(key_pem_text)?;
+            let (_, cert) =
+                x509_parser::parse_x509_certificate(der).map_err(|e| CaError::BadCa {
+                    path: ROOT_CERT.into(),
+                    problem: format!("malformed certificate: {e}"),
+                })?;
+            let not_after = cert.validity().not_after.to_datetime();
+            let name = cert.subject().to_string();
+            let issuer = rcgen::Issuer::from_ca_cert_der(der, key)?;
+            let pem = encode_block("CERTIFICATE", der);
+            (pem, key_pem_text.to_owned(), issuer, not_after, name)
+        }
+    };
     let issuer_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let issuer_name = format!("{trust_domain} issuer {tag}");
+    // An issuer never outlives its root.
     let mut issuer_params = ca_params(
-        format!("{trust_domain} issuer {tag}"),
-        now + ISSUER_LIFETIME,
+        issuer_name.clone(),
+        std::cmp::min(now + ISSUER_LIFETIME, root_not_after),
         BasicConstraints::Constrained(0),
     )?;
     issuer_params.use_authority_key_identifier_extension = true;
+    let issuer_not_after = issuer_params.not_after;
     let issuer_cert = issuer_params.signed_by(&issuer_key, &root_issuer)?;
+    Ok(Generation {
+        root_pem,
+        root_key_pem,
+        issuer_pem: encode_block("CERTIFICATE", issuer_cert.der()),
+        issuer_key_pem: key_pem(&issuer_key),
+        root_not_after,
+        issuer_not_after,
+        issuer_name,
+        root_name,
+    })
+}
 
-    // Keys first, certificates next, the bundle last: a crash part-way leaves files that make
-    // a rerun without --force stop and say so, never a bundle pointing at a missing key.
-    let key_pem = |k: &KeyPair| encode_block("PRIVATE KEY", &k.serialize_der());
-    write_atomic(&dir.join(ROOT_KEY), key_pem(&root_key).as_bytes(), KEY_MODE)?;
+/// Writes a generation's four files into `dir`. Keys first, certificates next: a crash
+/// part-way leaves files that make a rerun stop and say so, never a certificate without its
+/// key.
+pub(crate) fn write_generation(dir: &Path, generation: &Generation) -> Result<(), CaError> {
     write_atomic(
-        &dir.join(ISSUER_KEY),
-        key_pem(&issuer_key).as_bytes(),
+        &dir.join(ROOT_KEY),
+        generation.root_key_pem.as_bytes(),
         KEY_MODE,
     )?;
-    let root_pem = encode_block("CERTIFICATE", root_cert.der());
-    write_atomic(&dir.join(ROOT_CERT), root_pem.as_bytes(), PUBLIC_MODE)?;
-    let issuer_pem = encode_block("CERTIFICATE", issuer_cert.der());
-    write_atomic(&dir.join(ISSUER_CERT), issuer_pem.as_bytes(), PUBLIC_MODE)?;
-    write_atomic(&dir.join(BUNDLE), root_pem.as_bytes(), PUBLIC_MODE)?;
+    write_atomic(
+        &dir.join(ISSUER_KEY),
+        generation.issuer_key_pem.as_bytes(),
+        KEY_MODE,
+    )?;
+    write_atomic(
+        &dir.join(ROOT_CERT),
+        generation.root_pem.as_bytes(),
+        PUBLIC_MODE,
+    )?;
+    write_atomic(
+        &dir.join(ISSUER_CERT),
+        generation.issuer_pem.as_bytes(),
+        PUBLIC_MODE,
+    )?;
+    Ok(())
+}
 
+/// Creates `dir` (mode 0700) if it is missing.
+pub(crate) fn create_dir(dir: &Path) -> Result<(), CaError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| CaError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })
+}
+
+/// Creates a new CA in `dir` (created 0700 if missing). Refuses to replace an existing CA
+/// unless `force`, which also abandons any rotation in progress.
+pub fn init(dir: &Path, trust_domain: &TrustDomain, force: bool) -> Result<InitSummary, CaError> {
+    if !force {
+        for name in [
+            ROOT_CERT,
+            ROOT_KEY,
+            ISSUER_CERT,
+            ISSUER_KEY,
+            BUNDLE,
+            rotate::JOURNAL,
+        ] {
+            let file = dir.join(name);
+            if file.exists() {
+                return Err(CaError::Exists {
+                    dir: dir.to_path_buf(),
+                    file,
+                });
+            }
+        }
+    }
+    create_dir(dir)?;
+    let generation = generate(trust_domain, None)?;
+    write_generation(dir, &generation)?;
+    rotate::reset(dir)?;
     Ok(InitSummary {
         trust_domain: trust_domain.clone(),
-        root_not_after: now + ROOT_LIFETIME,
-        issuer_not_after: now + ISSUER_LIFETIME,
+        root_not_after: generation.root_not_after,
+        issuer_not_after: generation.issuer_not_after,
         bundle: dir.join(BUNDLE),
     })
 }

@@ -87,6 +87,9 @@ pub struct CaConfig {
     pub admins: Vec<SpiffeId>,
     /// Request limits.
     pub limits: CaLimits,
+    /// How often workloads should fetch `/v1/bundle`: the bound on how long a revocation or
+    /// a new root takes to reach them.
+    pub bundle_refresh_hint: Duration,
 }
 
 type D = Spanned<ward_yaml::Duration>;
@@ -107,6 +110,7 @@ struct File {
     admins: Vec<Spanned<String>>,
     #[serde(default)]
     limits: LimitsFile,
+    bundle_refresh_hint: Option<D>,
 }
 
 #[derive(Deserialize)]
@@ -304,6 +308,17 @@ impl CaConfig {
             ));
         }
 
+        let bundle_refresh_hint = match &raw.bundle_refresh_hint {
+            None => Duration::from_secs(30),
+            Some(d) if (1..=3600).contains(&d.value.get().as_secs()) => d.value.get(),
+            Some(d) => {
+                return Err(at(
+                    &d.referenced,
+                    "bundle_refresh_hint must be between 1s and 1h".into(),
+                ))
+            }
+        };
+
         Ok(Self {
             trust_domain,
             ca_dir: base.join(&raw.ca_dir),
@@ -315,6 +330,7 @@ impl CaConfig {
             kubernetes,
             admins,
             limits,
+            bundle_refresh_hint,
         })
     }
 }

@@ -80,6 +80,9 @@ pub enum CaError {
     /// A requested DNS SAN is not a valid, non-wildcard host name.
     #[error("{0:?} is not a valid DNS name (wildcards are not issued)")]
     InvalidDnsName(String),
+    /// A rotation step is out of order or premature (the message says what to do).
+    #[error("{0}")]
+    Rotation(String),
     /// The daemon config is invalid (the message carries file:line:column).
     #[error("{0}")]
     Config(String),

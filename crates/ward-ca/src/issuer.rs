@@ -44,6 +44,8 @@ pub struct IssuedSvid {
     pub chain: Vec<CertificateDer<'static>>,
     /// Facts of the leaf, read back from the DER through the SVID profile check.
     pub leaf: SvidLeaf,
+    /// Serial (hex) of the issuing CA certificate.
+    pub issuer_serial: String,
 }
 
 impl IssuedSvid {
@@ -58,6 +60,7 @@ pub struct Issuer {
     trust_domain: TrustDomain,
     signer: rcgen::Issuer<'static, KeyPair>,
     issuer_der: CertificateDer<'static>,
+    issuer_serial: String,
     root_der: CertificateDer<'static>,
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
@@ -125,6 +128,7 @@ impl Issuer {
         Ok(Self {
             trust_domain: td,
             signer,
+            issuer_serial: ward_identity::serial_hex(issuer.raw_serial()),
             issuer_der,
             root_der,
             not_before,
@@ -145,6 +149,16 @@ impl Issuer {
     /// The issuing (intermediate) certificate.
     pub fn issuer_cert(&self) -> &CertificateDer<'static> {
         &self.issuer_der
+    }
+
+    /// Serial (hex) of the issuing certificate: names this generation in the state database.
+    pub fn issuer_serial(&self) -> &str {
+        &self.issuer_serial
+    }
+
+    /// End of the issuing certificate's validity.
+    pub fn not_after(&self) -> OffsetDateTime {
+        self.not_after
     }
 
     /// Signs the public key of `csr_der` as `id` for `ttl`, as of `now`. `dns_names` adds DNS
@@ -195,6 +209,7 @@ impl Issuer {
         Ok(IssuedSvid {
             chain: vec![leaf_der, self.issuer_der.clone()],
             leaf,
+            issuer_serial: self.issuer_serial.clone(),
         })
     }
 }
@@ -280,7 +295,7 @@ fn single_cert(path: &Path) -> Result<CertificateDer<'static>, CaError> {
 }
 
 /// The trust domain named by a CA certificate's `spiffe://<td>` URI SAN.
-fn ca_trust_domain(cert: &X509Certificate<'_>) -> Result<TrustDomain, String> {
+pub(crate) fn ca_trust_domain(cert: &X509Certificate<'_>) -> Result<TrustDomain, String> {
     let san = cert
         .subject_alternative_name()
         .map_err(|e| e.to_string())?

@@ -16,6 +16,7 @@ pub mod error;
 pub mod issuer;
 pub mod jwks_fetch;
 pub mod jwt;
+pub mod rotate;
 pub mod server;
 pub mod state;
 pub mod tokens;

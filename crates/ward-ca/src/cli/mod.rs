@@ -13,6 +13,9 @@ use ward_identity::{SpiffeId, TrustDomain};
 use ward_tls::files::{write_atomic, PUBLIC_MODE};
 
 mod ops;
+mod rotate;
+
+pub use rotate::RotateCommand;
 
 use crate::ca_dir;
 use crate::csr;
@@ -102,6 +105,13 @@ pub enum Command {
         /// Why (recorded and published).
         #[arg(long, value_name = "TEXT")]
         reason: Option<String>,
+    },
+    /// Rotate the CA's issuer (and with --root its root) without an outage:
+    /// prepare, then activate, then finish.
+    Rotate {
+        /// Rotation step.
+        #[command(subcommand)]
+        command: RotateCommand,
     },
     /// Issued certificates.
     Certs {
@@ -250,6 +260,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, status: &mut dyn Write) -> Result<(), 
         Command::Certs {
             command: CertsCommand::List { config, id },
         } => ops::certs_list(&config, id.as_deref(), out),
+        Command::Rotate { command } => rotate::run(command, status),
     }
 }
 

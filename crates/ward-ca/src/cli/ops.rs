@@ -20,19 +20,19 @@ use crate::tokens;
 /// Longest a join token may live.
 const MAX_TOKEN_TTL: Duration = Duration::from_secs(30 * 86_400);
 
-fn when(secs: i64) -> String {
+pub(super) fn when(secs: i64) -> String {
     OffsetDateTime::from_unix_timestamp(secs)
         .map(rfc3339)
         .unwrap_or_else(|_| secs.to_string())
 }
 
-fn load(config: &std::path::Path) -> Result<(CaConfig, rusqlite::Connection), CaError> {
+pub(super) fn load(config: &std::path::Path) -> Result<(CaConfig, rusqlite::Connection), CaError> {
     let cfg = CaConfig::load(config).map_err(|e| CaError::Config(e.to_string()))?;
     let conn = state::open(&cfg.state).map_err(|e| CaError::State(e.to_string()))?;
     Ok((cfg, conn))
 }
 
-fn db<T>(r: Result<T, state::StateError>) -> Result<T, CaError> {
+pub(super) fn db<T>(r: Result<T, state::StateError>) -> Result<T, CaError> {
     r.map_err(|e| CaError::State(e.to_string()))
 }
 

@@ -207,19 +207,15 @@ async fn issue_and_record(
     parent_serial: Option<String>,
 ) -> Result<Resp, ApiError> {
     let der = csr::decode(csr_pem.as_bytes()).map_err(crate::CaError::from)?;
-    let issued = ca.issuer.issue(
+    let authority = ca.authority();
+    let issued = authority.issuer.issue(
         &der,
         id,
         &[],
         ca.config.ttl.default,
         OffsetDateTime::now_utc(),
     )?;
-    let record = CertRecord::issued(
-        &issued.leaf,
-        attestor,
-        conn.peer.ip().to_string(),
-        parent_serial,
-    );
+    let record = CertRecord::issued(&issued, attestor, conn.peer.ip().to_string(), parent_serial);
     let saved = record.clone();
     let result = ca
         .writer
@@ -251,7 +247,7 @@ async fn issue_and_record(
             "spiffe_id": id.as_str(),
             "serial": record.serial,
             "chain": issued.chain_pem(),
-            "bundle": ca.bundle_pem,
+            "bundle": authority.bundle_pem,
             "not_after": record.not_after,
         }),
     ))
@@ -469,7 +465,11 @@ pub fn revocation_from(
 }
 
 fn bundle(req: &Request<Incoming>, ca: &CaService) -> Result<Resp, ApiError> {
-    let doc = ca.bundle.get(&ca.reads).map_err(state_error)?;
+    let hint = ca.config.bundle_refresh_hint;
+    let doc = ca
+        .bundle
+        .get(&ca.reads, &ca.authority(), &ca.config.trust_domain, hint)
+        .map_err(state_error)?;
     let etag = hyper::header::HeaderValue::from_str(&doc.etag).map_err(|_| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -490,11 +490,8 @@ fn bundle(req: &Request<Incoming>, ca: &CaService) -> Result<Resp, ApiError> {
     resp.headers_mut().insert(ETAG, etag);
     resp.headers_mut().insert(
         hyper::header::CACHE_CONTROL,
-        hyper::header::HeaderValue::from_str(&format!(
-            "max-age={}",
-            super::bundle::REFRESH_HINT_SECS
-        ))
-        .unwrap_or(hyper::header::HeaderValue::from_static("no-cache")),
+        hyper::header::HeaderValue::from_str(&format!("max-age={}", hint.as_secs()))
+            .unwrap_or(hyper::header::HeaderValue::from_static("no-cache")),
     );
     Ok(resp)
 }

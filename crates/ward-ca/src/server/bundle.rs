@@ -1,8 +1,9 @@
 //! The `/v1/bundle` document: roots as PEM and as a SPIFFE bundle (JWKS with
 //! `spiffe_sequence` and `spiffe_refresh_hint`), plus the revocation list, with an ETag.
 //!
-//! The document is rebuilt at most once a second; its sequence is the revocation list's
-//! generation, so it moves whenever anything proxies must act on changes.
+//! The document is rebuilt at most once a second, and at once when the roots change; its
+//! sequence grows with the revocation list and with every change of the roots, so it moves
+//! whenever anything proxies must act on changes.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -14,11 +15,10 @@ use rustls_pki_types::CertificateDer;
 use serde_json::json;
 use ward_identity::TrustDomain;
 
+use super::authority::Authority;
 use crate::state::queries;
 use crate::state::{ReadPool, StateError};
 
-/// Seconds proxies should wait between refreshes; also the revocation propagation bound.
-pub const REFRESH_HINT_SECS: u64 = 30;
 const CACHE_FOR: Duration = Duration::from_secs(1);
 
 /// A rendered bundle document.
@@ -30,13 +30,10 @@ pub struct BundleDoc {
     pub etag: String,
 }
 
-/// Builds and caches the bundle document.
-#[derive(Debug)]
+/// Builds and caches the bundle document (for a second, and only while the roots stay).
+#[derive(Debug, Default)]
 pub struct BundleCache {
-    trust_domain: String,
-    pem: String,
-    keys: Vec<serde_json::Value>,
-    cached: Mutex<Option<(Instant, BundleDoc)>>,
+    cached: Mutex<Option<(Instant, u64, BundleDoc)>>,
 }
 
 fn jwk(der: &CertificateDer<'_>) -> Result<serde_json::Value, String> {
@@ -57,21 +54,18 @@ fn jwk(der: &CertificateDer<'_>) -> Result<serde_json::Value, String> {
 }
 
 impl BundleCache {
-    /// A cache for these roots.
-    pub fn new(td: &TrustDomain, roots: &[CertificateDer<'static>]) -> Result<Self, String> {
-        Ok(Self {
-            trust_domain: td.to_string(),
-            pem: ward_tls::pem::certs_to_pem(roots),
-            keys: roots.iter().map(jwk).collect::<Result<_, _>>()?,
-            cached: Mutex::new(None),
-        })
-    }
-
-    /// The current document.
-    pub fn get(&self, reads: &ReadPool) -> Result<BundleDoc, StateError> {
+    /// The current document for `authority`'s roots, telling clients to come back after
+    /// `refresh_hint`.
+    pub fn get(
+        &self,
+        reads: &ReadPool,
+        authority: &Authority,
+        trust_domain: &TrustDomain,
+        refresh_hint: Duration,
+    ) -> Result<BundleDoc, StateError> {
         if let Ok(guard) = self.cached.lock() {
-            if let Some((at, doc)) = guard.as_ref() {
-                if at.elapsed() < CACHE_FOR {
+            if let Some((at, version, doc)) = guard.as_ref() {
+                if at.elapsed() < CACHE_FOR && *version == authority.bundle_version {
                     return Ok(doc.clone());
                 }
             }
@@ -82,13 +76,18 @@ impl BundleCache {
             .iter()
             .map(|r| json!({"spiffe_id": r.spiffe_id, "serial": r.serial, "reason": r.reason, "revoked_at": r.revoked_at}))
             .collect();
+        // Roots were validated as P-256 CA certificates when loaded; one that is not is left
+        // out of the JWKS view only (the PEM view carries every root).
+        let keys: Vec<_> = authority.roots.iter().filter_map(|r| jwk(r).ok()).collect();
+        // Both counters only grow, so their sum moves whenever either does.
+        let sequence = generation.unsigned_abs() + authority.bundle_version + 1;
         let body = json!({
-            "trust_domain": self.trust_domain,
-            "bundle_pem": self.pem,
+            "trust_domain": trust_domain.as_str(),
+            "bundle_pem": authority.bundle_pem,
             "spiffe_bundle": {
-                "keys": self.keys,
-                "spiffe_sequence": generation + 1,
-                "spiffe_refresh_hint": REFRESH_HINT_SECS,
+                "keys": keys,
+                "spiffe_sequence": sequence,
+                "spiffe_refresh_hint": refresh_hint.as_secs(),
             },
             "revocations": revocations,
         })
@@ -106,7 +105,7 @@ impl BundleCache {
             etag,
         };
         if let Ok(mut guard) = self.cached.lock() {
-            *guard = Some((Instant::now(), doc.clone()));
+            *guard = Some((Instant::now(), authority.bundle_version, doc.clone()));
         }
         Ok(doc)
     }

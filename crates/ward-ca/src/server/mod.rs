@@ -7,20 +7,21 @@
 //! revocation require one (checked per endpoint in [`api`]).
 
 pub mod api;
+pub mod authority;
 pub mod bundle;
 pub mod error;
 pub mod metrics;
 pub mod ratelimit;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use rcgen::{CertificateParams, KeyPair};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
@@ -28,10 +29,11 @@ use tokio_rustls::TlsAcceptor;
 use ward_identity::SpiffeId;
 use ward_tls::{BundleStore, CertStore, TrustBundles};
 
+use self::authority::Authority;
+
 use crate::attest::KubernetesAttestor;
 use crate::config::CaConfig;
 use crate::error::CaError;
-use crate::issuer::Issuer;
 use crate::state::queries::{self, CertRecord};
 use crate::state::writer::Writer;
 use crate::state::{unix_now, ReadPool};
@@ -50,16 +52,14 @@ const MAX_CONNECTION_LIFETIME: Duration = Duration::from_secs(600);
 pub struct CaService {
     /// The validated config.
     pub config: CaConfig,
-    /// The signer.
-    pub issuer: Issuer,
+    /// The signer and the roots it publishes; replaced when the CA directory changes.
+    pub authority: RwLock<Arc<Authority>>,
     /// Group-commit writer.
     pub writer: Writer,
     /// Read connections.
     pub reads: ReadPool,
     /// Kubernetes attestor, if configured.
     pub kube: Option<Arc<KubernetesAttestor>>,
-    /// Root certificates as PEM (the bundle handed to workloads).
-    pub bundle_pem: String,
     /// `/v1/bundle` document cache.
     pub bundle: BundleCache,
     /// Per-IP enrollment limiter.
@@ -68,6 +68,16 @@ pub struct CaService {
     pub metrics: CaMetrics,
     /// The CA's own serving identity.
     pub store: CertStore,
+}
+
+impl CaService {
+    /// The current signer and roots.
+    pub fn authority(&self) -> Arc<Authority> {
+        match self.authority.read() {
+            Ok(a) => a.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
 }
 
 /// A started CA.
@@ -107,21 +117,21 @@ pub enum ServeError {
 }
 
 /// Issues (and records) the CA's own serving certificate.
-async fn issue_own_identity(service: &CaService) -> Result<(), ServeError> {
+pub(crate) async fn issue_own_identity(service: &CaService) -> Result<(), ServeError> {
     let key = KeyPair::generate().map_err(CaError::from)?;
     let csr = CertificateParams::default()
         .serialize_request(&key)
         .map_err(CaError::from)?;
     let id = SpiffeId::from_parts(&service.config.trust_domain, "/ward/ca")
         .map_err(|e| ServeError::Startup(e.to_string()))?;
-    let issued = service.issuer.issue(
+    let issued = service.authority().issuer.issue(
         csr.der(),
         &id,
         &service.config.dns_names,
         service.config.ttl.max,
         OffsetDateTime::now_utc(),
     )?;
-    let record = CertRecord::issued(&issued.leaf, "ca", "self".into(), None);
+    let record = CertRecord::issued(&issued, "ca", "self".into(), None);
     service
         .writer
         .write(move |c| queries::insert_cert(c, &record))
@@ -141,15 +151,8 @@ async fn issue_own_identity(service: &CaService) -> Result<(), ServeError> {
 
 /// Loads everything, binds, and starts serving.
 pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
-    let issuer = Issuer::load(&config.ca_dir)?;
-    if issuer.trust_domain() != &config.trust_domain {
-        return Err(ServeError::Startup(format!(
-            "{} is a CA for {}, but the config says trust_domain {}",
-            config.ca_dir.display(),
-            issuer.trust_domain(),
-            config.trust_domain
-        )));
-    }
+    let authority =
+        Authority::load(&config.ca_dir, &config.trust_domain).map_err(ServeError::Startup)?;
     let writer = Writer::start(&config.state)?;
     let reads = ReadPool::open(&config.state, 4)?;
     let kube = match &config.kubernetes {
@@ -160,22 +163,18 @@ pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
         ),
         None => None,
     };
-    let roots: Vec<CertificateDer<'static>> = vec![issuer.root().clone()];
-    let bundles = TrustBundles::single(config.trust_domain.clone(), roots.clone())
+    let bundles = TrustBundles::single(config.trust_domain.clone(), authority.roots.clone())
         .map_err(|e| ServeError::Startup(e.to_string()))?;
     let store = CertStore::new(config.trust_domain.clone(), BundleStore::new(bundles));
     let metrics = CaMetrics::default();
-    let (_, issuer_cert) = x509_parser::parse_x509_certificate(issuer.issuer_cert())
-        .map_err(|e| ServeError::Startup(format!("issuer certificate: {e}")))?;
     metrics
         .issuer_expiry
-        .set(issuer_cert.validity().not_after.timestamp());
+        .set(authority.issuer.not_after().unix_timestamp());
     let service = Arc::new(CaService {
-        bundle_pem: ward_tls::pem::certs_to_pem(&roots),
-        bundle: BundleCache::new(&config.trust_domain, &roots).map_err(ServeError::Startup)?,
+        authority: RwLock::new(Arc::new(authority)),
+        bundle: BundleCache::default(),
         limiter: RateLimiter::new(config.limits.enroll_per_ip_per_sec),
         config,
-        issuer,
         writer,
         reads,
         kube,
@@ -202,6 +201,7 @@ pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
         stopped,
     ))];
     tasks.push(tokio::spawn(renew_own_identity(service.clone())));
+    tasks.push(tokio::spawn(authority::watch(service.clone())));
     tracing::info!(%addr, trust_domain = %service.config.trust_domain, "ward-ca serving");
     Ok(RunningCa {
         addr,

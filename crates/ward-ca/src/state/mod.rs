@@ -78,6 +78,10 @@ const MIGRATIONS: &[&str] = &[
      ) STRICT;
      CREATE INDEX revocations_by_id ON revocations (spiffe_id);
      CREATE INDEX revocations_by_serial ON revocations (serial);",
+    // 2: which issuer signed each certificate (serial of the issuing CA certificate), so
+    // `ward-ca rotate finish` can tell whether anything live still chains to the old one.
+    // Rows from before have NULL and count as the old issuer's.
+    "ALTER TABLE certs ADD COLUMN issuer TEXT;",
 ];
 
 /// The newest schema version this binary writes.

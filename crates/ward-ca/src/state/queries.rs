@@ -24,16 +24,19 @@ pub struct CertRecord {
     pub issued_at: i64,
     /// For renewals, the serial of the certificate presented.
     pub parent_serial: Option<String>,
+    /// Serial of the issuing CA certificate (`None` for rows older than schema version 2).
+    pub issuer: Option<String>,
 }
 
 impl CertRecord {
     /// The record of a certificate just issued to `client` through `attestor`.
     pub fn issued(
-        leaf: &ward_identity::SvidLeaf,
+        issued: &crate::IssuedSvid,
         attestor: &str,
         client: String,
         parent_serial: Option<String>,
     ) -> Self {
+        let leaf = &issued.leaf;
         Self {
             serial: leaf.serial_hex.clone(),
             spiffe_id: leaf.id.to_string(),
@@ -43,6 +46,7 @@ impl CertRecord {
             client,
             issued_at: super::unix_now(),
             parent_serial,
+            issuer: Some(issued.issuer_serial.clone()),
         }
     }
 }
@@ -98,6 +102,7 @@ fn cert_row(r: &Row<'_>) -> rusqlite::Result<CertRecord> {
         client: r.get(5)?,
         issued_at: r.get(6)?,
         parent_serial: r.get(7)?,
+        issuer: r.get(8)?,
     })
 }
 
@@ -125,10 +130,10 @@ fn revocation_row(r: &Row<'_>) -> rusqlite::Result<Revocation> {
 /// Records an issued certificate. A duplicate serial is an error (the primary key).
 pub fn insert_cert(conn: &Connection, c: &CertRecord) -> Result<(), StateError> {
     conn.prepare_cached(
-        "INSERT INTO certs (serial, spiffe_id, not_before, not_after, attestor, client, issued_at, parent_serial)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO certs (serial, spiffe_id, not_before, not_after, attestor, client, issued_at, parent_serial, issuer)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
-    .execute(params![c.serial, c.spiffe_id, c.not_before, c.not_after, c.attestor, c.client, c.issued_at, c.parent_serial])?;
+    .execute(params![c.serial, c.spiffe_id, c.not_before, c.not_after, c.attestor, c.client, c.issued_at, c.parent_serial, c.issuer])?;
     Ok(())
 }
 
@@ -138,18 +143,33 @@ pub fn list_certs(
     spiffe_id: Option<&str>,
 ) -> Result<Vec<CertRecord>, StateError> {
     let mut stmt = conn.prepare(
-        "SELECT serial, spiffe_id, not_before, not_after, attestor, client, issued_at, parent_serial
+        "SELECT serial, spiffe_id, not_before, not_after, attestor, client, issued_at, parent_serial, issuer
          FROM certs WHERE ?1 IS NULL OR spiffe_id = ?1 ORDER BY issued_at DESC, serial",
     )?;
     let rows = stmt.query_map(params![spiffe_id], cert_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// How many certificates valid at `now` were not signed by the issuer with serial
+/// `issuer`, and when the last of them expires.
+pub fn live_certs_not_from(
+    conn: &Connection,
+    issuer: &str,
+    now: i64,
+) -> Result<(i64, Option<i64>), StateError> {
+    Ok(conn.query_row(
+        "SELECT count(*), max(not_after) FROM certs
+         WHERE not_after > ?2 AND (issuer IS NULL OR issuer <> ?1)",
+        params![issuer, now],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?)
+}
+
 /// The certificate with this serial, if recorded.
 pub fn find_cert(conn: &Connection, serial: &str) -> Result<Option<CertRecord>, StateError> {
     Ok(conn
         .prepare_cached(
-            "SELECT serial, spiffe_id, not_before, not_after, attestor, client, issued_at, parent_serial
+            "SELECT serial, spiffe_id, not_before, not_after, attestor, client, issued_at, parent_serial, issuer
              FROM certs WHERE serial = ?1",
         )?
         .query_row(params![serial], cert_row)

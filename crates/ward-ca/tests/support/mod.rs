@@ -46,6 +46,8 @@ impl Harness {
              admins: [\"{ADMIN}\"]\n{extra}",
             ca.path().display()
         );
+        // Also on disk, for the operator commands (`ward-ca ... --config`).
+        std::fs::write(dir.path().join("ca.yaml"), &text).unwrap();
         let config =
             CaConfig::parse("ca.yaml", &text, dir.path()).unwrap_or_else(|e| panic!("{e}\n{text}"));
         let running = ward_ca::server::start(config).await.unwrap();

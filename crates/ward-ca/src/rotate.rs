@@ -1,0 +1,292 @@
+//! Rotation of the CA's own keys without an outage: prepare, activate, finish.
+//!
+//! `prepare` writes the next generation into `next/` (a new issuer under the current root,
+//! or under a new root too) and publishes its root in `bundle.pem` beside the current one,
+//! without signing with it. `activate` copies the current generation to `previous/` and the
+//! next one over the top-level files, which the daemon watches and signs with from then on.
+//! `finish` removes `previous/`, and with it the old root from the bundle. Each step is
+//! recorded in `rotation.json`, can be rerun after a crash, and refuses to run out of order.
+//! The bundle is always derived from the generations on disk (current, next, previous), so
+//! it cannot lack a root that a live certificate chains to; checking that no live certificate
+//! still chains to the old root is the caller's job (it needs the state database).
+
+use std::fs::{self, File};
+use std::path::Path;
+
+use rustls_pki_types::CertificateDer;
+use serde::{Deserialize, Serialize};
+use ward_tls::files::{write_atomic, KEY_MODE, PUBLIC_MODE};
+use ward_tls::pem::{certs_to_pem, load_certs};
+
+use crate::ca_dir::{self, BUNDLE, ISSUER_CERT, ISSUER_KEY, ROOT_CERT, ROOT_KEY};
+use crate::error::CaError;
+use crate::issuer::Issuer;
+
+/// Directory of the prepared, not yet signing, generation.
+pub const NEXT: &str = "next";
+/// Directory of the generation that signed before the last activation.
+pub const PREVIOUS: &str = "previous";
+/// The rotation journal.
+pub const JOURNAL: &str = "rotation.json";
+
+/// The four files of a generation, keys first (the order they are written in).
+const FILES: [(&str, u32); 4] = [
+    (ROOT_KEY, KEY_MODE),
+    (ISSUER_KEY, KEY_MODE),
+    (ROOT_CERT, PUBLIC_MODE),
+    (ISSUER_CERT, PUBLIC_MODE),
+];
+
+/// Where a rotation stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// No rotation in progress.
+    #[default]
+    Idle,
+    /// `next/` exists and its root is in the bundle; the current generation signs.
+    Prepared,
+    /// An activation started and did not complete; rerun `activate`.
+    Activating,
+    /// The new generation signs; `previous/` waits for `finish`.
+    Activated,
+}
+
+/// `rotation.json`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Journal {
+    /// Where the rotation stands.
+    pub phase: Phase,
+    /// Whether the rotation brings a new root (only then does `finish` wait for expiry).
+    #[serde(default)]
+    pub new_root: bool,
+    /// When `prepare` published the next generation, Unix seconds.
+    #[serde(default)]
+    pub prepared_at: Option<i64>,
+    /// When `activate` completed, Unix seconds.
+    #[serde(default)]
+    pub activated_at: Option<i64>,
+    /// Moves on every change of the bundle; part of the bundle's `spiffe_sequence`.
+    #[serde(default)]
+    pub bundle_version: u64,
+}
+
+impl Journal {
+    /// Reads the journal of `dir`; a CA without one has never rotated.
+    pub fn load(dir: &Path) -> Result<Self, CaError> {
+        let path = dir.join(JOURNAL);
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| CaError::BadCa {
+                path,
+                problem: format!("unreadable rotation journal: {e}"),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(source) => Err(CaError::Io { path, source }),
+        }
+    }
+
+    fn save(&self, dir: &Path) -> Result<(), CaError> {
+        let text = serde_json::to_string_pretty(self).map_err(|e| CaError::BadCa {
+            path: dir.join(JOURNAL),
+            problem: e.to_string(),
+        })?;
+        write_atomic(&dir.join(JOURNAL), text.as_bytes(), PUBLIC_MODE)?;
+        Ok(())
+    }
+}
+
+fn rotation_error(message: impl Into<String>) -> CaError {
+    CaError::Rotation(message.into())
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CaError {
+    let path = path.to_path_buf();
+    move |source| CaError::Io { path, source }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), CaError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+fn remove_dir(dir: &Path) -> Result<(), CaError> {
+    match fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io(dir)(e)),
+    }
+}
+
+/// Copies a generation's files from `from` to `to`, keys first.
+fn copy_generation(from: &Path, to: &Path) -> Result<(), CaError> {
+    for (name, mode) in FILES {
+        let bytes = fs::read(from.join(name)).map_err(io(&from.join(name)))?;
+        write_atomic(&to.join(name), &bytes, mode)?;
+    }
+    Ok(())
+}
+
+/// Fills `<name>.tmp/` and renames it to `name`, so the directory appears whole or not at all.
+fn publish_dir(
+    dir: &Path,
+    name: &str,
+    fill: impl FnOnce(&Path) -> Result<(), CaError>,
+) -> Result<(), CaError> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    remove_dir(&tmp)?;
+    ca_dir::create_dir(&tmp)?;
+    fill(&tmp)?;
+    sync_dir(&tmp)?;
+    fs::rename(&tmp, dir.join(name)).map_err(io(&dir.join(name)))?;
+    sync_dir(dir)
+}
+
+/// The roots workloads must trust: the current generation's, then the next's, then the
+/// previous one's, each once.
+pub fn bundle_roots(dir: &Path) -> Result<Vec<CertificateDer<'static>>, CaError> {
+    let mut roots: Vec<CertificateDer<'static>> = Vec::new();
+    for sub in [None, Some(NEXT), Some(PREVIOUS)] {
+        let path = sub.map_or(dir.join(ROOT_CERT), |s| dir.join(s).join(ROOT_CERT));
+        if sub.is_some() && !path.exists() {
+            continue;
+        }
+        for cert in load_certs(&path)? {
+            if !roots.contains(&cert) {
+                roots.push(cert);
+            }
+        }
+    }
+    Ok(roots)
+}
+
+/// Rewrites `bundle.pem` from the generations on disk and records the change.
+fn publish_bundle(dir: &Path, journal: &mut Journal) -> Result<(), CaError> {
+    let pem = certs_to_pem(&bundle_roots(dir)?);
+    write_atomic(&dir.join(BUNDLE), pem.as_bytes(), PUBLIC_MODE)?;
+    journal.bundle_version += 1;
+    journal.save(dir)
+}
+
+/// After `init`: no rotation in progress, a bundle of the one root.
+pub(crate) fn reset(dir: &Path) -> Result<(), CaError> {
+    let mut journal = Journal {
+        bundle_version: Journal::load(dir).map_or(0, |j| j.bundle_version),
+        ..Journal::default()
+    };
+    for sub in [NEXT, PREVIOUS] {
+        remove_dir(&dir.join(sub))?;
+        remove_dir(&dir.join(format!("{sub}.tmp")))?;
+    }
+    publish_bundle(dir, &mut journal)
+}
+
+fn out_of_order(phase: Phase, wanted: &str) -> CaError {
+    rotation_error(match phase {
+        Phase::Idle => format!("no rotation is in progress, so there is nothing to {wanted}; start one with `ward-ca rotate prepare`"),
+        Phase::Prepared => format!("a rotation is prepared (next/), so it cannot {wanted} now; run `ward-ca rotate activate` next"),
+        Phase::Activating => "an activation was interrupted; rerun `ward-ca rotate activate` to complete it".into(),
+        Phase::Activated => format!("the last rotation is activated but not finished, so it cannot {wanted} now; run `ward-ca rotate finish` once the old generation's certificates have expired (`ward-ca rotate status` says when)"),
+    })
+}
+
+/// What `prepare` created.
+#[derive(Debug)]
+pub struct Prepared {
+    /// Common name of the new issuer.
+    pub issuer_name: String,
+    /// Common name of its root.
+    pub root_name: String,
+    /// Whether the root is new.
+    pub new_root: bool,
+}
+
+/// `ward-ca rotate prepare`: a new issuer (under a new root with `new_root`) in `next/`, its
+/// root published in the bundle.
+pub fn prepare(dir: &Path, new_root: bool, now: i64) -> Result<Prepared, CaError> {
+    let mut journal = Journal::load(dir)?;
+    if journal.phase != Phase::Idle {
+        return Err(out_of_order(journal.phase, "prepare another"));
+    }
+    if dir.join(PREVIOUS).exists() {
+        return Err(rotation_error(format!(
+            "{} exists but no rotation is recorded in {JOURNAL}; remove it if it is a leftover",
+            dir.join(PREVIOUS).display()
+        )));
+    }
+    let current = Issuer::load(dir)?;
+    let generation = if new_root {
+        ca_dir::generate(current.trust_domain(), None)?
+    } else {
+        let key = fs::read_to_string(dir.join(ROOT_KEY)).map_err(io(&dir.join(ROOT_KEY)))?;
+        ca_dir::generate(current.trust_domain(), Some((current.root(), &key)))?
+    };
+    // A next/ without a journal entry is what an interrupted prepare leaves: replace it.
+    remove_dir(&dir.join(NEXT))?;
+    publish_dir(dir, NEXT, |tmp| ca_dir::write_generation(tmp, &generation))?;
+    Issuer::load(&dir.join(NEXT))?;
+    journal.phase = Phase::Prepared;
+    journal.new_root = new_root;
+    journal.prepared_at = Some(now);
+    journal.activated_at = None;
+    publish_bundle(dir, &mut journal)?;
+    Ok(Prepared {
+        issuer_name: generation.issuer_name,
+        root_name: generation.root_name,
+        new_root,
+    })
+}
+
+/// `ward-ca rotate activate`: the next generation signs from now on. A new root must have
+/// been in the bundle for two of the workloads' bundle refresh intervals (`refresh_hint`
+/// seconds) unless `force`: a workload that lacks it would refuse every new certificate.
+pub fn activate(dir: &Path, now: i64, refresh_hint: i64, force: bool) -> Result<(), CaError> {
+    let publish_wait = 2 * refresh_hint;
+    let mut journal = Journal::load(dir)?;
+    match journal.phase {
+        Phase::Prepared => {
+            Issuer::load(&dir.join(NEXT))?;
+            let published = now - journal.prepared_at.unwrap_or(0);
+            if journal.new_root && !force && published < publish_wait {
+                return Err(rotation_error(format!(
+                    "the new root was published {published}s ago and workloads may not have fetched it yet (they refresh the bundle every {}s); wait {}s more, or pass --force",
+                    refresh_hint,
+                    publish_wait - published
+                )));
+            }
+            journal.phase = Phase::Activating;
+            journal.save(dir)?;
+        }
+        Phase::Activating => {}
+        other => return Err(out_of_order(other, "activate")),
+    }
+    // Each step below is safe to repeat: previous/ appears whole, before anything at the top
+    // level changes; next/ is removed only after its files are copied.
+    if !dir.join(PREVIOUS).exists() {
+        publish_dir(dir, PREVIOUS, |tmp| copy_generation(dir, tmp))?;
+    }
+    if dir.join(NEXT).exists() {
+        copy_generation(&dir.join(NEXT), dir)?;
+        Issuer::load(dir)?;
+        remove_dir(&dir.join(NEXT))?;
+        sync_dir(dir)?;
+    }
+    journal.phase = Phase::Activated;
+    journal.activated_at = Some(now);
+    publish_bundle(dir, &mut journal)
+}
+
+/// `ward-ca rotate finish`: drops the previous generation (and its root, if the rotation
+/// brought a new one) from the bundle. The caller has checked that nothing live chains to it.
+pub fn finish(dir: &Path) -> Result<(), CaError> {
+    let mut journal = Journal::load(dir)?;
+    if journal.phase != Phase::Activated {
+        return Err(out_of_order(journal.phase, "finish"));
+    }
+    remove_dir(&dir.join(PREVIOUS))?;
+    sync_dir(dir)?;
+    journal = Journal {
+        bundle_version: journal.bundle_version,
+        ..Journal::default()
+    };
+    publish_bundle(dir, &mut journal)
+}

@@ -1,0 +1,150 @@
+//! The CA material the daemon signs and publishes with, and its reload when the CA directory
+//! changes (`ward-ca rotate`, or `init --force`).
+//!
+//! The directory is checked every second. A change is loaded whole and validated (the issuer
+//! key matches, the root signed the issuer, every root in `bundle.pem` is a CA certificate of
+//! this trust domain, the signing root is among them) before it replaces the current
+//! material; a directory that fails any check, or one caught in the middle of an activation,
+//! changes nothing. When the issuer changes, the daemon's own serving certificate is
+//! re-issued under it at once.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls_pki_types::CertificateDer;
+use ward_identity::TrustDomain;
+use ward_tls::pem::{certs_to_pem, load_certs};
+use ward_tls::TrustBundles;
+
+use super::CaService;
+use crate::ca_dir::{BUNDLE, ISSUER_CERT, ISSUER_KEY, ROOT_CERT};
+use crate::issuer::{ca_trust_domain, Issuer};
+use crate::rotate::{Journal, Phase, JOURNAL};
+
+/// How often the CA directory is checked for changes.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
+
+/// One consistent generation of CA material.
+#[derive(Debug)]
+pub struct Authority {
+    /// The signer.
+    pub issuer: Issuer,
+    /// Every root workloads must trust (the signing root first).
+    pub roots: Vec<CertificateDer<'static>>,
+    /// The roots as PEM.
+    pub bundle_pem: String,
+    /// Moves whenever the bundle changes (from `rotation.json`).
+    pub bundle_version: u64,
+}
+
+impl Authority {
+    /// Loads and cross-checks the CA directory.
+    pub fn load(dir: &Path, trust_domain: &TrustDomain) -> Result<Self, String> {
+        let issuer = Issuer::load(dir).map_err(|e| e.to_string())?;
+        if issuer.trust_domain() != trust_domain {
+            return Err(format!(
+                "{} is a CA for {}, but the config says trust_domain {trust_domain}",
+                dir.display(),
+                issuer.trust_domain()
+            ));
+        }
+        let bundle = dir.join(BUNDLE);
+        let roots = load_certs(&bundle).map_err(|e| e.to_string())?;
+        for root in &roots {
+            let (_, cert) = x509_parser::parse_x509_certificate(root)
+                .map_err(|e| format!("{}: malformed certificate: {e}", bundle.display()))?;
+            let td = ca_trust_domain(&cert).map_err(|p| format!("{}: {p}", bundle.display()))?;
+            if !cert.is_ca() || &td != trust_domain {
+                return Err(format!(
+                    "{}: {} is not a CA certificate of {trust_domain}",
+                    bundle.display(),
+                    cert.subject()
+                ));
+            }
+        }
+        if !roots.contains(issuer.root()) {
+            return Err(format!(
+                "{} does not contain {ROOT_CERT}, the root that signs; workloads would refuse every new certificate",
+                bundle.display()
+            ));
+        }
+        let journal = Journal::load(dir).map_err(|e| e.to_string())?;
+        Ok(Self {
+            issuer,
+            bundle_pem: certs_to_pem(&roots),
+            roots,
+            bundle_version: journal.bundle_version,
+        })
+    }
+}
+
+/// A digest of everything [`Authority::load`] reads, or `None` while an activation is under
+/// way (the top-level files are then being replaced one by one).
+fn fingerprint(dir: &Path) -> Option<Vec<u8>> {
+    let journal = std::fs::read(dir.join(JOURNAL)).unwrap_or_default();
+    if serde_json::from_slice::<Journal>(&journal).is_ok_and(|j| j.phase == Phase::Activating) {
+        return None;
+    }
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(&journal);
+    for name in [ROOT_CERT, ISSUER_CERT, ISSUER_KEY, BUNDLE] {
+        let bytes = std::fs::read(dir.join(name)).unwrap_or_default();
+        ctx.update(&(bytes.len() as u64).to_be_bytes());
+        ctx.update(&bytes);
+    }
+    Some(ctx.finish().as_ref().to_vec())
+}
+
+/// Installs `authority`: new signer, new bundle for `/v1/bundle`, for enrollment answers and
+/// for the CA's own TLS (clients with certificates under any published root are accepted).
+pub(super) fn install(service: &CaService, authority: Authority) -> Result<bool, String> {
+    let bundles =
+        TrustBundles::single(service.config.trust_domain.clone(), authority.roots.clone())
+            .map_err(|e| e.to_string())?;
+    service
+        .metrics
+        .issuer_expiry
+        .set(authority.issuer.not_after().unix_timestamp());
+    let new_issuer = service.authority().issuer.issuer_serial() != authority.issuer.issuer_serial();
+    tracing::info!(
+        issuer_serial = authority.issuer.issuer_serial(),
+        roots = authority.roots.len(),
+        bundle_version = authority.bundle_version,
+        "CA material loaded"
+    );
+    if let Ok(mut guard) = service.authority.write() {
+        *guard = Arc::new(authority);
+    }
+    service.store.bundles().replace(bundles);
+    Ok(new_issuer)
+}
+
+/// Watches the CA directory and installs what changes in it.
+pub(super) async fn watch(service: Arc<CaService>) {
+    let dir = service.config.ca_dir.clone();
+    let mut seen = fingerprint(&dir);
+    loop {
+        tokio::time::sleep(WATCH_EVERY).await;
+        let Some(now) = fingerprint(&dir) else {
+            continue;
+        };
+        if seen.as_ref() == Some(&now) {
+            continue;
+        }
+        seen = Some(now);
+        let result = Authority::load(&dir, &service.config.trust_domain)
+            .and_then(|authority| install(&service, authority));
+        match result {
+            Ok(false) => {}
+            Ok(true) => {
+                if let Err(e) = super::issue_own_identity(&service).await {
+                    tracing::error!(error = %e, "re-issuing the CA's own certificate under the new issuer failed");
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "CA directory changed but cannot be used; still signing with the previous material");
+            }
+        }
+    }
+}
