@@ -8,6 +8,7 @@
 
 pub mod https;
 pub mod jwt;
+pub mod system;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -77,24 +78,7 @@ impl TestCa {
 
     /// The same, with DNS SANs (for clients such as curl that check host names).
     pub fn issue_with_dns(&self, id: &str, dns: &[String]) -> Material {
-        let key = KeyPair::generate().unwrap();
-        let csr = CertificateParams::default()
-            .serialize_request(&key)
-            .unwrap();
-        let issued = self
-            .issuer
-            .issue(
-                csr.der(),
-                &SpiffeId::parse(id).unwrap(),
-                dns,
-                StdDuration::from_secs(3600),
-                OffsetDateTime::now_utc(),
-            )
-            .unwrap();
-        Material {
-            chain: issued.chain,
-            key: pkcs8(&key),
-        }
+        issue_from(&self.issuer, id, dns)
     }
 
     /// Signs arbitrary leaf parameters with the real issuer key (for hostile certificates).
@@ -108,6 +92,27 @@ impl TestCa {
             chain: vec![cert.der().clone(), self.issuer.issuer_cert().clone()],
             key: pkcs8(&key),
         }
+    }
+}
+
+/// A real SVID for `id` (valid for an hour) from `issuer`, through its CSR path.
+pub fn issue_from(issuer: &Issuer, id: &str, dns: &[String]) -> Material {
+    let key = KeyPair::generate().unwrap();
+    let csr = CertificateParams::default()
+        .serialize_request(&key)
+        .unwrap();
+    let issued = issuer
+        .issue(
+            csr.der(),
+            &SpiffeId::parse(id).unwrap(),
+            dns,
+            StdDuration::from_secs(3600),
+            OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+    Material {
+        chain: issued.chain,
+        key: pkcs8(&key),
     }
 }
 
@@ -175,10 +180,8 @@ pub fn raw_client_config(bundles: BundleStore, material: Material, expected: &st
         .unwrap()
 }
 
-/// Runs a TLS handshake over a real 127.0.0.1 socket, then exchanges one message each way so
-/// both sides have finished verifying, and reports the peer ID each side saw.
 /// An I/O error from a TLS stream, with ward's verifier message when that is the cause.
-fn explain(err: std::io::Error) -> String {
+pub fn explain(err: std::io::Error) -> String {
     match err
         .get_ref()
         .and_then(|e| e.downcast_ref::<rustls::Error>())
@@ -188,6 +191,8 @@ fn explain(err: std::io::Error) -> String {
     }
 }
 
+/// Runs a TLS handshake over a real 127.0.0.1 socket, then exchanges one message each way so
+/// both sides have finished verifying, and reports the peer ID each side saw.
 pub fn handshake_configs(
     server_config: Arc<ServerConfig>,
     client_config: Arc<ClientConfig>,

@@ -142,16 +142,23 @@ fn route(req: &Request<Incoming>, state: &AdminState) -> Response<Full<Bytes>> {
             )
         }
         "/identity" => match state.store.current() {
-            Some(id) => json_reply(
-                StatusCode::OK,
-                &json!({
-                    "spiffe_id": id.id().as_str(),
-                    "serial": id.leaf().serial_hex,
-                    "not_before": id.leaf().not_before,
-                    "not_after": id.leaf().not_after,
-                    "expired": id.is_expired_at(unix_now()),
-                }),
-            ),
+            Some(id) => {
+                let bundles = state.store.bundles().current();
+                let roots = bundles.roots(&id.id().trust_domain()).unwrap_or_default();
+                json_reply(
+                    StatusCode::OK,
+                    &json!({
+                        "spiffe_id": id.id().as_str(),
+                        "serial": id.leaf().serial_hex,
+                        "not_before": id.leaf().not_before,
+                        "not_after": id.leaf().not_after,
+                        "expired": id.is_expired_at(unix_now()),
+                        // Fingerprints, to follow a CA rotation from the outside.
+                        "issuer_sha256": id.chain().get(1).map(|c| sha256_hex(c)),
+                        "trust_bundle_sha256": roots.iter().map(|c| sha256_hex(c)).collect::<Vec<_>>(),
+                    }),
+                )
+            }
             None => json_reply(
                 StatusCode::SERVICE_UNAVAILABLE,
                 &json!({"error": "no identity yet"}),
@@ -159,4 +166,14 @@ fn route(req: &Request<Incoming>, state: &AdminState) -> Response<Full<Bytes>> {
         },
         _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
     }
+}
+
+/// Lower-case hex SHA-256 of a certificate (`openssl x509 -fingerprint -sha256` without the
+/// colons).
+fn sha256_hex(der: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, der)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -39,6 +39,9 @@ pub struct CaSource {
     retry_at: Instant,
     bundle_etag: Option<String>,
     bundle_at: Instant,
+    /// The CA's last `spiffe_refresh_hint`: the cadence of bundle fetches, also after a
+    /// 304 or a failure.
+    bundle_hint: Duration,
 }
 
 #[derive(Deserialize)]
@@ -89,6 +92,7 @@ impl CaSource {
             retry_at: now,
             bundle_etag: None,
             bundle_at: now,
+            bundle_hint: DEFAULT_BUNDLE_REFRESH,
         }
     }
 
@@ -101,7 +105,7 @@ impl CaSource {
         let now = Instant::now();
         if force || now >= self.bundle_at {
             if let Err(e) = self.refresh_bundle(store).await {
-                self.bundle_at = now + DEFAULT_BUNDLE_REFRESH;
+                self.bundle_at = now + self.bundle_hint;
                 tracing::warn!(error = %e, "bundle refresh failed; keeping the current bundle");
             }
         }
@@ -195,7 +199,7 @@ impl CaSource {
             .await?;
         match resp.status {
             StatusCode::NOT_MODIFIED => {
-                self.bundle_at = Instant::now() + DEFAULT_BUNDLE_REFRESH;
+                self.bundle_at = Instant::now() + self.bundle_hint;
                 return Ok(());
             }
             StatusCode::OK => {}
@@ -219,11 +223,12 @@ impl CaSource {
         );
         store.bundles().replace(bundles);
         self.bundle_etag = resp.etag;
-        let hint = doc
+        self.bundle_hint = doc
             .spiffe_bundle
             .spiffe_refresh_hint
-            .map_or(DEFAULT_BUNDLE_REFRESH, Duration::from_secs);
-        self.bundle_at = Instant::now() + hint.max(Duration::from_secs(1));
+            .map_or(DEFAULT_BUNDLE_REFRESH, Duration::from_secs)
+            .clamp(Duration::from_secs(1), Duration::from_secs(3600));
+        self.bundle_at = Instant::now() + self.bundle_hint;
         Ok(())
     }
 }
