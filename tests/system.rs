@@ -221,12 +221,19 @@ impl Traffic {
         self.ok.load(Ordering::Relaxed)
     }
 
-    /// Stops and returns (successes, failures).
-    pub fn finish(mut self) -> (u64, Vec<String>) {
+    /// Stops; panics unless every exchange succeeded and at least `min_ok` did.
+    pub fn finish_without_failures(mut self, min_ok: u64) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             t.join().unwrap();
         }
-        (self.ok(), self.failures.lock().unwrap().clone())
+        let (ok, failures) = (self.ok(), self.failures.lock().unwrap().clone());
+        assert!(
+            failures.is_empty(),
+            "{} of {} requests failed: {failures:#?}",
+            failures.len(),
+            ok + failures.len() as u64
+        );
+        assert!(ok >= min_ok, "only {ok} requests went through");
     }
 }
