@@ -6,14 +6,19 @@
 //! [`Policy::evaluate`] is then a pure function of the peer's SPIFFE ID and the listener:
 //! deny rules win over allow rules, and with no matching allow rule the answer is deny.
 //! In `audit` mode the same decision is computed and reported, but not enforced.
+//! On HTTP listeners rules may also name methods and paths; [`Policy::evaluate_request`]
+//! decides each request on its [`http::normalize_path`]-normalized path.
 
 #![forbid(unsafe_code)]
 
 mod compile;
+pub mod http;
 mod model;
 
-pub use compile::compile;
+pub use compile::{compile, Listener};
 pub use model::{Action, Decision, Mode, Policy, Rule, Verdict};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_http;

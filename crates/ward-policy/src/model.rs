@@ -5,6 +5,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use ward_identity::{IdPattern, SpiffeId};
 
+use crate::http::{PathPattern, RequestFacts};
+
 /// Whether decisions are enforced.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -38,6 +40,10 @@ pub struct Rule {
     pub from: Vec<IdPattern>,
     /// Listeners it applies to; `None` means every inbound listener.
     pub listeners: Option<Vec<String>>,
+    /// HTTP methods it applies to (HTTP listeners only); `None` means any.
+    pub methods: Option<Vec<String>>,
+    /// Request paths it applies to (HTTP listeners only); `None` means any.
+    pub paths: Option<Vec<PathPattern>>,
 }
 
 impl Rule {
@@ -46,6 +52,21 @@ impl Rule {
             .as_ref()
             .is_none_or(|ls| ls.iter().any(|l| l == listener))
             && self.from.iter().any(|p| p.matches(peer))
+    }
+
+    /// True when the rule looks at requests, not only at connections.
+    pub fn is_per_request(&self) -> bool {
+        self.methods.is_some() || self.paths.is_some()
+    }
+
+    fn admits(&self, req: &RequestFacts<'_>) -> bool {
+        self.methods
+            .as_ref()
+            .is_none_or(|ms| ms.iter().any(|m| m == req.method))
+            && self
+                .paths
+                .as_ref()
+                .is_none_or(|ps| ps.iter().any(|p| p.matches(req.path)))
     }
 }
 
@@ -113,12 +134,32 @@ impl fmt::Display for Verdict {
 }
 
 impl Policy {
-    /// Decides whether `peer` may connect through `listener`.
+    /// Decides whether `peer` may connect through `listener`. On an HTTP listener this is the
+    /// handshake's question, "may this peer send any request at all": deny rules that name
+    /// methods or paths do not refuse the connection (they refuse requests), and an allow
+    /// rule that names them admits it (its requests are then checked one by one).
     pub fn evaluate(&self, peer: &SpiffeId, listener: &str) -> Verdict {
+        self.decide(|r| {
+            r.applies(peer, listener) && (r.action == Action::Allow || !r.is_per_request())
+        })
+    }
+
+    /// Decides one request of `peer` on the HTTP listener `listener`.
+    pub fn evaluate_request(
+        &self,
+        peer: &SpiffeId,
+        listener: &str,
+        request: &RequestFacts<'_>,
+    ) -> Verdict {
+        self.decide(|r| r.applies(peer, listener) && r.admits(request))
+    }
+
+    /// Deny rules first, then allow rules, then the default deny, among the rules `matches`.
+    fn decide(&self, matches: impl Fn(&Rule) -> bool) -> Verdict {
         let first = |action| {
             self.rules
                 .iter()
-                .find(|r| r.action == action && r.applies(peer, listener))
+                .find(|r| r.action == action && matches(r))
                 .map(|r| r.name.clone())
         };
         let decision = match first(Action::Deny) {

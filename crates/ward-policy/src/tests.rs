@@ -5,7 +5,16 @@ use ward_identity::SpiffeId;
 
 use super::*;
 
-const LISTENERS: &[&str] = &["api", "metrics"];
+const LISTENERS: &[Listener<'static>] = &[
+    Listener {
+        name: "api",
+        http: false,
+    },
+    Listener {
+        name: "metrics",
+        http: false,
+    },
+];
 
 fn policy(text: &str) -> Policy {
     compile("p.yaml", text, Some(LISTENERS)).unwrap_or_else(|e| panic!("{e}"))

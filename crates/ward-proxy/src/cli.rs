@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use tokio::signal::unix::{signal, SignalKind};
 use ward_cli::LogFormat;
 use ward_identity::SpiffeId;
-use ward_policy::Mode;
+use ward_policy::{Listener, Mode};
 use ward_yaml::YamlError;
 
 use crate::config::Config;
@@ -71,6 +71,12 @@ pub enum PolicyCommand {
         /// Also check listener names against this proxy config.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// The request's method, for per-request rules (HTTP listeners).
+        #[arg(long, value_name = "METHOD", requires = "path")]
+        method: Option<String>,
+        /// The request's path, for per-request rules (normalized as the sidecar does).
+        #[arg(long, value_name = "PATH", requires = "method")]
+        path: Option<String>,
     },
 }
 
@@ -112,7 +118,7 @@ impl From<YamlError> for CliError {
 
 fn load_policy(
     path: &Path,
-    listeners: Option<&[&str]>,
+    listeners: Option<&[Listener<'_>]>,
 ) -> Result<policy_store::LoadedPolicy, CliError> {
     let name = path.display().to_string();
     let bytes = std::fs::read(path)
@@ -137,7 +143,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, CliError> {
     match cli.command {
         Command::Check { config } => {
             let cfg = Config::load(&config)?;
-            let listeners = cfg.inbound_names();
+            let listeners = cfg.policy_listeners();
             let policy = load_policy(&cfg.policy, Some(&listeners))?;
             let _ = writeln!(
                 out,
@@ -160,45 +166,12 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, CliError> {
                     from,
                     listener,
                     config,
+                    method,
+                    path,
                 },
         } => {
-            let peer = SpiffeId::parse(&from).map_err(|e| CliError::Argument {
-                flag: "--from",
-                value: from.clone(),
-                problem: e.to_string(),
-            })?;
-            let cfg = config.as_deref().map(Config::load).transpose()?;
-            let names = cfg.as_ref().map(Config::inbound_names);
-            if let Some(names) = &names {
-                if !names.contains(&listener.as_str()) {
-                    return Err(CliError::Argument {
-                        flag: "--listener",
-                        value: listener,
-                        problem: format!(
-                            "not an inbound listener of the config ({})",
-                            names.join(", ")
-                        ),
-                    });
-                }
-            }
-            let loaded = load_policy(&policy, names.as_deref())?;
-            let verdict = loaded.policy.evaluate(&peer, &listener);
-            let word = if matches!(verdict.decision, ward_policy::Decision::Allow { .. }) {
-                "allow"
-            } else {
-                "deny"
-            };
-            let audit = if verdict.label() == "audit-deny" {
-                "; mode is audit, so the connection is logged and let through"
-            } else {
-                ""
-            };
-            let _ = writeln!(out, "{word} (rule: {}){audit}", verdict.rule());
-            Ok(if verdict.permits() {
-                Outcome::Success
-            } else {
-                Outcome::Refused
-            })
+            let request = method.zip(path);
+            policy_test(&policy, &from, &listener, config.as_deref(), request, out)
         }
         Command::Run { config, log_format } => {
             ward_cli::init_logging(log_format);
@@ -211,6 +184,90 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, CliError> {
             Ok(Outcome::Success)
         }
     }
+}
+
+/// `ward-proxy policy test`: the verdict the sidecar would reach, and the deciding rule.
+fn policy_test(
+    policy: &Path,
+    from: &str,
+    listener: &str,
+    config: Option<&Path>,
+    request: Option<(String, String)>,
+    out: &mut dyn Write,
+) -> Result<Outcome, CliError> {
+    let peer = SpiffeId::parse(from).map_err(|e| CliError::Argument {
+        flag: "--from",
+        value: from.to_owned(),
+        problem: e.to_string(),
+    })?;
+    let cfg = config.map(Config::load).transpose()?;
+    let known = cfg.as_ref().map(Config::policy_listeners);
+    let this = match &known {
+        None => None,
+        Some(known) => Some(known.iter().find(|l| l.name == listener).ok_or_else(|| {
+            let names: Vec<&str> = known.iter().map(|l| l.name).collect();
+            CliError::Argument {
+                flag: "--listener",
+                value: listener.to_owned(),
+                problem: format!(
+                    "not an inbound listener of the config ({})",
+                    names.join(", ")
+                ),
+            }
+        })?),
+    };
+    let loaded = load_policy(policy, known.as_deref())?;
+    let verdict = match &request {
+        None => loaded.policy.evaluate(&peer, listener),
+        Some((method, raw_path)) => {
+            if this.is_some_and(|l| !l.http) {
+                return Err(CliError::Argument {
+                    flag: "--method/--path",
+                    value: listener.to_owned(),
+                    problem: "this listener is protocol tcp; requests are not seen".into(),
+                });
+            }
+            let path =
+                ward_policy::http::normalize_path(raw_path).map_err(|e| CliError::Argument {
+                    flag: "--path",
+                    value: raw_path.clone(),
+                    problem: format!("{e} (the sidecar answers 400)"),
+                })?;
+            let facts = ward_policy::http::RequestFacts {
+                method,
+                path: &path,
+            };
+            loaded.policy.evaluate_request(&peer, listener, &facts)
+        }
+    };
+    let word = if matches!(verdict.decision, ward_policy::Decision::Allow { .. }) {
+        "allow"
+    } else {
+        "deny"
+    };
+    let audit = if verdict.label() == "audit-deny" {
+        "; mode is audit, so it is logged and let through"
+    } else {
+        ""
+    };
+    let per_request = request.is_none()
+        && loaded.policy.rules.iter().any(|r| {
+            r.is_per_request()
+                && r.listeners
+                    .as_ref()
+                    .is_some_and(|ls| ls.iter().any(|l| l == listener))
+        });
+    let note = if per_request {
+        "; rules with methods or paths then decide each request (pass --method and --path)"
+    } else {
+        ""
+    };
+    let _ = writeln!(out, "{word} (rule: {}){audit}{note}", verdict.rule());
+    Ok(if verdict.permits() {
+        Outcome::Success
+    } else {
+        Outcome::Refused
+    })
 }
 
 async fn serve(config: Config) -> Result<(), CliError> {

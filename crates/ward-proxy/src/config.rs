@@ -14,32 +14,7 @@ use serde::Deserialize;
 use ward_identity::{IdPattern, TrustDomain};
 use ward_yaml::{Location, Spanned, YamlError};
 
-/// Limits applied to every connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limits {
-    /// Open connections across all listeners; more are closed at once and counted.
-    pub max_connections: usize,
-    /// Time allowed for a TLS handshake (a silent client is cut after it).
-    pub handshake_timeout: Duration,
-    /// Time allowed to connect to the app or the upstream.
-    pub connect_timeout: Duration,
-    /// A connection with no bytes either way for this long is closed.
-    pub idle_timeout: Duration,
-    /// On shutdown, how long open connections get to finish.
-    pub shutdown_grace: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_connections: 10_000,
-            handshake_timeout: Duration::from_secs(10),
-            connect_timeout: Duration::from_secs(3),
-            idle_timeout: Duration::from_secs(3600),
-            shutdown_grace: Duration::from_secs(30),
-        }
-    }
-}
+pub use crate::limits::Limits;
 
 /// Where the workload's identity comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,11 +41,24 @@ pub enum IdentityConfig {
     },
 }
 
+/// What a listener carries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// Bytes, relayed as they are; policy decides per connection.
+    #[default]
+    Tcp,
+    /// HTTP/1.1 or HTTP/2; policy decides per request (method and path).
+    Http,
+}
+
 /// A listener that terminates mTLS and forwards plaintext to the app.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InboundConfig {
     /// Name used in policy rules, metrics and logs.
     pub name: String,
+    /// `tcp` or `http`.
+    pub protocol: Protocol,
     /// Address to accept mTLS on.
     pub listen: SocketAddr,
     /// The app's address, `host:port`.
@@ -82,6 +70,8 @@ pub struct InboundConfig {
 pub struct OutboundConfig {
     /// Name used in metrics and logs.
     pub name: String,
+    /// `tcp` or `http`.
+    pub protocol: Protocol,
     /// Local address the app connects to.
     pub listen: SocketAddr,
     /// The upstream sidecar, `host:port`.
@@ -125,7 +115,7 @@ struct ConfigFile {
     outbound: Vec<OutboundFile>,
     admin: Option<Spanned<String>>,
     #[serde(default)]
-    limits: LimitsFile,
+    limits: crate::limits::LimitsFile,
     reload_interval: Option<Spanned<ward_yaml::Duration>>,
 }
 
@@ -157,6 +147,8 @@ struct FilesFile {
 #[serde(deny_unknown_fields)]
 struct InboundFile {
     name: Spanned<String>,
+    #[serde(default)]
+    protocol: Protocol,
     listen: Spanned<String>,
     forward: Spanned<String>,
 }
@@ -165,21 +157,13 @@ struct InboundFile {
 #[serde(deny_unknown_fields)]
 struct OutboundFile {
     name: Spanned<String>,
+    #[serde(default)]
+    protocol: Protocol,
     listen: Spanned<String>,
     upstream: Spanned<String>,
     server_id: Spanned<String>,
     #[serde(default)]
     allow_non_loopback: bool,
-}
-
-#[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LimitsFile {
-    max_connections: Option<Spanned<u32>>,
-    handshake_timeout: Option<Spanned<ward_yaml::Duration>>,
-    connect_timeout: Option<Spanned<ward_yaml::Duration>>,
-    idle_timeout: Option<Spanned<ward_yaml::Duration>>,
-    shutdown_grace: Option<Spanned<ward_yaml::Duration>>,
 }
 
 impl Config {
@@ -281,6 +265,7 @@ impl Config {
         for l in &raw.inbound {
             inbound.push(InboundConfig {
                 name: check_name(&l.name)?,
+                protocol: l.protocol,
                 listen: socket(&l.listen, "listen")?,
                 forward: host_port(&l.forward, "forward")?,
             });
@@ -309,6 +294,7 @@ impl Config {
             }
             outbound.push(OutboundConfig {
                 name,
+                protocol: l.protocol,
                 listen,
                 upstream: host_port(&l.upstream, "upstream")?,
                 server_id,
@@ -336,53 +322,13 @@ impl Config {
             }
         }
 
-        let defaults = Limits::default();
-        let positive =
-            |d: &Option<Spanned<ward_yaml::Duration>>, what: &str, default: Duration| match d {
-                None => Ok(default),
-                Some(s) if s.value.get().is_zero() => Err(at(
-                    &s.referenced,
-                    format!("limits.{what} must be greater than zero"),
-                )),
-                Some(s) => Ok(s.value.get()),
-            };
-        let lf = &raw.limits;
-        let limits = Limits {
-            max_connections: match &lf.max_connections {
-                None => defaults.max_connections,
-                Some(s) if s.value == 0 => {
-                    return Err(at(
-                        &s.referenced,
-                        "limits.max_connections must be at least 1".into(),
-                    ))
-                }
-                Some(s) => s.value as usize,
-            },
-            handshake_timeout: positive(
-                &lf.handshake_timeout,
-                "handshake_timeout",
-                defaults.handshake_timeout,
-            )?,
-            connect_timeout: positive(
-                &lf.connect_timeout,
-                "connect_timeout",
-                defaults.connect_timeout,
-            )?,
-            idle_timeout: positive(&lf.idle_timeout, "idle_timeout", defaults.idle_timeout)?,
-            shutdown_grace: match &lf.shutdown_grace {
-                None => defaults.shutdown_grace,
-                Some(s) => s.value.get(),
-            },
-        };
-        let reload_interval = positive(
+        let limits = crate::limits::parse(&raw.limits, &file)?;
+        let reload_interval = crate::limits::positive(
+            &file,
             &raw.reload_interval,
             "reload_interval",
             Duration::from_secs(2),
-        )
-        .map_err(|e| YamlError {
-            message: e.message.replace("limits.", ""),
-            ..e
-        })?;
+        )?;
 
         Ok(Self {
             source: source.to_path_buf(),
@@ -397,8 +343,14 @@ impl Config {
         })
     }
 
-    /// Names of the inbound listeners, which are what policy rules may name.
-    pub fn inbound_names(&self) -> Vec<&str> {
-        self.inbound.iter().map(|l| l.name.as_str()).collect()
+    /// The inbound listeners, which are what policy rules may name.
+    pub fn policy_listeners(&self) -> Vec<ward_policy::Listener<'_>> {
+        self.inbound
+            .iter()
+            .map(|l| ward_policy::Listener {
+                name: &l.name,
+                http: l.protocol == Protocol::Http,
+            })
+            .collect()
     }
 }

@@ -21,6 +21,7 @@ use ward_tls::ClientAuthorizer;
 
 use crate::config::InboundConfig;
 use crate::conn::ConnRecord;
+use crate::http::inbound::{xfcc, AppClient, Ctx};
 use crate::lifecycle::Phase;
 use crate::pipe::{relay, CloseReason};
 use crate::policy_store::PolicyStore;
@@ -80,6 +81,8 @@ pub struct InboundListener {
     pub config: InboundConfig,
     /// TLS acceptor with the policy-aware verifier.
     pub acceptor: TlsAcceptor,
+    /// `protocol: http`: the pool of connections to the app.
+    pub app: Option<AppClient>,
 }
 
 impl std::fmt::Debug for InboundListener {
@@ -106,7 +109,12 @@ pub async fn serve(listener: TcpListener, inbound: Arc<InboundListener>, shared:
     .await;
 }
 
-async fn handle(sock: TcpStream, inbound: &InboundListener, shared: &Shared, mut rec: ConnRecord) {
+async fn handle(
+    sock: TcpStream,
+    inbound: &InboundListener,
+    shared: &Arc<Shared>,
+    mut rec: ConnRecord,
+) {
     let limits = shared.limits;
     let slot = Arc::new(HandshakeSlot::default());
     let accept = inbound.acceptor.accept(sock).into_fallible();
@@ -132,6 +140,37 @@ async fn handle(sock: TcpStream, inbound: &InboundListener, shared: &Shared, mut
     let (Some(peer), Some(leaf)) = (rec.peer.clone(), peer_leaf) else {
         return rec.closed("no_peer_identity", "");
     };
+    let stop = async {
+        tokio::select! {
+            reason = revoked(shared.policy.clone(), &peer, &inbound.config.name) => reason,
+            reason = crate::pipe::peer_revoked(&shared.bundles, &leaf) => reason,
+            () = shared.lifecycle.reached(Phase::Closing) => CloseReason::Shutdown,
+        }
+    };
+
+    if let Some(app) = &inbound.app {
+        let peer_der = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| c.to_vec())
+            .unwrap_or_default();
+        let own = shared.store.current().map(|id| id.id().clone());
+        let Some(xfcc) = own.and_then(|own| xfcc(&own, &peer, &peer_der)) else {
+            return rec.closed("no_own_identity", "");
+        };
+        let ctx = Arc::new(Ctx {
+            listener: inbound.config.name.clone(),
+            forward: inbound.config.forward.clone(),
+            peer: peer.clone(),
+            xfcc,
+            shared: shared.clone(),
+            app: app.clone(),
+        });
+        let reason = crate::http::inbound::serve(tls, ctx, stop).await;
+        return finish(rec, reason, shared, &inbound.config.name, &peer);
+    }
 
     let app = match timeout(
         limits.connect_timeout,
@@ -157,21 +196,21 @@ async fn handle(sock: TcpStream, inbound: &InboundListener, shared: &Shared, mut
     };
     let _ = app.set_nodelay(true);
 
-    let stop = async {
-        tokio::select! {
-            reason = revoked(shared.policy.clone(), &peer, &inbound.config.name) => reason,
-            reason = crate::pipe::peer_revoked(&shared.bundles, &leaf) => reason,
-            () = shared.lifecycle.reached(Phase::Closing) => CloseReason::Shutdown,
-        }
-    };
     let reason = relay(tls, app, limits.idle_timeout, &rec.traffic, stop).await;
+    finish(rec, reason, shared, &inbound.config.name, &peer);
+}
+
+/// Records why a connection ended (re-deciding the peer if the policy closed it).
+fn finish(
+    mut rec: ConnRecord,
+    reason: CloseReason,
+    shared: &Shared,
+    listener: &str,
+    peer: &SpiffeId,
+) {
     if let CloseReason::PolicyRevoked { rule } = &reason {
-        tracing::info!(listener = %inbound.config.name, peer = %peer, rule = %rule, "closing connection: policy no longer allows peer");
-        let verdict = shared
-            .policy
-            .current()
-            .policy
-            .evaluate(&peer, &inbound.config.name);
+        tracing::info!(listener, peer = %peer, rule = %rule, "closing connection: policy no longer allows peer");
+        let verdict = shared.policy.current().policy.evaluate(peer, listener);
         rec.decided(peer.clone(), verdict);
     }
     let detail = match &reason {

@@ -16,9 +16,11 @@ pub mod cli;
 pub mod config;
 pub mod conn;
 pub mod error;
+pub mod http;
 pub mod identity;
 pub mod inbound;
 pub mod lifecycle;
+pub mod limits;
 pub mod metrics;
 pub mod outbound;
 pub mod pipe;
@@ -63,6 +65,8 @@ pub struct Shared {
     pub permits: Arc<Semaphore>,
     /// Trust bundles in force; connections watch its revocation list.
     pub bundles: BundleStore,
+    /// This workload's identity (HTTP mode names it in `x-forwarded-client-cert`).
+    pub store: Arc<CertStore>,
 }
 
 /// A started proxy.
@@ -128,7 +132,7 @@ fn local_addr(l: &TcpListener, name: &str, addr: SocketAddr) -> Result<SocketAdd
 /// Loads everything, binds every listener and spawns the proxy's tasks.
 pub async fn start(config: Config) -> Result<RunningProxy, ProxyError> {
     let metrics = Arc::new(Metrics::default());
-    let listeners = config.inbound_names();
+    let listeners = config.policy_listeners();
     let policy_bytes = std::fs::read(&config.policy).map_err(|e| {
         YamlError::whole_file(
             &config.policy.display().to_string(),
@@ -166,18 +170,22 @@ pub async fn start(config: Config) -> Result<RunningProxy, ProxyError> {
         policy: policy.clone(),
         permits: Arc::new(Semaphore::new(config.limits.max_connections)),
         bundles: store.bundles().clone(),
+        store: store.clone(),
     });
 
     let mut tasks = Vec::new();
     let mut inbound = Vec::new();
     for l in &config.inbound {
         let authorizer = Arc::new(PolicyAuthorizer::new(&l.name, policy.clone()));
-        let tls = ward_tls::server_config(&store, Some(authorizer), &[])?;
+        let http = l.protocol == config::Protocol::Http;
+        let alpn: &[&[u8]] = if http { &[b"h2", b"http/1.1"] } else { &[] };
+        let tls = ward_tls::server_config(&store, Some(authorizer), alpn)?;
         let socket = bind(&l.name, l.listen).await?;
         inbound.push((l.name.clone(), local_addr(&socket, &l.name, l.listen)?));
         let listener = Arc::new(InboundListener {
             config: l.clone(),
             acceptor: TlsAcceptor::from(Arc::new(tls)),
+            app: http.then(|| http::inbound::app_client(&config.limits)),
         });
         tasks.push(tokio::spawn(inbound::serve(
             socket,
@@ -187,13 +195,27 @@ pub async fn start(config: Config) -> Result<RunningProxy, ProxyError> {
     }
     let mut outbound = Vec::new();
     for l in &config.outbound {
-        let tls = ward_tls::client_config(&store, vec![l.server_id.clone()], &[])?;
+        // Outbound HTTP speaks HTTP/2 only, so concurrent requests wait for one connection
+        // instead of each opening its own; the upstream (a ward HTTP listener) offers h2.
+        let alpn: &[&[u8]] = if l.protocol == config::Protocol::Http {
+            &[b"h2"]
+        } else {
+            &[]
+        };
+        let tls = ward_tls::client_config(&store, vec![l.server_id.clone()], alpn)?;
         let socket = bind(&l.name, l.listen).await?;
         outbound.push((l.name.clone(), local_addr(&socket, &l.name, l.listen)?));
         let listener = Arc::new(OutboundListener::new(
             l.clone(),
             TlsConnector::from(Arc::new(tls)),
+            config.limits,
         ));
+        if let Some(pool) = &listener.pool {
+            tasks.push(tokio::spawn(http::outbound::follow_bundles(
+                pool.clone(),
+                shared.clone(),
+            )));
+        }
         tasks.push(tokio::spawn(outbound::serve(
             socket,
             listener,
@@ -251,7 +273,7 @@ async fn reload_loop(
     trigger: Arc<Notify>,
     initial_policy: Vec<u8>,
 ) {
-    let listeners = config.inbound_names();
+    let listeners = config.policy_listeners();
     let mut last_policy = policy_store::sha256_hex(&initial_policy);
     // Everything was just loaded by `start`; the first check is one interval from now.
     let first = tokio::time::Instant::now() + config.reload_interval;

@@ -60,6 +60,19 @@ pub struct BytesLabels {
     pub flow: &'static str,
 }
 
+/// An HTTP request's outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// Listener name.
+    pub listener: String,
+    /// `inbound` or `outbound`.
+    pub direction: &'static str,
+    /// `allow`, `deny`, `audit-deny`, or `-` where no rule was asked (outbound, bad paths).
+    pub decision: &'static str,
+    /// Status class: `2xx`, `4xx`, ...
+    pub status: &'static str,
+}
+
 /// A reload attempt.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReloadLabels {
@@ -95,6 +108,10 @@ pub struct Metrics {
     pub reloads: Family<ReloadLabels, Counter>,
     /// Connections closed at once because max_connections was reached.
     pub refused: Family<ConnLabels, Counter>,
+    /// HTTP requests answered, by decision and status class.
+    pub requests: Family<RequestLabels, Counter>,
+    /// HTTP request latencies in seconds (arrival to response head).
+    pub request_duration: HistogramFamily,
 }
 
 fn duration_histogram() -> Histogram {
@@ -115,6 +132,8 @@ impl Default for Metrics {
             identity_expiry: Gauge::default(),
             reloads: Family::default(),
             refused: Family::default(),
+            requests: Family::default(),
+            request_duration: Family::new_with_constructor(duration_histogram),
             registry: Registry::default(),
         };
         registry.register(
@@ -166,6 +185,16 @@ impl Default for Metrics {
             "ward_connections_refused",
             "Connections closed at once by the max_connections limit",
             m.refused.clone(),
+        );
+        registry.register(
+            "ward_http_requests",
+            "HTTP requests answered, by listener, decision and status class",
+            m.requests.clone(),
+        );
+        registry.register(
+            "ward_http_request_duration_seconds",
+            "HTTP request latency, arrival to response head",
+            m.request_duration.clone(),
         );
         Self { registry, ..m }
     }

@@ -11,9 +11,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 use tokio_rustls::TlsConnector;
 
-use crate::config::OutboundConfig;
+use crate::config::{OutboundConfig, Protocol};
 use crate::conn::ConnRecord;
+use crate::http::outbound::{serve as serve_http, UpstreamPool};
 use crate::lifecycle::Phase;
+use crate::limits::Limits;
 use crate::pipe::{relay, CloseReason};
 use crate::{accept_loop, handshake_error, Shared};
 
@@ -25,11 +27,13 @@ pub struct OutboundListener {
     pub connector: TlsConnector,
     /// SNI to send: the upstream's host name (ignored for verification).
     pub server_name: ServerName<'static>,
+    /// `protocol: http`: the pool of mTLS connections requests are sent on.
+    pub pool: Option<Arc<UpstreamPool>>,
 }
 
 impl OutboundListener {
     /// Builds the listener's connector parts.
-    pub fn new(config: OutboundConfig, connector: TlsConnector) -> Self {
+    pub fn new(config: OutboundConfig, connector: TlsConnector, limits: Limits) -> Self {
         let host = config
             .upstream
             .rsplit_once(':')
@@ -39,10 +43,19 @@ impl OutboundListener {
         let server_name = ServerName::try_from(host).unwrap_or(ServerName::IpAddress(
             std::net::IpAddr::from([0, 0, 0, 0]).into(),
         ));
+        let pool = (config.protocol == Protocol::Http).then(|| {
+            Arc::new(UpstreamPool::new(
+                config.upstream.clone(),
+                connector.clone(),
+                server_name.clone(),
+                limits,
+            ))
+        });
         Self {
             config,
             connector,
             server_name,
+            pool,
         }
     }
 }
@@ -71,7 +84,19 @@ pub async fn serve(listener: TcpListener, outbound: Arc<OutboundListener>, share
     .await;
 }
 
-async fn handle(app: TcpStream, outbound: &OutboundListener, shared: &Shared, mut rec: ConnRecord) {
+async fn handle(
+    app: TcpStream,
+    outbound: &OutboundListener,
+    shared: &Arc<Shared>,
+    mut rec: ConnRecord,
+) {
+    if let Some(pool) = &outbound.pool {
+        let name: Arc<str> = Arc::from(outbound.config.name.as_str());
+        return match serve_http(app, name, pool.clone(), shared.clone()).await {
+            Ok(()) => rec.closed("done", ""),
+            Err(e) => rec.closed("error", e),
+        };
+    }
     let limits = shared.limits;
     let upstream = &outbound.config.upstream;
     let tcp = match timeout(limits.connect_timeout, TcpStream::connect(upstream)).await {

@@ -31,7 +31,11 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Compiles policy `bytes` read from `path` for a proxy with these inbound `listeners`.
-pub fn compile(path: &Path, bytes: &[u8], listeners: &[&str]) -> Result<LoadedPolicy, YamlError> {
+pub fn compile(
+    path: &Path,
+    bytes: &[u8],
+    listeners: &[ward_policy::Listener<'_>],
+) -> Result<LoadedPolicy, YamlError> {
     let name = path.display().to_string();
     let text = std::str::from_utf8(bytes)
         .map_err(|_| YamlError::whole_file(&name, "file is not UTF-8"))?;

@@ -1,0 +1,184 @@
+//! HTTP request facts for per-request rules: method names, path patterns, and the one path
+//! normalization that both matching and forwarding use.
+//!
+//! A request path is percent-decoded, its empty segments merged and its `.` and `..`
+//! segments resolved before any rule sees it, so `/v1/../admin`, `/v1/%2e%2e/admin` and
+//! `//admin` are all `/admin`. What cannot be decoded into one unambiguous path is refused
+//! rather than guessed at: an encoded `/` or `\`, a NUL or other control byte, invalid UTF-8,
+//! a `..` above the root, anything not starting with `/`. The sidecar forwards the normalized
+//! path (re-encoded by [`encode_path`]), so the app serves exactly what was authorized.
+
+use std::fmt;
+
+/// Why a request path was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    /// Not an origin-form path.
+    #[error("path must start with '/'")]
+    NotAbsolute,
+    /// A `%` not followed by two hex digits.
+    #[error("malformed percent-encoding")]
+    BadEscape,
+    /// An escape that would change the path's structure or smuggle a control byte.
+    #[error("encoded '/', '\\\\' or control character in path")]
+    ForbiddenEscape,
+    /// A raw control byte or backslash.
+    #[error("control character or '\\\\' in path")]
+    ForbiddenByte,
+    /// The decoded bytes are not UTF-8.
+    #[error("path is not valid UTF-8 after decoding")]
+    NotUtf8,
+    /// `..` would leave the root.
+    #[error("'..' above the root")]
+    AboveRoot,
+}
+
+/// Normalizes the path part (no query) of a request target; see the module docs.
+pub fn normalize_path(raw: &str) -> Result<String, PathError> {
+    if !raw.starts_with('/') {
+        return Err(PathError::NotAbsolute);
+    }
+    let bytes = raw.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            let hex = |c: u8| (c as char).to_digit(16);
+            let (Some(h), Some(l)) = (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            ) else {
+                return Err(PathError::BadEscape);
+            };
+            let c = (h * 16 + l) as u8;
+            if c == b'/' || c == b'\\' || c < 0x20 || c == 0x7f {
+                return Err(PathError::ForbiddenEscape);
+            }
+            decoded.push(c);
+            i += 3;
+        } else {
+            if b < 0x20 || b == 0x7f || b == b'\\' {
+                return Err(PathError::ForbiddenByte);
+            }
+            decoded.push(b);
+            i += 1;
+        }
+    }
+    let decoded = String::from_utf8(decoded).map_err(|_| PathError::NotUtf8)?;
+    let mut out: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = decoded.split('/').skip(1).collect();
+    let trailing = matches!(segments.last(), Some(&"" | &"." | &".."));
+    for seg in segments {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                if out.pop().is_none() {
+                    return Err(PathError::AboveRoot);
+                }
+            }
+            s => out.push(s),
+        }
+    }
+    let mut path = format!("/{}", out.join("/"));
+    if trailing && !out.is_empty() {
+        path.push('/');
+    }
+    Ok(path)
+}
+
+/// Percent-encodes a normalized path for the request line: every byte outside RFC 3986's
+/// `pchar` set and `/` is escaped, so it decodes back to exactly the same path.
+pub fn encode_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for &b in path.as_bytes() {
+        let keep = b.is_ascii_alphanumeric() || b"/-._~!$&'()*+,;=:@".contains(&b);
+        if keep {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A path in a rule: exact (`/healthz`), or everything below a prefix (`/v1/orders/*`,
+/// which matches `/v1/orders/` and `/v1/orders/7` but not `/v1/orders`; `/*` matches all).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PathPattern {
+    /// This path only.
+    Exact(String),
+    /// Paths starting with this prefix followed by `/`.
+    Under(String),
+}
+
+impl PathPattern {
+    /// Parses a rule's path; it must already be in normalized form, so that what operators
+    /// write is what requests are compared with.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (base, under) = match s.strip_suffix("/*") {
+            Some(prefix) => (if prefix.is_empty() { "/" } else { prefix }, true),
+            None => (s, false),
+        };
+        if base.contains('*') {
+            return Err("'*' is only allowed as a final '/*'".into());
+        }
+        let normal = normalize_path(base).map_err(|e| e.to_string())?;
+        if normal != base || base.contains('%') {
+            return Err(format!(
+                "write the path in normalized form ({normal:?}: decoded, no '.', '..' or empty segments)"
+            ));
+        }
+        Ok(if under {
+            Self::Under(base.trim_end_matches('/').to_owned())
+        } else {
+            Self::Exact(base.to_owned())
+        })
+    }
+
+    /// True when the normalized `path` is matched.
+    pub fn matches(&self, path: &str) -> bool {
+        match self {
+            Self::Exact(p) => p == path,
+            Self::Under(prefix) => path
+                .strip_prefix(prefix.as_str())
+                .is_some_and(|rest| rest.starts_with('/')),
+        }
+    }
+}
+
+impl fmt::Display for PathPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Exact(p) => f.write_str(p),
+            Self::Under(p) => write!(f, "{p}/*"),
+        }
+    }
+}
+
+/// Checks a method name in a rule: an HTTP token in upper case (methods are case-sensitive,
+/// and `get` would never match a real request).
+pub fn check_method(m: &str) -> Result<(), String> {
+    let token = !m.is_empty()
+        && m.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if !token {
+        return Err(format!("{m:?} is not an HTTP method name"));
+    }
+    if m.bytes().any(|b| b.is_ascii_lowercase()) {
+        return Err(format!(
+            "methods are case-sensitive: write {:?}",
+            m.to_ascii_uppercase()
+        ));
+    }
+    Ok(())
+}
+
+/// The facts of one request that rules can constrain.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestFacts<'a> {
+    /// The method, as sent.
+    pub method: &'a str,
+    /// The path after [`normalize_path`].
+    pub path: &'a str,
+}

@@ -1,0 +1,219 @@
+//! Inbound HTTP: after the mTLS handshake (which already refused peers that no rule could
+//! admit), every request is authorized with the peer's ID, the listener, the method and the
+//! normalized path. A denied request gets `403` with a JSON body naming the rule and never
+//! reaches the app. An allowed one is forwarded over a pool of keep-alive HTTP/1.1
+//! connections to the app, with the normalized path, without hop-by-hop headers and with an
+//! `x-forwarded-client-cert` header that the sidecar wrote itself (any the caller sent is
+//! removed first), in Envoy's format: `By=<own ID>;Hash=<SHA-256 of the peer leaf>;URI=<peer ID>`.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue, HOST};
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode, Uri, Version};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::json;
+use tokio::io::{AsyncRead, AsyncWrite};
+use ward_identity::SpiffeId;
+use ward_policy::http::{encode_path, normalize_path, RequestFacts};
+
+use super::{json_error, server_builder, streamed, strip_hop_by_hop, Body, RequestLog};
+use crate::limits::Limits;
+use crate::pipe::CloseReason;
+use crate::Shared;
+
+/// The header the app reads the caller's identity from.
+pub const XFCC: HeaderName = HeaderName::from_static("x-forwarded-client-cert");
+
+/// Pooled HTTP/1.1 connections to the app.
+pub type AppClient = Client<HttpConnector, Incoming>;
+
+/// A pool for one listener's app.
+pub fn app_client(limits: &Limits) -> AppClient {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(limits.connect_timeout));
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .build(connector)
+}
+
+/// The `x-forwarded-client-cert` value for a connection.
+pub fn xfcc(own: &SpiffeId, peer: &SpiffeId, peer_leaf: &[u8]) -> Option<HeaderValue> {
+    let hash: String = ring::digest::digest(&ring::digest::SHA256, peer_leaf)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    HeaderValue::from_str(&format!("By={own};Hash={hash};URI={peer}")).ok()
+}
+
+/// What every request of one connection needs.
+#[derive(Debug)]
+pub struct Ctx {
+    /// Listener name.
+    pub listener: String,
+    /// The app, `host:port`.
+    pub forward: String,
+    /// The verified peer.
+    pub peer: SpiffeId,
+    /// The header value to send to the app.
+    pub xfcc: HeaderValue,
+    /// Proxy-wide state (policy, limits, metrics).
+    pub shared: Arc<Shared>,
+    /// The listener's pool to the app.
+    pub app: AppClient,
+}
+
+/// Serves HTTP/1.1 or HTTP/2 on `io` until the client is done or `stop` resolves (policy or
+/// revocation no longer admits the peer, or the proxy is closing): then in-flight requests
+/// get a few seconds and the connection is closed.
+pub async fn serve<I>(io: I, ctx: Arc<Ctx>, stop: impl Future<Output = CloseReason>) -> CloseReason
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let builder = server_builder(&ctx.shared.limits);
+    let svc_ctx = ctx.clone();
+    let svc = service_fn(move |req| {
+        let ctx = svc_ctx.clone();
+        async move { Ok::<_, Infallible>(handle(req, &ctx).await) }
+    });
+    let conn = builder.serve_connection(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    tokio::pin!(stop);
+    tokio::select! {
+        result = conn.as_mut() => match result {
+            Ok(()) => CloseReason::Done,
+            Err(e) => CloseReason::Error(e.to_string()),
+        },
+        reason = &mut stop => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+            reason
+        }
+    }
+}
+
+async fn handle(mut req: Request<Incoming>, ctx: &Ctx) -> Response<Body> {
+    let mut log = RequestLog {
+        metrics: &ctx.shared.metrics,
+        direction: "inbound",
+        listener: &ctx.listener,
+        peer: ctx.peer.as_str(),
+        method: req.method().to_string(),
+        path: req.uri().path().to_owned(),
+        started: Instant::now(),
+    };
+    let path = match normalize_path(req.uri().path()) {
+        Ok(p) => p,
+        Err(e) => {
+            log.answered(StatusCode::BAD_REQUEST, "-", "-", &e.to_string());
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                "bad_path",
+                &format!("request path refused: {e}"),
+                json!({}),
+            );
+        }
+    };
+    log.path.clone_from(&path);
+    let facts = RequestFacts {
+        method: req.method().as_str(),
+        path: &path,
+    };
+    let verdict =
+        ctx.shared
+            .policy
+            .current()
+            .policy
+            .evaluate_request(&ctx.peer, &ctx.listener, &facts);
+    if !verdict.permits() {
+        log.answered(StatusCode::FORBIDDEN, verdict.label(), verdict.rule(), "");
+        let message = format!(
+            "{} may not {} {path} on listener {}",
+            ctx.peer,
+            req.method(),
+            ctx.listener
+        );
+        return json_error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            &message,
+            json!({ "rule": verdict.rule() }),
+        );
+    }
+    if verdict.label() == "audit-deny" {
+        tracing::warn!(listener = %ctx.listener, peer = %ctx.peer, method = %req.method(), path = %path, rule = verdict.rule(), "audit mode: policy would deny this request");
+    }
+
+    let target = match req.uri().query() {
+        Some(q) => format!("http://{}{}?{q}", ctx.forward, encode_path(&path)),
+        None => format!("http://{}{}", ctx.forward, encode_path(&path)),
+    };
+    let Ok(uri) = target.parse::<Uri>() else {
+        log.answered(
+            StatusCode::BAD_REQUEST,
+            verdict.label(),
+            verdict.rule(),
+            "bad target",
+        );
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "request target cannot be forwarded",
+            json!({}),
+        );
+    };
+    // HTTP/2 carries the host in :authority; the app speaks HTTP/1.1 and wants Host.
+    if !req.headers().contains_key(HOST) {
+        if let Some(authority) = req
+            .uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        {
+            req.headers_mut().insert(HOST, authority);
+        }
+    }
+    strip_hop_by_hop(req.headers_mut());
+    req.headers_mut().remove(XFCC);
+    req.headers_mut().insert(XFCC, ctx.xfcc.clone());
+    *req.uri_mut() = uri;
+    *req.version_mut() = Version::HTTP_11;
+
+    let limits = &ctx.shared.limits;
+    let answer = tokio::time::timeout(limits.response_timeout, ctx.app.request(req)).await;
+    let (status, code, message) = match answer {
+        Ok(Ok(mut resp)) => {
+            strip_hop_by_hop(resp.headers_mut());
+            log.answered(resp.status(), verdict.label(), verdict.rule(), "");
+            return resp.map(streamed);
+        }
+        Ok(Err(e)) if e.is_connect() => (
+            StatusCode::BAD_GATEWAY,
+            "app_unavailable",
+            format!("cannot connect to the app at {}", ctx.forward),
+        ),
+        Ok(Err(e)) => (
+            StatusCode::BAD_GATEWAY,
+            "app_error",
+            format!("the app at {} failed: {e}", ctx.forward),
+        ),
+        Err(_) => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "app_timeout",
+            format!(
+                "the app at {} did not answer within {:?}",
+                ctx.forward, limits.response_timeout
+            ),
+        ),
+    };
+    log.answered(status, verdict.label(), verdict.rule(), code);
+    json_error(status, code, &message, json!({}))
+}

@@ -1,0 +1,163 @@
+//! HTTP mode (`protocol: http`), the parts inbound and outbound share: the body type, JSON
+//! error answers, hop-by-hop header handling (RFC 9110 §7.6.1), the server builder with the
+//! request-head limits, and the per-request access-log event and metrics.
+
+pub mod inbound;
+pub mod outbound;
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_TYPE};
+use hyper::{Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::server::conn::auto;
+use serde_json::json;
+
+use crate::limits::Limits;
+use crate::metrics::{ConnLabels, Metrics, RequestLabels};
+
+/// Errors carried by bodies.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// Every body this mode produces or forwards.
+pub type Body = BoxBody<Bytes, BoxError>;
+
+/// A fixed body.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// A streamed body from hyper.
+pub fn streamed(body: hyper::body::Incoming) -> Body {
+    body.map_err(BoxError::from).boxed()
+}
+
+/// A JSON answer from the sidecar itself: `{"error": code, "message": ...}` plus `extra`
+/// fields. The app's content never appears in it.
+pub fn json_error(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    extra: serde_json::Value,
+) -> Response<Body> {
+    let mut body = json!({ "error": code, "message": message });
+    if let (Some(obj), serde_json::Value::Object(more)) = (body.as_object_mut(), extra) {
+        obj.extend(more);
+    }
+    let mut resp = Response::new(full(format!("{body}\n")));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+/// Removes the hop-by-hop headers: those `Connection` names, and the ones that are always
+/// hop-by-hop. The forwarding side sets its own framing and connection handling.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    ] {
+        headers.remove(name);
+    }
+}
+
+/// The server side of an HTTP listener: HTTP/1.1 and HTTP/2 (by preface), with the
+/// request-head size and time limits (HTTP/1.1 answers 431 and cuts slow heads).
+pub fn server_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.request_header_timeout)
+        .max_buf_size(limits.max_request_header_bytes)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_request_header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(256);
+    builder
+}
+
+/// One request's facts, logged and counted once when it is answered.
+#[derive(Debug)]
+pub struct RequestLog<'a> {
+    /// Metrics registry.
+    pub metrics: &'a Metrics,
+    /// `inbound` or `outbound`.
+    pub direction: &'static str,
+    /// Listener name.
+    pub listener: &'a str,
+    /// The network peer (inbound) or the upstream (outbound) SPIFFE ID.
+    pub peer: &'a str,
+    /// Method as sent.
+    pub method: String,
+    /// Path as authorized (normalized), or as sent when it could not be normalized.
+    pub path: String,
+    /// When the request arrived.
+    pub started: Instant,
+}
+
+impl RequestLog<'_> {
+    /// Emits the access-log event and the metrics for the answer `status`.
+    pub fn answered(&self, status: StatusCode, decision: &'static str, rule: &str, detail: &str) {
+        let secs = self.started.elapsed().as_secs_f64();
+        let class = match status.as_u16() {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        self.metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                listener: self.listener.to_owned(),
+                direction: self.direction,
+                decision,
+                status: class,
+            })
+            .inc();
+        self.metrics
+            .request_duration
+            .get_or_create(&ConnLabels {
+                listener: self.listener.to_owned(),
+                direction: self.direction,
+            })
+            .observe(secs);
+        tracing::info!(
+            target: "ward::access",
+            direction = self.direction,
+            listener = %self.listener,
+            peer = %self.peer,
+            method = %self.method,
+            path = %self.path,
+            status = status.as_u16(),
+            decision,
+            rule,
+            duration_ms = (secs * 1000.0) as u64,
+            detail,
+            "request"
+        );
+    }
+}

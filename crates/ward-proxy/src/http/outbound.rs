@@ -1,0 +1,292 @@
+//! Outbound HTTP: the app speaks plain HTTP/1.1 to the local port; each request is sent on
+//! an mTLS connection to the upstream sidecar, which must prove `server_id` in the
+//! handshake. Upstream connections speak HTTP/2 only (ALPN `h2`, which ward's HTTP listeners
+//! offer), so one connection carries all concurrent requests: the app's requests share a
+//! handshake instead of paying one each, and concurrent first requests wait for the one
+//! connection being set up instead of racing to open their own.
+//!
+//! The pool is replaced whenever the trust bundle changes (new roots, a revocation), so a
+//! pooled connection never outlives the trust that admitted it by more than its in-flight
+//! requests.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode, Uri};
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rustls_pki_types::ServerName;
+use serde_json::json;
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+use super::{json_error, streamed, strip_hop_by_hop, Body, BoxError, RequestLog};
+use crate::lifecycle::Phase;
+use crate::limits::Limits;
+use crate::Shared;
+
+/// Dials the upstream sidecar: TCP, then the mTLS handshake that verifies `server_id`.
+#[derive(Clone)]
+pub struct UpstreamConnector {
+    upstream: String,
+    tls: TlsConnector,
+    server_name: ServerName<'static>,
+    limits: Limits,
+}
+
+impl std::fmt::Debug for UpstreamConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamConnector")
+            .field("upstream", &self.upstream)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An mTLS connection to the upstream, telling the pool whether HTTP/2 was negotiated.
+#[derive(Debug)]
+pub struct UpstreamIo {
+    io: TokioIo<TlsStream<TcpStream>>,
+    h2: bool,
+}
+
+impl Connection for UpstreamIo {
+    fn connected(&self) -> Connected {
+        let connected = Connected::new();
+        if self.h2 {
+            connected.negotiated_h2()
+        } else {
+            connected
+        }
+    }
+}
+
+impl hyper::rt::Read for UpstreamIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for UpstreamIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+impl tower_service::Service<Uri> for UpstreamConnector {
+    type Response = UpstreamIo;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<UpstreamIo, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Uri) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let tcp = tokio::time::timeout(
+                this.limits.connect_timeout,
+                TcpStream::connect(&this.upstream),
+            )
+            .await
+            .map_err(|_| format!("{}: connect timed out", this.upstream))?
+            .map_err(|e| format!("{}: {e}", this.upstream))?;
+            let _ = tcp.set_nodelay(true);
+            let tls = tokio::time::timeout(
+                this.limits.handshake_timeout,
+                this.tls.connect(this.server_name.clone(), tcp),
+            )
+            .await
+            .map_err(|_| format!("{}: handshake timed out", this.upstream))?
+            .map_err(|e| format!("{}: {}", this.upstream, crate::handshake_error(&e).1))?;
+            if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
+                return Err(format!(
+                    "{} did not negotiate HTTP/2; the upstream must be a `protocol: http` listener",
+                    this.upstream
+                )
+                .into());
+            }
+            Ok(UpstreamIo {
+                io: TokioIo::new(tls),
+                h2: true,
+            })
+        })
+    }
+}
+
+type UpstreamClient = Client<UpstreamConnector, Incoming>;
+
+/// One outbound HTTP listener's pool.
+#[derive(Debug)]
+pub struct UpstreamPool {
+    connector: UpstreamConnector,
+    client: RwLock<UpstreamClient>,
+}
+
+impl UpstreamPool {
+    /// A pool to `upstream` through `tls` (whose ALPN offers `h2`).
+    pub fn new(
+        upstream: String,
+        tls: TlsConnector,
+        server_name: ServerName<'static>,
+        limits: Limits,
+    ) -> Self {
+        let connector = UpstreamConnector {
+            upstream,
+            tls,
+            server_name,
+            limits,
+        };
+        Self {
+            client: RwLock::new(build(connector.clone())),
+            connector,
+        }
+    }
+
+    fn client(&self) -> UpstreamClient {
+        match self.client.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Drops every pooled connection (in-flight requests finish on theirs).
+    pub fn reset(&self) {
+        if let Ok(mut c) = self.client.write() {
+            *c = build(self.connector.clone());
+        }
+    }
+}
+
+fn build(connector: UpstreamConnector) -> UpstreamClient {
+    Client::builder(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .http2_only(true)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .build(connector)
+}
+
+/// Replaces `pool`'s connections whenever the trust bundle changes.
+pub async fn follow_bundles(pool: Arc<UpstreamPool>, shared: Arc<Shared>) {
+    let mut rx = shared.bundles.subscribe();
+    while rx.changed().await.is_ok() {
+        pool.reset();
+    }
+}
+
+/// Serves the app's HTTP/1.1 on one local connection until it is done or the proxy closes.
+pub async fn serve(
+    app: TcpStream,
+    listener: Arc<str>,
+    pool: Arc<UpstreamPool>,
+    shared: Arc<Shared>,
+) -> Result<(), String> {
+    let svc_shared = shared.clone();
+    let svc = service_fn(move |req| {
+        let (pool, shared, listener) = (pool.clone(), svc_shared.clone(), listener.clone());
+        async move { Ok::<_, Infallible>(forward(req, &listener, &pool, &shared).await) }
+    });
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(shared.limits.request_header_timeout)
+        .max_buf_size(shared.limits.max_request_header_bytes);
+    let conn = http1.serve_connection(TokioIo::new(app), svc);
+    tokio::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => result.map_err(|e| e.to_string()),
+        () = shared.lifecycle.reached(Phase::Closing) => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+            Ok(())
+        }
+    }
+}
+
+async fn forward(
+    mut req: Request<Incoming>,
+    listener: &str,
+    pool: &UpstreamPool,
+    shared: &Shared,
+) -> Response<Body> {
+    let upstream = pool.connector.upstream.as_str();
+    let log = RequestLog {
+        metrics: &shared.metrics,
+        direction: "outbound",
+        listener,
+        peer: upstream,
+        method: req.method().to_string(),
+        path: req.uri().path().to_owned(),
+        started: Instant::now(),
+    };
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let Ok(uri) = format!("https://{upstream}{path_and_query}").parse::<Uri>() else {
+        log.answered(StatusCode::BAD_REQUEST, "-", "-", "bad target");
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "request target cannot be forwarded",
+            json!({}),
+        );
+    };
+    strip_hop_by_hop(req.headers_mut());
+    *req.uri_mut() = uri;
+    let answer =
+        tokio::time::timeout(shared.limits.response_timeout, pool.client().request(req)).await;
+    let (status, code, message) = match answer {
+        Ok(Ok(mut resp)) => {
+            strip_hop_by_hop(resp.headers_mut());
+            log.answered(resp.status(), "-", "-", "");
+            return resp.map(streamed);
+        }
+        Ok(Err(e)) if e.is_connect() => {
+            let why = std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string());
+            (StatusCode::BAD_GATEWAY, "upstream_unavailable", why)
+        }
+        Ok(Err(e)) => (
+            StatusCode::BAD_GATEWAY,
+            "upstream_error",
+            format!("{upstream}: {e}"),
+        ),
+        Err(_) => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "upstream_timeout",
+            format!(
+                "{upstream} did not answer within {:?}",
+                shared.limits.response_timeout
+            ),
+        ),
+    };
+    log.answered(status, "-", "-", code);
+    json_error(status, code, &message, json!({}))
+}

@@ -1,0 +1,331 @@
+//! HTTP mode: curl over HTTP/1.1 and HTTP/2 through an inbound listener, method and path
+//! rules, path-normalization bypass attempts, the caller's identity in
+//! `x-forwarded-client-cert` (a spoofed one stripped), 431 for oversized heads, 502 when the
+//! app is down, and an outbound→inbound pair where many concurrent app requests share one
+//! HTTP/2 mTLS connection.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
+
+mod support;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// An app that answers every request with what it received, as JSON, and counts the TCP
+/// connections it accepted.
+async fn mirror_app() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            let svc = service_fn(|req: Request<hyper::body::Incoming>| async move {
+                let header = |n: &str| {
+                    let all: Vec<_> = req
+                        .headers()
+                        .get_all(n)
+                        .iter()
+                        .map(|v| v.to_str().unwrap_or("?").to_owned())
+                        .collect();
+                    all.join(" | ")
+                };
+                let body = serde_json::json!({
+                    "method": req.method().as_str(),
+                    "target": req.uri().to_string(),
+                    "version": format!("{:?}", req.version()),
+                    "host": header("host"),
+                    "xfcc": header("x-forwarded-client-cert"),
+                    "x_hop": header("x-hop"),
+                });
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body.to_string()))))
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(sock), svc),
+            );
+        }
+    });
+    (addr, accepted)
+}
+
+const POLICY: &str = r#"rules:
+  - name: frontend-reads-orders
+    from: ["spiffe://example.org/ns/web/sa/frontend"]
+    to: { listeners: [api, down], methods: [GET], paths: ["/v1/orders/*"] }
+  - name: no-deletes
+    action: deny
+    from: ["spiffe://example.org/*"]
+    to: { listeners: [api], methods: [DELETE] }
+"#;
+
+struct Setup {
+    pki: Pki,
+    proxy: ward_proxy::RunningProxy,
+    port: u16,
+    down: u16,
+    accepted: Arc<AtomicUsize>,
+}
+
+async fn setup() -> Setup {
+    let pki = Pki::new();
+    let (app, accepted) = mirror_app().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (cert, key) = pki.write(
+        "backend",
+        &pki.ca.issue_with_dns(BACKEND, &["localhost".into()]),
+    );
+    pki.write("frontend", &pki.ca.issue(FRONTEND));
+    pki.write("intruder", &pki.ca.issue(INTRUDER));
+    let policy = pki.file("policy.yaml", POLICY);
+    let text = format!(
+        "trust_domain: example.org\nidentity:\n  files: {{ cert: {}, key: {}, bundle: {} }}\npolicy: {}\n\
+         inbound:\n  - {{ name: api, protocol: http, listen: \"127.0.0.1:0\", forward: \"{app}\" }}\n  \
+         - {{ name: down, protocol: http, listen: \"127.0.0.1:0\", forward: \"{closed}\" }}\n\
+         admin: \"127.0.0.1:0\"\nlimits: {{ max_request_header_bytes: 16384 }}\n",
+        cert.display(),
+        key.display(),
+        pki.bundle().display(),
+        policy.display()
+    );
+    let config = ward_proxy::Config::load(&pki.file("proxy.yaml", &text)).unwrap();
+    let proxy = ward_proxy::start(config).await.unwrap();
+    let port = addr_of(&proxy.inbound, "api").port();
+    let down = addr_of(&proxy.inbound, "down").port();
+    Setup {
+        pki,
+        proxy,
+        port,
+        down,
+        accepted,
+    }
+}
+
+/// curl as `who`: exit code, status, body.
+fn curl(s: &Setup, who: &str, port: u16, extra: &[&str], path: &str) -> (i32, u16, String) {
+    let p = |f: &str| s.pki.path(f).to_str().unwrap().to_owned();
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            "--path-as-is",
+            "-w",
+            "\n%{http_code}",
+        ])
+        .args(["--cacert", s.pki.bundle().to_str().unwrap()])
+        .args([
+            "--cert",
+            &p(&format!("{who}.pem")),
+            "--key",
+            &p(&format!("{who}.key")),
+        ])
+        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+        .args(extra)
+        .arg(format!("https://localhost:{port}{path}"))
+        .output()
+        .expect("curl must be installed (make test installs it)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let body = if body.is_empty() {
+        err.into_owned()
+    } else {
+        body.to_owned()
+    };
+    (
+        out.status.code().unwrap_or(-1),
+        code.trim().parse().unwrap_or(0),
+        body,
+    )
+}
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_authorized_one_by_one_and_the_app_learns_who_called() {
+    let s = setup().await;
+    let leaf = pki_leaf_sha256(&s.pki, "frontend.pem");
+    for version in ["--http1.1", "--http2"] {
+        let (code, status, body) = curl(
+            &s,
+            "frontend",
+            s.port,
+            &[
+                version,
+                "-H",
+                "x-forwarded-client-cert: By=x;URI=spiffe://example.org/ns/ops/sa/admin",
+                "-H",
+                "connection: x-hop",
+                "-H",
+                "x-hop: 1",
+            ],
+            "/v1/orders/7?full=1",
+        );
+        assert_eq!((code, status), (0, 200), "{version}: {body}");
+        let seen = json(&body);
+        assert_eq!(seen["method"], "GET");
+        assert_eq!(seen["target"], "/v1/orders/7?full=1");
+        assert_eq!(seen["version"], "HTTP/1.1", "the app always gets HTTP/1.1");
+        assert_eq!(seen["host"], format!("localhost:{}", s.port), "{version}");
+        assert_eq!(
+            seen["xfcc"],
+            format!("By={BACKEND};Hash={leaf};URI={FRONTEND}"),
+            "{version}: exactly one XFCC, written by the sidecar"
+        );
+        if version == "--http1.1" {
+            // (HTTP/2 has no Connection header: curl sends x-hop as an ordinary header.)
+            assert_eq!(
+                seen["x_hop"], "",
+                "headers named in Connection are hop-by-hop"
+            );
+        }
+    }
+    // Keep-alive pooling: all of that used few app connections.
+    assert!(s.accepted.load(Ordering::SeqCst) <= 2);
+
+    let refused = |method: &str, path: &str| curl(&s, "frontend", s.port, &["-X", method], path);
+    let (_, status, body) = refused("DELETE", "/v1/orders/7");
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(json(&body)["rule"], "no-deletes");
+    assert_eq!(json(&body)["error"], "forbidden");
+    let (_, status, body) = refused("POST", "/v1/orders/7");
+    assert_eq!(
+        (status, json(&body)["rule"].as_str()),
+        (403, Some("default-deny"))
+    );
+    for sneaky in [
+        "/v1/orders/../../admin",
+        "/v1/orders/%2e%2e/%2E%2E/admin",
+        "/v1/orders/..%2f..%2fadmin",
+        "//admin",
+        "/v1/orders/../x/../../etc",
+    ] {
+        let (_, status, body) = refused("GET", sneaky);
+        assert!(status == 403 || status == 400, "{sneaky}: {status} {body}");
+        assert!(
+            !body.contains("\"target\""),
+            "{sneaky} reached the app: {body}"
+        );
+    }
+    let (_, status, body) = refused("GET", "/v1/x/../orders/%37");
+    assert_eq!(status, 200, "normalizes into the rule: {body}");
+    assert_eq!(
+        json(&body)["target"],
+        "/v1/orders/7",
+        "the app gets the authorized path"
+    );
+
+    // No rule at all for intruder: refused in the handshake, as on TCP listeners.
+    let (code, _, err) = curl(&s, "intruder", s.port, &[], "/v1/orders/7");
+    assert_eq!(code, 56, "{err}");
+
+    // Oversized head: 431 from the sidecar, nothing to the app.
+    let big = format!("x-big: {}", "a".repeat(20_000));
+    let (_, status, _) = curl(
+        &s,
+        "frontend",
+        s.port,
+        &["--http1.1", "-H", &big],
+        "/v1/orders/7",
+    );
+    assert_eq!(status, 431);
+
+    // App down: 502 with a JSON reason.
+    let (_, status, body) = curl(&s, "frontend", s.down, &[], "/v1/orders/7");
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(json(&body)["error"], "app_unavailable");
+
+    let text = s.proxy.metrics.encode();
+    assert!(text.contains("ward_http_requests_total{listener=\"api\",direction=\"inbound\",decision=\"deny\",status=\"4xx\"}"), "{text}");
+    s.proxy.shutdown().await;
+}
+
+fn pki_leaf_sha256(pki: &Pki, file: &str) -> String {
+    let chain = ward_tls::pem::load_certs(&pki.path(file)).unwrap();
+    ring::digest::digest(&ring::digest::SHA256, &chain[0])
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outbound_http_listener_multiplexes_app_requests_over_one_connection() {
+    let s = setup().await;
+    let (cert, key) = (s.pki.path("frontend.pem"), s.pki.path("frontend.key"));
+    let policy = s.pki.file("client-policy.yaml", "rules: []\n");
+    let text = format!(
+        "trust_domain: example.org\nidentity:\n  files: {{ cert: {}, key: {}, bundle: {} }}\npolicy: {}\n\
+         outbound:\n  - {{ name: orders, protocol: http, listen: \"127.0.0.1:0\", upstream: \"127.0.0.1:{}\", server_id: \"{BACKEND}\" }}\n\
+         admin: \"127.0.0.1:0\"\n",
+        cert.display(),
+        key.display(),
+        s.pki.bundle().display(),
+        policy.display(),
+        s.port
+    );
+    let client =
+        ward_proxy::start(ward_proxy::Config::load(&s.pki.file("client.yaml", &text)).unwrap())
+            .await
+            .unwrap();
+    let local = addr_of(&client.outbound, "orders");
+    // 20 concurrent requests, each on its own plain connection from the app.
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        tasks.push(tokio::spawn(async move {
+            let mut sock = tokio::net::TcpStream::connect(local).await.unwrap();
+            let req =
+                format!("GET /v1/orders/{i} HTTP/1.1\r\nhost: orders\r\nconnection: close\r\n\r\n");
+            sock.write_all(req.as_bytes()).await.unwrap();
+            let mut out = String::new();
+            sock.read_to_string(&mut out).await.unwrap();
+            out
+        }));
+    }
+    for (i, t) in tasks.into_iter().enumerate() {
+        let out = t.await.unwrap();
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+        assert!(out.contains(&format!("/v1/orders/{i}")), "{out}");
+        assert!(out.contains(&format!("URI={FRONTEND}")), "{out}");
+    }
+    let handshakes = metric(
+        &s.proxy,
+        "ward_connections_opened_total{listener=\"api\",direction=\"inbound\"}",
+    );
+    assert_eq!(
+        handshakes, 1.0,
+        "20 requests must share one HTTP/2 mTLS connection"
+    );
+
+    // A request the backend's policy refuses comes back as the backend's 403.
+    let mut sock = tokio::net::TcpStream::connect(local).await.unwrap();
+    sock.write_all(b"DELETE /v1/orders/1 HTTP/1.1\r\nhost: orders\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    sock.read_to_string(&mut out).await.unwrap();
+    assert!(
+        out.starts_with("HTTP/1.1 403") && out.contains("no-deletes"),
+        "{out}"
+    );
+    client.shutdown().await;
+    s.proxy.shutdown().await;
+}
