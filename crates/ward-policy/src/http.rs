@@ -20,10 +20,10 @@ pub enum PathError {
     #[error("malformed percent-encoding")]
     BadEscape,
     /// An escape that would change the path's structure or smuggle a control byte.
-    #[error("encoded '/', '\\\\' or control character in path")]
+    #[error("encoded '/', '\\' or control character in path")]
     ForbiddenEscape,
     /// A raw control byte or backslash.
-    #[error("control character or '\\\\' in path")]
+    #[error("control character or '\\' in path")]
     ForbiddenByte,
     /// The decoded bytes are not UTF-8.
     #[error("path is not valid UTF-8 after decoding")]

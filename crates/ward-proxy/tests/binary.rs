@@ -289,6 +289,42 @@ fn policy_test_prints_the_deciding_rule() {
     );
 }
 
+#[test]
+fn policy_test_decides_http_requests_by_method_and_normalized_path() {
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
+    let config = docs.join("examples/proxy.yaml");
+    let pki = Pki::new();
+    let policy = pki.file(
+        "p.yaml",
+        "rules:\n  - name: reads\n    from: [\"spiffe://example.org/ns/web/*\"]\n    to: { listeners: [web], methods: [GET], paths: [\"/v1/*\"] }\n",
+    );
+    let t = |listener: &str, extra: &[&str]| {
+        let mut args = vec!["policy", "test", "--policy", policy.to_str().unwrap()];
+        args.extend(["--from", FRONTEND, "--listener", listener]);
+        args.extend(["--config", config.to_str().unwrap()]);
+        args.extend(extra);
+        run(&args)
+    };
+    assert_eq!(
+        t("web", &["--method", "GET", "--path", "/v1/a"]).1,
+        "allow (rule: reads)\n"
+    );
+    let (code, out, _) = t("web", &["--method", "GET", "--path", "/v1/../admin"]);
+    assert_eq!((code, out.as_str()), (1, "deny (rule: default-deny)\n"));
+    assert_eq!(t("web", &["--method", "POST", "--path", "/v1/a"]).0, 1);
+    let (code, _, err) = t("web", &["--method", "GET", "--path", "/v1/%2F"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--path") && err.contains("400"), "{err}");
+    let (code, out, _) = t("web", &[]);
+    assert_eq!(code, 0);
+    assert!(out.contains("pass --method and --path"), "{out}");
+    let (code, _, err) = t("api", &["--method", "GET", "--path", "/"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("protocol tcp"), "{err}");
+    let (code, _, err) = t("web", &["--method", "GET"]);
+    assert_eq!(code, 2, "--method needs --path: {err}");
+}
+
 /// Every config and policy shown in the docs is accepted by `ward-proxy check`.
 #[test]
 fn docs_examples_pass_check() {
