@@ -8,7 +8,7 @@ WARD_CA := target/debug/ward-ca
 DEV_TRUST_DOMAIN ?= ward.dev
 FORCE ?=
 
-.PHONY: all build test lint demo certs-dev tools bench-ca clean
+.PHONY: all build test lint demo certs-dev tools bench-ca bench-http clean
 
 all: build
 
@@ -43,6 +43,10 @@ certs-dev: build
 ## bench-ca: CA issuance benchmarks (release build; not part of make test)
 bench-ca: tools
 	$(CARGO) bench -p ward-ca --bench ca
+
+## bench-http: HTTP mode vs TCP mode vs direct, wrk against nginx (release build; not part of make test)
+bench-http:
+	bash scripts/bench-http.sh
 
 clean:
 	$(CARGO) clean

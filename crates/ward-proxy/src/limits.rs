@@ -23,6 +23,9 @@ pub struct Limits {
     pub max_request_header_bytes: usize,
     /// HTTP listeners: time allowed to send a request head (a slow client is cut).
     pub request_header_timeout: Duration,
+    /// HTTP listeners: largest request body; a larger declared length gets 413 at once, a
+    /// longer streamed body is cut (and the request answered 413).
+    pub max_request_body_bytes: u64,
     /// HTTP listeners: time the app (or upstream) has to start its response; then 504.
     pub response_timeout: Duration,
 }
@@ -37,6 +40,7 @@ impl Default for Limits {
             shutdown_grace: Duration::from_secs(30),
             max_request_header_bytes: 64 * 1024,
             request_header_timeout: Duration::from_secs(10),
+            max_request_body_bytes: 16 * 1024 * 1024,
             response_timeout: Duration::from_secs(60),
         }
     }
@@ -55,6 +59,7 @@ pub(crate) struct LimitsFile {
     shutdown_grace: D,
     max_request_header_bytes: Option<Spanned<u64>>,
     request_header_timeout: D,
+    max_request_body_bytes: Option<Spanned<u64>>,
     response_timeout: D,
 }
 
@@ -129,6 +134,18 @@ pub(crate) fn parse(lf: &LimitsFile, file: &str) -> Result<Limits, YamlError> {
             "request_header_timeout",
             defaults.request_header_timeout,
         )?,
+        max_request_body_bytes: match &lf.max_request_body_bytes {
+            None => defaults.max_request_body_bytes,
+            Some(s) if s.value == 0 => {
+                return Err(YamlError::at(
+                    file,
+                    s.referenced.line(),
+                    s.referenced.column(),
+                    "limits.max_request_body_bytes must be at least 1",
+                ))
+            }
+            Some(s) => s.value,
+        },
         response_timeout: duration(
             &lf.response_timeout,
             "response_timeout",

@@ -329,3 +329,96 @@ async fn an_outbound_http_listener_multiplexes_app_requests_over_one_connection(
     client.shutdown().await;
     s.proxy.shutdown().await;
 }
+
+/// An app that accepts connections and never answers.
+async fn silent_app() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            held.push(sock);
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_heads_are_cut_large_bodies_refused_and_slow_apps_time_out() {
+    let pki = Pki::new();
+    let (app, _) = mirror_app().await;
+    let slow = silent_app().await;
+    let (cert, key) = pki.write("backend", &pki.ca.issue(BACKEND));
+    let policy = pki.file(
+        "policy.yaml",
+        "rules:\n  - name: all\n    from: [\"spiffe://example.org/*\"]\n",
+    );
+    let text = format!(
+        "trust_domain: example.org\nidentity:\n  files: {{ cert: {}, key: {}, bundle: {} }}\npolicy: {}\n\
+         inbound:\n  - {{ name: api, protocol: http, listen: \"127.0.0.1:0\", forward: \"{app}\" }}\n  \
+         - {{ name: slow, protocol: http, listen: \"127.0.0.1:0\", forward: \"{slow}\" }}\n\
+         admin: \"127.0.0.1:0\"\nlimits: {{ request_header_timeout: 1s, response_timeout: 1s, max_request_body_bytes: 1024 }}\n",
+        cert.display(),
+        key.display(),
+        pki.bundle().display(),
+        policy.display()
+    );
+    let proxy = ward_proxy::start(ward_proxy::Config::load(&pki.file("p.yaml", &text)).unwrap())
+        .await
+        .unwrap();
+    let api = addr_of(&proxy.inbound, "api");
+    let client = pki.client(pki.ca.issue(FRONTEND), BACKEND);
+    let exchange = |addr: SocketAddr, bytes: Vec<u8>| {
+        let client = client.clone();
+        async move {
+            let mut tls = connect(&client, addr).await.unwrap();
+            tls.write_all(&bytes).await.unwrap();
+            let mut out = Vec::new();
+            let read =
+                tokio::time::timeout(std::time::Duration::from_secs(5), tls.read_to_end(&mut out))
+                    .await;
+            (read.is_ok(), String::from_utf8_lossy(&out).into_owned())
+        }
+    };
+
+    // A head that never completes is cut after request_header_timeout.
+    let started = std::time::Instant::now();
+    let (closed, _) = exchange(api, b"GET /x HTTP/1.1\r\nhost: a\r\n".to_vec()).await;
+    assert!(closed, "a slow head was not cut");
+    assert!(started.elapsed() < std::time::Duration::from_secs(4));
+
+    // A declared body over the limit: 413 before anything reaches the app.
+    let big = format!(
+        "POST /x HTTP/1.1\r\nhost: a\r\ncontent-length: 5000\r\nconnection: close\r\n\r\n{}",
+        "b".repeat(5000)
+    );
+    let (_, out) = exchange(api, big.into_bytes()).await;
+    assert!(
+        out.starts_with("HTTP/1.1 413") && out.contains("body_too_large"),
+        "{out}"
+    );
+    // A chunked body that turns out too long: also 413.
+    let chunked = format!("POST /x HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n800\r\n{}\r\n800\r\n{}\r\n0\r\n\r\n", "c".repeat(2048), "c".repeat(2048));
+    let (_, out) = exchange(api, chunked.into_bytes()).await;
+    assert!(out.starts_with("HTTP/1.1 413"), "{out}");
+    // Within the limit it goes through.
+    let ok = format!(
+        "POST /x HTTP/1.1\r\nhost: a\r\ncontent-length: 1000\r\nconnection: close\r\n\r\n{}",
+        "d".repeat(1000)
+    );
+    let (_, out) = exchange(api, ok.into_bytes()).await;
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+
+    // An app that never answers: 504 after response_timeout.
+    let slow_addr = addr_of(&proxy.inbound, "slow");
+    let (_, out) = exchange(
+        slow_addr,
+        b"GET /x HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n".to_vec(),
+    )
+    .await;
+    assert!(
+        out.starts_with("HTTP/1.1 504") && out.contains("app_timeout"),
+        "{out}"
+    );
+    proxy.shutdown().await;
+}

@@ -23,7 +23,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use ward_identity::SpiffeId;
 use ward_policy::http::{encode_path, normalize_path, RequestFacts};
 
-use super::{json_error, server_builder, streamed, strip_hop_by_hop, Body, RequestLog};
+use super::{
+    is_body_limit, json_error, limit_body, server_builder, streamed, strip_hop_by_hop, too_large,
+    Body, RequestLog,
+};
 use crate::limits::Limits;
 use crate::pipe::CloseReason;
 use crate::Shared;
@@ -32,7 +35,7 @@ use crate::Shared;
 pub const XFCC: HeaderName = HeaderName::from_static("x-forwarded-client-cert");
 
 /// Pooled HTTP/1.1 connections to the app.
-pub type AppClient = Client<HttpConnector, Incoming>;
+pub type AppClient = Client<HttpConnector, Body>;
 
 /// A pool for one listener's app.
 pub fn app_client(limits: &Limits) -> AppClient {
@@ -188,12 +191,33 @@ async fn handle(mut req: Request<Incoming>, ctx: &Ctx) -> Response<Body> {
     *req.version_mut() = Version::HTTP_11;
 
     let limits = &ctx.shared.limits;
+    let req = match limit_body(req, limits.max_request_body_bytes) {
+        Ok(req) => req,
+        Err(_) => {
+            log.answered(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                verdict.label(),
+                verdict.rule(),
+                "body_too_large",
+            );
+            return too_large(limits.max_request_body_bytes);
+        }
+    };
     let answer = tokio::time::timeout(limits.response_timeout, ctx.app.request(req)).await;
     let (status, code, message) = match answer {
         Ok(Ok(mut resp)) => {
             strip_hop_by_hop(resp.headers_mut());
             log.answered(resp.status(), verdict.label(), verdict.rule(), "");
             return resp.map(streamed);
+        }
+        Ok(Err(e)) if is_body_limit(&e) => {
+            log.answered(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                verdict.label(),
+                verdict.rule(),
+                "body_too_large",
+            );
+            return too_large(limits.max_request_body_bytes);
         }
         Ok(Err(e)) if e.is_connect() => (
             StatusCode::BAD_GATEWAY,

@@ -9,9 +9,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
-use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_TYPE};
-use hyper::{Response, StatusCode};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use serde_json::json;
@@ -53,6 +53,51 @@ pub fn json_error(
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
+}
+
+/// A request whose declared body length is over the limit.
+#[derive(Debug)]
+pub struct BodyTooLarge;
+
+/// The request with its body limited to `max` bytes, or [`BodyTooLarge`] when its declared
+/// length is already larger. A longer streamed body fails the forwarding (see
+/// [`is_body_limit`]).
+pub fn limit_body(
+    req: Request<hyper::body::Incoming>,
+    max: u64,
+) -> Result<Request<Body>, BodyTooLarge> {
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(BodyTooLarge);
+    }
+    let limit = usize::try_from(max).unwrap_or(usize::MAX);
+    Ok(req.map(|b| Limited::new(b, limit).boxed()))
+}
+
+/// The `413` answer.
+pub fn too_large(max: u64) -> Response<Body> {
+    json_error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        &format!("request body exceeds {max} bytes"),
+        json!({}),
+    )
+}
+
+/// True when `err` (or what caused it) is the body limit of [`limit_body`].
+pub fn is_body_limit(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if e.is::<LengthLimitError>() {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
 }
 
 /// Removes the hop-by-hop headers: those `Connection` names, and the ones that are always

@@ -28,7 +28,10 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use super::{json_error, streamed, strip_hop_by_hop, Body, BoxError, RequestLog};
+use super::{
+    is_body_limit, json_error, limit_body, streamed, strip_hop_by_hop, too_large, Body, BoxError,
+    RequestLog,
+};
 use crate::lifecycle::Phase;
 use crate::limits::Limits;
 use crate::Shared;
@@ -138,7 +141,7 @@ impl tower_service::Service<Uri> for UpstreamConnector {
     }
 }
 
-type UpstreamClient = Client<UpstreamConnector, Incoming>;
+type UpstreamClient = Client<UpstreamConnector, Body>;
 
 /// One outbound HTTP listener's pool.
 #[derive(Debug)]
@@ -261,6 +264,14 @@ async fn forward(
     };
     strip_hop_by_hop(req.headers_mut());
     *req.uri_mut() = uri;
+    let max = shared.limits.max_request_body_bytes;
+    let req = match limit_body(req, max) {
+        Ok(req) => req,
+        Err(_) => {
+            log.answered(StatusCode::PAYLOAD_TOO_LARGE, "-", "-", "body_too_large");
+            return too_large(max);
+        }
+    };
     let answer =
         tokio::time::timeout(shared.limits.response_timeout, pool.client().request(req)).await;
     let (status, code, message) = match answer {
@@ -268,6 +279,10 @@ async fn forward(
             strip_hop_by_hop(resp.headers_mut());
             log.answered(resp.status(), "-", "-", "");
             return resp.map(streamed);
+        }
+        Ok(Err(e)) if is_body_limit(&e) => {
+            log.answered(StatusCode::PAYLOAD_TOO_LARGE, "-", "-", "body_too_large");
+            return too_large(max);
         }
         Ok(Err(e)) if e.is_connect() => {
             let why = std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string());
