@@ -25,7 +25,7 @@ use ward_policy::http::{encode_path, normalize_path, RequestFacts};
 
 use super::{
     is_body_limit, json_error, limit_body, server_builder, streamed, strip_hop_by_hop, too_large,
-    Body, RequestLog,
+    Body, BodyTooLarge, RequestLog,
 };
 use crate::limits::Limits;
 use crate::pipe::CloseReason;
@@ -191,34 +191,19 @@ async fn handle(mut req: Request<Incoming>, ctx: &Ctx) -> Response<Body> {
     *req.version_mut() = Version::HTTP_11;
 
     let limits = &ctx.shared.limits;
-    let req = match limit_body(req, limits.max_request_body_bytes) {
+    let max = limits.max_request_body_bytes;
+    let req = match limit_body(req, max) {
         Ok(req) => req,
-        Err(_) => {
-            log.answered(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                verdict.label(),
-                verdict.rule(),
-                "body_too_large",
-            );
-            return too_large(limits.max_request_body_bytes);
-        }
+        Err(BodyTooLarge) => return refuse(&log, &verdict, too_large(max)),
     };
     let answer = tokio::time::timeout(limits.response_timeout, ctx.app.request(req)).await;
-    let (status, code, message) = match answer {
+    let refusal = match answer {
         Ok(Ok(mut resp)) => {
             strip_hop_by_hop(resp.headers_mut());
             log.answered(resp.status(), verdict.label(), verdict.rule(), "");
             return resp.map(streamed);
         }
-        Ok(Err(e)) if is_body_limit(&e) => {
-            log.answered(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                verdict.label(),
-                verdict.rule(),
-                "body_too_large",
-            );
-            return too_large(limits.max_request_body_bytes);
-        }
+        Ok(Err(e)) if is_body_limit(&e) => too_large(max),
         Ok(Err(e)) if e.is_connect() => (
             StatusCode::BAD_GATEWAY,
             "app_unavailable",
@@ -238,6 +223,15 @@ async fn handle(mut req: Request<Incoming>, ctx: &Ctx) -> Response<Body> {
             ),
         ),
     };
+    refuse(&log, &verdict, refusal)
+}
+
+/// Logs and builds the sidecar's own answer for a request it could not complete.
+fn refuse(
+    log: &RequestLog<'_>,
+    verdict: &ward_policy::Verdict,
+    (status, code, message): (StatusCode, &'static str, String),
+) -> Response<Body> {
     log.answered(status, verdict.label(), verdict.rule(), code);
     json_error(status, code, &message, json!({}))
 }

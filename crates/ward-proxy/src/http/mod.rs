@@ -78,13 +78,12 @@ pub fn limit_body(
     Ok(req.map(|b| Limited::new(b, limit).boxed()))
 }
 
-/// The `413` answer.
-pub fn too_large(max: u64) -> Response<Body> {
-    json_error(
+/// Status, code and message of the `413` answer.
+pub fn too_large(max: u64) -> (StatusCode, &'static str, String) {
+    (
         StatusCode::PAYLOAD_TOO_LARGE,
         "body_too_large",
-        &format!("request body exceeds {max} bytes"),
-        json!({}),
+        format!("request body exceeds {max} bytes"),
     )
 }
 

@@ -29,8 +29,8 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use super::{
-    is_body_limit, json_error, limit_body, streamed, strip_hop_by_hop, too_large, Body, BoxError,
-    RequestLog,
+    is_body_limit, json_error, limit_body, streamed, strip_hop_by_hop, too_large, Body,
+    BodyTooLarge, BoxError, RequestLog,
 };
 use crate::lifecycle::Phase;
 use crate::limits::Limits;
@@ -265,25 +265,23 @@ async fn forward(
     strip_hop_by_hop(req.headers_mut());
     *req.uri_mut() = uri;
     let max = shared.limits.max_request_body_bytes;
-    let req = match limit_body(req, max) {
-        Ok(req) => req,
-        Err(_) => {
-            log.answered(StatusCode::PAYLOAD_TOO_LARGE, "-", "-", "body_too_large");
-            return too_large(max);
+    let answer = match limit_body(req, max) {
+        Ok(req) => {
+            tokio::time::timeout(shared.limits.response_timeout, pool.client().request(req)).await
+        }
+        Err(BodyTooLarge) => {
+            let (status, code, message) = too_large(max);
+            log.answered(status, "-", "-", code);
+            return json_error(status, code, &message, json!({}));
         }
     };
-    let answer =
-        tokio::time::timeout(shared.limits.response_timeout, pool.client().request(req)).await;
     let (status, code, message) = match answer {
         Ok(Ok(mut resp)) => {
             strip_hop_by_hop(resp.headers_mut());
             log.answered(resp.status(), "-", "-", "");
             return resp.map(streamed);
         }
-        Ok(Err(e)) if is_body_limit(&e) => {
-            log.answered(StatusCode::PAYLOAD_TOO_LARGE, "-", "-", "body_too_large");
-            return too_large(max);
-        }
+        Ok(Err(e)) if is_body_limit(&e) => too_large(max),
         Ok(Err(e)) if e.is_connect() => {
             let why = std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string());
             (StatusCode::BAD_GATEWAY, "upstream_unavailable", why)
