@@ -23,6 +23,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+chmod 755 "$work" # nginx workers run as an unprivileged user and must read www/ (keys stay 0600)
 cd "$work"
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 TD=example.org
@@ -88,7 +89,8 @@ for p in $nginx_port $tcp_port $http_port; do
     [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$p/1k" || true)" = 200 ] && break
     sleep 0.1
   done
-  [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$p/1k")" = 200 ] || { echo "port $p never served /1k" >&2; exit 1; }
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$p/1k")" = 200 ] || {
+    echo "port $p never served /1k" >&2; tail -n 5 ./*.log ./nginx.err >&2; exit 1; }
 done
 
 measure() { # port -> "req/s p50_ms p99_ms" (median of 3 runs by req/s)
