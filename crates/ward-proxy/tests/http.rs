@@ -305,6 +305,10 @@ async fn an_outbound_http_listener_multiplexes_app_requests_over_one_connection(
         assert!(out.starts_with("HTTP/1.1 200"), "{out}");
         assert!(out.contains(&format!("/v1/orders/{i}")), "{out}");
         assert!(out.contains(&format!("URI={FRONTEND}")), "{out}");
+        assert!(
+            out.contains("\"host\":\"orders\""),
+            "the app's Host arrives: {out}"
+        );
     }
     let handshakes = metric(
         &s.proxy,
