@@ -8,7 +8,7 @@ WARD_CA := target/debug/ward-ca
 DEV_TRUST_DOMAIN ?= ward.dev
 FORCE ?=
 
-.PHONY: all build test lint demo certs-dev tools bench-ca bench-http clean
+.PHONY: all build test lint demo certs-dev tools bench bench-ca clean
 
 all: build
 
@@ -44,9 +44,9 @@ certs-dev: build
 bench-ca: tools
 	$(CARGO) bench -p ward-ca --bench ca
 
-## bench-http: HTTP mode vs TCP mode vs direct, wrk against nginx (release build; not part of make test)
-bench-http:
-	bash scripts/bench-http.sh
+## bench: ward-proxy vs direct, stunnel and HAProxy; rewrites docs/benchmarks.md (not part of make test)
+bench:
+	bash scripts/bench.sh
 
 clean:
 	$(CARGO) clean

@@ -6,6 +6,10 @@ set -euo pipefail
 declare -A package=(
   [openssl]=openssl
   [curl]=curl
+  [wrk]=wrk
+  [nginx]=nginx-light
+  [stunnel4]=stunnel4
+  [haproxy]=haproxy
 )
 
 missing=()

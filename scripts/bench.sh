@@ -1,0 +1,356 @@
+#!/usr/bin/env bash
+# `make bench`: ward-proxy against a direct path, stunnel and HAProxy, in one run on this
+# machine, and the result written into docs/benchmarks.md (between the bench markers).
+#
+# Every contender gets the same topology on 127.0.0.1: load generator -> client-side proxy
+# (plaintext in, mTLS out) -> server-side proxy (mTLS in, client certificate required and
+# verified, plaintext out) -> nginx. TLS 1.3, P-256 certificates from ward-ca for all.
+#   direct     no proxy
+#   ward-tcp   ward-proxy pair, protocol: tcp
+#   ward-http  ward-proxy pair, protocol: http (per-request policy, HTTP/2 between sidecars)
+#   stunnel    stunnel4 pair (default threading)
+#   haproxy    haproxy pair, mode tcp (default nbthread = CPUs)
+# Figures are medians of 3 runs; ratios are to `direct` and to the best peer in this run.
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+bash "$root/scripts/ensure-tools.sh" openssl curl wrk nginx stunnel4 haproxy
+cargo build --release -q -p ward-ca -p ward-proxy -p ward-load
+bin="$root/target/release"
+out="${BENCH_OUT:-$root/docs/benchmarks.md}"
+runs=3
+secs=${BENCH_SECONDS:-5}
+work="$(mktemp -d -t ward-bench.XXXXXX)"
+chmod 755 "$work" # nginx workers run unprivileged and read www/ (keys stay 0600)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+cd "$work"
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+# The most idle connections S5 can hold through a pair: the client-side proxy needs two
+# descriptors per connection, under the hard limit (20000 on this machine kind).
+many=$(( ($(ulimit -n) - 1000) / 2 / 1000 * 1000 ))
+[ "$many" -gt 10000 ] && many=10000
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+start() { # name cmd...: start in the background, log to name.log, remember the pid
+  local name=$1; shift
+  "$@" >/dev/null 2> "$name.log" & pids+=($!)
+  eval "pid_$name=$!"
+}
+TD=example.org
+started_at=$(date -u +%Y-%m-%dT%H:%MZ)
+
+# --- PKI (ward-ca) and the app (nginx) ------------------------------------------------------
+"$bin/ward-ca" init --dir ca --trust-domain "$TD" >/dev/null 2>&1
+for w in client server; do
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$w.key" \
+    -out "$w.csr" -subj /CN=x >/dev/null 2>&1
+  chmod 600 "$w.key"
+  "$bin/ward-ca" issue --dir ca --csr "$w.csr" --id "spiffe://$TD/ns/bench/sa/$w" --ttl 24h \
+    --out "$w.pem" 2>/dev/null
+  cat "$w.pem" "$w.key" > "$w-combined.pem"; chmod 600 "$w-combined.pem"
+done
+mkdir -p www
+head -c 1024 /dev/zero | tr '\0' 'x' > www/1k
+truncate -s 1G www/1g
+nginx_port=$(port)
+cat > nginx.conf <<EOF
+worker_processes 1;
+pid $work/nginx.pid;
+error_log $work/nginx.err;
+events { worker_connections 20000; }
+http { access_log off; keepalive_requests 1000000; sendfile on;
+  server { listen 127.0.0.1:$nginx_port; root $work/www; } }
+EOF
+start nginx nginx -c "$work/nginx.conf" -p "$work" -g 'daemon off;'
+declare -A entry # contender -> client-side port
+declare -A procs # contender -> pids of its two proxies
+entry[direct]=$nginx_port
+
+# --- ward ---------------------------------------------------------------------------------
+cat > policy-http.yaml <<EOF
+rules:
+  - name: bench
+    from: ["spiffe://$TD/ns/bench/sa/client"]
+    to: { listeners: [in], methods: [GET], paths: ["/*"] }
+EOF
+cat > policy-tcp.yaml <<EOF
+rules:
+  - name: bench
+    from: ["spiffe://$TD/ns/bench/sa/client"]
+    to: { listeners: [in] }
+EOF
+echo "rules: []" > none.yaml
+for proto in tcp http; do
+  in_port=$(port); out_port=$(port)
+  cat > "ward-server-$proto.yaml" <<EOF
+trust_domain: $TD
+identity: { files: { cert: server.pem, key: server.key, bundle: ca/bundle.pem } }
+policy: policy-$proto.yaml
+inbound: [ { name: in, protocol: $proto, listen: "127.0.0.1:$in_port", forward: "127.0.0.1:$nginx_port" } ]
+admin: "127.0.0.1:$(port)"
+limits: { max_connections: 100000, max_request_body_bytes: 1073741824 }
+EOF
+  cat > "ward-client-$proto.yaml" <<EOF
+trust_domain: $TD
+identity: { files: { cert: client.pem, key: client.key, bundle: ca/bundle.pem } }
+policy: none.yaml
+outbound: [ { name: out, protocol: $proto, listen: "127.0.0.1:$out_port", upstream: "127.0.0.1:$in_port", server_id: "spiffe://$TD/ns/bench/sa/server" } ]
+admin: "127.0.0.1:$(port)"
+limits: { max_connections: 100000 }
+EOF
+  WARD_LOG=warn start "ward_server_$proto" "$bin/ward-proxy" run --config "ward-server-$proto.yaml"
+  WARD_LOG=warn start "ward_client_$proto" "$bin/ward-proxy" run --config "ward-client-$proto.yaml"
+  entry[ward-$proto]=$out_port
+  eval "procs[ward-$proto]=\"\$pid_ward_client_$proto \$pid_ward_server_$proto\""
+done
+
+# --- stunnel --------------------------------------------------------------------------------
+s_in=$(port); s_out=$(port)
+cat > stunnel-server.conf <<EOF
+foreground = yes
+pid =
+[server]
+accept = 127.0.0.1:$s_in
+connect = 127.0.0.1:$nginx_port
+cert = server.pem
+key = server.key
+CAfile = ca/bundle.pem
+requireCert = yes
+verifyChain = yes
+sslVersionMin = TLSv1.3
+EOF
+cat > stunnel-client.conf <<EOF
+foreground = yes
+pid =
+[client]
+client = yes
+accept = 127.0.0.1:$s_out
+connect = 127.0.0.1:$s_in
+cert = client.pem
+key = client.key
+CAfile = ca/bundle.pem
+verifyChain = yes
+sslVersionMin = TLSv1.3
+EOF
+start stunnel_server stunnel4 stunnel-server.conf
+start stunnel_client stunnel4 stunnel-client.conf
+entry[stunnel]=$s_out
+procs[stunnel]="$pid_stunnel_client $pid_stunnel_server"
+
+# --- haproxy --------------------------------------------------------------------------------
+h_in=$(port); h_out=$(port)
+haproxy_common="global
+  maxconn $((many + 500))
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 1h
+  timeout server 1h"
+cat > haproxy-server.cfg <<EOF
+$haproxy_common
+frontend server_in
+  bind 127.0.0.1:$h_in ssl crt server-combined.pem ca-file ca/bundle.pem verify required ssl-min-ver TLSv1.3
+  default_backend app
+backend app
+  server nginx 127.0.0.1:$nginx_port
+EOF
+cat > haproxy-client.cfg <<EOF
+$haproxy_common
+frontend client_in
+  bind 127.0.0.1:$h_out
+  default_backend to_server
+backend to_server
+  server s 127.0.0.1:$h_in ssl crt client-combined.pem ca-file ca/bundle.pem verify required ssl-min-ver TLSv1.3
+EOF
+start haproxy_server haproxy -db -f haproxy-server.cfg
+start haproxy_client haproxy -db -f haproxy-client.cfg
+entry[haproxy]=$h_out
+procs[haproxy]="$pid_haproxy_client $pid_haproxy_server"
+
+contenders="direct ward-tcp ward-http stunnel haproxy"
+for c in $contenders; do
+  p=${entry[$c]}
+  for _ in $(seq 1 100); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$p/1k" || true)" = 200 ] && break
+    sleep 0.1
+  done
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$p/1k")" = 200 ] || {
+    echo "$c (port $p) never served /1k" >&2; tail -n 5 ./*.log ./nginx.err >&2; exit 1; }
+done
+
+# --- measurements ---------------------------------------------------------------------------
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+declare -A idle1 idle2
+for c in ward-tcp ward-http stunnel haproxy; do # idle: started, one request served, no load yet
+  set -- ${procs[$c]}
+  idle1[$c]=$(rss_kib "$1"); idle2[$c]=$(rss_kib "$2")
+done
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+cpu_ticks() { # pids -> utime+stime in clock ticks, summed
+  local t=0 p
+  for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+  echo $t
+}
+declare -A s2 s3 s4 s6 per1k per10k s1
+
+wrk_rps() { # port [extra wrk args...]
+  local p=$1; shift
+  wrk -t2 -c32 -d"${secs}s" "$@" "http://127.0.0.1:$p/1k" | awk '/Requests\/sec/ {print $2}'
+}
+hz=$(getconf CLK_TCK)
+for c in $contenders; do
+  p=${entry[$c]}
+  before=$( [ "$c" = direct ] && echo 0 || cpu_ticks ${procs[$c]} )
+  total=0
+  vals=""
+  for _ in $(seq 1 $runs); do
+    r=$(wrk_rps "$p"); vals="$vals $r"
+    total=$(awk -v a="$total" -v b="$r" -v s="$secs" 'BEGIN {print a + b * s}')
+  done
+  s2[$c]=$(echo $vals | tr ' ' '\n' | median)
+  if [ "$c" != direct ]; then
+    after=$(cpu_ticks ${procs[$c]})
+    s6[$c]=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$total" 'BEGIN {printf "%.2f", t / hz / n * 10000}')
+  fi
+  s3[$c]=$(for _ in $(seq 1 $runs); do wrk_rps "$p" -H "Connection: close"; done | median)
+  s4[$c]=$(for _ in $(seq 1 $runs); do
+    curl -s -o /dev/null -w '%{speed_download}\n' "http://127.0.0.1:$p/1g"; done | median)
+  # S1: open loop at fixed rates; the run with the median p99 is reported.
+  for rate in 1000 5000; do
+    s1[$c,$rate]=$(for _ in $(seq 1 $runs); do
+      "$bin/ward-load" --addr "127.0.0.1:$p" --path /1k --rate "$rate" --duration "${secs}s" \
+        --connections 32 | tr ' ' '\n' | awk -F= '{v[$1]=$2} END {print v["p99_us"], v["p50_us"], v["p999_us"], v["errors"]}'
+    done | sort -n | sed -n 2p)
+  done
+done
+
+# S5: memory of each proxy idle, then with N idle connections held open through the pair.
+hold() { # port n: open n connections, wait, print when ready; exits when stdin closes
+  python3 - "$1" "$2" <<'PY'
+import socket, sys, time
+port, n = int(sys.argv[1]), int(sys.argv[2])
+socks = []
+for _ in range(n):
+    s = socket.create_connection(("127.0.0.1", port))
+    socks.append(s)
+time.sleep(3)
+print("ready", flush=True)
+time.sleep(2)
+PY
+}
+max_rss() { local m=0 p r; for p in "$@"; do r=$(rss_kib "$p"); [ "$r" -gt "$m" ] && m=$r; done; echo $m; }
+for c in ward-tcp ward-http stunnel haproxy; do
+  set -- ${procs[$c]}
+  base=$(max_rss "$@")
+  for n in 1000 "$many"; do
+    fifo="hold-$c-$n"; mkfifo "$fifo"
+    hold "${entry[$c]}" "$n" > "$fifo" 2>/dev/null & holder=$!
+    read -r _ < "$fifo" || true
+    now=$(max_rss "$@")
+    wait "$holder" 2>/dev/null || true
+    rm -f "$fifo"
+    v=$(awk -v a="$now" -v b="$base" -v n="$n" 'BEGIN {printf "%.1f", (a - b) / n}')
+    if [ "$n" = 1000 ]; then per1k[$c]=$v; else per10k[$c]=$v; fi
+  done
+done
+
+# --- report ---------------------------------------------------------------------------------
+best_peer() { # assoc-name -> the best of stunnel/haproxy (higher is better)
+  local -n t=$1
+  awk -v a="${t[stunnel]}" -v b="${t[haproxy]}" 'BEGIN {print (a > b ? a : b)}'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+table() { # title assoc-name unit format
+  local -n t=$2
+  local best; best=$(best_peer "$2")
+  echo "| contender | $3 | vs direct | vs best peer |"
+  echo "|---|---|---|---|"
+  for c in $contenders; do
+    printf "| %s | $4 | %s | %s |\n" "$c" "${t[$c]}" "$(ratio "${t[$c]}" "${t[direct]}")" \
+      "$( [ "$c" = direct ] && echo - || ratio "${t[$c]}" "$best")"
+  done
+}
+mb() { awk -v v="$1" 'BEGIN {printf "%.0f", v / 1048576}'; }
+declare -A s4mb
+for c in $contenders; do s4mb[$c]=$(mb "${s4[$c]}"); done
+report="$work/report.md"
+{
+  echo "<!-- bench:begin (generated by make bench; edits here are overwritten) -->"
+  echo "## Proxies side by side ($started_at, $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores)"
+  echo
+  echo "Command: \`make bench\` ([scripts/bench.sh](../scripts/bench.sh)); $runs runs of ${secs} s per"
+  echo "figure, median reported. Versions: ward $(git -C "$root" describe --always --dirty),"
+  echo "$(stunnel4 -version 2>&1 | sed -n 's/^\(stunnel [0-9.]*\).*/\1/p' | head -1),"
+  echo "HAProxy $(haproxy -v | sed -n 's/^HAProxy version \([^ ]*\).*/\1/p'), $(nginx -v 2>&1 | sed 's/.*: //'),"
+  echo "$(wrk --version 2>&1 | head -1 | awk '{print "wrk", $2}'). Each proxy runs with its defaults"
+  echo "(ward: Tokio multi-thread runtime, one worker per core; stunnel: a thread per"
+  echo "connection; HAProxy: nbthread = cores). Load generator, proxies and nginx share the cores."
+  echo
+  echo "### S2: keep-alive requests per second (wrk -t2 -c32, 1 KiB responses)"
+  echo; table "S2" s2 "req/s" "%.0f"; echo
+  echo "### S3: new connections per second (\`Connection: close\`: every request is a new connection and, through a pair, a new mTLS handshake between the proxies)"
+  echo; table "S3" s3 "conn/s" "%.0f"; echo
+  echo "### S4: single-stream bulk throughput (1 GiB file, curl)"
+  echo; table "S4" s4mb "MiB/s" "%s"; echo
+  echo "### S5: memory (RSS) per proxy process"
+  echo
+  echo "| contender | client side idle KiB | server side idle KiB | KiB per open connection (1,000) | KiB per open connection ($many) |"
+  echo "|---|---|---|---|---|"
+  for c in ward-tcp ward-http stunnel haproxy; do
+    echo "| $c | ${idle1[$c]} | ${idle2[$c]} | ${per1k[$c]} | ${per10k[$c]} |"
+  done
+  echo
+  echo "Idle is right after start-up and one request. Per-connection figures are the growth of the larger of the two processes while that many"
+  echo "idle connections are held open through the pair. ward-http opens no upstream connection"
+  echo "for an idle client connection (requests share one HTTP/2 connection). The larger count is"
+  echo "$many, not 10,000, when the machine's hard limit on open files ($(ulimit -Hn)) is too low"
+  echo "for a client-side proxy holding two descriptors per connection."
+  echo
+  echo "### S6: CPU seconds per 10,000 keep-alive requests (both proxies of the pair, during S2)"
+  echo
+  echo "| contender | CPU s / 10k requests |"
+  echo "|---|---|"
+  for c in ward-tcp ward-http stunnel haproxy; do echo "| $c | ${s6[$c]} |"; done
+  echo
+  echo "### S1: latency at a fixed request rate (open loop, 32 keep-alive connections, 1 KiB responses)"
+  echo
+  echo "Measured by \`ward-load\` (crates/ward-load): requests are due at fixed intervals and each"
+  echo "latency counts from its due time, so queueing is not hidden (no coordinated omission)."
+  echo "\"added\" is the contender's figure minus direct's in the same run."
+  echo
+  echo "| contender | rate | p50 µs | p99 µs | p99.9 µs | added p50 µs | added p99 µs | added p99.9 µs | errors |"
+  echo "|---|---|---|---|---|---|---|---|---|"
+  for rate in 1000 5000; do
+    read -r d99 d50 d999 _ <<<"${s1[direct,$rate]}"
+    for c in $contenders; do
+      read -r p99 p50 p999 errs <<<"${s1[$c,$rate]}"
+      echo "| $c | $rate | $p50 | $p99 | $p999 | $((p50 - d50)) | $((p99 - d99)) | $((p999 - d999)) | $errs |"
+    done
+  done
+  echo
+  echo "<!-- bench:end -->"
+} > "$report"
+
+python3 - "$out" "$report" <<'PY'
+import sys
+out, report = sys.argv[1], open(sys.argv[2]).read()
+try:
+    text = open(out).read()
+except FileNotFoundError:
+    text = "# Benchmarks\n"
+begin, end = "<!-- bench:begin", "<!-- bench:end -->"
+if begin in text and end in text:
+    head = text[:text.index(begin)]
+    tail = text[text.index(end) + len(end):]
+    text = head + report.rstrip("\n") + tail
+else:
+    text = text.rstrip("\n") + "\n\n" + report
+open(out, "w").write(text)
+PY
+cat "$report"
+echo "written to $out" >&2
