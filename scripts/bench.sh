@@ -172,7 +172,10 @@ start haproxy_client haproxy -db -f haproxy-client.cfg
 entry[haproxy]=$h_out
 procs[haproxy]="$pid_haproxy_client $pid_haproxy_server"
 
-contenders="direct ward-tcp ward-http stunnel haproxy"
+# BENCH_ONLY="direct ward-tcp" limits a run to some contenders (for experiments; a partial
+# run's report is printed but docs/benchmarks.md is only rewritten by a full run).
+contenders=${BENCH_ONLY:-"direct ward-tcp ward-http stunnel haproxy"}
+proxies=$(echo "$contenders" | tr ' ' '\n' | grep -v '^direct$' | tr '\n' ' ')
 for c in $contenders; do
   p=${entry[$c]}
   for _ in $(seq 1 100); do
@@ -186,7 +189,7 @@ done
 # --- measurements ---------------------------------------------------------------------------
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 declare -A idle1 idle2
-for c in ward-tcp ward-http stunnel haproxy; do # idle: started, one request served, no load yet
+for c in $proxies; do # idle: started, one request served, no load yet
   set -- ${procs[$c]}
   idle1[$c]=$(rss_kib "$1"); idle2[$c]=$(rss_kib "$2")
 done
@@ -244,7 +247,7 @@ time.sleep(2)
 PY
 }
 max_rss() { local m=0 p r; for p in "$@"; do r=$(rss_kib "$p"); [ "$r" -gt "$m" ] && m=$r; done; echo $m; }
-for c in ward-tcp ward-http stunnel haproxy; do
+for c in $proxies; do
   set -- ${procs[$c]}
   base=$(max_rss "$@")
   for n in 1000 "$many"; do
@@ -262,7 +265,7 @@ done
 # --- report ---------------------------------------------------------------------------------
 best_peer() { # assoc-name -> the best of stunnel/haproxy (higher is better)
   local -n t=$1
-  awk -v a="${t[stunnel]}" -v b="${t[haproxy]}" 'BEGIN {print (a > b ? a : b)}'
+  awk -v a="${t[stunnel]:-0}" -v b="${t[haproxy]:-0}" 'BEGIN {print (a > b ? a : b)}'
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 table() { # title assoc-name unit format
@@ -301,7 +304,7 @@ report="$work/report.md"
   echo
   echo "| contender | client side idle KiB | server side idle KiB | KiB per open connection (1,000) | KiB per open connection ($many) |"
   echo "|---|---|---|---|---|"
-  for c in ward-tcp ward-http stunnel haproxy; do
+  for c in $proxies; do
     echo "| $c | ${idle1[$c]} | ${idle2[$c]} | ${per1k[$c]} | ${per10k[$c]} |"
   done
   echo
@@ -315,7 +318,7 @@ report="$work/report.md"
   echo
   echo "| contender | CPU s / 10k requests |"
   echo "|---|---|"
-  for c in ward-tcp ward-http stunnel haproxy; do echo "| $c | ${s6[$c]} |"; done
+  for c in $proxies; do echo "| $c | ${s6[$c]} |"; done
   echo
   echo "### S1: latency at a fixed request rate (open loop, 32 keep-alive connections, 1 KiB responses)"
   echo
@@ -336,6 +339,7 @@ report="$work/report.md"
   echo "<!-- bench:end -->"
 } > "$report"
 
+if [ -n "${BENCH_ONLY:-}" ]; then cat "$report"; echo "partial run: $out not rewritten" >&2; exit 0; fi
 python3 - "$out" "$report" <<'PY'
 import sys
 out, report = sys.argv[1], open(sys.argv[2]).read()
