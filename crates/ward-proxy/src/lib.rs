@@ -15,6 +15,7 @@ pub mod ca_source;
 pub mod cli;
 pub mod config;
 pub mod conn;
+pub mod copy;
 pub mod error;
 pub mod http;
 pub mod identity;

@@ -1,9 +1,10 @@
 //! Relaying bytes both ways between a network peer and a local socket, with half-close,
 //! byte counts, an idle timeout and an external stop signal.
 //!
-//! tokio's `copy_bidirectional` does the relaying with fixed buffers (no unbounded growth)
-//! and propagates half-close: when one side finishes sending, the other side's write half
-//! is shut down (a TLS `close_notify`, or a TCP FIN) while the reverse direction carries on.
+//! [`crate::copy::bidirectional`] does the relaying with bounded buffers (1 KiB, growing to
+//! 16 KiB for bulk) and propagates half-close: when one side finishes sending, the other
+//! side's write half is shut down (a TLS `close_notify`, or a TCP FIN) while the reverse
+//! direction carries on.
 //! Each side is wrapped in [`Counted`], so bytes and the last activity are known even when the
 //! relay is cut short by the idle timer or a stop signal.
 
@@ -17,9 +18,6 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
-
-/// Size of each direction's relay buffer: one maximum TLS record.
-const BUFFER: usize = 16 * 1024;
 
 /// Why a relayed connection ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -145,7 +143,7 @@ where
         activity: &activity,
         epoch,
     };
-    let copy = tokio::io::copy_bidirectional_with_sizes(&mut peer, &mut local, BUFFER, BUFFER);
+    let copy = crate::copy::bidirectional(&mut peer, &mut local);
     let idle_watch = async {
         loop {
             let last = epoch + Duration::from_millis(activity.load(Ordering::Relaxed));
