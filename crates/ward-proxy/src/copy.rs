@@ -49,6 +49,32 @@ impl Half {
         }
     }
 
+    /// Reads into the free end of the buffer; marks EOF, and a full small buffer for growth.
+    fn poll_fill<R: AsyncRead + ?Sized>(
+        &mut self,
+        cx: &mut Context<'_>,
+        reader: Pin<&mut R>,
+    ) -> Poll<io::Result<()>> {
+        let mut buf = ReadBuf::new(&mut self.buf);
+        buf.set_filled(self.cap);
+        let mut reader = reader;
+        loop {
+            match ready!(reader.as_mut().poll_read(cx, &mut buf)) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                result => break result?,
+            }
+        }
+        let filled = buf.filled().len();
+        self.read_done = filled == self.cap;
+        self.cap = filled;
+        if self.cap == self.buf.len() && self.buf.len() < LARGE {
+            self.grow = true;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// tokio's `CopyBuffer::poll_copy` loop: read while there is room, write what there is,
+    /// read ahead while the writer is busy, flush when the reader has nothing more for now.
     fn poll_copy<R, W>(
         &mut self,
         cx: &mut Context<'_>,
@@ -60,26 +86,17 @@ impl Half {
         W: AsyncWrite + ?Sized,
     {
         loop {
-            if self.pos == self.cap && !self.read_done {
-                let mut buf = ReadBuf::new(&mut self.buf);
-                match reader.as_mut().poll_read(cx, &mut buf) {
-                    Poll::Pending => {
-                        // Nothing more to read now: push out what was written.
-                        if self.need_flush {
-                            ready!(writer.as_mut().poll_flush(cx))?;
-                            self.need_flush = false;
-                        }
-                        return Poll::Pending;
-                    }
-                    Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+            if self.cap < self.buf.len() && !self.read_done {
+                match self.poll_fill(cx, reader.as_mut()) {
+                    Poll::Ready(Ok(())) => {}
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                    Poll::Ready(Ok(())) => {
-                        let n = buf.filled().len();
-                        if n == 0 {
-                            self.read_done = true;
-                        } else {
-                            self.grow = n == self.buf.len() && self.buf.len() < LARGE;
-                            (self.pos, self.cap) = (0, n);
+                    Poll::Pending => {
+                        if self.pos == self.cap {
+                            if self.need_flush {
+                                ready!(writer.as_mut().poll_flush(cx))?;
+                                self.need_flush = false;
+                            }
+                            return Poll::Pending;
                         }
                     }
                 }
@@ -90,7 +107,13 @@ impl Half {
                     .poll_write(cx, &self.buf[self.pos..self.cap])
                 {
                     Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    other => ready!(other)?,
+                    Poll::Ready(result) => result?,
+                    Poll::Pending => {
+                        if !self.read_done && self.cap < self.buf.len() {
+                            ready!(self.poll_fill(cx, reader.as_mut()))?;
+                        }
+                        return Poll::Pending;
+                    }
                 };
                 if written == 0 {
                     return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
@@ -98,8 +121,9 @@ impl Half {
                 self.pos += written;
                 self.need_flush = true;
             }
+            (self.pos, self.cap) = (0, 0);
             if self.grow {
-                // The buffer is empty here, so it can be replaced without losing data.
+                // Empty now, so the buffer can be replaced without losing data.
                 self.buf = vec![0; LARGE];
                 self.grow = false;
             }
