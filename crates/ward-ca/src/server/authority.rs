@@ -34,6 +34,8 @@ pub struct Authority {
     pub roots: Vec<CertificateDer<'static>>,
     /// The roots as PEM.
     pub bundle_pem: String,
+    /// The roots as SPIFFE bundle JWKs (computed once here, not per `/v1/bundle` rebuild).
+    pub jwks: Vec<serde_json::Value>,
     /// Moves whenever the bundle changes (from `rotation.json`).
     pub bundle_version: u64,
 }
@@ -73,6 +75,11 @@ impl Authority {
         Ok(Self {
             issuer,
             bundle_pem: certs_to_pem(&roots),
+            jwks: roots
+                .iter()
+                .map(super::bundle::jwk)
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("{}: {e}", bundle.display()))?,
             roots,
             bundle_version: journal.bundle_version,
         })

@@ -1,7 +1,8 @@
 //! The `/v1/bundle` document: roots as PEM and as a SPIFFE bundle (JWKS with
 //! `spiffe_sequence` and `spiffe_refresh_hint`), plus the revocation list, with an ETag.
 //!
-//! The document is rebuilt at most once a second, and at once when the roots change; its
+//! The document is rebuilt at most once a second, and at once when the roots change (their
+//! JWKs come ready-made with the [`super::authority::Authority`]); its
 //! sequence grows with the revocation list and with every change of the roots, so it moves
 //! whenever anything proxies must act on changes.
 
@@ -36,7 +37,8 @@ pub struct BundleCache {
     cached: Mutex<Option<(Instant, u64, BundleDoc)>>,
 }
 
-fn jwk(der: &CertificateDer<'_>) -> Result<serde_json::Value, String> {
+/// A root as a SPIFFE bundle JWK (P-256 only, as ward's CA directories make).
+pub(super) fn jwk(der: &CertificateDer<'_>) -> Result<serde_json::Value, String> {
     let (_, cert) =
         x509_parser::parse_x509_certificate(der).map_err(|e| format!("root certificate: {e}"))?;
     let point = &cert.public_key().subject_public_key.data;
@@ -76,16 +78,13 @@ impl BundleCache {
             .iter()
             .map(|r| json!({"spiffe_id": r.spiffe_id, "serial": r.serial, "reason": r.reason, "revoked_at": r.revoked_at}))
             .collect();
-        // Roots were validated as P-256 CA certificates when loaded; one that is not is left
-        // out of the JWKS view only (the PEM view carries every root).
-        let keys: Vec<_> = authority.roots.iter().filter_map(|r| jwk(r).ok()).collect();
         // Both counters only grow, so their sum moves whenever either does.
         let sequence = generation.unsigned_abs() + authority.bundle_version + 1;
         let body = json!({
             "trust_domain": trust_domain.as_str(),
             "bundle_pem": authority.bundle_pem,
             "spiffe_bundle": {
-                "keys": keys,
+                "keys": authority.jwks,
                 "spiffe_sequence": sequence,
                 "spiffe_refresh_hint": refresh_hint.as_secs(),
             },
