@@ -53,21 +53,16 @@ impl std::fmt::Debug for UpstreamConnector {
     }
 }
 
-/// An mTLS connection to the upstream, telling the pool whether HTTP/2 was negotiated.
+/// An mTLS connection to the upstream on which HTTP/2 was negotiated (the connector refuses
+/// any other).
 #[derive(Debug)]
 pub struct UpstreamIo {
     io: TokioIo<TlsStream<TcpStream>>,
-    h2: bool,
 }
 
 impl Connection for UpstreamIo {
     fn connected(&self) -> Connected {
-        let connected = Connected::new();
-        if self.h2 {
-            connected.negotiated_h2()
-        } else {
-            connected
-        }
+        Connected::new().negotiated_h2()
     }
 }
 
@@ -135,7 +130,6 @@ impl tower_service::Service<Uri> for UpstreamConnector {
             }
             Ok(UpstreamIo {
                 io: TokioIo::new(tls),
-                h2: true,
             })
         })
     }
