@@ -194,7 +194,7 @@ async fn handle(mut req: Request<Incoming>, ctx: &Ctx) -> Response<Body> {
     let max = limits.max_request_body_bytes;
     let req = match limit_body(req, max) {
         Ok(req) => req,
-        Err(BodyTooLarge) => return refuse(&log, &verdict, too_large(max)),
+        Err(BodyTooLarge) => return log.refuse(verdict.label(), verdict.rule(), too_large(max)),
     };
     let answer = tokio::time::timeout(limits.response_timeout, ctx.app.request(req)).await;
     let refusal = match answer {
@@ -223,15 +223,5 @@ async fn handle(mut req: Request<Incoming>, ctx: &Ctx) -> Response<Body> {
             ),
         ),
     };
-    refuse(&log, &verdict, refusal)
-}
-
-/// Logs and builds the sidecar's own answer for a request it could not complete.
-fn refuse(
-    log: &RequestLog<'_>,
-    verdict: &ward_policy::Verdict,
-    (status, code, message): (StatusCode, &'static str, String),
-) -> Response<Body> {
-    log.answered(status, verdict.label(), verdict.rule(), code);
-    json_error(status, code, &message, json!({}))
+    log.refuse(verdict.label(), verdict.rule(), refusal)
 }

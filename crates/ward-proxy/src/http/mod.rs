@@ -163,6 +163,20 @@ pub struct RequestLog<'a> {
 }
 
 impl RequestLog<'_> {
+    /// Logs, and builds the sidecar's own JSON answer for, a request it could not complete
+    /// (`too_large` and the app/upstream failures); `decision` and `rule` as in [`answered`].
+    ///
+    /// [`answered`]: RequestLog::answered
+    pub fn refuse(
+        &self,
+        decision: &'static str,
+        rule: &str,
+        (status, code, message): (StatusCode, &'static str, String),
+    ) -> Response<Body> {
+        self.answered(status, decision, rule, code);
+        json_error(status, code, &message, json!({}))
+    }
+
     /// Emits the access-log event and the metrics for the answer `status`.
     pub fn answered(&self, status: StatusCode, decision: &'static str, rule: &str, detail: &str) {
         let secs = self.started.elapsed().as_secs_f64();

@@ -263,13 +263,9 @@ async fn forward(
         Ok(req) => {
             tokio::time::timeout(shared.limits.response_timeout, pool.client().request(req)).await
         }
-        Err(BodyTooLarge) => {
-            let (status, code, message) = too_large(max);
-            log.answered(status, "-", "-", code);
-            return json_error(status, code, &message, json!({}));
-        }
+        Err(BodyTooLarge) => return log.refuse("-", "-", too_large(max)),
     };
-    let (status, code, message) = match answer {
+    let refusal = match answer {
         Ok(Ok(mut resp)) => {
             strip_hop_by_hop(resp.headers_mut());
             log.answered(resp.status(), "-", "-", "");
@@ -294,6 +290,5 @@ async fn forward(
             ),
         ),
     };
-    log.answered(status, "-", "-", code);
-    json_error(status, code, &message, json!({}))
+    log.refuse("-", "-", refusal)
 }
