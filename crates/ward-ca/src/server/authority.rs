@@ -18,7 +18,7 @@ use ward_tls::pem::{certs_to_pem, load_certs};
 use ward_tls::TrustBundles;
 
 use super::CaService;
-use crate::ca_dir::{BUNDLE, ISSUER_CERT, ISSUER_KEY, ROOT_CERT};
+use crate::ca_dir::{BUNDLE, ISSUER_CERT, ROOT_CERT};
 use crate::issuer::{ca_trust_domain, Issuer};
 use crate::rotate::{Journal, Phase, JOURNAL};
 
@@ -86,8 +86,8 @@ impl Authority {
     }
 }
 
-/// A digest of everything [`Authority::load`] reads, or `None` while an activation is under
-/// way (the top-level files are then being replaced one by one).
+/// A digest of the certificates, bundle and journal [`Authority::load`] reads, or `None`
+/// while an activation is under way (the top-level files are then being replaced one by one).
 fn fingerprint(dir: &Path) -> Option<Vec<u8>> {
     let journal = std::fs::read(dir.join(JOURNAL)).unwrap_or_default();
     if serde_json::from_slice::<Journal>(&journal).is_ok_and(|j| j.phase == Phase::Activating) {
@@ -95,7 +95,9 @@ fn fingerprint(dir: &Path) -> Option<Vec<u8>> {
     }
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     ctx.update(&journal);
-    for name in [ROOT_CERT, ISSUER_CERT, ISSUER_KEY, BUNDLE] {
+    // Not the keys: a new key always comes with a new certificate (one without the other
+    // fails the load), so the private key file is read only when something changed.
+    for name in [ROOT_CERT, ISSUER_CERT, BUNDLE] {
         let bytes = std::fs::read(dir.join(name)).unwrap_or_default();
         ctx.update(&(bytes.len() as u64).to_be_bytes());
         ctx.update(&bytes);
