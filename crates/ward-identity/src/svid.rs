@@ -141,5 +141,11 @@ pub fn serial_hex(raw: &[u8]) -> String {
         [0, rest @ ..] if !rest.is_empty() => rest,
         other => other,
     };
-    trimmed.iter().map(|b| format!("{b:02x}")).collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(trimmed.len() * 2);
+    for b in trimmed {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0x0f)]));
+    }
+    out
 }
