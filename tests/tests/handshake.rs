@@ -10,7 +10,7 @@ use ward_e2e::{
     handshake, handshake_configs, leaf_params, raw_client_config, raw_server_config, store_with,
     Material, TestCa,
 };
-use ward_tls::{CertStore, StoreError};
+use ward_tls::{CertStore, Resumption, StoreError};
 
 const FRONTEND: &str = "spiffe://example.org/ns/web/sa/frontend";
 const BACKEND: &str = "spiffe://example.org/ns/api/sa/backend";
@@ -50,7 +50,7 @@ fn a_leaf_from_another_root_is_refused_both_ways() {
     // A rogue client, presenting a chain the server's bundle does not anchor.
     let client = raw_client_config(ca.bundles(), rogue.issue(FRONTEND), BACKEND);
     let out = handshake_configs(
-        Arc::new(ward_tls::server_config(&server, None, &[]).unwrap()),
+        Arc::new(ward_tls::server_config(&server, None, &[], Resumption::Off).unwrap()),
         Arc::new(client),
     );
     let err = out.server_saw.unwrap_err();
@@ -61,7 +61,13 @@ fn a_leaf_from_another_root_is_refused_both_ways() {
     // A rogue server.
     let server = raw_server_config(ca.bundles(), rogue.issue(BACKEND));
     let client = store_with(&ca, ca.issue(FRONTEND));
-    let client = ward_tls::client_config(&client, vec![BACKEND.parse().unwrap()], &[]).unwrap();
+    let client = ward_tls::client_config(
+        &client,
+        vec![BACKEND.parse().unwrap()],
+        &[],
+        Resumption::Off,
+    )
+    .unwrap();
     let out = handshake_configs(Arc::new(server), Arc::new(client));
     let err = out.client_saw.unwrap_err();
     assert!(
@@ -77,7 +83,7 @@ fn a_leaf_from_an_unknown_trust_domain_is_refused() {
     let server = store_with(&ca, ca.issue(BACKEND));
     let client = raw_client_config(ca.bundles(), other.issue("spiffe://other.org/x"), BACKEND);
     let out = handshake_configs(
-        Arc::new(ward_tls::server_config(&server, None, &[]).unwrap()),
+        Arc::new(ward_tls::server_config(&server, None, &[], Resumption::Off).unwrap()),
         Arc::new(client),
     );
     let err = out.server_saw.unwrap_err();
@@ -93,7 +99,8 @@ fn a_leaf_from_an_unknown_trust_domain_is_refused() {
 fn hostile_client_certificates_are_refused() {
     let ca = TestCa::new("example.org");
     let server = store_with(&ca, ca.issue(BACKEND));
-    let server_config = Arc::new(ward_tls::server_config(&server, None, &[]).unwrap());
+    let server_config =
+        Arc::new(ward_tls::server_config(&server, None, &[], Resumption::Off).unwrap());
     type Breaker = fn(&mut rcgen::CertificateParams);
     let cases: &[(&str, Breaker, &str)] = &[
         (
@@ -218,9 +225,17 @@ fn a_renewed_identity_reaches_new_handshakes() {
     let ca = TestCa::new("example.org");
     let server = store_with(&ca, ca.issue(BACKEND));
     let client = store_with(&ca, ca.issue(FRONTEND));
-    let server_config = Arc::new(ward_tls::server_config(&server, None, &[]).unwrap());
-    let client_config =
-        Arc::new(ward_tls::client_config(&client, vec![BACKEND.parse().unwrap()], &[]).unwrap());
+    let server_config =
+        Arc::new(ward_tls::server_config(&server, None, &[], Resumption::Off).unwrap());
+    let client_config = Arc::new(
+        ward_tls::client_config(
+            &client,
+            vec![BACKEND.parse().unwrap()],
+            &[],
+            Resumption::Off,
+        )
+        .unwrap(),
+    );
     let before = server.current().unwrap().leaf().serial_hex.clone();
     handshake_configs(server_config.clone(), client_config.clone())
         .client_saw

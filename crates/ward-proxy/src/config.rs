@@ -101,6 +101,8 @@ pub struct Config {
     pub limits: Limits,
     /// How often watched files are checked for changes.
     pub reload_interval: Duration,
+    /// Resume TLS 1.3 sessions between sidecars (TCP listeners; see ward-tls `session`).
+    pub session_resumption: bool,
 }
 
 #[derive(Deserialize)]
@@ -117,6 +119,12 @@ struct ConfigFile {
     #[serde(default)]
     limits: crate::limits::LimitsFile,
     reload_interval: Option<Spanned<ward_yaml::Duration>>,
+    #[serde(default = "yes")]
+    session_resumption: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Deserialize)]
@@ -340,6 +348,7 @@ impl Config {
             admin,
             limits,
             reload_interval,
+            session_resumption: raw.session_resumption,
         })
     }
 

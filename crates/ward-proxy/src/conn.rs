@@ -25,6 +25,8 @@ pub struct ConnRecord {
     pub traffic: Traffic,
     /// Why it ended (a code) and any detail.
     pub close: (&'static str, String),
+    /// The TLS session was resumed rather than negotiated in full.
+    pub resumed: bool,
     _guard: ConnGuard,
 }
 
@@ -50,6 +52,7 @@ impl ConnRecord {
             verdict: None,
             traffic: Traffic::default(),
             close: ("done", String::new()),
+            resumed: false,
             _guard: guard,
         }
     }
@@ -79,6 +82,14 @@ impl ConnRecord {
             })
             .inc();
         self.close = (reason, detail);
+    }
+
+    /// Records how the TLS handshake went: resumed sessions are counted.
+    pub fn handshake_done(&mut self, kind: Option<rustls::HandshakeKind>) {
+        if kind == Some(rustls::HandshakeKind::Resumed) {
+            self.resumed = true;
+            self.metrics.resumed.get_or_create(&self.labels).inc();
+        }
     }
 
     /// Sets the close reason.
@@ -128,6 +139,7 @@ impl Drop for ConnRecord {
             bytes_out = to_peer,
             duration_ms = (secs * 1000.0) as u64,
             close = self.close.0,
+            resumed = self.resumed,
             detail = %self.close.1,
             "connection closed"
         );

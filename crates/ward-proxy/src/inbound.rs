@@ -4,7 +4,9 @@
 //! `ClientAuthorizer`), so a denied peer receives an `access_denied` alert and no byte of its
 //! reaches the app, which never even sees a connection. The verdict is handed from the
 //! verifier to this connection's task through a task-local slot, because rustls runs the
-//! verifier synchronously inside the task's poll of the handshake. Once relaying, the
+//! verifier synchronously inside the task's poll of the handshake. A resumed session asks the
+//! same authorizer from ward-tls's session store, in the same poll, and fills the same slot;
+//! a session the policy no longer admits is not resumed. Once relaying, the
 //! connection re-checks its peer whenever the policy changes (and whenever the bundle's
 //! revocation list changes) and closes if it is no longer allowed.
 
@@ -119,7 +121,10 @@ async fn handle(
     let slot = Arc::new(HandshakeSlot::default());
     let accept = inbound.acceptor.accept(sock).into_fallible();
     let result = HANDSHAKE
-        .scope(slot.clone(), timeout(limits.handshake_timeout, accept))
+        .scope(
+            slot.clone(),
+            ward_tls::session::scope(timeout(limits.handshake_timeout, accept)),
+        )
         .await;
     let peer_leaf = slot.take().map(|(leaf, verdict)| {
         log_verdict(&inbound.config.name, &leaf.id, &verdict);
@@ -135,8 +140,10 @@ async fn handle(
         }
         Ok(Ok(tls)) => tls,
     };
-    // ward-tls turns session resumption off, so every handshake ran the verifier and the
-    // authorizer; a connection without a recorded peer is refused rather than relayed.
+    rec.handshake_done(tls.get_ref().1.handshake_kind());
+    // A full handshake ran the verifier and the authorizer; a resumed one ran ward-tls's
+    // session checks and the authorizer. Either way the slot holds the peer and the verdict,
+    // so a connection without a recorded peer is refused rather than relayed.
     let (Some(peer), Some(leaf)) = (rec.peer.clone(), peer_leaf) else {
         return rec.closed("no_peer_identity", "");
     };

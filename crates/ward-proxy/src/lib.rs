@@ -174,13 +174,18 @@ pub async fn start(config: Config) -> Result<RunningProxy, ProxyError> {
         store: store.clone(),
     });
 
+    let resumption = if config.session_resumption {
+        ward_tls::Resumption::On
+    } else {
+        ward_tls::Resumption::Off
+    };
     let mut tasks = Vec::new();
     let mut inbound = Vec::new();
     for l in &config.inbound {
         let authorizer = Arc::new(PolicyAuthorizer::new(&l.name, policy.clone()));
         let http = l.protocol == config::Protocol::Http;
         let alpn: &[&[u8]] = if http { &[b"h2", b"http/1.1"] } else { &[] };
-        let tls = ward_tls::server_config(&store, Some(authorizer), alpn)?;
+        let tls = ward_tls::server_config(&store, Some(authorizer), alpn, resumption)?;
         let socket = bind(&l.name, l.listen).await?;
         inbound.push((l.name.clone(), local_addr(&socket, &l.name, l.listen)?));
         let listener = Arc::new(InboundListener {
@@ -198,12 +203,13 @@ pub async fn start(config: Config) -> Result<RunningProxy, ProxyError> {
     for l in &config.outbound {
         // Outbound HTTP speaks HTTP/2 only, so concurrent requests wait for one connection
         // instead of each opening its own; the upstream (a ward HTTP listener) offers h2.
-        let alpn: &[&[u8]] = if l.protocol == config::Protocol::Http {
-            &[b"h2"]
+        // Its pooled connections are long-lived, so they do not resume sessions.
+        let (alpn, resumption): (&[&[u8]], _) = if l.protocol == config::Protocol::Http {
+            (&[b"h2"], ward_tls::Resumption::Off)
         } else {
-            &[]
+            (&[], resumption)
         };
-        let tls = ward_tls::client_config(&store, vec![l.server_id.clone()], alpn)?;
+        let tls = ward_tls::client_config(&store, vec![l.server_id.clone()], alpn, resumption)?;
         let socket = bind(&l.name, l.listen).await?;
         outbound.push((l.name.clone(), local_addr(&socket, &l.name, l.listen)?));
         let listener = Arc::new(OutboundListener::new(

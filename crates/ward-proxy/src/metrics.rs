@@ -94,6 +94,8 @@ pub struct Metrics {
     pub closed: Family<CloseLabels, Counter>,
     /// Connections open now.
     pub active: Family<ConnLabels, Gauge>,
+    /// Connections whose TLS session was resumed.
+    pub resumed: Family<ConnLabels, Counter>,
     /// Handshakes that failed, by reason.
     pub handshake_failures: Family<FailLabels, Counter>,
     /// Authorization decisions.
@@ -125,6 +127,7 @@ impl Default for Metrics {
             opened: Family::default(),
             closed: Family::default(),
             active: Family::default(),
+            resumed: Family::default(),
             handshake_failures: Family::default(),
             decisions: Family::default(),
             bytes: Family::default(),
@@ -150,6 +153,11 @@ impl Default for Metrics {
             "ward_connections_active",
             "Connections open now",
             m.active.clone(),
+        );
+        registry.register(
+            "ward_tls_resumed",
+            "Connections whose TLS 1.3 session was resumed (identities re-checked, not re-sent)",
+            m.resumed.clone(),
         );
         registry.register(
             "ward_handshake_failures",

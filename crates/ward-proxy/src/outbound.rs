@@ -78,7 +78,9 @@ pub async fn serve(listener: TcpListener, outbound: Arc<OutboundListener>, share
         shared,
         move |sock, shared, record| {
             let outbound = outbound.clone();
-            async move { handle(sock, &outbound, &shared, record).await }
+            // The session scope spans the relay too: the upstream's ticket arrives after the
+            // handshake, with the first bytes read.
+            async move { ward_tls::session::scope(handle(sock, &outbound, &shared, record)).await }
         },
     )
     .await;
@@ -122,6 +124,7 @@ async fn handle(
         }
         Ok(Ok(tls)) => tls,
     };
+    rec.handshake_done(tls.get_ref().1.handshake_kind());
     let leaf = tls
         .get_ref()
         .1

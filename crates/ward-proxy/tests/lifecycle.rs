@@ -50,46 +50,6 @@ async fn policy_reload_flips_the_decision_and_closes_the_now_denied_connection()
     proxy.shutdown().await;
 }
 
-/// Session resumption is off: a TLS 1.3 resumed session would carry the identity of its first
-/// handshake (a renewed certificate would never be seen, an expired one kept being presented)
-/// and skip verification and the policy. So a client that connected before a policy change
-/// gets a full handshake, and the access_denied alert, when it reconnects.
-#[tokio::test]
-async fn every_connection_is_a_full_handshake() {
-    let pki = Pki::new();
-    let app = EchoApp::start().await;
-    let proxy = backend_proxy(&pki, &app, ALLOW_FRONTEND, "").await;
-    let api = addr_of(&proxy.inbound, "api");
-    let client = pki.client(pki.ca.issue(FRONTEND), BACKEND);
-    try_echo(&client, api).await.unwrap();
-    let mut second = connect(&client, api).await.unwrap();
-    assert_eq!(
-        second.get_ref().1.handshake_kind(),
-        Some(rustls::HandshakeKind::Full)
-    );
-    assert_eq!(round_trip(&mut second, b"full").await.unwrap(), b"full");
-    drop(second);
-
-    pki.file("policy.yaml", "rules: []\n");
-    proxy.reload();
-    eventually("reload", || {
-        metric(
-            &proxy,
-            "ward_reloads_total{kind=\"policy\",result=\"success\"}",
-        ) == 1.0
-    })
-    .await;
-    let accepted = app.accepted();
-    let err = try_echo(&client, api).await.unwrap_err();
-    assert!(err.contains("AccessDenied"), "{err}");
-    assert_eq!(
-        app.accepted(),
-        accepted,
-        "the app must not see the refused connection"
-    );
-    proxy.shutdown().await;
-}
-
 #[tokio::test]
 async fn a_broken_policy_keeps_the_old_one_and_counts_the_failure() {
     let pki = Pki::new();
@@ -292,29 +252,6 @@ async fn idle_connections_are_closed() {
     })
     .await;
     proxy.shutdown().await;
-}
-
-/// Outbound sidecar for FRONTEND, pointed at an inbound sidecar; `server_id` is what the
-/// outbound side expects.
-async fn frontend_proxy(
-    pki: &Pki,
-    upstream: std::net::SocketAddr,
-    server_id: &str,
-) -> ward_proxy::RunningProxy {
-    let (cert, key) = pki.write("frontend", &pki.ca.issue(FRONTEND));
-    let policy = pki.file("frontend-policy.yaml", "rules: []\n");
-    let text = format!(
-        "trust_domain: example.org\n\
-         identity:\n  files: {{ cert: {}, key: {}, bundle: {} }}\n\
-         policy: {}\n\
-         outbound:\n  - {{ name: backend, listen: \"127.0.0.1:0\", upstream: \"{upstream}\", server_id: \"{server_id}\" }}\n\
-         admin: \"127.0.0.1:0\"\n",
-        cert.display(), key.display(), pki.bundle().display(), policy.display(),
-    );
-    let path = pki.file("frontend.yaml", &text);
-    ward_proxy::start(ward_proxy::Config::load(&path).unwrap())
-        .await
-        .unwrap()
 }
 
 #[tokio::test]

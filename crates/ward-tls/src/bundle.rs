@@ -46,6 +46,9 @@ impl Revocation {
 pub struct TrustBundles {
     domains: HashMap<TrustDomain, Bundle>,
     revocations: Vec<Revocation>,
+    /// Counts changes of the roots (not of revocations) through a [`BundleStore`]; sessions
+    /// verified under one epoch are not resumed under another.
+    anchors_epoch: u64,
 }
 
 impl TrustBundles {
@@ -113,6 +116,19 @@ impl TrustBundles {
     pub fn trust_domains(&self) -> impl Iterator<Item = &TrustDomain> {
         self.domains.keys()
     }
+
+    /// Which generation of roots this is, as counted by the [`BundleStore`] holding it.
+    pub fn anchors_epoch(&self) -> u64 {
+        self.anchors_epoch
+    }
+
+    fn same_roots(&self, other: &Self) -> bool {
+        self.domains.len() == other.domains.len()
+            && self
+                .domains
+                .iter()
+                .all(|(td, b)| other.domains.get(td).is_some_and(|o| o.roots == b.roots))
+    }
 }
 
 /// The current [`TrustBundles`], replaceable at run time; clones share one value.
@@ -134,9 +150,17 @@ impl BundleStore {
         self.tx.borrow().clone()
     }
 
-    /// Replaces the bundles; handshakes that start after this see the new ones.
-    pub fn replace(&self, bundles: TrustBundles) {
-        self.tx.send_replace(Arc::new(bundles));
+    /// Replaces the bundles; handshakes that start after this see the new ones. A change of
+    /// roots starts a new anchors epoch; a change of revocations alone does not.
+    pub fn replace(&self, mut bundles: TrustBundles) {
+        self.tx.send_modify(|current| {
+            bundles.anchors_epoch = if current.same_roots(&bundles) {
+                current.anchors_epoch
+            } else {
+                current.anchors_epoch.wrapping_add(1)
+            };
+            *current = Arc::new(bundles);
+        });
     }
 
     /// A receiver that is told when the bundles change.

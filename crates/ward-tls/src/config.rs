@@ -1,10 +1,9 @@
 //! rustls configurations for ward's two roles, both mutual TLS 1.3 with SPIFFE verification.
 //!
-//! Session resumption is off on both sides. A TLS 1.3 resumed session carries the client
-//! identity of the handshake that created it, so a workload that renewed its certificate would
-//! go on being authenticated as its old certificate (until that expires, and then be refused on
-//! every reconnect), and neither chain verification, revocation nor the handshake-time policy
-//! check would run. Every connection is therefore a full handshake.
+//! Session resumption is a choice of the caller ([`Resumption`]). Off, every connection is a
+//! full handshake. On, TLS 1.3 resumption goes through ward's own session stores
+//! ([`crate::session`]), which hand a session back only while the identities it carries still
+//! pass every check a full handshake would make; TLS 1.2 resumption and 0-RTT are never on.
 
 use std::sync::Arc;
 
@@ -13,8 +12,19 @@ use ward_identity::IdPattern;
 
 use crate::error::TlsError;
 use crate::provider::{crypto_provider, PROTOCOL_VERSIONS};
+use crate::session::{ClientSessions, ServerSessions};
 use crate::store::CertStore;
 use crate::verify::{ClientAuthorizer, SpiffeClientVerifier, SpiffeServerVerifier};
+
+/// Whether a config resumes TLS 1.3 sessions (see [`crate::session`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resumption {
+    /// Every connection is a full handshake.
+    Off,
+    /// Sessions are resumed while every check still passes; connections must run their
+    /// handshakes inside [`crate::session::scope`] for sessions to be recorded.
+    On,
+}
 
 /// A server config: presents the store's identity and requires a client SVID from a trusted
 /// domain, which `authorizer` (if any) must then accept. `alpn` lists protocols to offer, most
@@ -23,12 +33,19 @@ pub fn server_config(
     store: &CertStore,
     authorizer: Option<Arc<dyn ClientAuthorizer>>,
     alpn: &[&[u8]],
+    resumption: Resumption,
 ) -> Result<ServerConfig, TlsError> {
-    let verifier = match authorizer {
-        Some(a) => SpiffeClientVerifier::with_authorizer(store.bundles().clone(), a),
+    let verifier = match &authorizer {
+        Some(a) => SpiffeClientVerifier::with_authorizer(store.bundles().clone(), a.clone()),
         None => SpiffeClientVerifier::new(store.bundles().clone()),
     };
-    server_config_with(store, verifier, alpn)
+    let mut config = server_config_with(store, verifier, alpn)?;
+    if resumption == Resumption::On {
+        config.session_storage = Arc::new(ServerSessions::new(store, authorizer));
+        // One ticket per connection: each resumed connection replaces the ticket it used.
+        config.send_tls13_tickets = 1;
+    }
+    Ok(config)
 }
 
 /// A server config for endpoints where some clients have no certificate yet (enrollment):
@@ -45,7 +62,7 @@ pub fn server_config_optional_client_auth(
 }
 
 /// The one way ward builds a server config: TLS 1.3, the given client verifier, the store's
-/// identity, no session resumption.
+/// identity, no session resumption (until the caller installs ward's session store).
 fn server_config_with(
     store: &CertStore,
     verifier: SpiffeClientVerifier,
@@ -67,6 +84,7 @@ pub fn client_config(
     store: &CertStore,
     expected: Vec<IdPattern>,
     alpn: &[&[u8]],
+    resumption: Resumption,
 ) -> Result<ClientConfig, TlsError> {
     let verifier = SpiffeServerVerifier::new(store.bundles().clone(), expected);
     let mut config = ClientConfig::builder_with_provider(crypto_provider())
@@ -74,7 +92,11 @@ pub fn client_config(
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_client_cert_resolver(store.resolver());
-    config.resumption = rustls::client::Resumption::disabled();
+    config.resumption = match resumption {
+        Resumption::Off => rustls::client::Resumption::disabled(),
+        Resumption::On => rustls::client::Resumption::store(Arc::new(ClientSessions::new(store)))
+            .tls12_resumption(rustls::client::Tls12Resumption::Disabled),
+    };
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(config)
 }

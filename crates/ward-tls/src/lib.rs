@@ -2,7 +2,8 @@
 //!
 //! It owns how ward speaks TLS: the crypto provider and TLS 1.3-only versions
 //! ([`provider`]), SPIFFE verification of peers against per-trust-domain bundles
-//! ([`verify`], [`bundle`]), the hot-swappable store of this workload's own certificate
+//! ([`verify`], [`bundle`]), TLS 1.3 session resumption that re-checks the peer every time
+//! ([`session`]), the hot-swappable store of this workload's own certificate
 //! ([`store`]), the client and server configs built from them ([`config`]), and the PEM and
 //! atomic-file helpers that keep key material safe on disk ([`pem`], [`files`]). Nothing here
 //! weakens verification; should such a thing ever be needed (tests only), it belongs in a
@@ -16,11 +17,12 @@ pub mod error;
 pub mod files;
 pub mod pem;
 pub mod provider;
+pub mod session;
 pub mod store;
 pub mod verify;
 
 pub use bundle::{BundleStore, Revocation, TrustBundles};
-pub use config::{client_config, server_config, server_config_optional_client_auth};
+pub use config::{client_config, server_config, server_config_optional_client_auth, Resumption};
 pub use error::{FileError, PemError, StoreError, TlsError, VerifyError};
 pub use store::{CertResolver, CertStore, Identity};
 pub use verify::{

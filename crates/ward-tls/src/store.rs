@@ -197,7 +197,11 @@ impl CertResolver {
     fn live(&self) -> Option<Arc<CertifiedKey>> {
         let identity = self.rx.borrow().clone()?;
         let now = ward_identity::unix_now();
-        (!identity.is_expired_at(now)).then(|| identity.certified.clone())
+        if identity.is_expired_at(now) {
+            return None;
+        }
+        crate::session::record_own(&identity.leaf.serial_hex);
+        Some(identity.certified.clone())
     }
 }
 

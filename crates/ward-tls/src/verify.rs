@@ -231,6 +231,7 @@ impl ClientCertVerifier for SpiffeClientVerifier {
         let bundles = self.bundles.current();
         let leaf = verify_svid(&bundles, end_entity, intermediates, now, Usage::Client)
             .map_err(to_rustls)?;
+        crate::session::record_peer(&leaf, bundles.anchors_epoch());
         if let Some(authorizer) = &self.authorizer {
             if !authorizer.authorize(&leaf) {
                 // rustls turns this into the `access_denied` alert.
@@ -304,6 +305,7 @@ impl ServerCertVerifier for SpiffeServerVerifier {
                 expected,
             }));
         }
+        crate::session::record_peer(&leaf, bundles.anchors_epoch());
         Ok(ServerCertVerified::assertion())
     }
 

@@ -156,6 +156,25 @@ pub async fn backend_proxy(pki: &Pki, app: &EchoApp, policy: &str, extra: &str) 
         .unwrap()
 }
 
+/// Outbound sidecar for FRONTEND, pointed at an inbound sidecar; `server_id` is what the
+/// outbound side expects.
+pub async fn frontend_proxy(pki: &Pki, upstream: SocketAddr, server_id: &str) -> RunningProxy {
+    let (cert, key) = pki.write("frontend", &pki.ca.issue(FRONTEND));
+    let policy = pki.file("frontend-policy.yaml", "rules: []\n");
+    let text = format!(
+        "trust_domain: example.org\n\
+         identity:\n  files: {{ cert: {}, key: {}, bundle: {} }}\n\
+         policy: {}\n\
+         outbound:\n  - {{ name: backend, listen: \"127.0.0.1:0\", upstream: \"{upstream}\", server_id: \"{server_id}\" }}\n\
+         admin: \"127.0.0.1:0\"\n",
+        cert.display(), key.display(), pki.bundle().display(), policy.display(),
+    );
+    let path = pki.file("frontend.yaml", &text);
+    ward_proxy::start(Config::load(&path).unwrap())
+        .await
+        .unwrap()
+}
+
 pub fn addr_of(list: &[(String, SocketAddr)], name: &str) -> SocketAddr {
     list.iter().find(|(n, _)| n == name).unwrap().1
 }
