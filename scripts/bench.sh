@@ -186,6 +186,14 @@ for c in $contenders; do
     echo "$c (port $p) never served /1k" >&2; tail -n 5 ./*.log ./nginx.err >&2; exit 1; }
 done
 
+# BENCH_PROFILE=FILE keeps the topology up for profiling instead of measuring: it writes each
+# contender's entry port and proxy pids to FILE and waits until FILE is removed.
+if [ -n "${BENCH_PROFILE:-}" ]; then
+  for c in $contenders; do echo "$c port=${entry[$c]} pids=${procs[$c]:-}"; done > "$BENCH_PROFILE"
+  while [ -e "$BENCH_PROFILE" ]; do sleep 1; done
+  exit 0
+fi
+
 # --- measurements ---------------------------------------------------------------------------
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 declare -A idle1 idle2

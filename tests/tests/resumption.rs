@@ -56,6 +56,9 @@ async fn connect(config: &Arc<ClientConfig>, addr: SocketAddr) -> Result<Handsha
         let mut buf = [0u8; 4];
         tls.read_exact(&mut buf).await.map_err(explain)?;
         assert_eq!(&buf, b"ping");
+        // Between ward peers: AES-128-GCM with SHA-256 (hardware SHA in the key schedule).
+        let suite = tls.get_ref().1.negotiated_cipher_suite().unwrap().suite();
+        assert_eq!(suite, rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
         Ok(tls.get_ref().1.handshake_kind().unwrap())
     })
     .await
