@@ -214,29 +214,42 @@ wrk_rps() { # port [extra wrk args...]
   wrk -t2 -c32 -d"${secs}s" "$@" "http://127.0.0.1:$p/1k" | awk '/Requests\/sec/ {print $2}'
 }
 hz=$(getconf CLK_TCK)
-for c in $contenders; do
-  p=${entry[$c]}
-  before=$( [ "$c" = direct ] && echo 0 || cpu_ticks ${procs[$c]} )
-  total=0
-  vals=""
-  for _ in $(seq 1 $runs); do
-    r=$(wrk_rps "$p"); vals="$vals $r"
-    total=$(awk -v a="$total" -v b="$r" -v s="$secs" 'BEGIN {print a + b * s}')
+# Runs are interleaved: each round measures every contender once, so a busy neighbour or a
+# drifting clock speed hits all contenders alike instead of whichever happened to run then.
+declare -A v2 v3 v4 v1 ticks reqs
+for c in $contenders; do ticks[$c]=0; reqs[$c]=0; done
+for _ in $(seq 1 $runs); do
+  for c in $contenders; do # S2, with the CPU the proxies spend on it (S6)
+    p=${entry[$c]}
+    before=$( [ "$c" = direct ] && echo 0 || cpu_ticks ${procs[$c]} )
+    r=$(wrk_rps "$p"); v2[$c]="${v2[$c]:-} $r"
+    after=$( [ "$c" = direct ] && echo 0 || cpu_ticks ${procs[$c]} )
+    ticks[$c]=$(( ${ticks[$c]} + after - before ))
+    reqs[$c]=$(awk -v a="${reqs[$c]}" -v b="$r" -v s="$secs" 'BEGIN {print a + b * s}')
   done
-  s2[$c]=$(echo $vals | tr ' ' '\n' | median)
-  if [ "$c" != direct ]; then
-    after=$(cpu_ticks ${procs[$c]})
-    s6[$c]=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$total" 'BEGIN {printf "%.2f", t / hz / n * 10000}')
-  fi
-  s3[$c]=$(for _ in $(seq 1 $runs); do wrk_rps "$p" -H "Connection: close"; done | median)
-  s4[$c]=$(for _ in $(seq 1 $runs); do
-    curl -s -o /dev/null -w '%{speed_download}\n' "http://127.0.0.1:$p/1g"; done | median)
-  # S1: open loop at fixed rates; the run with the median p99 is reported.
+  for c in $contenders; do
+    v3[$c]="${v3[$c]:-} $(wrk_rps "${entry[$c]}" -H "Connection: close")"
+  done
+  for c in $contenders; do
+    v4[$c]="${v4[$c]:-} $(curl -s -o /dev/null -w '%{speed_download}' "http://127.0.0.1:${entry[$c]}/1g")"
+  done
+  for rate in 1000 5000; do # S1: open loop at fixed rates
+    for c in $contenders; do
+      v1[$c,$rate]="${v1[$c,$rate]:-}$("$bin/ward-load" --addr "127.0.0.1:${entry[$c]}" --path /1k \
+        --rate "$rate" --duration "${secs}s" --connections 32 | tr ' ' '\n' |
+        awk -F= '{v[$1]=$2} END {print v["p99_us"], v["p50_us"], v["p999_us"], v["errors"]}');"
+    done
+  done
+done
+for c in $contenders; do
+  s2[$c]=$(echo ${v2[$c]} | tr ' ' '\n' | median)
+  s3[$c]=$(echo ${v3[$c]} | tr ' ' '\n' | median)
+  s4[$c]=$(echo ${v4[$c]} | tr ' ' '\n' | median)
+  [ "$c" != direct ] && s6[$c]=$(awk -v t="${ticks[$c]}" -v hz="$hz" -v n="${reqs[$c]}" \
+    'BEGIN {printf "%.2f", t / hz / n * 10000}')
+  # S1: of the runs, the one with the median p99 is reported.
   for rate in 1000 5000; do
-    s1[$c,$rate]=$(for _ in $(seq 1 $runs); do
-      "$bin/ward-load" --addr "127.0.0.1:$p" --path /1k --rate "$rate" --duration "${secs}s" \
-        --connections 32 | tr ' ' '\n' | awk -F= '{v[$1]=$2} END {print v["p99_us"], v["p50_us"], v["p999_us"], v["errors"]}'
-    done | sort -n | sed -n 2p)
+    s1[$c,$rate]=$(echo "${v1[$c,$rate]}" | tr ';' '\n' | grep . | sort -n | sed -n 2p)
   done
 done
 
@@ -295,7 +308,7 @@ report="$work/report.md"
   echo "## Proxies side by side ($started_at, $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores)"
   echo
   echo "Command: \`make bench\` ([scripts/bench.sh](../scripts/bench.sh)); $runs runs of ${secs} s per"
-  echo "figure, median reported. Versions: ward $(git -C "$root" describe --always --dirty),"
+  echo "figure, interleaved (each round measures every contender once), median reported. Versions: ward $(git -C "$root" describe --always --dirty),"
   echo "$(stunnel4 -version 2>&1 | sed -n 's/^\(stunnel [0-9.]*\).*/\1/p' | head -1),"
   echo "HAProxy $(haproxy -v | sed -n 's/^HAProxy version \([^ ]*\).*/\1/p'), $(nginx -v 2>&1 | sed 's/.*: //'),"
   echo "$(wrk --version 2>&1 | head -1 | awk '{print "wrk", $2}'). Each proxy runs with its defaults"
