@@ -291,6 +291,25 @@ fn operator_commands_refuse_bad_input_in_one_line() {
     let (code, _, err) = ward(&dir, &["serve", "--config", "bad.yaml"]);
     assert_eq!(code, 1);
     assert!(err.contains("bad.yaml:5:") && err.contains("ttl"), "{err}");
+    // `check` says the same without starting anything, and accepts a good config.
+    let (code, _, err) = ward(&dir, &["check", "--config", "bad.yaml"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("bad.yaml:5:") && err.contains("ttl"), "{err}");
+    let typo =
+        "trust_domain: example.org\nca_dir: ca\nlisten: \"127.0.0.1:1\"\nstate: s.db\nadmin: []\n";
+    std::fs::write(dir.join("typo.yaml"), typo).unwrap();
+    let (code, _, err) = ward(&dir, &["check", "--config", "typo.yaml"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("typo.yaml:5:") && err.contains("admin"),
+        "{err}"
+    );
+    let (code, out, err) = ward(&dir, &["check", "--config", "ca.yaml"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("ok: ca.yaml (trust domain example.org"),
+        "{out}"
+    );
 }
 
 /// SIGKILL during a burst: the database opens, holds every certificate a client received,

@@ -71,6 +71,13 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// Validate a daemon config file without touching the CA directory or the state: keys,
+    /// values, trust domain, lifetimes, attestors. Errors name file, line and column.
+    Check {
+        /// Daemon config file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
     /// Run the enrollment daemon (HTTPS API) until SIGTERM/SIGINT.
     Serve {
         /// Daemon config file.
@@ -238,6 +245,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, status: &mut dyn Write) -> Result<(), 
             );
             Ok(())
         }
+        Command::Check { config } => ops::check(&config, out),
         Command::Serve { config, log_format } => {
             ward_cli::init_logging(log_format);
             ops::serve(&config)

@@ -201,6 +201,32 @@ pub fn certs_list(
 }
 
 /// `ward-ca serve`: runs until SIGTERM or SIGINT.
+/// `ward-ca check`: the config parses and validates; one summary line on success.
+pub fn check(config: &std::path::Path, out: &mut dyn Write) -> Result<(), CaError> {
+    let cfg = CaConfig::load(config).map_err(|e| CaError::Config(e.to_string()))?;
+    let attestors: Vec<&str> = [
+        cfg.join_token.then_some("join_token"),
+        cfg.kubernetes.as_ref().map(|_| "kubernetes"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let _ = writeln!(
+        out,
+        "ok: {} (trust domain {}, listen {}, attestors: {}, {} admins)",
+        config.display(),
+        cfg.trust_domain,
+        cfg.listen,
+        if attestors.is_empty() {
+            "none".to_owned()
+        } else {
+            attestors.join(", ")
+        },
+        cfg.admins.len(),
+    );
+    Ok(())
+}
+
 pub fn serve(config: &std::path::Path) -> Result<(), CaError> {
     let cfg = CaConfig::load(config).map_err(|e| CaError::Config(e.to_string()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
