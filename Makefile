@@ -25,10 +25,11 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-## test: lint, every unit, integration and end-to-end test, then the demo as a system test
+## test: lint, every test, deploy/ manifests and configs validated, then the demo as a system test
 test: tools lint
 	$(CARGO) test --workspace
 	$(CARGO) build --workspace --bins
+	@scripts/validate-deploy.sh
 	@scripts/demo.sh > target/demo-check.log 2>&1 || { cat target/demo-check.log; echo "demo failed"; exit 1; }
 	@echo "demo: every step behaved as shown (output in target/demo-check.log)"
 

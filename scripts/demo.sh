@@ -52,6 +52,7 @@ listen: "127.0.0.1:$ca_port"
 state: state.db
 dns_names: [localhost]
 EOF
+"$bin/ward-ca" check --config ca.yaml >/dev/null
 "$bin/ward-ca" serve --config ca.yaml 2> ca.log & pids+=($!)
 wait_for "https://localhost:$ca_port/readyz" --cacert ca/bundle.pem
 ok "ward-ca is serving on 127.0.0.1:$ca_port for trust domain $TD"
@@ -82,6 +83,7 @@ $3
 admin: "127.0.0.1:$2"
 reload_interval: 1s
 EOF
+  "$bin/ward-proxy" check --config "$1.yaml" >/dev/null
   "$bin/ward-proxy" run --config "$1.yaml" 2> "$1.log" & pids+=($!)
   wait_for "http://127.0.0.1:$2/ready"
 }

@@ -1,0 +1,16 @@
+# ward-proxy image: built from the repository root with
+#   docker build -f deploy/docker/ward-proxy.Dockerfile -t ghcr.io/ward/ward-proxy:0.1.0 .
+# Build stage: the pinned toolchain, the locked dependency set, a release build of one binary.
+FROM rust:1.89-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked -p ward-proxy --bin ward-proxy \
+ && strip target/release/ward-proxy
+
+# Run stage: distroless with glibc only (ring needs libc; no shell, no package manager),
+# as the non-root user 65532. Configuration and state come from mounted volumes.
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /src/target/release/ward-proxy /usr/local/bin/ward-proxy
+USER 65532:65532
+ENTRYPOINT ["/usr/local/bin/ward-proxy"]
+CMD ["--help"]

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Part of `make test`: validates what deploy/ ships, the way an operator's tools would see it.
+#  1. Every Kubernetes manifest against the Kubernetes API schemas (kubernetes-validate, in a
+#     virtualenv under target/ that is created when missing), strictly: unknown fields fail.
+#  2. Every ward config in deploy/, docs/ and the demo passes the real binaries' `check`
+#     (scripts/check_deploy.py; the demo checks its own configs as it starts them).
+# Needs target/debug/ward-ca and target/debug/ward-proxy (the Makefile builds them first).
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+k8s_version=1.30.0
+venv="$root/target/venv"
+kv="$venv/bin/kubernetes-validate"
+
+if [ ! -x "$kv" ]; then
+  # Debian's python3 needs python3-venv for ensurepip.
+  python3 -c 'import ensurepip' 2>/dev/null || bash scripts/ensure-tools.sh python3-venv
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==1.31.0"
+fi
+
+mapfile -t manifests < <(find deploy/kubernetes -name '*.yaml' ! -name kustomization.yaml | sort)
+[ "${#manifests[@]}" -gt 0 ] || { echo "no manifests under deploy/kubernetes" >&2; exit 1; }
+"$kv" --strict --quiet --kubernetes-version "$k8s_version" "${manifests[@]}"
+echo "kubernetes manifests valid against Kubernetes $k8s_version: ${#manifests[@]} files"
+
+"$venv/bin/python" scripts/check_deploy.py

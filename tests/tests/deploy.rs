@@ -1,0 +1,174 @@
+//! The deployment files agree with the workspace. No container engine runs here, so the
+//! images are not built; instead each Dockerfile is read and held to what Cargo would do:
+//! the package and binary it builds exist, the path it copies is where Cargo puts that
+//! binary, the entrypoint is the copied file, the toolchain is the workspace's
+//! `rust-version`, and the image runs as a non-root user. The Kubernetes manifests must use
+//! exactly the images these Dockerfiles are documented to produce, at the workspace version.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
+
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// `key = "value"` from the workspace Cargo.toml's [workspace.package].
+fn workspace_value(key: &str) -> String {
+    let toml = read(&root().join("Cargo.toml"));
+    toml.lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            (k.trim() == key).then(|| v.trim().trim_matches('"').to_owned())
+        })
+        .unwrap_or_else(|| panic!("{key} not in Cargo.toml"))
+}
+
+/// The binaries a package directory builds: `src/main.rs` under the package's name, plus
+/// every `[[bin]] name`.
+fn binaries(package_dir: &Path) -> (String, Vec<String>) {
+    let manifest = read(&package_dir.join("Cargo.toml"));
+    let name = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("name = "))
+        .unwrap()
+        .trim_matches('"')
+        .to_owned();
+    let mut bins: Vec<String> = manifest
+        .split("[[bin]]")
+        .skip(1)
+        .filter_map(|section| {
+            section
+                .lines()
+                .find_map(|l| l.strip_prefix("name = "))
+                .map(|n| n.trim_matches('"').to_owned())
+        })
+        .collect();
+    if package_dir.join("src/main.rs").exists() {
+        bins.push(name.clone());
+    }
+    (name, bins)
+}
+
+fn arg_after<'a>(words: &[&'a str], flag: &str) -> &'a str {
+    let i = words
+        .iter()
+        .position(|w| *w == flag)
+        .unwrap_or_else(|| panic!("no {flag}"));
+    words[i + 1]
+}
+
+#[test]
+fn dockerfiles_build_binaries_that_exist_and_run_them_as_non_root() {
+    let dir = root().join("deploy/docker");
+    let mut seen = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let Some(image) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".Dockerfile"))
+        else {
+            continue;
+        };
+        let text = read(&path);
+        let what = path.display().to_string();
+        let build = text
+            .lines()
+            .find(|l| l.contains("cargo build"))
+            .unwrap_or_else(|| panic!("{what}: no cargo build"));
+        let words: Vec<&str> = build.split_whitespace().collect();
+        assert!(words.contains(&"--locked"), "{what}: build with --locked");
+        assert!(words.contains(&"--release"), "{what}: build with --release");
+        let (package, bin) = (arg_after(&words, "-p"), arg_after(&words, "--bin"));
+        let (name, bins) = binaries(&root().join("crates").join(package));
+        assert_eq!(name, package, "{what}: crates/{package} is package {name}");
+        assert!(
+            bins.iter().any(|b| b == bin),
+            "{what}: {package} has no binary {bin} ({bins:?})"
+        );
+        assert_eq!(bin, image, "{what}: the image is named after its binary");
+
+        let workdir = text
+            .lines()
+            .find_map(|l| l.strip_prefix("WORKDIR "))
+            .unwrap_or_else(|| panic!("{what}: no WORKDIR"));
+        let copy = text
+            .lines()
+            .find(|l| l.starts_with("COPY --from=build "))
+            .unwrap_or_else(|| panic!("{what}: no COPY --from=build"));
+        let copy: Vec<&str> = copy.split_whitespace().collect();
+        assert_eq!(copy[2], format!("{workdir}/target/release/{bin}"), "{what}");
+        let entrypoint = text
+            .lines()
+            .find_map(|l| l.strip_prefix("ENTRYPOINT "))
+            .unwrap_or_else(|| panic!("{what}: no ENTRYPOINT"));
+        assert_eq!(entrypoint, format!("[\"{}\"]", copy[3]), "{what}");
+
+        let toolchain = text
+            .lines()
+            .find_map(|l| l.strip_prefix("FROM rust:"))
+            .unwrap_or_else(|| panic!("{what}: no rust build stage"));
+        let rust_version = workspace_value("rust-version");
+        assert!(
+            toolchain.starts_with(&format!("{rust_version}-")),
+            "{what}: toolchain {toolchain}, workspace rust-version {rust_version}"
+        );
+        let user = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("USER "))
+            .next_back()
+            .unwrap_or_else(|| panic!("{what}: no USER"));
+        assert!(
+            !user.starts_with('0') && !user.starts_with("root"),
+            "{what}: USER {user}"
+        );
+        let tag = format!("ghcr.io/ward/{image}:{}", workspace_value("version"));
+        assert!(
+            text.contains(&format!("-t {tag} ")),
+            "{what}: documented tag {tag}"
+        );
+        seen.push(tag);
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            format!("ghcr.io/ward/ward-ca:{}", workspace_value("version")),
+            format!("ghcr.io/ward/ward-proxy:{}", workspace_value("version")),
+        ]
+    );
+
+    // Every ward image a manifest runs is one of these.
+    let mut manifests = Vec::new();
+    let mut stack = vec![root().join("deploy/kubernetes")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "yaml") {
+                manifests.push(path);
+            }
+        }
+    }
+    let mut used = 0;
+    for path in manifests {
+        for line in read(&path).lines() {
+            if let Some(image) = line.trim().strip_prefix("image: ghcr.io/ward/") {
+                let image = format!("ghcr.io/ward/{image}");
+                assert!(
+                    seen.contains(&image),
+                    "{}: {image} is not built here",
+                    path.display()
+                );
+                used += 1;
+            }
+        }
+    }
+    assert!(used >= 3, "the CA and both demo sidecars run ward images");
+}
