@@ -175,7 +175,9 @@ async fn handle(
             shared: shared.clone(),
             app: app.clone(),
         });
-        let reason = crate::http::inbound::serve(tls, ctx, stop).await;
+        // Boxed: inline, HTTP mode's connection state would make every inbound task (TCP
+        // ones too) as large as itself, since a future is as big as its largest state.
+        let reason = Box::pin(crate::http::inbound::serve(tls, ctx, stop)).await;
         return finish(rec, reason, shared, &inbound.config.name, &peer);
     }
 

@@ -35,8 +35,10 @@ use crate::verify::ClientAuthorizer;
 
 /// A session is resumed only if the peer's certificate stays valid at least this long.
 pub const EXPIRY_MARGIN_SECS: i64 = 30;
-/// Sessions a server keeps (oldest dropped first); each holds the client's chain, ~1.5 KiB.
-pub const SERVER_SESSIONS: usize = 2048;
+/// Sessions a server keeps (oldest dropped first); each holds the client's chain and costs
+/// about 2 KiB, so the store stays under about 1 MiB. A client whose session was dropped
+/// makes a full handshake, nothing worse.
+pub const SERVER_SESSIONS: usize = 512;
 /// Tickets a client keeps per server name.
 pub const CLIENT_TICKETS_PER_SERVER: usize = 64;
 
@@ -61,9 +63,11 @@ struct Record {
 }
 
 /// Runs one connection's handshake (and, client side, its reads, where tickets arrive) in a
-/// scope where sessions can be recorded and resumed.
-pub async fn scope<F: Future>(f: F) -> F::Output {
-    FACTS.scope(RefCell::new(Facts::default()), f).await
+/// scope where sessions can be recorded and resumed. A plain function rather than an `async
+/// fn`: an `async fn` would keep its argument beside the future it awaits, doubling the size
+/// of every connection's task.
+pub fn scope<F: Future>(f: F) -> impl Future<Output = F::Output> {
+    FACTS.scope(RefCell::new(Facts::default()), f)
 }
 
 fn with_facts(f: impl FnOnce(&mut Facts)) {
