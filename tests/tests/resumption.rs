@@ -75,6 +75,17 @@ fn republish(store: &CertStore, material: Material) {
     store.publish(material.chain, material.key).unwrap();
 }
 
+/// Publishes, in `store`'s bundles, a revocation list holding only `serial`.
+fn revoke_serial(store: &CertStore, serial: &str) {
+    let mut bundles = store.bundles().current().as_ref().clone();
+    bundles.set_revocations(vec![Revocation {
+        spiffe_id: None,
+        serial: Some(serial.to_owned()),
+        revoked_at: 1,
+    }]);
+    store.bundles().replace(bundles);
+}
+
 use HandshakeKind::{Full, Resumed};
 
 #[tokio::test]
@@ -111,25 +122,12 @@ async fn sessions_resume_until_a_check_would_fail() {
         .unwrap();
     server.bundles().replace(bundles);
     assert_eq!(next().await, Ok(Full));
-    let mut bundles = server.bundles().current().as_ref().clone();
-    bundles.set_revocations(vec![Revocation {
-        spiffe_id: None,
-        serial: Some("0badc0de".into()),
-        revoked_at: 1,
-    }]);
-    server.bundles().replace(bundles);
+    revoke_serial(&server, "0badc0de");
     assert_eq!(next().await, Ok(Resumed));
 
     // The client's certificate is revoked: the server does not resume, and the full
     // handshake refuses it.
-    let serial = client.current().unwrap().leaf().serial_hex.clone();
-    let mut bundles = server.bundles().current().as_ref().clone();
-    bundles.set_revocations(vec![Revocation {
-        spiffe_id: None,
-        serial: Some(serial),
-        revoked_at: 1,
-    }]);
-    server.bundles().replace(bundles);
+    revoke_serial(&server, &client.current().unwrap().leaf().serial_hex);
     let err = next().await.unwrap_err();
     assert!(
         err.contains("revoked") || err.contains("CertificateRevoked"),
@@ -145,14 +143,7 @@ async fn the_client_does_not_resume_with_a_revoked_server() {
     let (server_config, client_config) = configs(&server, &client);
     let addr = serve(server_config).await;
     assert_eq!(connect(&client_config, addr).await, Ok(Full));
-    let serial = server.current().unwrap().leaf().serial_hex.clone();
-    let mut bundles = client.bundles().current().as_ref().clone();
-    bundles.set_revocations(vec![Revocation {
-        spiffe_id: None,
-        serial: Some(serial),
-        revoked_at: 1,
-    }]);
-    client.bundles().replace(bundles);
+    revoke_serial(&client, &server.current().unwrap().leaf().serial_hex);
     let err = connect(&client_config, addr).await.unwrap_err();
     assert!(err.contains("revoked"), "{err}");
 }
