@@ -16,6 +16,7 @@ use ward_identity::SpiffeId;
 
 use super::error::ApiError;
 use super::metrics::{AttestorLabel, EndpointLabel, ReasonLabel};
+use super::requests::{parse_json, EnrollRequest, RenewRequest, RevokeRequest};
 use super::CaService;
 use crate::attest::KubeError;
 use crate::state::queries::{self, CertRecord, Revocation};
@@ -168,32 +169,6 @@ async fn read_body(req: Request<Incoming>, ca: &CaService) -> Result<Bytes, ApiE
         Ok(Ok(c)) => c.to_bytes(),
     };
     Ok(bytes)
-}
-
-fn parse_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request("malformed_json", format!("invalid request JSON: {e}")))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EnrollRequest {
-    csr: String,
-    token: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RenewRequest {
-    csr: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RevokeRequest {
-    spiffe_id: Option<String>,
-    serial: Option<String>,
-    reason: Option<String>,
 }
 
 /// Signs and records a certificate, consuming `token_hash` in the same transaction.

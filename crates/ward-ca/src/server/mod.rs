@@ -12,6 +12,7 @@ pub mod bundle;
 pub mod error;
 pub mod metrics;
 pub mod ratelimit;
+pub mod requests;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
