@@ -8,7 +8,7 @@ WARD_CA := target/debug/ward-ca
 DEV_TRUST_DOMAIN ?= ward.dev
 FORCE ?=
 
-.PHONY: all build test lint demo certs-dev tools bench bench-ca clean
+.PHONY: all build test lint demo certs-dev tools bench bench-ca fuzz clean
 
 all: build
 
@@ -44,6 +44,10 @@ certs-dev: build
 ## bench-ca: CA issuance benchmarks (release build; not part of make test)
 bench-ca: tools
 	$(CARGO) bench -p ward-ca --bench ca
+
+## fuzz: every cargo-fuzz target for FUZZ_SECONDS each (default 60; nightly and cargo-fuzz installed when missing; not part of make test)
+fuzz:
+	@bash scripts/fuzz.sh
 
 ## bench: ward-proxy vs direct, stunnel and HAProxy; rewrites docs/benchmarks.md (not part of make test)
 bench:
