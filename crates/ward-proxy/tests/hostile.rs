@@ -1,0 +1,109 @@
+//! The hostile-certificate battery (ward_e2e::hostile) against a sidecar, both ways: every
+//! client presenting one of them is refused by the inbound listener before the app sees a
+//! connection, every upstream presenting one is refused by the outbound listener before an
+//! app byte leaves, and each refusal is counted under its reason.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
+
+mod support;
+
+use std::sync::Arc;
+
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use ward_e2e::hostile::battery;
+
+fn failures(
+    proxy: &ward_proxy::RunningProxy,
+    listener: &str,
+    direction: &str,
+    reason: &str,
+) -> f64 {
+    metric(
+        proxy,
+        &format!("ward_handshake_failures_total{{listener=\"{listener}\",direction=\"{direction}\",reason=\"{reason}\"}}"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_hostile_client_certificate_is_refused_by_reason() {
+    let pki = Pki::new();
+    let app = EchoApp::start().await;
+    let everyone = "rules:\n  - name: all\n    from: [\"spiffe://example.org/*\"]\n";
+    let proxy = backend_proxy(&pki, &app, everyone, "").await;
+    let api = addr_of(&proxy.inbound, "api");
+    let cases = battery(&pki.ca, FRONTEND);
+    assert!(cases.len() >= 17);
+    for case in cases {
+        let before = case.reason.map(|r| failures(&proxy, "api", "inbound", r));
+        let result = try_echo(&pki.client(case.material, BACKEND), api).await;
+        assert!(result.is_err(), "{}: the sidecar let it in", case.name);
+        if let (Some(reason), Some(before)) = (case.reason, before) {
+            eventually(&format!("{}: counted as {reason}", case.name), || {
+                failures(&proxy, "api", "inbound", reason) == before + 1.0
+            })
+            .await;
+        }
+    }
+    assert_eq!(app.accepted(), 0, "no hostile client reached the app");
+    // The control case: a real identity still gets through.
+    try_echo(&pki.client(pki.ca.issue(FRONTEND), BACKEND), api)
+        .await
+        .unwrap();
+    proxy.shutdown().await;
+}
+
+/// An upstream that presents `material` as is and echoes what it receives.
+async fn hostile_upstream(pki: &Pki, material: ward_e2e::Material) -> std::net::SocketAddr {
+    let config = ward_e2e::raw_server_config(pki.ca.bundles(), material);
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(mut tls) = acceptor.accept(sock).await {
+                    let mut buf = [0u8; 64];
+                    while let Ok(n @ 1..) = tls.read(&mut buf).await {
+                        let _ = tls.write_all(&buf[..n]).await;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_hostile_server_certificate_is_refused_by_the_outbound_listener() {
+    let pki = Pki::new();
+    for case in battery(&pki.ca, BACKEND) {
+        let upstream = hostile_upstream(&pki, case.material).await;
+        let frontend = frontend_proxy(&pki, upstream, "spiffe://example.org/*").await;
+        let mut plain = TcpStream::connect(addr_of(&frontend.outbound, "backend"))
+            .await
+            .unwrap();
+        let echoed = round_trip(&mut plain, b"secret").await;
+        assert!(
+            echoed.is_err(),
+            "{}: the app's bytes went through",
+            case.name
+        );
+        let reason = case.reason.unwrap_or("");
+        eventually(
+            &format!("{}: refusal counted as {reason:?}", case.name),
+            || {
+                let text = frontend.metrics.encode();
+                text.lines().any(|l| {
+                    l.starts_with(
+                        "ward_handshake_failures_total{listener=\"backend\",direction=\"outbound\"",
+                    ) && l.contains(&format!("reason=\"{reason}"))
+                })
+            },
+        )
+        .await;
+        frontend.shutdown().await;
+    }
+}
