@@ -38,6 +38,8 @@ pub struct CaMetrics {
     pub issuances: Family<AttestorLabel, Counter>,
     /// Requests refused.
     pub denials: Family<ReasonLabel, Counter>,
+    /// TLS handshakes refused (a client certificate that fails verification, a timeout).
+    pub handshake_failures: Family<ReasonLabel, Counter>,
     /// Request latency in seconds.
     pub latency: Latency,
     /// notAfter of the issuing certificate, Unix seconds.
@@ -53,6 +55,7 @@ impl Default for CaMetrics {
         let mut registry = Registry::default();
         let issuances = Family::<AttestorLabel, Counter>::default();
         let denials = Family::<ReasonLabel, Counter>::default();
+        let handshake_failures = Family::<ReasonLabel, Counter>::default();
         let latency: Latency = Family::new_with_constructor(latency_histogram);
         let issuer_expiry = Gauge::default();
         registry.register(
@@ -64,6 +67,11 @@ impl Default for CaMetrics {
             "ward_ca_denials",
             "Requests refused, by error code",
             denials.clone(),
+        );
+        registry.register(
+            "ward_ca_handshake_failures",
+            "TLS handshakes refused, by reason (ward-tls refusal codes, handshake_timeout, ...)",
+            handshake_failures.clone(),
         );
         registry.register(
             "ward_ca_request_duration_seconds",
@@ -78,6 +86,7 @@ impl Default for CaMetrics {
         Self {
             registry,
             issuances,
+            handshake_failures,
             denials,
             latency,
             issuer_expiry,

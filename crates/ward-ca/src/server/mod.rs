@@ -227,6 +227,33 @@ async fn renew_own_identity(service: Arc<CaService>) {
     }
 }
 
+/// Why a TLS handshake failed: ward-tls's refusal code for a certificate it refused, else
+/// the kind of I/O failure.
+fn handshake_reason(err: &std::io::Error) -> (&'static str, String) {
+    match err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+    {
+        Some(tls) => (ward_tls::refusal_reason(tls), ward_tls::describe(tls)),
+        None if err.kind() == std::io::ErrorKind::UnexpectedEof => ("eof", String::new()),
+        None => ("io_error", err.to_string()),
+    }
+}
+
+/// Counts a refused handshake and records it in the audit log.
+fn handshake_refused(
+    service: &CaService,
+    peer: SocketAddr,
+    (reason, detail): (&'static str, String),
+) {
+    service
+        .metrics
+        .handshake_failures
+        .get_or_create(&metrics::ReasonLabel { reason })
+        .inc();
+    tracing::info!(target: "ward::audit", event = "handshake_refused", reason, client = %peer, %detail, "TLS handshake refused");
+}
+
 async fn accept_loop(
     listener: TcpListener,
     acceptor: TlsAcceptor,
@@ -252,10 +279,14 @@ async fn accept_loop(
         let (acceptor, service) = (acceptor.clone(), service.clone());
         tokio::spawn(async move {
             let _permit = permit;
-            let Ok(Ok(tls)) =
-                tokio::time::timeout(Duration::from_secs(10), acceptor.accept(sock)).await
-            else {
-                return;
+            let accepted =
+                tokio::time::timeout(Duration::from_secs(10), acceptor.accept(sock)).await;
+            let tls = match accepted {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => return handshake_refused(&service, peer, handshake_reason(&e)),
+                Err(_) => {
+                    return handshake_refused(&service, peer, ("handshake_timeout", String::new()))
+                }
             };
             let conn = Arc::new(api::ConnInfo::new(
                 peer,
