@@ -7,11 +7,8 @@
 
 mod support;
 
-use std::sync::Arc;
-
 use support::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use ward_e2e::hostile::battery;
 
 fn failures(
@@ -54,33 +51,11 @@ async fn every_hostile_client_certificate_is_refused_by_reason() {
     proxy.shutdown().await;
 }
 
-/// An upstream that presents `material` as is and echoes what it receives.
-async fn hostile_upstream(pki: &Pki, material: ward_e2e::Material) -> std::net::SocketAddr {
-    let config = ward_e2e::raw_server_config(pki.ca.bundles(), material);
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((sock, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                if let Ok(mut tls) = acceptor.accept(sock).await {
-                    let mut buf = [0u8; 64];
-                    while let Ok(n @ 1..) = tls.read(&mut buf).await {
-                        let _ = tls.write_all(&buf[..n]).await;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_hostile_server_certificate_is_refused_by_the_outbound_listener() {
     let pki = Pki::new();
     for case in battery(&pki.ca, BACKEND) {
-        let upstream = hostile_upstream(&pki, case.material).await;
+        let (upstream, server) = echo_upstream(&pki, case.material).await;
         let frontend = frontend_proxy(&pki, upstream, "spiffe://example.org/*").await;
         let mut plain = TcpStream::connect(addr_of(&frontend.outbound, "backend"))
             .await
@@ -105,5 +80,6 @@ async fn every_hostile_server_certificate_is_refused_by_the_outbound_listener() 
         )
         .await;
         frontend.shutdown().await;
+        server.abort();
     }
 }

@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
-use ward_e2e::{raw_client_config, Material, TestCa};
+use ward_e2e::{raw_client_config, raw_server_config, Material, TestCa};
 use ward_proxy::{Config, RunningProxy};
 use ward_tls::files::{write_atomic, KEY_MODE, PUBLIC_MODE};
 use ward_tls::pem::{certs_to_pem, encode_block};
@@ -173,6 +173,33 @@ pub async fn frontend_proxy(pki: &Pki, upstream: SocketAddr, server_id: &str) ->
     ward_proxy::start(Config::load(&path).unwrap())
         .await
         .unwrap()
+}
+
+/// A TLS upstream presenting `material` as is (verifying clients with ward's verifier) that
+/// echoes, one connection at a time, all in one task: aborting the task kills the upstream
+/// and its open connection together.
+pub async fn echo_upstream(
+    pki: &Pki,
+    material: Material,
+) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let config = raw_server_config(pki.ca.bundles(), material);
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            let Ok(mut tls) = acceptor.accept(sock).await else {
+                continue;
+            };
+            let mut buf = [0u8; 64];
+            while let Ok(n @ 1..) = tls.read(&mut buf).await {
+                if tls.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    (addr, task)
 }
 
 pub fn addr_of(list: &[(String, SocketAddr)], name: &str) -> SocketAddr {
