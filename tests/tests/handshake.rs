@@ -301,3 +301,37 @@ fn revoked_certificates_are_refused_by_serial_or_by_id() {
             .is_ok()
     );
 }
+
+/// Clocks disagree by up to two minutes: a certificate whose notBefore is up to
+/// `MAX_CLOCK_SKEW_SECS` ahead of our clock (a CA whose clock runs ahead issued it just now)
+/// is accepted, by a peer and by the store publishing it; further ahead it is refused.
+#[test]
+fn clock_skew_of_two_minutes_is_tolerated_and_no_more() {
+    let ca = TestCa::new("example.org");
+    let server = store_with(&ca, ca.issue(BACKEND));
+    let server_config =
+        Arc::new(ward_tls::server_config(&server, None, &[], Resumption::Off).unwrap());
+    let ahead = |secs: i64| {
+        let mut p = leaf_params(FRONTEND);
+        let now = time::OffsetDateTime::now_utc();
+        // Issued "now" by a CA `secs` ahead of us, backdated 30 s as ward-ca does.
+        p.not_before = now + time::Duration::seconds(secs - 30);
+        p.not_after = now + time::Duration::seconds(secs + 3600);
+        ca.forge(&p)
+    };
+    let skew = i64::try_from(ward_tls::verify::MAX_CLOCK_SKEW_SECS).unwrap();
+    assert!(skew >= 150, "two minutes and the 30 s backdating must fit");
+    for secs in [60, 120, skew] {
+        let client = raw_client_config(ca.bundles(), ahead(secs), BACKEND);
+        let out = handshake_configs(server_config.clone(), Arc::new(client));
+        assert_eq!(out.server_saw.unwrap().as_str(), FRONTEND, "{secs} s ahead");
+        let Material { chain, key } = ahead(secs);
+        store_with(&ca, ca.issue(FRONTEND))
+            .publish(chain, key)
+            .unwrap();
+    }
+    let client = raw_client_config(ca.bundles(), ahead(skew + 120), BACKEND);
+    let out = handshake_configs(server_config, Arc::new(client));
+    let err = out.server_saw.unwrap_err();
+    assert!(err.contains("not valid yet"), "{err}");
+}

@@ -29,6 +29,10 @@ pub enum Usage {
     Server,
 }
 
+/// Clock skew tolerated between ward's hosts (CA and sidecars): certificates are issued
+/// backdated 30 s, and a notBefore up to this much later than our clock is accepted too.
+pub const MAX_CLOCK_SKEW_SECS: u64 = 150;
+
 /// Verifies a leaf and its intermediates as an SVID of a trusted domain at time `now`.
 pub fn verify_svid(
     bundles: &TrustBundles,
@@ -50,15 +54,27 @@ pub fn verify_svid(
         Usage::Client => webpki::KeyUsage::client_auth(),
         Usage::Server => webpki::KeyUsage::server_auth(),
     };
-    cert.verify_for_usage(
-        algorithms().all,
-        anchors,
-        intermediates,
-        now,
-        eku,
-        None,
-        None,
-    )
+    let verify_at = |time: UnixTime| {
+        cert.verify_for_usage(
+            algorithms().all,
+            anchors,
+            intermediates,
+            time,
+            eku,
+            None,
+            None,
+        )
+        .map(|_| ())
+    };
+    // A certificate that is not valid yet by our clock but is by a clock up to
+    // MAX_CLOCK_SKEW_SECS ahead was most likely just issued by a CA whose clock is ahead:
+    // accept it, checking every date against that later time (so expiry only gets stricter).
+    match verify_at(now) {
+        Err(webpki::Error::CertNotValidYet { .. }) => verify_at(UnixTime::since_unix_epoch(
+            std::time::Duration::from_secs(now.as_secs().saturating_add(MAX_CLOCK_SKEW_SECS)),
+        )),
+        other => other,
+    }
     .map_err(chain_err)?;
     if bundles.revocation_for(&leaf).is_some() {
         return Err(VerifyError::Revoked {
