@@ -66,3 +66,58 @@ async fn every_hostile_client_certificate_is_refused_at_renew_and_counted() {
         .unwrap();
     assert_eq!(renewed.status, 200);
 }
+
+/// 10,000 enrollments with bad tokens from 20 keep-alive connections: every one answered,
+/// each with a 4xx (429 once over the per-IP rate, else 401/400), never a 5xx, nothing
+/// issued; afterwards a real token still enrolls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_bad_enrollments_are_refused_never_with_a_5xx() {
+    let h = Harness::start("limits: { enroll_per_ip_per_sec: 50 }\n").await;
+    let (_, csr_pem) = csr();
+    let bodies: Vec<String> = [
+        json!({ "csr": csr_pem, "token": "wjt_0000000000000000000000000000000000000000000" }),
+        json!({ "csr": csr_pem, "token": "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0." }),
+        json!({ "csr": "not a csr", "token": "garbage" }),
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    let c = connector(h.ca.bundles(), "spiffe://example.org/ward/ca", None);
+    let mut tasks = Vec::new();
+    for worker in 0..20 {
+        let (c, addr, bodies) = (c.clone(), h.running.addr, bodies.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::open(&c, addr).await.unwrap();
+            let mut statuses = Vec::with_capacity(500);
+            for i in 0..500 {
+                let body = &bodies[(worker + i) % bodies.len()];
+                let r = conn.request("POST", "/v1/enroll", body.as_bytes()).await;
+                let r =
+                    r.unwrap_or_else(|e| panic!("request {i} after {:?}: {e}", statuses.last()));
+                statuses.push(r.status);
+            }
+            statuses
+        }));
+    }
+    let mut counts = std::collections::BTreeMap::new();
+    for t in tasks {
+        for s in t.await.unwrap() {
+            *counts.entry(s).or_insert(0) += 1;
+        }
+    }
+    assert_eq!(counts.values().sum::<i32>(), 10_000, "{counts:?}");
+    assert!(counts.keys().all(|s| (400..500).contains(s)), "{counts:?}");
+    assert!(
+        counts.get(&429).copied().unwrap_or(0) >= 5_000,
+        "rate limit: {counts:?}"
+    );
+    for attestor in ["join_token", "kubernetes"] {
+        let issued = h.metric(&format!(
+            "ward_ca_issuances_total{{attestor=\"{attestor}\"}}"
+        ));
+        assert_eq!(issued, 0.0, "{attestor}");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (resp, _) = h.enroll(&h.token(FRONTEND, 600)).await;
+    assert_eq!(resp.status, 200, "{:?}", resp.json());
+}

@@ -9,7 +9,6 @@ use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use hyper::{Method, Request, Response, StatusCode};
 use rustls_pki_types::CertificateDer;
-use serde::Deserialize;
 use serde_json::json;
 use time::OffsetDateTime;
 use ward_identity::SpiffeId;
@@ -131,14 +130,6 @@ fn state_error(e: StateError) -> ApiError {
     )
 }
 
-/// Reads a JSON body within the size and time limits.
-async fn read_json<T: for<'de> Deserialize<'de>>(
-    req: Request<Incoming>,
-    ca: &CaService,
-) -> Result<T, ApiError> {
-    parse_json(&read_body(req, ca).await?)
-}
-
 /// Reads the whole body within the size and time limits. Endpoints read it before they
 /// refuse anything: answering early and closing with unread bytes in the socket makes the
 /// kernel send RST, and the client may lose the answer.
@@ -229,6 +220,9 @@ async fn issue_and_record(
 }
 
 async fn enroll(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> Result<Resp, ApiError> {
+    // The (bounded) body is read even when the answer is 429: refusing with it unread would
+    // close a keep-alive connection, or reset it so the client loses the 429.
+    let body = read_body(req, ca).await?;
     if !ca.limiter.allow(conn.peer.ip()) {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -236,7 +230,7 @@ async fn enroll(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> Resu
             "too many enrollments from this address; retry later",
         ));
     }
-    let body: EnrollRequest = read_json(req, ca).await?;
+    let body: EnrollRequest = parse_json(&body)?;
     let now = unix_now();
     if tokens::looks_like_join_token(&body.token) {
         if !ca.config.join_token {
