@@ -11,18 +11,6 @@ use support::*;
 use tokio::net::TcpStream;
 use ward_e2e::hostile::battery;
 
-fn failures(
-    proxy: &ward_proxy::RunningProxy,
-    listener: &str,
-    direction: &str,
-    reason: &str,
-) -> f64 {
-    metric(
-        proxy,
-        &format!("ward_handshake_failures_total{{listener=\"{listener}\",direction=\"{direction}\",reason=\"{reason}\"}}"),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_hostile_client_certificate_is_refused_by_reason() {
     let pki = Pki::new();
@@ -33,12 +21,14 @@ async fn every_hostile_client_certificate_is_refused_by_reason() {
     let cases = battery(&pki.ca, FRONTEND);
     assert!(cases.len() >= 17);
     for case in cases {
-        let before = case.reason.map(|r| failures(&proxy, "api", "inbound", r));
+        let before = case
+            .reason
+            .map(|r| handshake_failures(&proxy, "api", "inbound", r));
         let result = try_echo(&pki.client(case.material, BACKEND), api).await;
         assert!(result.is_err(), "{}: the sidecar let it in", case.name);
         if let (Some(reason), Some(before)) = (case.reason, before) {
             eventually(&format!("{}: counted as {reason}", case.name), || {
-                failures(&proxy, "api", "inbound", reason) == before + 1.0
+                handshake_failures(&proxy, "api", "inbound", reason) == before + 1.0
             })
             .await;
         }

@@ -14,10 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 fn failures(proxy: &ward_proxy::RunningProxy, reason: &str) -> f64 {
-    metric(
-        proxy,
-        &format!("ward_handshake_failures_total{{listener=\"api\",direction=\"inbound\",reason=\"{reason}\"}}"),
-    )
+    handshake_failures(proxy, "api", "inbound", reason)
 }
 
 /// True when the peer ends the connection within `limit` (whatever it sent first, such as a

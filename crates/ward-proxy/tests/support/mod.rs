@@ -266,6 +266,19 @@ pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// `ward_handshake_failures_total` for one listener, direction and reason.
+pub fn handshake_failures(
+    proxy: &RunningProxy,
+    listener: &str,
+    direction: &str,
+    reason: &str,
+) -> f64 {
+    metric(
+        proxy,
+        &format!("ward_handshake_failures_total{{listener=\"{listener}\",direction=\"{direction}\",reason=\"{reason}\"}}"),
+    )
+}
+
 /// The value of the metric sample whose line starts with `prefix` (labels included).
 pub fn metric(proxy: &RunningProxy, prefix: &str) -> f64 {
     proxy
