@@ -27,7 +27,7 @@ use crate::http::inbound::{xfcc, AppClient, Ctx};
 use crate::lifecycle::Phase;
 use crate::pipe::{relay, CloseReason};
 use crate::policy_store::PolicyStore;
-use crate::{accept_loop, handshake_error, Shared};
+use crate::{accept_loop, Shared};
 
 tokio::task_local! {
     static HANDSHAKE: Arc<HandshakeSlot>;
@@ -134,7 +134,7 @@ async fn handle(
     let mut tls = match result {
         Err(_) => return rec.handshake_failed("handshake_timeout", String::new()),
         Ok(Err((e, sock))) => {
-            let (reason, detail) = handshake_error(&e);
+            let (reason, detail) = ward_tls::handshake_failure(&e);
             rec.handshake_failed(reason, detail);
             return linger_close(sock).await;
         }

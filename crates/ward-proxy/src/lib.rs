@@ -381,17 +381,3 @@ pub(crate) async fn accept_loop<F, Fut>(
         });
     }
 }
-
-/// The reason code and operator text for a failed handshake.
-pub(crate) fn handshake_error(err: &std::io::Error) -> (&'static str, String) {
-    match err
-        .get_ref()
-        .and_then(|e| e.downcast_ref::<rustls::Error>())
-    {
-        Some(tls) => (ward_tls::refusal_reason(tls), ward_tls::describe(tls)),
-        None if err.kind() == std::io::ErrorKind::UnexpectedEof => {
-            ("eof", "peer closed during the handshake".into())
-        }
-        None => ("io_error", err.to_string()),
-    }
-}

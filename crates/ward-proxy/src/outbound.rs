@@ -17,7 +17,7 @@ use crate::http::outbound::{serve as serve_http, UpstreamPool};
 use crate::lifecycle::Phase;
 use crate::limits::Limits;
 use crate::pipe::{relay, CloseReason};
-use crate::{accept_loop, handshake_error, Shared};
+use crate::{accept_loop, Shared};
 
 /// One outbound listener's fixed parts.
 pub struct OutboundListener {
@@ -118,7 +118,7 @@ async fn handle(
     let tls = match timeout(limits.handshake_timeout, connect).await {
         Err(_) => return rec.handshake_failed("handshake_timeout", upstream.clone()),
         Ok(Err(e)) => {
-            let (reason, detail) = handshake_error(&e);
+            let (reason, detail) = ward_tls::handshake_failure(&e);
             tracing::warn!(listener = %outbound.config.name, upstream = %upstream, reason, %detail, "upstream refused");
             return rec.handshake_failed(reason, detail);
         }

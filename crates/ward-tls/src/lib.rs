@@ -26,8 +26,8 @@ pub use config::{client_config, server_config, server_config_optional_client_aut
 pub use error::{FileError, PemError, StoreError, TlsError, VerifyError};
 pub use store::{CertResolver, CertStore, Identity};
 pub use verify::{
-    describe, peer_id, refusal_reason, verify_svid, ClientAuthorizer, SpiffeClientVerifier,
-    SpiffeServerVerifier, Usage,
+    describe, handshake_failure, peer_id, refusal_reason, verify_svid, ClientAuthorizer,
+    SpiffeClientVerifier, SpiffeServerVerifier, Usage,
 };
 
 #[cfg(test)]

@@ -133,6 +133,22 @@ pub fn refusal_reason(err: &rustls::Error) -> &'static str {
     }
 }
 
+/// Why a TLS handshake over a socket failed, as (stable reason code, human detail): the
+/// refusal code of a certificate ward's verifiers refused, else the kind of I/O failure
+/// (`eof` when the peer hung up mid-handshake, `io_error` otherwise).
+pub fn handshake_failure(err: &std::io::Error) -> (&'static str, String) {
+    match err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+    {
+        Some(tls) => (refusal_reason(tls), describe(tls)),
+        None if err.kind() == std::io::ErrorKind::UnexpectedEof => {
+            ("eof", "peer closed during the handshake".into())
+        }
+        None => ("io_error", err.to_string()),
+    }
+}
+
 /// Human text for a handshake error, reading ward's own verifier errors back out of rustls'
 /// wrapper (whose `Display` would show only their `Debug` form).
 pub fn describe(err: &rustls::Error) -> String {

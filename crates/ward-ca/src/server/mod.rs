@@ -227,19 +227,6 @@ async fn renew_own_identity(service: Arc<CaService>) {
     }
 }
 
-/// Why a TLS handshake failed: ward-tls's refusal code for a certificate it refused, else
-/// the kind of I/O failure.
-fn handshake_reason(err: &std::io::Error) -> (&'static str, String) {
-    match err
-        .get_ref()
-        .and_then(|e| e.downcast_ref::<rustls::Error>())
-    {
-        Some(tls) => (ward_tls::refusal_reason(tls), ward_tls::describe(tls)),
-        None if err.kind() == std::io::ErrorKind::UnexpectedEof => ("eof", String::new()),
-        None => ("io_error", err.to_string()),
-    }
-}
-
 /// Counts a refused handshake and records it in the audit log.
 fn handshake_refused(
     service: &CaService,
@@ -283,7 +270,9 @@ async fn accept_loop(
                 tokio::time::timeout(Duration::from_secs(10), acceptor.accept(sock)).await;
             let tls = match accepted {
                 Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => return handshake_refused(&service, peer, handshake_reason(&e)),
+                Ok(Err(e)) => {
+                    return handshake_refused(&service, peer, ward_tls::handshake_failure(&e))
+                }
                 Err(_) => {
                     return handshake_refused(&service, peer, ("handshake_timeout", String::new()))
                 }

@@ -120,7 +120,7 @@ impl tower_service::Service<Uri> for UpstreamConnector {
             )
             .await
             .map_err(|_| format!("{}: handshake timed out", this.upstream))?
-            .map_err(|e| format!("{}: {}", this.upstream, crate::handshake_error(&e).1))?;
+            .map_err(|e| format!("{}: {}", this.upstream, ward_tls::handshake_failure(&e).1))?;
             if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
                 return Err(format!(
                     "{} did not negotiate HTTP/2; the upstream must be a `protocol: http` listener",
