@@ -109,6 +109,31 @@ fn adopt(record: &Record) {
     });
 }
 
+/// Why a stored session is not resumed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Refusal {
+    AnchorsChanged,
+    OwnRenewed,
+    PeerExpiring,
+    PeerRevoked,
+}
+
+impl Refusal {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::AnchorsChanged => "trust anchors changed",
+            Self::OwnRenewed => "own certificate renewed",
+            Self::PeerExpiring => "peer certificate expires",
+            Self::PeerRevoked => "peer certificate revoked",
+        }
+    }
+
+    /// True when the reason holds for every session stored before this one as well.
+    fn holds_for_older(self) -> bool {
+        matches!(self, Self::AnchorsChanged | Self::OwnRenewed)
+    }
+}
+
 /// What a store needs to judge a record against the present.
 #[derive(Debug)]
 struct Present {
@@ -125,21 +150,21 @@ impl Present {
     }
 
     /// Why `record` may not be resumed now, if it may not.
-    fn refuses(&self, record: &Record) -> Option<&'static str> {
+    fn refuses(&self, record: &Record) -> Option<Refusal> {
         let bundles = self.bundles.current();
-        let own = self
+        let own_unchanged = self
             .own
             .borrow()
             .as_ref()
-            .map(|i| i.leaf().serial_hex.clone());
+            .is_some_and(|i| i.leaf().serial_hex == record.own_serial);
         if record.anchors_epoch != bundles.anchors_epoch() {
-            Some("trust anchors changed")
-        } else if own.as_deref() != Some(record.own_serial.as_str()) {
-            Some("own certificate renewed")
+            Some(Refusal::AnchorsChanged)
+        } else if !own_unchanged {
+            Some(Refusal::OwnRenewed)
         } else if record.peer.not_after - EXPIRY_MARGIN_SECS <= ward_identity::unix_now() {
-            Some("peer certificate expires")
+            Some(Refusal::PeerExpiring)
         } else if bundles.revocation_for(&record.peer).is_some() {
-            Some("peer certificate revoked")
+            Some(Refusal::PeerRevoked)
         } else {
             None
         }
@@ -213,7 +238,7 @@ impl StoresServerSessions for ServerSessions {
             found
         };
         if let Some(why) = self.present.refuses(&record) {
-            tracing::debug!(peer = %record.peer.id, why, "session not resumed");
+            tracing::debug!(peer = %record.peer.id, why = why.as_str(), "session not resumed");
             return None;
         }
         if let Some(authorizer) = &self.authorizer {
@@ -301,9 +326,8 @@ impl ClientSessionStore for ClientSessions {
                     return Some(value);
                 }
                 Some(why) => {
-                    tracing::debug!(peer = %record.peer.id, why, "ticket dropped");
-                    // These two hold for every older ticket as well.
-                    if matches!(why, "trust anchors changed" | "own certificate renewed") {
+                    tracing::debug!(peer = %record.peer.id, why = why.as_str(), "ticket dropped");
+                    if why.holds_for_older() {
                         queue.clear();
                     }
                 }
