@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
+mod support;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -77,12 +79,7 @@ wait $! || true
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
 
-    let key = rcgen::KeyPair::generate().unwrap();
-    let csr = rcgen::CertificateParams::default()
-        .serialize_request(&key)
-        .unwrap()
-        .pem()
-        .unwrap();
+    let (_key, csr) = support::csr();
     let (mut issued, mut refused) = (Vec::new(), Vec::new());
     for i in 0..20_000 {
         let token = signer.sign(&kube_claims(
