@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 mod support;
+use support::{AUDIENCE, ISSUER};
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -39,7 +40,7 @@ async fn a_full_disk_stops_issuance_and_loses_nothing_returned() {
         dir.join("ca.yaml"),
         format!(
             "trust_domain: example.org\nca_dir: ca\nlisten: \"127.0.0.1:{port}\"\nstate: state/state.db\n\
-             attestors:\n  kubernetes: {{ issuer: \"https://k8s.test\", audience: ward-ca, jwks_file: jwks.json }}\n\
+             attestors:\n  kubernetes: {{ issuer: \"{ISSUER}\", audience: {AUDIENCE}, jwks_file: jwks.json }}\n\
              limits: {{ enroll_per_ip_per_sec: 100000 }}\n"
         ),
     )
@@ -82,13 +83,7 @@ wait $! || true
     let (_key, csr) = support::csr();
     let (mut issued, mut refused) = (Vec::new(), Vec::new());
     for i in 0..20_000 {
-        let token = signer.sign(&kube_claims(
-            "https://k8s.test",
-            "ward-ca",
-            "ns",
-            &format!("sa{i}"),
-            600,
-        ));
+        let token = signer.sign(&kube_claims(ISSUER, AUDIENCE, "ns", &format!("sa{i}"), 600));
         let body = json!({ "csr": csr, "token": token }).to_string();
         let r = conn
             .request("POST", "/v1/enroll", body.as_bytes())
