@@ -195,16 +195,6 @@ impl ServerSessions {
             entries: Mutex::new(ServerEntries::default()),
         }
     }
-
-    /// Sessions held now.
-    pub fn len(&self) -> usize {
-        self.entries.lock().map_or(0, |e| e.by_key.len())
-    }
-
-    /// True when no session is held.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 impl StoresServerSessions for ServerSessions {
