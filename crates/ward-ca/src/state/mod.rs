@@ -34,6 +34,9 @@ pub enum StateError {
     /// A batch could not be committed; nothing in it was recorded.
     #[error("state database refused the write: {0}")]
     Commit(String),
+    /// The state directory or database cannot be written (a read-only mount, say).
+    #[error("{0}")]
+    Unwritable(String),
     /// The writer thread is gone (the daemon is shutting down).
     #[error("state writer stopped")]
     WriterGone,

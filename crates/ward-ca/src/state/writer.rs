@@ -3,13 +3,15 @@
 //! Each job runs inside its own savepoint, so one job's failure (a replayed token) rolls back
 //! only that job. The batch commits once; only then does each caller learn its result. If the
 //! commit fails (disk full, read-only file system) every job in the batch fails and nothing
-//! was recorded, so nothing is returned to a client that the database does not hold.
+//! was recorded, so nothing is returned to a client that the database does not hold; the
+//! failure says whether the state directory itself can still be written.
 
-use std::path::Path;
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, MAIN_DB};
 use tokio::sync::oneshot;
 
 use super::StateError;
@@ -38,12 +40,27 @@ impl std::fmt::Debug for Job {
 
 impl Writer {
     /// Opens the database and starts the writer thread.
+    /// A state directory that cannot be written (a read-only mount, say) is refused here, so
+    /// the daemon does not start only to refuse every issuance.
     pub fn start(path: &Path) -> Result<Self, StateError> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if let Some(why) = unwritable(&dir) {
+            return Err(StateError::Unwritable(why));
+        }
         let conn = super::open(path)?;
+        if conn.is_readonly(MAIN_DB)? {
+            return Err(StateError::Unwritable(format!(
+                "state database {} can only be opened read-only",
+                path.display()
+            )));
+        }
         let (tx, rx) = mpsc::channel::<Job>();
         thread::Builder::new()
             .name("ward-ca-state".into())
-            .spawn(move || run(conn, rx))
+            .spawn(move || run(conn, &dir, rx))
             .map_err(|e| StateError::Commit(format!("cannot start state writer: {e}")))?;
         Ok(Self { tx })
     }
@@ -64,7 +81,30 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
+/// Why nothing can be written in `dir`, if creating a file there fails: SQLite reports a
+/// file system that went read-only under it as "disk I/O error", which does not send an
+/// operator to the mount. `None` when the directory takes a new file (a full disk usually
+/// still does, and SQLite says "database or disk is full" itself).
+fn unwritable(dir: &Path) -> Option<String> {
+    let probe = dir.join(".ward-ca-write-probe");
+    let created = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&probe);
+    match created {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            None
+        }
+        Err(e) => Some(format!(
+            "state directory {} cannot be written: {e}",
+            dir.display()
+        )),
+    }
+}
+
+fn run(conn: Connection, dir: &Path, rx: mpsc::Receiver<Job>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -73,16 +113,24 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let results = commit_batch(&conn, &mut batch);
+        let results = commit_batch(&conn, dir, &mut batch);
         for (job, result) in batch.into_iter().zip(results) {
             let _ = job.done.send(result);
         }
     }
 }
 
-fn commit_batch(conn: &Connection, batch: &mut [Job]) -> Vec<Result<(), StateError>> {
+/// The message for a batch that could not be committed, with the directory's own account.
+fn failure(e: &rusqlite::Error, dir: &Path) -> String {
+    match unwritable(dir) {
+        Some(why) => format!("{e} ({why})"),
+        None => e.to_string(),
+    }
+}
+
+fn commit_batch(conn: &Connection, dir: &Path, batch: &mut [Job]) -> Vec<Result<(), StateError>> {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-        let msg = e.to_string();
+        let msg = failure(&e, dir);
         return batch
             .iter()
             .map(|_| Err(StateError::Commit(msg.clone())))
@@ -108,7 +156,7 @@ fn commit_batch(conn: &Connection, batch: &mut [Job]) -> Vec<Result<(), StateErr
         Ok(()) => results,
         Err(e) => {
             let _ = conn.execute_batch("ROLLBACK");
-            let msg = e.to_string();
+            let msg = failure(&e, dir);
             tracing::error!(error = %msg, "state commit failed; nothing in this batch was recorded");
             results
                 .into_iter()
