@@ -8,13 +8,13 @@ WARD_CA := target/debug/ward-ca
 DEV_TRUST_DOMAIN ?= ward.dev
 FORCE ?=
 
-.PHONY: all build test lint demo certs-dev tools bench bench-ca fuzz clean
+.PHONY: all build test lint demo certs-dev tools bench bench-ca fuzz soak clean
 
 all: build
 
-## tools: install missing system tools (openssl, curl) used by tests and the demo
+## tools: install missing system tools used by tests and the demo (openssl, curl; unshare and mkfs.ext4 for the CA's disk fault tests)
 tools:
-	@scripts/ensure-tools.sh openssl curl
+	@scripts/ensure-tools.sh openssl curl unshare mkfs.ext4
 
 ## build: compile every crate and binary (debug)
 build:
@@ -48,6 +48,10 @@ bench-ca: tools
 ## fuzz: every cargo-fuzz target for FUZZ_SECONDS each (default 60; nightly and cargo-fuzz installed when missing; not part of make test)
 fuzz:
 	@bash scripts/fuzz.sh
+
+## soak: 10,000 connections with traffic for 10 minutes while certificates renew every minute; errors 0, RSS and descriptors flat (not part of make test)
+soak: tools
+	bash scripts/soak.sh
 
 ## bench: ward-proxy vs direct, stunnel and HAProxy; rewrites docs/benchmarks.md (not part of make test)
 bench:

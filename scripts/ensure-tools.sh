@@ -6,6 +6,8 @@ set -euo pipefail
 declare -A package=(
   [openssl]=openssl
   [curl]=curl
+  [mkfs.ext4]=e2fsprogs
+  [unshare]=util-linux
   [wrk]=wrk
   [nginx]=nginx-light
   [stunnel4]=stunnel4
