@@ -255,6 +255,7 @@ async fn requests_are_authorized_one_by_one_and_the_app_learns_who_called() {
 
     let text = s.proxy.metrics.encode();
     assert!(text.contains("ward_http_requests_total{listener=\"api\",direction=\"inbound\",decision=\"deny\",status=\"4xx\"}"), "{text}");
+    assert!(text.contains("ward_http_requests_total{listener=\"down\",direction=\"inbound\",decision=\"allow\",status=\"5xx\"} 1\n"), "{text}");
     s.proxy.shutdown().await;
 }
 
