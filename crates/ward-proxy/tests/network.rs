@@ -111,15 +111,24 @@ async fn a_crowd_of_silent_connections_is_capped_then_evicted() {
     let proxy = backend_proxy(&pki, &app, ALLOW_FRONTEND, limits).await;
     let api = addr_of(&proxy.inbound, "api");
 
+    // Thousands of silent sockets in this process: make sure its descriptor limit allows them.
+    let status = std::process::Command::new("prlimit")
+        .args(["--pid", &std::process::id().to_string(), "--nofile=8192:"])
+        .status()
+        .expect("prlimit (util-linux) must be installed");
+    assert!(
+        status.success(),
+        "cannot raise this test's descriptor limit to 8192"
+    );
     let mut crowd = Vec::new();
-    for _ in 0..500 {
+    for _ in 0..3000 {
         crowd.push(TcpStream::connect(api).await.unwrap());
     }
     eventually("the excess refused at once", || {
         metric(
             &proxy,
             "ward_connections_refused_total{listener=\"api\",direction=\"inbound\"}",
-        ) >= 400.0
+        ) >= 2900.0
     })
     .await;
     // The admin side is not part of the cap and keeps answering.
