@@ -20,16 +20,9 @@ bin="$root/target/release"
 out="${BENCH_OUT:-$root/docs/benchmarks.md}"
 runs=3
 secs=${BENCH_SECONDS:-5}
-work="$(mktemp -d -t ward-bench.XXXXXX)"
+. "$root/scripts/lib.sh"
+scratch ward-bench
 chmod 755 "$work" # nginx workers run unprivileged and read www/ (keys stay 0600)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-cd "$work"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # The most idle connections S5 can hold through a pair: the client-side proxy needs two
 # descriptors per connection, under the hard limit (20000 on this machine kind).

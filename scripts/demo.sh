@@ -13,16 +13,9 @@ bin="$(cd "$(dirname "$0")/.." && pwd)/target/debug"
 for b in ward-ca ward-proxy ward-demo-app; do
   [ -x "$bin/$b" ] || { echo "missing $bin/$b: run 'make build' first" >&2; exit 1; }
 done
-work="$(mktemp -d -t ward-demo.XXXXXX)"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
+scratch ward-demo
 trap 'echo; echo "interrupted"; exit 130' INT TERM
-cd "$work"
 
 bold=$'\033[1m'; green=$'\033[32m'; red=$'\033[31m'; off=$'\033[0m'
 [ -t 1 ] || { bold=""; green=""; red=""; off=""; }

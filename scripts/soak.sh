@@ -41,16 +41,9 @@ need=$(( per_pair * 2 + 100 ))
   echo "soak: $per_pair connections per pair need $need descriptors per sidecar;" \
     "the limit here is $(ulimit -n): raise SOAK_PAIRS" >&2; exit 2; }
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
 rm -rf "$out" && mkdir -p "$out"
-cd "$work"
+. "$root/scripts/lib.sh"
+scratch ward-soak
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 start() { # name cmd...: run in the background, stderr to $out/name.log, pid in pid_<name>
   local name=$1; shift
