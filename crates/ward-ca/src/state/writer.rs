@@ -40,6 +40,7 @@ impl std::fmt::Debug for Job {
 
 impl Writer {
     /// Opens the database and starts the writer thread.
+    ///
     /// A state directory that cannot be written (a read-only mount, say) is refused here, so
     /// the daemon does not start only to refuse every issuance.
     pub fn start(path: &Path) -> Result<Self, StateError> {
