@@ -82,15 +82,15 @@ async fn a_state_directory_gone_read_only_stops_issuance_and_says_why() {
     says_why(r.status, &r.json());
 
     let listed = ca.stop();
-    let read = |name: &str| ca.read(name);
-    let restart = read("restart.log");
+    let restart = ca.read("restart.log");
+    let restart_rc = ca.read("restart.rc");
     assert_ne!(
-        read("restart.rc").trim(),
+        restart_rc.trim(),
         "0",
         "restarted on a read-only disk: {restart}"
     );
     assert_ne!(
-        read("restart.rc").trim(),
+        restart_rc.trim(),
         "124",
         "a restart on a read-only disk served: {restart}"
     );

@@ -24,6 +24,7 @@ use rcgen::KeyPair;
 use serde_json::json;
 use ward_e2e::https::{connector, Conn, Response};
 use ward_e2e::jwt::{jwks, kube_claims, JwtSigner};
+use ward_e2e::system::free_port;
 use ward_e2e::Material;
 
 use crate::support::{self, AUDIENCE, ISSUER};
@@ -51,13 +52,13 @@ pub struct Script<'a> {
 
 /// A running daemon in its namespace, and a keep-alive connection to it.
 pub struct MountedCa {
-    pub dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     port: u16,
     ns: Child,
     signer: JwtSigner,
     key: KeyPair,
     csr: String,
-    pub conn: Conn,
+    conn: Conn,
 }
 
 impl MountedCa {
@@ -72,11 +73,7 @@ impl MountedCa {
         assert!(init.status.success());
         let signer = JwtSigner::es256("k1");
         std::fs::write(dir.join("jwks.json"), jwks(&[&signer])).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         std::fs::write(
             dir.join("ca.yaml"),
             format!(
