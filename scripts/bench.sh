@@ -28,7 +28,6 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # descriptors per connection, under the hard limit (20000 on this machine kind).
 many=$(( ($(ulimit -n) - 1000) / 2 / 1000 * 1000 ))
 [ "$many" -gt 10000 ] && many=10000
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 start() { # name cmd...: start in the background, log to name.log, remember the pid
   local name=$1; shift
   "$@" >/dev/null 2> "$name.log" & pids+=($!)

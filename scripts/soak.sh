@@ -44,11 +44,11 @@ need=$(( per_pair * 2 + 100 ))
 rm -rf "$out" && mkdir -p "$out"
 . "$root/scripts/lib.sh"
 scratch ward-soak
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-start() { # name cmd...: run in the background, stderr to $out/name.log, pid in pid_<name>
+declare -A pid # name -> pid of each process start() ran
+start() { # name cmd...: run in the background, stderr to $out/name.log
   local name=$1; shift
   "$@" > /dev/null 2> "$out/$name.log" & pids+=($!)
-  eval "pid_${name//-/_}=$!"
+  pid[$name]=$!
 }
 wait_for() { # what cmd...: retry for 30 s
   local what=$1; shift
@@ -115,7 +115,6 @@ done
 kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 fds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
 watched=(ca "${sidecars[@]}")
-pid_of() { local v="pid_${1//-/_}"; echo "${!v}"; }
 renewals() { # admin port, result -> identity reloads so far (each one a renewal)
   curl -sf "http://127.0.0.1:$1/metrics" |
     awk -v r="$2" '$1 == "ward_reloads_total{kind=\"identity\",result=\"" r "\"}" { n = $2 } END { print n + 0 }'
@@ -125,7 +124,7 @@ IFS=,; addrs="${entries[*]}"; unset IFS
 echo "soak: $conns connections through $pairs pair(s) for ${secs}s (samples every ${sample}s)"
 "$bin/ward-soak" drive --addr "$addrs" --connections "$conns" --duration "${secs}s" \
   --report "${sample}s" --min-life "${min_life}s" --max-life "${max_life}s" > "$out/drive.log" 2> "$out/drive.err" &
-driver=$!
+driver=$! && pids+=($driver)
 {
   printf 't_s open'
   for w in "${watched[@]}"; do printf ' %s_rss_kib %s_fds' "$w" "$w"; done
@@ -137,7 +136,7 @@ while kill -0 "$driver" 2>/dev/null; do
   t=$(( $(date +%s) - t0 ))
   open=$(tail -n1 "$out/drive.log" | sed -n 's/.* open=\([0-9]*\).*/\1/p')
   line="$t ${open:-0}"
-  for w in "${watched[@]}"; do line+=" $(kib "$(pid_of "$w")") $(fds "$(pid_of "$w")")"; done
+  for w in "${watched[@]}"; do line+=" $(kib "${pid[$w]}") $(fds "${pid[$w]}")"; done
   echo "$line" >> "$out/samples.txt"
   echo "  $(tail -n1 "$out/drive.log")"
 done
@@ -146,7 +145,7 @@ drive_ok=0; wait "$driver" || drive_ok=$?
 # --- verdict ----------------------------------------------------------------------------------
 fail=()
 [ "$drive_ok" = 0 ] || fail+=("traffic errors (or the driver failed: $out/drive.err)")
-for w in "${watched[@]}"; do kill -0 "$(pid_of "$w")" 2>/dev/null || fail+=("$w died"); done
+for w in "${watched[@]}"; do kill -0 "${pid[$w]}" 2>/dev/null || fail+=("$w died"); done
 renewals_needed=$(( secs / 60 - 1 ))
 {
   echo "ward soak, $(date -u +%Y-%m-%dT%H:%MZ): $conns connections, $pairs pair(s), ${secs}s"
