@@ -68,7 +68,22 @@ pub struct Conn {
 impl Conn {
     /// Opens a TLS connection.
     pub async fn open(connector: &TlsConnector, addr: SocketAddr) -> std::io::Result<Self> {
-        let tcp = TcpStream::connect(addr).await?;
+        Self::open_from(connector, addr, std::net::Ipv4Addr::LOCALHOST.into()).await
+    }
+
+    /// Opens a TLS connection from the local address `from` (another loopback address, for
+    /// per-client-IP limits).
+    pub async fn open_from(
+        connector: &TlsConnector,
+        addr: SocketAddr,
+        from: std::net::IpAddr,
+    ) -> std::io::Result<Self> {
+        let socket = match from {
+            std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        socket.bind(SocketAddr::new(from, 0))?;
+        let tcp = socket.connect(addr).await?;
         tcp.set_nodelay(true)?;
         let tls = connector
             .connect(ServerName::try_from("localhost").unwrap(), tcp)
@@ -94,6 +109,21 @@ impl Conn {
         self.tls.write_all(body).await?;
         self.tls.flush().await?;
         self.read_response().await
+    }
+
+    /// Whether the server closes the connection (EOF or error) within `limit`, reading and
+    /// discarding whatever it sends before.
+    pub async fn closed_within(&mut self, limit: std::time::Duration) -> bool {
+        let wait = async {
+            let mut chunk = [0u8; 4096];
+            loop {
+                match self.tls.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        };
+        tokio::time::timeout(limit, wait).await.is_ok()
     }
 
     /// Sends raw bytes (for malformed-request tests).

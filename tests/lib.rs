@@ -84,13 +84,38 @@ impl TestCa {
 
     /// Signs arbitrary leaf parameters with the real issuer key (for hostile certificates).
     pub fn forge(&self, params: &CertificateParams) -> Material {
-        let ca_key = load_private_key(&self.path().join(ca_dir::ISSUER_KEY)).unwrap();
-        let ca_key = KeyPair::try_from(&ca_key).unwrap();
-        let signer = rcgen::Issuer::from_ca_cert_der(self.issuer.issuer_cert(), ca_key).unwrap();
+        self.steal_issuer().forge(params)
+    }
+
+    /// A copy of the issuing certificate and key in the CA directory now, as an attacker who
+    /// stole them would hold it (it keeps signing after the CA rotates away from it).
+    pub fn steal_issuer(&self) -> StolenIssuer {
+        StolenIssuer {
+            cert: load_certs(&self.path().join(ca_dir::ISSUER_CERT))
+                .unwrap()
+                .remove(0),
+            key: load_private_key(&self.path().join(ca_dir::ISSUER_KEY)).unwrap(),
+        }
+    }
+}
+
+/// An issuing certificate and its private key, outside the CA's control.
+#[derive(Debug)]
+pub struct StolenIssuer {
+    /// The issuing CA certificate.
+    pub cert: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+}
+
+impl StolenIssuer {
+    /// Signs `params` (with a fresh leaf key), chained to the stolen issuer.
+    pub fn forge(&self, params: &CertificateParams) -> Material {
+        let ca_key = KeyPair::try_from(&self.key).unwrap();
+        let signer = rcgen::Issuer::from_ca_cert_der(&self.cert, ca_key).unwrap();
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &signer).unwrap();
         Material {
-            chain: vec![cert.der().clone(), self.issuer.issuer_cert().clone()],
+            chain: vec![cert.der().clone(), self.cert.clone()],
             key: pkcs8(&key),
         }
     }

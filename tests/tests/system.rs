@@ -349,12 +349,8 @@ fn a_root_rotation_under_traffic_drops_nothing() {
                 .all(|&a| identity(a).is_some_and(|i| i["issuer_sha256"] == new_issuer.as_str()))
         },
     );
-    let (code, err) = ca.ward(&[&["rotate", "finish"][..], &config].concat());
-    assert_eq!(
-        code, 1,
-        "finish must wait for the old root's certificates: {err}"
-    );
-    assert!(err.contains("still valid"), "{err}");
+    // Every certificate of the old generation was replaced by a renewal, so finish need not
+    // wait for them to expire (ward-ca's rotate tests hold it to a live one that was not).
     wait_until(Duration::from_secs(40), "finish to be allowed", || {
         ca.ward(&[&["rotate", "finish"][..], &config].concat()).0 == 0
     });

@@ -12,13 +12,32 @@ use crate::config::{JwksSource, KubernetesConfig};
 use crate::jwks_fetch;
 use crate::jwt::{self, Jwks, JwtError};
 
-/// Renders an ID template for a namespace and service account.
+/// Whether `s` is an RFC 1123 DNS label: 1-63 of `a-z 0-9 -`, starting and ending with a
+/// letter or digit (what Kubernetes namespace names are).
+fn is_dns_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    (1..=63).contains(&b.len())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}
+
+/// Renders an ID template for a namespace and service account, each a DNS label (checked
+/// before rendering, so no claim can add a segment or a character the template did not plan).
 pub fn render_template(
     template: &str,
     td: &TrustDomain,
     namespace: &str,
     sa: &str,
 ) -> Result<SpiffeId, String> {
+    for (what, value) in [("namespace", namespace), ("service account", sa)] {
+        if !is_dns_label(value) {
+            return Err(format!(
+                "{what} {value:?} is not a DNS label (1-63 of a-z 0-9 -)"
+            ));
+        }
+    }
     let text = template
         .replace("{trust_domain}", td.as_str())
         .replace("{namespace}", namespace)

@@ -60,8 +60,14 @@ pub struct CaLimits {
     pub max_body_bytes: usize,
     /// Enrollments per second per client IP (burst the same).
     pub enroll_per_ip_per_sec: u32,
-    /// Time to read a request's headers and body.
+    /// Time to read a request's headers and body; also the deadline for the first complete
+    /// request head after the TLS handshake.
     pub request_timeout: Duration,
+    /// An open connection with no request in flight for this long is closed (HTTP/1.1
+    /// keep-alive and HTTP/2 alike).
+    pub idle_timeout: Duration,
+    /// Connections one client IP address may hold open at once.
+    pub max_connections_per_ip: usize,
 }
 
 /// A validated daemon config.
@@ -152,12 +158,25 @@ struct LimitsFile {
     max_body_bytes: Option<Spanned<u64>>,
     enroll_per_ip_per_sec: Option<Spanned<u32>>,
     request_timeout: Option<D>,
+    idle_timeout: Option<D>,
+    max_connections_per_ip: Option<Spanned<u32>>,
 }
+
+/// The path of the CA's own SPIFFE ID (`spiffe://<trust domain>/ward/ca`).
+pub const CA_ID_PATH: &str = "/ward/ca";
 
 /// The default Kubernetes ID template.
 pub const DEFAULT_ID_TEMPLATE: &str = "spiffe://{trust_domain}/ns/{namespace}/sa/{service_account}";
 
 impl CaConfig {
+    /// Whether `id` is reserved: the CA's own ID or an admin ID. No attestor issues one
+    /// (admin certificates come from `ward-ca issue --config`, an operator's act), because
+    /// whoever holds the CA's ID can pose as the CA to sidecars and collect their tokens.
+    pub fn is_reserved(&self, id: &SpiffeId) -> bool {
+        self.admins.contains(id)
+            || SpiffeId::from_parts(&self.trust_domain, CA_ID_PATH).is_ok_and(|ca| &ca == id)
+    }
+
     /// Reads and validates a config file; relative paths are relative to its directory.
     pub fn load(path: &Path) -> Result<Self, YamlError> {
         let name = path.display().to_string();
@@ -247,9 +266,16 @@ impl CaConfig {
                     .id_template
                     .as_ref()
                     .map_or(DEFAULT_ID_TEMPLATE.to_owned(), |t| t.value.clone());
-                // The template must produce a valid ID in this trust domain for a sample pod.
-                let sample =
-                    crate::attest::render_template(&id_template, &trust_domain, "ns", "sa");
+                // Both claims must appear (else pods of different service accounts, or
+                // namespaces, would share an ID), and the template must produce a valid ID
+                // in this trust domain for a sample pod.
+                let missing = ["{namespace}", "{service_account}"]
+                    .into_iter()
+                    .find(|p| !id_template.contains(p));
+                let sample = match missing {
+                    Some(p) => Err(format!("{id_template:?} must contain {p}")),
+                    None => crate::attest::render_template(&id_template, &trust_domain, "ns", "sa"),
+                };
                 if let Err(problem) = sample {
                     let loc = k
                         .value
@@ -300,6 +326,26 @@ impl CaConfig {
                 .request_timeout
                 .as_ref()
                 .map_or(Duration::from_secs(10), |d| d.value.get()),
+            idle_timeout: match &l.idle_timeout {
+                Some(d) if d.value.get() < Duration::from_secs(1) => {
+                    return Err(at(
+                        &d.referenced,
+                        "limits.idle_timeout must be at least 1s".into(),
+                    ))
+                }
+                Some(d) => d.value.get(),
+                None => Duration::from_secs(60),
+            },
+            max_connections_per_ip: match &l.max_connections_per_ip {
+                Some(v) if v.value == 0 => {
+                    return Err(at(
+                        &v.referenced,
+                        "limits.max_connections_per_ip must be at least 1".into(),
+                    ))
+                }
+                Some(v) => v.value as usize,
+                None => 64,
+            },
         };
         if limits.max_body_bytes < 1024 {
             return Err(YamlError::whole_file(

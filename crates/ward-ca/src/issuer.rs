@@ -26,7 +26,7 @@ use crate::csr;
 use crate::error::CaError;
 
 /// Backdating of notBefore, to tolerate clock skew between CA and workloads.
-pub const BACKDATE: Duration = Duration::seconds(30);
+pub const BACKDATE: Duration = Duration::seconds(ward_identity::NOT_BEFORE_BACKDATE_SECS);
 /// Default SVID lifetime.
 pub const DEFAULT_TTL: StdDuration = StdDuration::from_secs(3600);
 /// Shortest SVID lifetime `ward-ca issue` grants.

@@ -237,9 +237,21 @@ pub fn verify(
     if !verified.contains(&true) {
         return Err(JwtError::Signature);
     }
+    let payload = b64(p).ok_or(JwtError::Malformed("payload is not base64url"))?;
+    check_claims(&payload, issuer, audience, now)
+}
+
+/// Checks the claims of a token whose signature verified (the decoded payload JSON): issuer,
+/// audience, validity with [`SKEW_SECS`] of skew, and the Kubernetes identity. Any `exp` or
+/// `nbf`, however large or negative, is compared without overflow.
+pub fn check_claims(
+    payload: &[u8],
+    issuer: &str,
+    audience: &str,
+    now: i64,
+) -> Result<KubeIdentity, JwtError> {
     let claims: Claims =
-        serde_json::from_slice(&b64(p).ok_or(JwtError::Malformed("payload is not base64url"))?)
-            .map_err(|_| JwtError::Malformed("payload is not JSON"))?;
+        serde_json::from_slice(payload).map_err(|_| JwtError::Malformed("payload is not JSON"))?;
     if claims.iss.as_deref() != Some(issuer) {
         return Err(JwtError::Issuer(claims.iss.unwrap_or_default()));
     }
@@ -252,10 +264,13 @@ pub fn verify(
         return Err(JwtError::Audience);
     }
     match claims.exp {
-        Some(exp) if now <= exp + SKEW_SECS => {}
+        Some(exp) if now <= exp.saturating_add(SKEW_SECS) => {}
         _ => return Err(JwtError::Expired),
     }
-    if claims.nbf.is_some_and(|nbf| now + SKEW_SECS < nbf) {
+    if claims
+        .nbf
+        .is_some_and(|nbf| now.saturating_add(SKEW_SECS) < nbf)
+    {
         return Err(JwtError::NotYetValid);
     }
     let k = claims.kubernetes.ok_or(JwtError::Claims)?;

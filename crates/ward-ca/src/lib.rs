@@ -25,4 +25,6 @@ pub use error::{CaError, CsrError};
 pub use issuer::{IssuedSvid, Issuer};
 
 #[cfg(test)]
+mod jwt_tests;
+#[cfg(test)]
 mod tests;

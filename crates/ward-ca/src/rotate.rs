@@ -8,7 +8,11 @@
 //! recorded in `rotation.json`, can be rerun after a crash, and refuses to run out of order.
 //! The bundle is always derived from the generations on disk (current, next, previous), so
 //! it cannot lack a root that a live certificate chains to; checking that no live certificate
-//! still chains to the old root is the caller's job (it needs the state database).
+//! still chains to the old generation is the caller's job (it needs the state database).
+//! The same generations decide which issuers the bundle allows ([`bundle_issuers`]): after
+//! `finish` the previous issuer is refused everywhere even when the root stays, which is what
+//! makes an issuer-only rotation recover from a stolen issuer key. [`retire`] is the emergency
+//! form: activate a prepared generation if need be, then finish at once.
 
 use std::fs::{self, File};
 use std::path::Path;
@@ -58,7 +62,7 @@ pub enum Phase {
 pub struct Journal {
     /// Where the rotation stands.
     pub phase: Phase,
-    /// Whether the rotation brings a new root (only then does `finish` wait for expiry).
+    /// Whether the rotation brings a new root (then `finish` drops a root, not only an issuer).
     #[serde(default)]
     pub new_root: bool,
     /// When `prepare` published the next generation, Unix seconds.
@@ -159,6 +163,51 @@ pub fn bundle_roots(dir: &Path) -> Result<Vec<CertificateDer<'static>>, CaError>
     Ok(roots)
 }
 
+/// Which generation an issuer published in the bundle belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IssuerRole {
+    /// The issuer that signs now.
+    Signing,
+    /// Prepared by `rotate prepare`; signs after `activate`.
+    Next,
+    /// Signed before the last `activate`; retired by `finish`.
+    Previous,
+}
+
+impl IssuerRole {
+    /// The name published in `/v1/bundle`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Signing => "signing",
+            Self::Next => "next",
+            Self::Previous => "previous",
+        }
+    }
+}
+
+/// The issuing certificates workloads must accept leaves from, by generation: the signing
+/// one, then the prepared next one, then the previous one until `finish` retires it. Any
+/// other issuer under the same root (every issuer an issuer-only rotation retired) is refused.
+pub fn bundle_issuers(dir: &Path) -> Result<Vec<(IssuerRole, CertificateDer<'static>)>, CaError> {
+    let mut issuers = Vec::new();
+    for (sub, role) in [
+        (None, IssuerRole::Signing),
+        (Some(NEXT), IssuerRole::Next),
+        (Some(PREVIOUS), IssuerRole::Previous),
+    ] {
+        let path = sub.map_or(dir.join(ISSUER_CERT), |s| dir.join(s).join(ISSUER_CERT));
+        if sub.is_some() && !path.exists() {
+            continue;
+        }
+        if let Some(cert) = load_certs(&path)?.into_iter().next() {
+            if !issuers.iter().any(|(_, c)| c == &cert) {
+                issuers.push((role, cert));
+            }
+        }
+    }
+    Ok(issuers)
+}
+
 /// Rewrites `bundle.pem` from the generations on disk and records the change.
 fn publish_bundle(dir: &Path, journal: &mut Journal) -> Result<(), CaError> {
     let pem = certs_to_pem(&bundle_roots(dir)?);
@@ -236,9 +285,11 @@ pub fn prepare(dir: &Path, new_root: bool, now: i64) -> Result<Prepared, CaError
     })
 }
 
-/// `ward-ca rotate activate`: the next generation signs from now on. A new root must have
-/// been in the bundle for two of the workloads' bundle refresh intervals (`refresh_hint`
-/// seconds) unless `force`: a workload that lacks it would refuse every new certificate.
+/// `ward-ca rotate activate`: the next generation signs from now on. Its issuer (and a new
+/// root) must have been in the bundle for two of the workloads' bundle refresh intervals
+/// (`refresh_hint` seconds) unless `force`: a workload that lacks it would refuse every new
+/// certificate, the CA's own serving certificate included, and so could not even fetch the
+/// bundle that names it.
 pub fn activate(dir: &Path, now: i64, refresh_hint: i64, force: bool) -> Result<(), CaError> {
     let publish_wait = 2 * refresh_hint;
     let mut journal = Journal::load(dir)?;
@@ -246,9 +297,9 @@ pub fn activate(dir: &Path, now: i64, refresh_hint: i64, force: bool) -> Result<
         Phase::Prepared => {
             Issuer::load(&dir.join(NEXT))?;
             let published = now - journal.prepared_at.unwrap_or(0);
-            if journal.new_root && !force && published < publish_wait {
+            if !force && published < publish_wait {
                 return Err(rotation_error(format!(
-                    "the new root was published {published}s ago and workloads may not have fetched it yet (they refresh the bundle every {}s); wait {}s more, or pass --force",
+                    "the next issuer was published {published}s ago and workloads may not have fetched it yet (they refresh the bundle every {}s); wait {}s more, or pass --force",
                     refresh_hint,
                     publish_wait - published
                 )));
@@ -275,8 +326,29 @@ pub fn activate(dir: &Path, now: i64, refresh_hint: i64, force: bool) -> Result<
     publish_bundle(dir, &mut journal)
 }
 
-/// `ward-ca rotate finish`: drops the previous generation (and its root, if the rotation
-/// brought a new one) from the bundle. The caller has checked that nothing live chains to it.
+/// `ward-ca rotate retire`: stops trusting the previous issuer now (an emergency, such as a
+/// stolen issuer key), without waiting for its certificates to expire. A prepared generation
+/// is activated first (with the same publication wait as `activate`, unless `force`), then
+/// the rotation is finished. Returns whether an activation happened.
+pub fn retire(dir: &Path, now: i64, refresh_hint: i64, force: bool) -> Result<bool, CaError> {
+    let journal = Journal::load(dir)?;
+    let activated = match journal.phase {
+        Phase::Prepared | Phase::Activating => {
+            activate(dir, now, refresh_hint, force)?;
+            true
+        }
+        Phase::Activated => false,
+        Phase::Idle => return Err(rotation_error(
+            "nothing to retire: no rotation is in progress. In an emergency run `ward-ca rotate prepare` (with --root if the root key is exposed) and then `ward-ca rotate retire`",
+        )),
+    };
+    finish(dir)?;
+    Ok(activated)
+}
+
+/// `ward-ca rotate finish`: drops the previous generation from the bundle: its issuer is no
+/// longer allowed, and its root goes too if the rotation brought a new one. The caller has
+/// checked that nothing live chains to it.
 pub fn finish(dir: &Path) -> Result<(), CaError> {
     let mut journal = Journal::load(dir)?;
     if journal.phase != Phase::Activated {

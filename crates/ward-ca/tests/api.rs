@@ -273,7 +273,7 @@ async fn renewal_over_mtls_and_revocation() {
         403,
         "not_admin",
     );
-    let mut admin = h.conn(Some(h.ca.issue(ADMIN))).await;
+    let mut admin = h.conn(Some(h.recorded(ADMIN))).await;
     let before = admin.request("GET", "/v1/bundle", b"").await.unwrap();
     let etag = before.header("etag").unwrap().to_owned();
     let r = admin

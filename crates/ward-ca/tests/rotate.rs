@@ -47,14 +47,16 @@ fn steps_refuse_to_run_out_of_order_and_an_interrupted_activation_completes() {
     assert!(err(rotate::activate(&dir, 0, 30, false)).contains("rotate prepare"));
     assert!(err(rotate::finish(&dir)).contains("nothing to finish"));
 
-    // Intermediate only: the root and the bundle stay, activation may follow at once.
+    // Intermediate only: the root and the bundle's roots stay; the next issuer is published
+    // and may not sign before workloads had two refreshes to learn it.
     let first = Issuer::load(&dir).unwrap();
     let p = rotate::prepare(&dir, false, 100).unwrap();
     assert!(!p.new_root);
     assert_eq!(roots(&dir), 1);
     assert!(rotate::prepare(&dir, false, 100).is_err());
     assert!(err(rotate::finish(&dir)).contains("rotate activate"));
-    rotate::activate(&dir, 101, 30, false).unwrap();
+    assert!(err(rotate::activate(&dir, 101, 30, false)).contains("wait 59s more"));
+    rotate::activate(&dir, 160, 30, false).unwrap();
     let second = Issuer::load(&dir).unwrap();
     assert_ne!(first.issuer_serial(), second.issuer_serial());
     assert_eq!(first.root(), second.root());

@@ -18,7 +18,7 @@ pub use pattern::IdPattern;
 pub use spiffe_id::{
     SpiffeId, TrustDomain, MAX_SPIFFE_ID_LEN, MAX_TRUST_DOMAIN_LEN, SCHEME_PREFIX,
 };
-pub use svid::{serial_hex, unix_now, SvidLeaf, SvidProfile};
+pub use svid::{serial_hex, unix_now, SvidLeaf, SvidProfile, NOT_BEFORE_BACKDATE_SECS};
 
 #[cfg(test)]
 mod tests;

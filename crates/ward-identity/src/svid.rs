@@ -27,6 +27,19 @@ pub struct SvidLeaf {
     pub not_after: i64,
 }
 
+/// How far ward-ca backdates a leaf's notBefore (for clocks behind the CA's): a leaf was
+/// issued at its notBefore plus this.
+pub const NOT_BEFORE_BACKDATE_SECS: i64 = 30;
+
+impl SvidLeaf {
+    /// When ward-ca issued this leaf, Unix seconds (notBefore undone of the backdate). An ID
+    /// revocation covers what was issued up to its time, so a certificate issued after it is
+    /// not born revoked just because its notBefore is backdated.
+    pub fn issued_at(&self) -> i64 {
+        self.not_before.saturating_add(NOT_BEFORE_BACKDATE_SECS)
+    }
+}
+
 /// The X509-SVID leaf rules ward enforces on every workload certificate.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SvidProfile;

@@ -5,8 +5,15 @@
 //! segments resolved before any rule sees it, so `/v1/../admin`, `/v1/%2e%2e/admin` and
 //! `//admin` are all `/admin`. What cannot be decoded into one unambiguous path is refused
 //! rather than guessed at: an encoded `/` or `\`, a NUL or other control byte, invalid UTF-8,
-//! a `..` above the root, anything not starting with `/`. The sidecar forwards the normalized
-//! path (re-encoded by [`encode_path`]), so the app serves exactly what was authorized.
+//! a `..` above the root, anything not starting with `/`, and any path parameter (`;`):
+//! Tomcat and Spring strip `;...` from a segment before resolving dot segments, so
+//! `/public/..;/admin` would be `/admin` to them while it looks like it is under `/public`.
+//! A reserved character that arrived percent-encoded (`%3B` `;`, `%3F` `?`, `%23` `#`,
+//! `%25` `%`) is never decoded: it stays encoded in the normalized path and is forwarded
+//! encoded, so decoding cannot change what the path means (a segment that would become a dot
+//! segment once such an escape is decoded and stripped, like `..%3B`, is refused too). The
+//! sidecar forwards the normalized path (re-encoded by [`encode_path`]), so the app serves
+//! exactly what was authorized.
 
 use std::fmt;
 
@@ -31,7 +38,15 @@ pub enum PathError {
     /// `..` would leave the root.
     #[error("'..' above the root")]
     AboveRoot,
+    /// A path parameter (`;`), which servers strip before resolving dot segments; or a dot
+    /// segment followed by an encoded `;`.
+    #[error("path parameters (';') are not allowed")]
+    PathParameter,
 }
+
+/// Reserved characters that stay percent-encoded when they arrive so: decoding them would
+/// change where the path ends or how a server splits it.
+const KEPT_ENCODED: &[u8] = b";?#%";
 
 /// Normalizes the path part (no query) of a request target; see the module docs.
 pub fn normalize_path(raw: &str) -> Result<String, PathError> {
@@ -55,11 +70,25 @@ pub fn normalize_path(raw: &str) -> Result<String, PathError> {
             if c == b'/' || c == b'\\' || c < 0x20 || c == 0x7f {
                 return Err(PathError::ForbiddenEscape);
             }
-            decoded.push(c);
+            if KEPT_ENCODED.contains(&c) {
+                decoded.extend_from_slice(format!("%{c:02X}").as_bytes());
+            } else {
+                decoded.push(c);
+            }
             i += 3;
         } else {
             if b < 0x20 || b == 0x7f || b == b'\\' {
                 return Err(PathError::ForbiddenByte);
+            }
+            if b == b';' {
+                return Err(PathError::PathParameter);
+            }
+            // Only literal data here (hyper never passes them raw): keep the invariant that
+            // a normalized path holds reserved characters as escapes only.
+            if b == b'?' || b == b'#' {
+                decoded.extend_from_slice(format!("%{b:02X}").as_bytes());
+                i += 1;
+                continue;
             }
             decoded.push(b);
             i += 1;
@@ -70,6 +99,11 @@ pub fn normalize_path(raw: &str) -> Result<String, PathError> {
     let segments: Vec<&str> = decoded.split('/').skip(1).collect();
     let trailing = matches!(segments.last(), Some(&"" | &"." | &".."));
     for seg in segments {
+        if let Some((before, _)) = seg.split_once("%3B") {
+            if before == "." || before == ".." {
+                return Err(PathError::PathParameter);
+            }
+        }
         match seg {
             "" | "." => {}
             ".." => {
@@ -88,11 +122,13 @@ pub fn normalize_path(raw: &str) -> Result<String, PathError> {
 }
 
 /// Percent-encodes a normalized path for the request line: every byte outside RFC 3986's
-/// `pchar` set and `/` is escaped, so it decodes back to exactly the same path.
+/// `pchar` set and `/` (and `;`, which a normalized path never holds raw) is escaped, so it
+/// decodes back to exactly the same path. A `%` is passed on as it is: in a normalized path
+/// it always starts an escape [`normalize_path`] kept.
 pub fn encode_path(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
     for &b in path.as_bytes() {
-        let keep = b.is_ascii_alphanumeric() || b"/-._~!$&'()*+,;=:@".contains(&b);
+        let keep = b.is_ascii_alphanumeric() || b"/-._~!$&'()*+,=:@%".contains(&b);
         if keep {
             out.push(b as char);
         } else {

@@ -125,6 +125,14 @@ fn normalization_refuses_what_it_cannot_decide() {
         ("//a///b", "/a/b"),
         ("/caf%C3%A9", "/café"),
         ("/a%20b", "/a b"),
+        // Reserved characters that arrive encoded stay encoded (upper-case hex).
+        ("/public/a%3Bb", "/public/a%3Bb"),
+        ("/public/a%3bb", "/public/a%3Bb"),
+        ("/public/a%3Fb%23c", "/public/a%3Fb%23c"),
+        ("/public/a%25b", "/public/a%25b"),
+        ("/public/a%253Bb", "/public/a%253Bb"),
+        ("/public/x%2e%3b", "/public/x.%3B"),
+        ("/public/%2e%2e/x", "/x"),
     ];
     for (raw, want) in ok {
         assert_eq!(normalize_path(raw).as_deref(), Ok(want), "{raw}");
@@ -143,16 +151,38 @@ fn normalization_refuses_what_it_cannot_decide() {
         ("/%ff", PathError::NotUtf8),
         ("/..", PathError::AboveRoot),
         ("/a/../../b", PathError::AboveRoot),
+        // Path parameters, which Tomcat and Spring strip before resolving dot segments.
+        ("/public/..;/admin", PathError::PathParameter),
+        ("/public/..;name=value/admin", PathError::PathParameter),
+        ("/public/a;b", PathError::PathParameter),
+        ("/public;/x", PathError::PathParameter),
+        ("/public/%2e%2e;/admin", PathError::PathParameter),
+        ("/public/.%2e;x/admin", PathError::PathParameter),
+        // A dot segment once an encoded ';' is decoded and stripped.
+        ("/public/..%3B/admin", PathError::PathParameter),
+        ("/public/%2e%2e%3b/admin", PathError::PathParameter),
+        ("/public/%2e%3Bx/admin", PathError::PathParameter),
     ];
     for (raw, want) in bad {
         assert_eq!(normalize_path(raw), Err(want), "{raw}");
     }
     // Forwarding re-encodes, and the app's decoding gives back the authorized path.
-    for raw in ["/caf%C3%A9/a%20b", "/x%3Fy", "/a#b"] {
+    for raw in [
+        "/caf%C3%A9/a%20b",
+        "/x%3Fy",
+        "/a#b",
+        "/public/a%3bb",
+        "/a%25%3F",
+    ] {
         let path = normalize_path(raw).unwrap_or_else(|e| panic!("{raw}: {e}"));
         assert_eq!(normalize_path(&encode_path(&path)).unwrap(), path, "{raw}");
     }
     assert_eq!(encode_path("/x?y#z é"), "/x%3Fy%23z%20%C3%A9");
+    // What is forwarded for an encoded ';' is the encoded ';', never a path parameter.
+    assert_eq!(
+        encode_path(&normalize_path("/public/a%3bb").unwrap()),
+        "/public/a%3Bb"
+    );
 }
 
 #[test]

@@ -6,7 +6,11 @@
 //! due at half the lifetime with ±10% jitter so a fleet started together does not renew
 //! together. Failures back off exponentially (1 s doubling to 60 s, ±20% jitter) while the
 //! current certificate keeps serving until it expires. `/v1/bundle` is fetched at the CA's
-//! refresh hint with the ETag; new roots and the revocation list apply at once.
+//! refresh hint with the ETag; new roots, the allowed issuers and the revocation list apply
+//! at once. When the bundle says the CA signs with another issuer than ours (a rotation was
+//! activated), the renewal is due at once, so `rotate finish` finds nothing left to wait
+//! for; when our own certificate's issuer is no longer allowed at all (retired in an
+//! emergency), renewal would be refused, so the source enrolls again with its token.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,7 +23,7 @@ use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde::Deserialize;
 use ward_identity::{unix_now, TrustDomain};
 use ward_tls::pem::certs_from_pem;
-use ward_tls::{CertStore, Identity, Revocation, TrustBundles};
+use ward_tls::{CertStore, Identity, Revocation, SpkiHash, TrustBundles};
 
 use crate::ca_client::CaClient;
 
@@ -42,20 +46,50 @@ pub struct CaSource {
     /// The CA's last `spiffe_refresh_hint`: the cadence of bundle fetches, also after a
     /// 304 or a failure.
     bundle_hint: Duration,
+    /// The issuer the CA signs with, as its last bundle said.
+    signing_issuer: Option<SpkiHash>,
 }
 
 #[derive(Deserialize)]
 struct Issued {
     chain: String,
     bundle: String,
+    issuers: Vec<IssuerDoc>,
 }
 
 #[derive(Deserialize)]
 struct BundleDoc {
     bundle_pem: String,
     spiffe_bundle: SpiffeBundle,
+    issuers: Vec<IssuerDoc>,
     #[serde(default)]
     revocations: Vec<RevocationDoc>,
+}
+
+/// An issuer the CA allows to sign leaves.
+#[derive(Deserialize)]
+struct IssuerDoc {
+    role: String,
+    spki_sha256: String,
+}
+
+/// The key hashes of `issuers`, and which one signs now; a malformed hash refuses the whole
+/// document rather than trusting less (or more) than the CA said.
+fn allowed_issuers(issuers: &[IssuerDoc]) -> Result<(Vec<SpkiHash>, Option<SpkiHash>), String> {
+    let mut hashes = Vec::with_capacity(issuers.len());
+    let mut signing = None;
+    for i in issuers {
+        let hash = SpkiHash::from_hex(&i.spki_sha256)
+            .ok_or_else(|| format!("issuer key hash {:?} is not 64 hex digits", i.spki_sha256))?;
+        if i.role == "signing" {
+            signing = Some(hash);
+        }
+        hashes.push(hash);
+    }
+    if hashes.is_empty() {
+        return Err("the CA names no issuer".into());
+    }
+    Ok((hashes, signing))
 }
 
 #[derive(Deserialize)]
@@ -93,6 +127,7 @@ impl CaSource {
             bundle_etag: None,
             bundle_at: now,
             bundle_hint: DEFAULT_BUNDLE_REFRESH,
+            signing_issuer: None,
         }
     }
 
@@ -110,9 +145,22 @@ impl CaSource {
             }
         }
         let current = store.current();
-        let expired = current
-            .as_ref()
-            .is_none_or(|id| id.is_expired_at(unix_now()));
+        // Expired, or no longer accepted by the bundle (its issuer retired): renewal with it
+        // would be refused, so enroll again.
+        let bundles = store.bundles().current();
+        let expired = current.as_ref().is_none_or(|id| {
+            id.is_expired_at(unix_now())
+                || id
+                    .verify_against(&bundles, rustls_pki_types::UnixTime::now())
+                    .is_err()
+        });
+        // The CA signs with another issuer now: renew under it at once.
+        if let (Some(id), Some(signing)) = (current.as_ref(), self.signing_issuer) {
+            if id.issuer() != signing && self.renew_at.is_some_and(|at| at > now) {
+                tracing::info!("the CA signs with a new issuer; renewing now");
+                self.renew_at = Some(now);
+            }
+        }
         let due = force || expired || self.renew_at.is_none_or(|at| now >= at);
         if !due || (now < self.retry_at && !force) {
             return Ok(None);
@@ -138,7 +186,7 @@ impl CaSource {
     }
 
     /// Enrolls (no valid certificate yet) or renews (mTLS with the current one).
-    async fn obtain(&self, store: &CertStore, renew: bool) -> Result<Arc<Identity>, String> {
+    async fn obtain(&mut self, store: &CertStore, renew: bool) -> Result<Arc<Identity>, String> {
         let key = KeyPair::generate().map_err(|e| e.to_string())?;
         let csr = CertificateParams::default()
             .serialize_request(&key)
@@ -176,8 +224,14 @@ impl CaSource {
             serde_json::from_slice(&resp.body).map_err(|e| format!("{path}: bad response: {e}"))?;
         let chain = certs_from_pem(path, issued.chain.as_bytes()).map_err(|e| e.to_string())?;
         let roots = certs_from_pem(path, issued.bundle.as_bytes()).map_err(|e| e.to_string())?;
+        let (issuers, signing) =
+            allowed_issuers(&issued.issuers).map_err(|e| format!("{path}: {e}"))?;
         let mut bundles =
             TrustBundles::single(self.trust_domain.clone(), roots).map_err(|e| e.to_string())?;
+        bundles
+            .restrict_issuers(&self.trust_domain, issuers)
+            .map_err(|e| e.to_string())?;
+        self.signing_issuer = signing;
         bundles.set_revocations(store.bundles().current().revocations().to_vec());
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
         store
@@ -209,8 +263,14 @@ impl CaSource {
             serde_json::from_slice(&resp.body).map_err(|e| format!("/v1/bundle: {e}"))?;
         let roots =
             certs_from_pem("/v1/bundle", doc.bundle_pem.as_bytes()).map_err(|e| e.to_string())?;
+        let (issuers, signing) =
+            allowed_issuers(&doc.issuers).map_err(|e| format!("/v1/bundle: {e}"))?;
         let mut bundles =
             TrustBundles::single(self.trust_domain.clone(), roots).map_err(|e| e.to_string())?;
+        bundles
+            .restrict_issuers(&self.trust_domain, issuers)
+            .map_err(|e| e.to_string())?;
+        self.signing_issuer = signing;
         bundles.set_revocations(
             doc.revocations
                 .into_iter()

@@ -52,6 +52,21 @@ pub enum Protocol {
     Http,
 }
 
+/// What an HTTP inbound listener does with request headers whose names contain `_` (as
+/// Envoy's `headers_with_underscores_action`). CGI and WSGI servers map `_` and `-` to the
+/// same variable, so `x_forwarded_client_cert` would read as the sidecar's own XFCC.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnderscoreHeaders {
+    /// Remove them before forwarding (the default).
+    #[default]
+    Drop,
+    /// Refuse the request with 400.
+    Reject,
+    /// Forward them (for apps that need them and do not fold `_` into `-`).
+    Allow,
+}
+
 /// A listener that terminates mTLS and forwards plaintext to the app.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InboundConfig {
@@ -63,6 +78,8 @@ pub struct InboundConfig {
     pub listen: SocketAddr,
     /// The app's address, `host:port`.
     pub forward: String,
+    /// HTTP listeners: headers with `_` in their names.
+    pub headers_with_underscores: UnderscoreHeaders,
 }
 
 /// A listener that accepts plaintext from the app and originates mTLS.
@@ -159,6 +176,7 @@ struct InboundFile {
     protocol: Protocol,
     listen: Spanned<String>,
     forward: Spanned<String>,
+    headers_with_underscores: Option<Spanned<UnderscoreHeaders>>,
 }
 
 #[derive(Deserialize)]
@@ -271,11 +289,22 @@ impl Config {
 
         let mut inbound = Vec::new();
         for l in &raw.inbound {
+            let name = check_name(&l.name)?;
+            if let (Some(u), Protocol::Tcp) = (&l.headers_with_underscores, l.protocol) {
+                return Err(at(
+                    &u.referenced,
+                    format!("inbound {name:?}: headers_with_underscores applies to protocol: http listeners only"),
+                ));
+            }
             inbound.push(InboundConfig {
-                name: check_name(&l.name)?,
+                name,
                 protocol: l.protocol,
                 listen: socket(&l.listen, "listen")?,
                 forward: host_port(&l.forward, "forward")?,
+                headers_with_underscores: l
+                    .headers_with_underscores
+                    .as_ref()
+                    .map_or_else(UnderscoreHeaders::default, |u| u.value),
             });
         }
         let mut outbound = Vec::new();

@@ -172,6 +172,7 @@ async fn handle(
             forward: inbound.config.forward.clone(),
             peer: peer.clone(),
             xfcc,
+            underscores: inbound.config.headers_with_underscores,
             shared: shared.clone(),
             app: app.clone(),
         });
@@ -255,18 +256,20 @@ async fn linger_close(mut sock: TcpStream) {
     let _ = timeout(std::time::Duration::from_secs(1), drain).await;
 }
 
-/// Resolves when a policy change no longer permits `peer` on `listener`.
+/// Resolves when the policy in force no longer permits `peer` on `listener`: the one in force
+/// when first polled (a reload may have landed between the handshake's decision and the
+/// relay, while the app was slow to accept), then every later one.
 async fn revoked(policy: PolicyStore, peer: &SpiffeId, listener: &str) -> CloseReason {
     let mut rx = policy.subscribe();
     loop {
-        if rx.changed().await.is_err() {
-            return pending().await;
-        }
         let verdict = rx.borrow_and_update().policy.evaluate(peer, listener);
         if !verdict.permits() {
             return CloseReason::PolicyRevoked {
                 rule: verdict.rule().to_owned(),
             };
+        }
+        if rx.changed().await.is_err() {
+            return pending().await;
         }
     }
 }

@@ -210,3 +210,66 @@ async fn app_down_closes_cleanly_and_is_counted() {
     drop(app);
     proxy.shutdown().await;
 }
+
+/// A policy reload that lands after the handshake admitted a TCP peer but before the relay
+/// started (the app was slow to accept) still applies to that connection: it is closed as
+/// `policy_revoked` and never relays a byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_while_the_app_is_slow_to_accept_still_applies() {
+    let pki = Pki::new();
+    // An app whose accept queue is full: the sidecar's connect waits for a SYN retransmit
+    // (about a second) until the test starts accepting.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let app_addr = listener.local_addr().unwrap();
+    let filler = tokio::net::TcpStream::connect(app_addr).await.unwrap();
+    let (cert, key) = pki.write("backend", &pki.ca.issue(BACKEND));
+    let proxy = ward_proxy::start(inbound_config(
+        &pki,
+        &cert,
+        &key,
+        app_addr,
+        ALLOW_FRONTEND,
+        "",
+    ))
+    .await
+    .unwrap();
+    let api = addr_of(&proxy.inbound, "api");
+    let client = pki.client(pki.ca.issue(FRONTEND), BACKEND);
+    let mut tls = connect(&client, api).await.unwrap();
+    assert_eq!(
+        tls.get_ref().1.handshake_kind(),
+        Some(rustls::HandshakeKind::Full)
+    );
+
+    // The handshake admitted the peer; now the policy stops allowing it.
+    pki.file("policy.yaml", "rules: []\n");
+    proxy.reload();
+    eventually("reload", || {
+        metric_or_zero(
+            &proxy,
+            "ward_reloads_total{kind=\"policy\",result=\"success\"}",
+        ) == 1.0
+    })
+    .await;
+    // The app starts accepting (and echoing) only now.
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = sock.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    assert!(
+        round_trip(&mut tls, b"after the reload").await.is_err(),
+        "a connection the policy no longer allows was relayed"
+    );
+    eventually("closed as policy_revoked", || {
+        metric_or_zero(&proxy, "ward_connections_closed_total{listener=\"api\",direction=\"inbound\",reason=\"policy_revoked\"}") == 1.0
+    })
+    .await;
+    drop(filler);
+    proxy.shutdown().await;
+}

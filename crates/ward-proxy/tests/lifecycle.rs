@@ -63,7 +63,7 @@ async fn a_broken_policy_keeps_the_old_one_and_counts_the_failure() {
         "rules:\n  - name: x\n    from: [\"spiffe://example.org/a\"]\n    to: { listeners: [nope] }\n",
         "rules: [\n",
     ] {
-        let before = metric(&proxy, "ward_reloads_total{kind=\"policy\",result=\"failure\"}");
+        let before = metric_or_zero(&proxy, "ward_reloads_total{kind=\"policy\",result=\"failure\"}");
         pki.file("policy.yaml", broken);
         proxy.reload();
         eventually("failure counted", || {

@@ -57,13 +57,14 @@ async fn garbage_and_half_client_hellos_are_refused_and_counted() {
         &pki,
         &app,
         ALLOW_FRONTEND,
-        "limits: { handshake_timeout: 500ms }\n",
+        "limits: { handshake_timeout: 3s }\n",
     )
     .await;
     let api = addr_of(&proxy.inbound, "api");
 
-    // Plain HTTP, random bytes, and a TLS record header with a nonsense length: each closed
-    // at once (well before the handshake timeout), never relayed.
+    // Plain HTTP, random bytes, and a TLS record header with a nonsense length (rustls refuses
+    // a record longer than TLS allows from its header alone): each closed at once, well before
+    // the 3 s handshake timeout (measured here: under a millisecond), never relayed.
     for garbage in [
         &b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..],
         &[0xde, 0xad, 0xbe, 0xef, 0x00, 0x01, 0x02, 0x03][..],
@@ -77,8 +78,9 @@ async fn garbage_and_half_client_hellos_are_refused_and_counted() {
             "{garbage:?} was not closed"
         );
         assert!(
-            started.elapsed() < Duration::from_millis(450) || garbage[0] == 0x16,
-            "{garbage:?}: closed only at the timeout"
+            started.elapsed() < Duration::from_millis(1500),
+            "{garbage:?}: closed only after {:?}, not at once",
+            started.elapsed()
         );
     }
 

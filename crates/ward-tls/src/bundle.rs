@@ -3,6 +3,12 @@
 //! A peer's chain is validated only against the roots of the peer's own trust domain; bundles
 //! of different domains are never merged. [`BundleStore`] is the single-writer, many-reader
 //! handle verifiers hold, so a bundle refresh reaches new handshakes without a restart.
+//!
+//! A bundle may also name the issuing intermediates its CA currently allows to sign leaves
+//! ([`SpkiHash`] of each). A root stays trusted for years while the issuers under it rotate,
+//! so "chains to a trusted root" alone would keep an issuer retired by an issuer-only rotation
+//! (and whoever holds its key) trusted until the root itself goes. When a domain's bundle
+//! names its issuers, a leaf must be signed by one of them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,15 +19,64 @@ use ward_identity::{SvidLeaf, TrustDomain};
 
 use crate::error::PemError;
 
-/// The roots of one trust domain, with webpki anchors derived once.
+/// SHA-256 of a CA certificate's DER SubjectPublicKeyInfo (with its SEQUENCE header): how a
+/// bundle names an issuer. It names the key, so it holds whatever certificate carries it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SpkiHash(pub [u8; 32]);
+
+impl SpkiHash {
+    /// The hash of a DER SubjectPublicKeyInfo.
+    pub fn of_spki(spki: &[u8]) -> Self {
+        let digest = ring::digest::digest(&ring::digest::SHA256, spki);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(digest.as_ref());
+        Self(out)
+    }
+
+    /// The hash of the public key of a certificate.
+    pub fn of_cert(der: &CertificateDer<'_>) -> Result<Self, PemError> {
+        let cert = webpki::EndEntityCert::try_from(der).map_err(|e| PemError::Malformed {
+            what: "issuer certificate".into(),
+            detail: format!("{e:?}"),
+        })?;
+        Ok(Self::of_spki(cert.subject_public_key_info().as_ref()))
+    }
+
+    /// Lower-case hex, as the CA publishes it.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Parses 64 hex digits.
+    pub fn from_hex(s: &str) -> Option<Self> {
+        if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(Self(out))
+    }
+}
+
+impl std::fmt::Debug for SpkiHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SpkiHash({})", self.to_hex())
+    }
+}
+
+/// The roots of one trust domain, with webpki anchors derived once, and the issuers allowed
+/// to sign leaves under them (`None`: any issuer that chains to a root).
 #[derive(Clone, Debug)]
 struct Bundle {
     roots: Vec<CertificateDer<'static>>,
     anchors: Vec<TrustAnchor<'static>>,
+    issuers: Option<Vec<SpkiHash>>,
 }
 
-/// A published revocation: one certificate by serial, or every certificate of an ID whose
-/// notBefore is earlier than `revoked_at`.
+/// A published revocation: one certificate by serial, or every certificate of an ID issued
+/// no later than `revoked_at` (issuance time is notBefore undone of ward-ca's backdate).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Revocation {
     /// Revoked ID (for an ID revocation).
@@ -37,7 +92,7 @@ impl Revocation {
     pub fn covers(&self, leaf: &SvidLeaf) -> bool {
         self.serial.as_deref() == Some(leaf.serial_hex.as_str())
             || (self.spiffe_id.as_deref() == Some(leaf.id.as_str())
-                && leaf.not_before < self.revoked_at)
+                && leaf.issued_at() <= self.revoked_at)
     }
 }
 
@@ -80,8 +135,39 @@ impl TrustBundles {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        self.domains.insert(td, Bundle { roots, anchors });
+        self.domains.insert(
+            td,
+            Bundle {
+                roots,
+                anchors,
+                issuers: None,
+            },
+        );
         Ok(())
+    }
+
+    /// Restricts `td` to leaves signed by one of `issuers` (an empty list refuses every
+    /// leaf). Fails if `td` has no roots.
+    pub fn restrict_issuers(
+        &mut self,
+        td: &TrustDomain,
+        issuers: Vec<SpkiHash>,
+    ) -> Result<(), PemError> {
+        let bundle = self
+            .domains
+            .get_mut(td)
+            .ok_or_else(|| PemError::NoCertificates(format!("trust bundle for {td}")))?;
+        bundle.issuers = Some(issuers);
+        Ok(())
+    }
+
+    /// The issuers allowed to sign leaves of the trust domain named `td`, when its bundle
+    /// names them.
+    pub fn allowed_issuers(&self, td: &str) -> Option<&[SpkiHash]> {
+        self.domains
+            .iter()
+            .find(|(k, _)| k.as_str() == td)
+            .and_then(|(_, b)| b.issuers.as_deref())
     }
 
     /// The anchors of the trust domain named `td`, if we trust it at all.
@@ -124,10 +210,12 @@ impl TrustBundles {
 
     fn same_roots(&self, other: &Self) -> bool {
         self.domains.len() == other.domains.len()
-            && self
-                .domains
-                .iter()
-                .all(|(td, b)| other.domains.get(td).is_some_and(|o| o.roots == b.roots))
+            && self.domains.iter().all(|(td, b)| {
+                other
+                    .domains
+                    .get(td)
+                    .is_some_and(|o| o.roots == b.roots && o.issuers == b.issuers)
+            })
     }
 }
 
@@ -151,7 +239,8 @@ impl BundleStore {
     }
 
     /// Replaces the bundles; handshakes that start after this see the new ones. A change of
-    /// roots starts a new anchors epoch; a change of revocations alone does not.
+    /// roots or of allowed issuers starts a new anchors epoch (so no session verified before
+    /// is resumed); a change of revocations alone does not.
     pub fn replace(&self, mut bundles: TrustBundles) {
         self.tx.send_modify(|current| {
             bundles.anchors_epoch = if current.same_roots(&bundles) {

@@ -103,6 +103,15 @@ pub enum VerifyError {
         /// webpki's verdict.
         error: webpki::Error,
     },
+    /// The chain reaches a trusted root, but through an issuer the bundle no longer allows
+    /// (retired by a rotation).
+    #[error("certificate for {id} is signed by an issuer its CA no longer allows (key SHA-256 {issuer})")]
+    RetiredIssuer {
+        /// The ID the leaf claimed.
+        id: SpiffeId,
+        /// Hex SHA-256 of the signing CA certificate's SubjectPublicKeyInfo.
+        issuer: String,
+    },
     /// The certificate was revoked by the CA.
     #[error("certificate {serial} for {id} has been revoked")]
     Revoked {
@@ -146,6 +155,7 @@ impl VerifyError {
                 webpki::Error::CaUsedAsEndEntity => "ca_leaf",
                 _ => "chain_invalid",
             },
+            Self::RetiredIssuer { .. } => "retired_issuer",
             Self::Revoked { .. } => "revoked",
             Self::UnexpectedPeer { .. } => "unexpected_peer",
         }

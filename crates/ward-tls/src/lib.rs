@@ -21,13 +21,13 @@ pub mod session;
 pub mod store;
 pub mod verify;
 
-pub use bundle::{BundleStore, Revocation, TrustBundles};
+pub use bundle::{BundleStore, Revocation, SpkiHash, TrustBundles};
 pub use config::{client_config, server_config, server_config_optional_client_auth, Resumption};
 pub use error::{FileError, PemError, StoreError, TlsError, VerifyError};
 pub use store::{CertResolver, CertStore, Identity};
 pub use verify::{
-    describe, handshake_failure, peer_id, refusal_reason, verify_svid, ClientAuthorizer,
-    SpiffeClientVerifier, SpiffeServerVerifier, Usage,
+    describe, handshake_failure, peer_id, refusal_reason, verify_svid, verify_svid_path,
+    ClientAuthorizer, SpiffeClientVerifier, SpiffeServerVerifier, Usage,
 };
 
 #[cfg(test)]

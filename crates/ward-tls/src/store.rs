@@ -18,14 +18,17 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use tokio::sync::watch;
 use ward_identity::{SpiffeId, SvidLeaf, TrustDomain};
 
-use crate::bundle::{BundleStore, TrustBundles};
-use crate::error::StoreError;
+use crate::bundle::{BundleStore, SpkiHash, TrustBundles};
+use crate::error::{StoreError, VerifyError};
 use crate::provider::crypto_provider;
-use crate::verify::{verify_svid, Usage};
+use crate::verify::{verify_svid, verify_svid_path, Usage};
 
 /// A validated workload identity: certificate chain, signing key and the leaf's facts.
 pub struct Identity {
     leaf: SvidLeaf,
+    /// Key hash of the CA certificate that signed the leaf (to see when the CA signs with
+    /// another issuer, or retires this one).
+    issuer: SpkiHash,
     certified: Arc<CertifiedKey>,
 }
 
@@ -43,7 +46,8 @@ impl Identity {
             .key_provider
             .load_private_key(key)
             .map_err(|e| StoreError::BadKey(e.to_string()))?;
-        let leaf = verify_svid(bundles, leaf_der, intermediates, now, Usage::Server)?;
+        let (leaf, issuer) =
+            verify_svid_path(bundles, leaf_der, intermediates, now, Usage::Server)?;
         verify_svid(bundles, leaf_der, intermediates, now, Usage::Client)?;
         if !leaf.id.is_member_of(trust_domain) {
             return Err(StoreError::WrongTrustDomain {
@@ -59,8 +63,25 @@ impl Identity {
             .map_err(|_| StoreError::KeyMismatch)?;
         Ok(Self {
             leaf,
+            issuer,
             certified: Arc::new(certified),
         })
+    }
+
+    /// Key hash of the CA certificate that signed this identity.
+    pub fn issuer(&self) -> SpkiHash {
+        self.issuer
+    }
+
+    /// Whether `bundles` still accept this identity at `now` (its issuer may have been
+    /// retired, or its roots dropped, since it was published).
+    pub fn verify_against(&self, bundles: &TrustBundles, now: UnixTime) -> Result<(), VerifyError> {
+        let (leaf, intermediates) = self
+            .certified
+            .cert
+            .split_first()
+            .ok_or(VerifyError::UnknownTrustDomain(String::new()))?;
+        verify_svid(bundles, leaf, intermediates, now, Usage::Client).map(|_| ())
     }
 
     /// The SPIFFE ID this identity proves.

@@ -25,11 +25,28 @@ fn write_atomic_sets_mode_replaces_and_leaves_no_temp() {
 
 #[test]
 fn write_atomic_failure_leaves_destination_untouched() {
+    // The temporary file is created and written, and the last step fails: the destination is
+    // a non-empty directory, which no file can be renamed over.
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("missing-dir").join("f");
-    let err = files::write_atomic(&path, b"x", files::PUBLIC_MODE).unwrap_err();
+    let path = dir.path().join("f");
+    std::fs::create_dir(&path).unwrap();
+    std::fs::write(path.join("old"), b"old contents").unwrap();
+    let err = files::write_atomic(&path, b"new contents", files::PUBLIC_MODE).unwrap_err();
+    assert!(err.to_string().contains("rename into place"), "{err}");
+    assert_eq!(std::fs::read(path.join("old")).unwrap(), b"old contents");
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        left,
+        vec![std::ffi::OsString::from("f")],
+        "temporary file left behind"
+    );
+    // A missing directory fails before anything is written.
+    let missing = dir.path().join("missing-dir").join("f");
+    let err = files::write_atomic(&missing, b"x", files::PUBLIC_MODE).unwrap_err();
     assert!(err.to_string().contains("create temporary file"), "{err}");
-    assert!(!path.exists());
 }
 
 #[test]

@@ -16,7 +16,7 @@ use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Signatu
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use ward_identity::{IdPattern, SpiffeId, SvidLeaf, SvidProfile};
 
-use crate::bundle::{BundleStore, TrustBundles};
+use crate::bundle::{BundleStore, SpkiHash, TrustBundles};
 use crate::error::VerifyError;
 use crate::provider::crypto_provider;
 
@@ -41,10 +41,22 @@ pub fn verify_svid(
     now: UnixTime,
     usage: Usage,
 ) -> Result<SvidLeaf, VerifyError> {
+    verify_svid_path(bundles, end_entity, intermediates, now, usage).map(|(leaf, _)| leaf)
+}
+
+/// [`verify_svid`], also returning the key hash of the CA certificate that signed the leaf.
+pub fn verify_svid_path(
+    bundles: &TrustBundles,
+    end_entity: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+    now: UnixTime,
+    usage: Usage,
+) -> Result<(SvidLeaf, SpkiHash), VerifyError> {
     let leaf = SvidProfile::check(end_entity)?;
+    let td = leaf.id.trust_domain_name();
     let anchors = bundles
-        .anchors(leaf.id.trust_domain_name())
-        .ok_or_else(|| VerifyError::UnknownTrustDomain(leaf.id.trust_domain_name().to_owned()))?;
+        .anchors(td)
+        .ok_or_else(|| VerifyError::UnknownTrustDomain(td.to_owned()))?;
     let chain_err = |error| VerifyError::Chain {
         id: leaf.id.clone(),
         error,
@@ -64,25 +76,35 @@ pub fn verify_svid(
             None,
             None,
         )
-        .map(|_| ())
+        .map(|path| SpkiHash::of_spki(path.issuer_spki().as_ref()))
     };
     // A certificate that is not valid yet by our clock but is by a clock up to
     // MAX_CLOCK_SKEW_SECS ahead was most likely just issued by a CA whose clock is ahead:
     // accept it, checking every date against that later time (so expiry only gets stricter).
-    match verify_at(now) {
+    let issuer = match verify_at(now) {
         Err(webpki::Error::CertNotValidYet { .. }) => verify_at(UnixTime::since_unix_epoch(
             std::time::Duration::from_secs(now.as_secs().saturating_add(MAX_CLOCK_SKEW_SECS)),
         )),
         other => other,
     }
     .map_err(chain_err)?;
+    // A chain to a trusted root is not enough when the bundle names the issuers its CA
+    // still allows: one retired by a rotation (or signing straight from the root) is refused.
+    if let Some(allowed) = bundles.allowed_issuers(td) {
+        if !allowed.contains(&issuer) {
+            return Err(VerifyError::RetiredIssuer {
+                id: leaf.id,
+                issuer: issuer.to_hex(),
+            });
+        }
+    }
     if bundles.revocation_for(&leaf).is_some() {
         return Err(VerifyError::Revoked {
             serial: leaf.serial_hex.clone(),
             id: leaf.id,
         });
     }
-    Ok(leaf)
+    Ok((leaf, issuer))
 }
 
 /// The SPIFFE ID of the peer of an established session, from its (already verified) leaf.

@@ -21,6 +21,7 @@ use crate::ca_dir;
 use crate::csr;
 use crate::error::CaError;
 use crate::issuer::{check_ttl, rfc3339, Issuer};
+use crate::state::queries::{self, CertRecord};
 
 /// ward's certificate authority.
 #[derive(Debug, Parser)]
@@ -50,11 +51,22 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Sign a PKCS#10 CSR offline; prints (or writes) the chain, leaf first.
+    /// Sign a PKCS#10 CSR; prints (or writes) the chain, leaf first. With --dir it is signed
+    /// offline and not recorded (for file-fed sidecars); with --config it is recorded in the
+    /// daemon's state, which the CA requires before it renews or takes an admin call from it
+    /// (how admin certificates are made: no attestor issues an admin ID).
     Issue {
-        /// CA directory from `ward-ca init`.
-        #[arg(long, value_name = "DIR")]
-        dir: PathBuf,
+        /// CA directory from `ward-ca init` (offline: the certificate is not recorded).
+        #[arg(
+            long,
+            value_name = "DIR",
+            required_unless_present = "config",
+            conflicts_with = "config"
+        )]
+        dir: Option<PathBuf>,
+        /// Daemon config file: sign with its CA directory and record the certificate.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
         /// CSR file, PEM or DER. Only its public key is used.
         #[arg(long, value_name = "FILE")]
         csr: PathBuf,
@@ -201,6 +213,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, status: &mut dyn Write) -> Result<(), 
         }
         Command::Issue {
             dir,
+            config,
             csr,
             id,
             dns,
@@ -219,9 +232,22 @@ pub fn run(cli: Cli, out: &mut dyn Write, status: &mut dyn Write) -> Result<(), 
                     problem,
                 })?;
             check_ttl(ttl_value)?;
+            let recorded = match &config {
+                Some(path) => Some(ops::load(path)?),
+                None => None,
+            };
+            let dir = match (&recorded, dir) {
+                (Some((cfg, _)), _) => cfg.ca_dir.clone(),
+                (None, Some(dir)) => dir,
+                (None, None) => unreachable_dir()?,
+            };
             let issuer = Issuer::load(&dir)?;
             let csr_der = read_csr(&csr)?;
             let issued = issuer.issue(&csr_der, &id, &dns, ttl_value, OffsetDateTime::now_utc())?;
+            if let Some((_, conn)) = &recorded {
+                let record = CertRecord::issued(&issued, "cli", "cli".into(), None);
+                ops::db(queries::insert_cert(conn, &record))?;
+            }
             let pem = issued.chain_pem();
             match &out_path {
                 Some(path) => write_atomic(path, pem.as_bytes(), PUBLIC_MODE)?,
@@ -270,6 +296,15 @@ pub fn run(cli: Cli, out: &mut dyn Write, status: &mut dyn Write) -> Result<(), 
         } => ops::certs_list(&config, id.as_deref(), out),
         Command::Rotate { command } => rotate::run(command, status),
     }
+}
+
+/// clap requires one of --dir and --config; this says so should it ever not.
+fn unreachable_dir() -> Result<PathBuf, CaError> {
+    Err(CaError::Argument {
+        flag: "--dir",
+        value: String::new(),
+        problem: "give --dir or --config".into(),
+    })
 }
 
 fn read_csr(path: &Path) -> Result<Vec<u8>, CaError> {

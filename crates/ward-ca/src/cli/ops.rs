@@ -59,6 +59,13 @@ pub fn token_create(
     if !id.is_workload() {
         return Err(CaError::NotWorkload(id));
     }
+    if cfg.is_reserved(&id) {
+        return Err(CaError::Argument {
+            flag: "--id",
+            value: id.to_string(),
+            problem: "is reserved (the CA's own ID or an admin ID) and cannot be enrolled with a token; make admin certificates with `ward-ca issue --config`".into(),
+        });
+    }
     let ttl_value = ward_yaml::parse_duration(ttl).map_err(|p| CaError::Argument {
         flag: "--ttl",
         value: ttl.into(),
@@ -150,6 +157,11 @@ pub fn revoke(
         }
     })?;
     db(queries::insert_revocation(&conn, &r))?;
+    // An ID revocation covers what is issued up to its second: return once that second is
+    // over, so a token created next re-onboards the ID with a certificate it does not cover.
+    while unix_now() <= r.revoked_at {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let what = r
         .spiffe_id
         .clone()
@@ -179,7 +191,7 @@ pub fn certs_list(
     for c in db(queries::list_certs(&conn, id))? {
         let revoked = revocations
             .iter()
-            .any(|r| r.covers(&c.serial, &c.spiffe_id, c.not_before));
+            .any(|r| r.covers(&c.serial, &c.spiffe_id, c.issued_at));
         let state = if revoked {
             "revoked"
         } else if c.not_after <= unix_now() {

@@ -1,7 +1,8 @@
-//! `ward-ca rotate prepare|activate|finish|status`: the operator's side of CA rotation.
+//! `ward-ca rotate prepare|activate|finish|retire|status`: the operator's side of CA rotation.
 //! The directory steps live in [`crate::rotate`]; this adds what needs the config and the
 //! state database: the activation wait derived from the bundle refresh hint, and the check
-//! that nothing live still chains to the old root before `finish` drops it.
+//! that nothing live (and not yet renewed) still depends on the previous issuer before
+//! `finish` retires it.
 
 use std::io::Write;
 use std::path::Path;
@@ -36,14 +37,26 @@ pub enum RotateCommand {
         #[arg(long)]
         force: bool,
     },
-    /// Drop the previous generation (and an old root) from the bundle once nothing live
-    /// chains to it.
+    /// Retire the previous issuer (and an old root) once nothing live chains to it: from
+    /// then on a certificate it signed is refused everywhere.
     Finish {
         /// Daemon config file.
         #[arg(long, value_name = "FILE")]
         config: std::path::PathBuf,
-        /// Drop the old root even though certificates under it are still valid (they stop
-        /// working at once).
+        /// Retire it even though certificates it signed are still valid and not yet renewed
+        /// (they stop working at once).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Emergency (a stolen issuer key): retire the previous issuer now. Activates a prepared
+    /// generation first if need be, then finishes without waiting; certificates the old issuer
+    /// signed are refused everywhere within one bundle refresh.
+    Retire {
+        /// Daemon config file.
+        #[arg(long, value_name = "FILE")]
+        config: std::path::PathBuf,
+        /// Activate a prepared issuer even before workloads had two bundle refreshes to fetch
+        /// it (CA-fed sidecars that had not could no longer verify the CA until restarted).
         #[arg(long)]
         force: bool,
     },
@@ -63,9 +76,9 @@ pub fn run(command: RotateCommand, status: &mut dyn Write) -> Result<(), CaError
             let p = rotate::prepare(&cfg.ca_dir, root, unix_now())?;
             let wait = 2 * cfg.bundle_refresh_hint.as_secs();
             let next_step = if p.new_root {
-                format!("new root {} is now in the bundle beside the current one; run `ward-ca rotate activate` after workloads have fetched it (two bundle refreshes, {wait}s)", p.root_name)
+                format!("new root {} and the next issuer are now in the bundle beside the current ones; run `ward-ca rotate activate` after workloads have fetched them (two bundle refreshes, {wait}s)", p.root_name)
             } else {
-                "the root is unchanged, so `ward-ca rotate activate` can run at once".into()
+                format!("the next issuer is now in the bundle (the root is unchanged); run `ward-ca rotate activate` after workloads have fetched it (two bundle refreshes, {wait}s)")
             };
             let _ = writeln!(
                 status,
@@ -91,27 +104,35 @@ pub fn run(command: RotateCommand, status: &mut dyn Write) -> Result<(), CaError
         RotateCommand::Finish { config, force } => {
             let (cfg, conn) = load(&config)?;
             let journal = Journal::load(&cfg.ca_dir)?;
-            if journal.phase == Phase::Activated && journal.new_root {
-                let issuer = Issuer::load(&cfg.ca_dir)?;
-                let (live, last) = db(queries::live_certs_not_from(
-                    &conn,
-                    issuer.issuer_serial(),
-                    unix_now(),
-                ))?;
+            if journal.phase == Phase::Activated {
+                let (live, last) = live_under_previous(&cfg.ca_dir, &conn)?;
                 if live > 0 && !force {
                     return Err(CaError::Rotation(format!(
-                        "{live} certificate(s) issued under the old root are still valid (the last expires {}); dropping the root now would break them. Wait, or pass --force",
+                        "{live} certificate(s) signed by the previous issuer are still valid and not yet renewed (the last expires {}); retiring it now would break them. Wait, or pass --force",
                         when(last.unwrap_or(0))
                     )));
                 }
                 if live > 0 {
-                    let _ = writeln!(status, "warning: {live} certificate(s) under the old root stop being trusted now (--force)");
+                    let _ = writeln!(status, "warning: {live} certificate(s) of the previous issuer stop being trusted now (--force)");
                 }
             }
             rotate::finish(&cfg.ca_dir)?;
             let _ = writeln!(
                 status,
-                "finished: the previous generation is gone and bundle.pem holds only the current root; workloads drop the old root within one bundle refresh ({}s)",
+                "finished: the previous issuer is retired (and an old root dropped); workloads refuse its certificates within one bundle refresh ({}s)",
+                cfg.bundle_refresh_hint.as_secs()
+            );
+            Ok(())
+        }
+        RotateCommand::Retire { config, force } => {
+            let (cfg, conn) = load(&config)?;
+            let hint = cfg.bundle_refresh_hint.as_secs() as i64;
+            let activated = rotate::retire(&cfg.ca_dir, unix_now(), hint, force)?;
+            let (live, _) = live_under_previous(&cfg.ca_dir, &conn)?;
+            let _ = writeln!(
+                status,
+                "retired the previous issuer{}; the daemon stops accepting its certificates within a second and workloads within one bundle refresh ({}s)\n{live} certificate(s) it signed were still valid and not renewed: CA-fed sidecars enroll again with their token file (a Kubernetes token does; a used join token needs a new one)",
+                if activated { " (after activating the prepared generation)" } else { "" },
                 cfg.bundle_refresh_hint.as_secs()
             );
             Ok(())
@@ -121,6 +142,19 @@ pub fn run(command: RotateCommand, status: &mut dyn Write) -> Result<(), CaError
             rotation_status(&cfg.ca_dir, &conn, status)
         }
     }
+}
+
+/// Live, not yet renewed certificates not signed by the issuer that signs now.
+fn live_under_previous(
+    dir: &Path,
+    conn: &rusqlite::Connection,
+) -> Result<(i64, Option<i64>), CaError> {
+    let issuer = Issuer::load(dir)?;
+    db(queries::live_certs_not_from(
+        conn,
+        issuer.issuer_serial(),
+        unix_now(),
+    ))
 }
 
 fn describe(dir: &Path, label: &str, out: &mut dyn Write) -> Result<(), CaError> {
@@ -165,19 +199,13 @@ fn rotation_status(
         Phase::Activating => {
             "an activation was interrupted; rerun `ward-ca rotate activate`".into()
         }
-        Phase::Activated if !journal.new_root => {
-            "activated; the root is unchanged, so `ward-ca rotate finish` can run now".into()
-        }
-        Phase::Activated => {
-            let issuer = Issuer::load(dir)?;
-            match db(queries::live_certs_not_from(conn, issuer.issuer_serial(), unix_now()))? {
-                (0, _) => "activated; nothing live chains to the old root: run `ward-ca rotate finish`".into(),
-                (n, last) => format!(
-                    "activated; {n} certificate(s) under the old root are still valid, the last until {}: `ward-ca rotate finish` after that",
-                    when(last.unwrap_or(0))
-                ),
-            }
-        }
+        Phase::Activated => match live_under_previous(dir, conn)? {
+            (0, _) => "activated; nothing live depends on the previous issuer: run `ward-ca rotate finish`".into(),
+            (n, last) => format!(
+                "activated; {n} certificate(s) of the previous issuer are still valid and not renewed, the last until {}: `ward-ca rotate finish` after that (or `ward-ca rotate retire` now, in an emergency)",
+                when(last.unwrap_or(0))
+            ),
+        },
     };
     let _ = writeln!(
         out,

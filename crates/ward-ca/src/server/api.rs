@@ -29,17 +29,22 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     /// The client's SVID, if it presented one: its chain was verified against the bundle by
     /// the TLS layer at the handshake, so per request only its validity period and the
-    /// revocation list are checked.
+    /// revocation list are checked, and that the CA has a record of this very certificate.
     pub client: Option<ward_identity::SvidLeaf>,
+    /// Hex SHA-256 of the client leaf's DER, compared with the record of its serial.
+    pub client_fingerprint: Option<String>,
 }
 
 impl ConnInfo {
     /// Builds the connection's view of a verified client chain.
     pub fn new(peer: SocketAddr, certs: Option<&[CertificateDer<'_>]>) -> Self {
-        let client = certs
-            .and_then(|c| c.first())
-            .and_then(|leaf| ward_identity::SvidProfile::check(leaf).ok());
-        Self { peer, client }
+        let leaf = certs.and_then(|c| c.first());
+        let client = leaf.and_then(|leaf| ward_identity::SvidProfile::check(leaf).ok());
+        Self {
+            peer,
+            client_fingerprint: leaf.map(|der| queries::fingerprint(der)),
+            client,
+        }
     }
 }
 
@@ -162,7 +167,8 @@ async fn read_body(req: Request<Incoming>, ca: &CaService) -> Result<Bytes, ApiE
     Ok(bytes)
 }
 
-/// Signs and records a certificate, consuming `token_hash` in the same transaction.
+/// Signs and records a certificate, consuming `token_hash` in the same transaction. A
+/// reserved ID (the CA's own, an admin's) is refused whatever vouched for it.
 async fn issue_and_record(
     ca: &CaService,
     csr_pem: &str,
@@ -172,6 +178,12 @@ async fn issue_and_record(
     token_hash: Option<String>,
     parent_serial: Option<String>,
 ) -> Result<Resp, ApiError> {
+    if ca.config.is_reserved(id) {
+        return Err(ApiError::forbidden(
+            "reserved_id",
+            format!("{id} is reserved (the CA's own or an admin ID) and is never issued through the API"),
+        ));
+    }
     let der = csr::decode(csr_pem.as_bytes()).map_err(crate::CaError::from)?;
     let authority = ca.authority();
     let issued = authority.issuer.issue(
@@ -214,6 +226,7 @@ async fn issue_and_record(
             "serial": record.serial,
             "chain": issued.chain_pem(),
             "bundle": authority.bundle_pem,
+            "issuers": authority.issuers_json(),
             "not_after": record.not_after,
         }),
     ))
@@ -303,7 +316,8 @@ async fn enroll(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> Resu
     ))
 }
 
-/// The verified client SVID of this connection, unexpired and unrevoked.
+/// The verified client SVID of this connection: unexpired, unrevoked, and one the CA issued
+/// and recorded (a leaf forged with a stolen issuer key chains fine, but matches no record).
 fn client_svid(ca: &CaService, conn: &ConnInfo) -> Result<ward_identity::SvidLeaf, ApiError> {
     let Some(svid) = conn.client.clone() else {
         return Err(ApiError::unauthorized(
@@ -322,10 +336,25 @@ fn client_svid(ca: &CaService, conn: &ConnInfo) -> Result<ward_identity::SvidLea
             ),
         ));
     }
-    let revoked = ca
+    let (record, revoked) = ca
         .reads
-        .read(|c| queries::revocation_for(c, &svid.serial_hex, svid.id.as_str(), svid.not_before))
+        .read(|c| {
+            Ok((
+                queries::find_cert(c, &svid.serial_hex)?,
+                queries::revocation_for(c, &svid.serial_hex, svid.id.as_str(), svid.issued_at())?,
+            ))
+        })
         .map_err(state_error)?;
+    let fingerprint = conn.client_fingerprint.as_deref().unwrap_or_default();
+    if !record.is_some_and(|r| r.describes(svid.id.as_str(), fingerprint)) {
+        return Err(ApiError::unauthorized(
+            "unknown_certificate",
+            format!(
+                "certificate {} for {} is not one this CA issued and recorded",
+                svid.serial_hex, svid.id
+            ),
+        ));
+    }
     if let Some(r) = revoked {
         return Err(ApiError::forbidden(
             "revoked",
@@ -375,6 +404,11 @@ async fn revoke(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> Resu
         .write(move |c| queries::insert_revocation(c, &saved))
         .await
         .map_err(state_error)?;
+    // An ID revocation covers what is issued up to its second: answer once that second is
+    // over, so an enrollment the caller starts next is not covered.
+    while unix_now() <= revocation.revoked_at {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     tracing::info!(target: "ward::audit", event = "revoked", by = %caller.id, spiffe_id = ?revocation.spiffe_id, serial = ?revocation.serial, reason = %revocation.reason, "revocation recorded");
     Ok(json_response(
         StatusCode::OK,

@@ -4,7 +4,8 @@
 //! The directory is checked every second. A change is loaded whole and validated (the issuer
 //! key matches, the root signed the issuer, every root in `bundle.pem` is a CA certificate of
 //! this trust domain, the signing root is among them) before it replaces the current
-//! material; a directory that fails any check, or one caught in the middle of an activation,
+//! material. The issuers of the generations on disk (signing, next, previous) are the only
+//! ones allowed to sign leaves, at the CA's own TLS and in the bundle it publishes; a directory that fails any check, or one caught in the middle of an activation,
 //! changes nothing. When the issuer changes, the daemon's own serving certificate is
 //! re-issued under it at once.
 
@@ -15,12 +16,23 @@ use std::time::Duration;
 use rustls_pki_types::CertificateDer;
 use ward_identity::TrustDomain;
 use ward_tls::pem::{certs_to_pem, load_certs};
-use ward_tls::TrustBundles;
+use ward_tls::{SpkiHash, TrustBundles};
 
 use super::CaService;
 use crate::ca_dir::{BUNDLE, ISSUER_CERT, ROOT_CERT};
 use crate::issuer::{ca_trust_domain, Issuer};
-use crate::rotate::{Journal, Phase, JOURNAL};
+use crate::rotate::{bundle_issuers, IssuerRole, Journal, Phase, JOURNAL};
+
+/// An issuer the bundle allows to sign leaves.
+#[derive(Clone, Debug)]
+pub struct AllowedIssuer {
+    /// Its generation.
+    pub role: IssuerRole,
+    /// Its key hash, as verifiers compare it.
+    pub spki: SpkiHash,
+    /// Its serial (hex), as `ward-ca certs list` and the state name it.
+    pub serial: String,
+}
 
 /// How often the CA directory is checked for changes.
 const WATCH_EVERY: Duration = Duration::from_secs(1);
@@ -36,6 +48,8 @@ pub struct Authority {
     pub bundle_pem: String,
     /// The roots as SPIFFE bundle JWKs (computed once here, not per `/v1/bundle` rebuild).
     pub jwks: Vec<serde_json::Value>,
+    /// The issuers allowed to sign leaves (the signing one first).
+    pub issuers: Vec<AllowedIssuer>,
     /// Moves whenever the bundle changes (from `rotation.json`).
     pub bundle_version: u64,
 }
@@ -72,7 +86,18 @@ impl Authority {
             ));
         }
         let journal = Journal::load(dir).map_err(|e| e.to_string())?;
+        let mut issuers = Vec::new();
+        for (role, der) in bundle_issuers(dir).map_err(|e| e.to_string())? {
+            let (_, cert) = x509_parser::parse_x509_certificate(&der)
+                .map_err(|e| format!("{} issuer: malformed certificate: {e}", role.as_str()))?;
+            issuers.push(AllowedIssuer {
+                role,
+                spki: SpkiHash::of_cert(&der).map_err(|e| e.to_string())?,
+                serial: ward_identity::serial_hex(cert.raw_serial()),
+            });
+        }
         Ok(Self {
+            issuers,
             issuer,
             bundle_pem: certs_to_pem(&roots),
             jwks: roots
@@ -83,6 +108,33 @@ impl Authority {
             roots,
             bundle_version: journal.bundle_version,
         })
+    }
+}
+
+impl Authority {
+    /// What the CA's own TLS verifies clients with: the roots, and only the allowed issuers
+    /// under them (so a leaf signed by a retired issuer cannot even reach `/v1/renew`).
+    pub fn trust_bundles(&self, td: &TrustDomain) -> Result<TrustBundles, String> {
+        let mut bundles =
+            TrustBundles::single(td.clone(), self.roots.clone()).map_err(|e| e.to_string())?;
+        bundles
+            .restrict_issuers(td, self.issuers.iter().map(|i| i.spki).collect())
+            .map_err(|e| e.to_string())?;
+        Ok(bundles)
+    }
+
+    /// The allowed issuers as published in `/v1/bundle` and enrollment answers.
+    pub fn issuers_json(&self) -> serde_json::Value {
+        self.issuers
+            .iter()
+            .map(|i| {
+                serde_json::json!({
+                    "role": i.role.as_str(),
+                    "spki_sha256": i.spki.to_hex(),
+                    "serial": i.serial,
+                })
+            })
+            .collect()
     }
 }
 
@@ -108,9 +160,7 @@ fn fingerprint(dir: &Path) -> Option<Vec<u8>> {
 /// Installs `authority`: new signer, new bundle for `/v1/bundle`, for enrollment answers and
 /// for the CA's own TLS (clients with certificates under any published root are accepted).
 pub(super) fn install(service: &CaService, authority: Authority) -> Result<bool, String> {
-    let bundles =
-        TrustBundles::single(service.config.trust_domain.clone(), authority.roots.clone())
-            .map_err(|e| e.to_string())?;
+    let bundles = authority.trust_bundles(&service.config.trust_domain)?;
     service
         .metrics
         .issuer_expiry

@@ -88,6 +88,7 @@ impl BundleCache {
                 "spiffe_sequence": sequence,
                 "spiffe_refresh_hint": refresh_hint.as_secs(),
             },
+            "issuers": authority.issuers_json(),
             "revocations": revocations,
         })
         .to_string();

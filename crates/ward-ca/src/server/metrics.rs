@@ -40,6 +40,8 @@ pub struct CaMetrics {
     pub denials: Family<ReasonLabel, Counter>,
     /// TLS handshakes refused (a client certificate that fails verification, a timeout).
     pub handshake_failures: Family<ReasonLabel, Counter>,
+    /// Connections closed at accept, by reason (`per_ip_limit`, `max_connections`).
+    pub connections_refused: Family<ReasonLabel, Counter>,
     /// Request latency in seconds.
     pub latency: Latency,
     /// notAfter of the issuing certificate, Unix seconds.
@@ -56,6 +58,7 @@ impl Default for CaMetrics {
         let issuances = Family::<AttestorLabel, Counter>::default();
         let denials = Family::<ReasonLabel, Counter>::default();
         let handshake_failures = Family::<ReasonLabel, Counter>::default();
+        let connections_refused = Family::<ReasonLabel, Counter>::default();
         let latency: Latency = Family::new_with_constructor(latency_histogram);
         let issuer_expiry = Gauge::default();
         registry.register(
@@ -74,6 +77,11 @@ impl Default for CaMetrics {
             handshake_failures.clone(),
         );
         registry.register(
+            "ward_ca_connections_refused",
+            "Connections closed at accept, by reason (per_ip_limit, max_connections)",
+            connections_refused.clone(),
+        );
+        registry.register(
             "ward_ca_request_duration_seconds",
             "Request latency by endpoint",
             latency.clone(),
@@ -87,6 +95,7 @@ impl Default for CaMetrics {
             registry,
             issuances,
             handshake_failures,
+            connections_refused,
             denials,
             latency,
             issuer_expiry,

@@ -4,12 +4,14 @@
 //! SVID (`spiffe://<td>/ward/ca`, plus the configured DNS names; key in memory only, renewed
 //! at half its lifetime), binds the listener and serves HTTP/1.1 and HTTP/2 over TLS 1.3.
 //! Client certificates are requested but optional: enrollment has none yet, renewal and
-//! revocation require one (checked per endpoint in [`api`]).
+//! revocation require one (checked per endpoint in [`api`]). How long and how many
+//! connections anyone may hold is [`listener`]'s business.
 
 pub mod api;
 pub mod authority;
 pub mod bundle;
 pub mod error;
+mod listener;
 pub mod metrics;
 pub mod ratelimit;
 pub mod requests;
@@ -18,17 +20,14 @@ use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use rcgen::{CertificateParams, KeyPair};
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use ward_identity::SpiffeId;
-use ward_tls::{BundleStore, CertStore, TrustBundles};
+use ward_tls::{BundleStore, CertStore};
 
 use self::authority::Authority;
 
@@ -42,11 +41,6 @@ use crate::state::{unix_now, ReadPool};
 use self::bundle::BundleCache;
 use self::metrics::{AttestorLabel, CaMetrics};
 use self::ratelimit::RateLimiter;
-
-/// Open connections the CA serves at once.
-const MAX_CONNECTIONS: usize = 4096;
-/// Longest a client connection is kept.
-const MAX_CONNECTION_LIFETIME: Duration = Duration::from_secs(600);
 
 /// Everything a request handler needs.
 #[derive(Debug)]
@@ -123,7 +117,7 @@ pub(crate) async fn issue_own_identity(service: &CaService) -> Result<(), ServeE
     let csr = CertificateParams::default()
         .serialize_request(&key)
         .map_err(CaError::from)?;
-    let id = SpiffeId::from_parts(&service.config.trust_domain, "/ward/ca")
+    let id = SpiffeId::from_parts(&service.config.trust_domain, crate::config::CA_ID_PATH)
         .map_err(|e| ServeError::Startup(e.to_string()))?;
     let issued = service.authority().issuer.issue(
         csr.der(),
@@ -132,7 +126,12 @@ pub(crate) async fn issue_own_identity(service: &CaService) -> Result<(), ServeE
         service.config.ttl.max,
         OffsetDateTime::now_utc(),
     )?;
-    let record = CertRecord::issued(&issued, "ca", "self".into(), None);
+    // The certificate it replaces is its parent, so rotation does not wait for it to expire.
+    let parent = service
+        .store
+        .current()
+        .map(|id| id.leaf().serial_hex.clone());
+    let record = CertRecord::issued(&issued, "ca", "self".into(), parent);
     service
         .writer
         .write(move |c| queries::insert_cert(c, &record))
@@ -164,8 +163,9 @@ pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
         ),
         None => None,
     };
-    let bundles = TrustBundles::single(config.trust_domain.clone(), authority.roots.clone())
-        .map_err(|e| ServeError::Startup(e.to_string()))?;
+    let bundles = authority
+        .trust_bundles(&config.trust_domain)
+        .map_err(ServeError::Startup)?;
     let store = CertStore::new(config.trust_domain.clone(), BundleStore::new(bundles));
     let metrics = CaMetrics::default();
     metrics
@@ -195,7 +195,7 @@ pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
         .local_addr()
         .map_err(|e| ServeError::Startup(e.to_string()))?;
     let (stop, stopped) = watch::channel(false);
-    let mut tasks = vec![tokio::spawn(accept_loop(
+    let mut tasks = vec![tokio::spawn(listener::accept_loop(
         listener,
         TlsAcceptor::from(Arc::new(tls)),
         service.clone(),
@@ -239,70 +239,4 @@ fn handshake_refused(
         .get_or_create(&metrics::ReasonLabel { reason })
         .inc();
     tracing::info!(target: "ward::audit", event = "handshake_refused", reason, client = %peer, %detail, "TLS handshake refused");
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    service: Arc<CaService>,
-    mut stopped: watch::Receiver<bool>,
-) {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let (sock, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = stopped.changed() => return,
-        };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            continue; // Over the connection cap: close at once.
-        };
-        let (acceptor, service) = (acceptor.clone(), service.clone());
-        tokio::spawn(async move {
-            let _permit = permit;
-            let accepted =
-                tokio::time::timeout(Duration::from_secs(10), acceptor.accept(sock)).await;
-            let tls = match accepted {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    return handshake_refused(&service, peer, ward_tls::handshake_failure(&e))
-                }
-                Err(_) => {
-                    return handshake_refused(&service, peer, ("handshake_timeout", String::new()))
-                }
-            };
-            let conn = Arc::new(api::ConnInfo::new(
-                peer,
-                tls.get_ref().1.peer_certificates(),
-            ));
-            let svc = service_fn(move |req| {
-                let (service, conn) = (service.clone(), conn.clone());
-                async move { Ok::<_, std::convert::Infallible>(api::handle(req, &service, &conn).await) }
-            });
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10));
-            builder
-                .http2()
-                .timer(TokioTimer::new())
-                .max_concurrent_streams(256)
-                .keep_alive_interval(Duration::from_secs(30))
-                .keep_alive_timeout(Duration::from_secs(10));
-            // No connection holds one of the permits forever, however quiet or slow it is;
-            // workloads reconnect for their next renewal anyway.
-            let _ = tokio::time::timeout(
-                MAX_CONNECTION_LIFETIME,
-                builder.serve_connection(TokioIo::new(tls), svc),
-            )
-            .await;
-        });
-    }
 }

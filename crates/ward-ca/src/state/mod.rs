@@ -85,6 +85,12 @@ const MIGRATIONS: &[&str] = &[
     // `ward-ca rotate finish` can tell whether anything live still chains to the old one.
     // Rows from before have NULL and count as the old issuer's.
     "ALTER TABLE certs ADD COLUMN issuer TEXT;",
+    // 3: the SHA-256 of each certificate's DER, so `/v1/renew` and `/v1/revoke` act only on
+    // the very certificate the CA issued (a leaf forged with a stolen issuer key can copy a
+    // serial and an ID, not the fingerprint); and renewals by parent, so rotation can tell a
+    // certificate that was already replaced from one still in use.
+    "ALTER TABLE certs ADD COLUMN fingerprint TEXT;
+     CREATE INDEX certs_by_parent ON certs (parent_serial);",
 ];
 
 /// The newest schema version this binary writes.

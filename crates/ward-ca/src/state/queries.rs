@@ -26,6 +26,9 @@ pub struct CertRecord {
     pub parent_serial: Option<String>,
     /// Serial of the issuing CA certificate (`None` for rows older than schema version 2).
     pub issuer: Option<String>,
+    /// Lower-case hex SHA-256 of the certificate's DER (`None` for rows older than schema
+    /// version 3).
+    pub fingerprint: Option<String>,
 }
 
 impl CertRecord {
@@ -47,8 +50,28 @@ impl CertRecord {
             issued_at: super::unix_now(),
             parent_serial,
             issuer: Some(issued.issuer_serial.clone()),
+            fingerprint: issued.chain.first().map(|der| fingerprint(der)),
         }
     }
+
+    /// Whether a presented certificate is the one this record describes: same ID and, for
+    /// rows that have one, the same DER fingerprint.
+    pub fn describes(&self, spiffe_id: &str, fingerprint: &str) -> bool {
+        self.spiffe_id == spiffe_id
+            && self
+                .fingerprint
+                .as_deref()
+                .is_none_or(|recorded| recorded == fingerprint)
+    }
+}
+
+/// Lower-case hex SHA-256 of a certificate's DER, as the `fingerprint` column holds it.
+pub fn fingerprint(der: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, der)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// One join token (its hash only; the token itself is never stored).
@@ -70,8 +93,8 @@ pub struct TokenRecord {
     pub revoked_at: Option<i64>,
 }
 
-/// A revocation of one certificate (by serial) or of an ID (every certificate of that ID whose
-/// notBefore is earlier than `revoked_at`).
+/// A revocation of one certificate (by serial) or of an ID (every certificate of that ID
+/// issued no later than `revoked_at`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Revocation {
     /// Revoked ID, or `None` for a serial revocation.
@@ -85,10 +108,11 @@ pub struct Revocation {
 }
 
 impl Revocation {
-    /// True when this revocation covers a certificate with these facts.
-    pub fn covers(&self, serial: &str, spiffe_id: &str, not_before: i64) -> bool {
+    /// True when this revocation covers a certificate with these facts (`issued_at` as
+    /// [`ward_identity::SvidLeaf::issued_at`] or the record's `issued_at`).
+    pub fn covers(&self, serial: &str, spiffe_id: &str, issued_at: i64) -> bool {
         self.serial.as_deref() == Some(serial)
-            || (self.spiffe_id.as_deref() == Some(spiffe_id) && not_before < self.revoked_at)
+            || (self.spiffe_id.as_deref() == Some(spiffe_id) && issued_at <= self.revoked_at)
     }
 }
 
@@ -103,6 +127,7 @@ fn cert_row(r: &Row<'_>) -> rusqlite::Result<CertRecord> {
         issued_at: r.get(6)?,
         parent_serial: r.get(7)?,
         issuer: r.get(8)?,
+        fingerprint: r.get(9)?,
     })
 }
 
@@ -130,10 +155,10 @@ fn revocation_row(r: &Row<'_>) -> rusqlite::Result<Revocation> {
 /// Records an issued certificate. A duplicate serial is an error (the primary key).
 pub fn insert_cert(conn: &Connection, c: &CertRecord) -> Result<(), StateError> {
     conn.prepare_cached(
-        "INSERT INTO certs (serial, spiffe_id, not_before, not_after, attestor, client, issued_at, parent_serial, issuer)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO certs (serial, spiffe_id, not_before, not_after, attestor, client, issued_at, parent_serial, issuer, fingerprint)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
-    .execute(params![c.serial, c.spiffe_id, c.not_before, c.not_after, c.attestor, c.client, c.issued_at, c.parent_serial, c.issuer])?;
+    .execute(params![c.serial, c.spiffe_id, c.not_before, c.not_after, c.attestor, c.client, c.issued_at, c.parent_serial, c.issuer, c.fingerprint])?;
     Ok(())
 }
 
@@ -143,15 +168,16 @@ pub fn list_certs(
     spiffe_id: Option<&str>,
 ) -> Result<Vec<CertRecord>, StateError> {
     let mut stmt = conn.prepare(
-        "SELECT serial, spiffe_id, not_before, not_after, attestor, client, issued_at, parent_serial, issuer
+        "SELECT serial, spiffe_id, not_before, not_after, attestor, client, issued_at, parent_serial, issuer, fingerprint
          FROM certs WHERE ?1 IS NULL OR spiffe_id = ?1 ORDER BY issued_at DESC, serial",
     )?;
     let rows = stmt.query_map(params![spiffe_id], cert_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// How many certificates valid at `now` were not signed by the issuer with serial
-/// `issuer`, and when the last of them expires.
+/// How many workload certificates valid at `now`, and not yet replaced by a renewal, were
+/// not signed by the issuer with serial `issuer`, and when the last of them expires. The
+/// CA's own serving certificates do not count: the daemon re-issues its own at activation.
 pub fn live_certs_not_from(
     conn: &Connection,
     issuer: &str,
@@ -159,7 +185,8 @@ pub fn live_certs_not_from(
 ) -> Result<(i64, Option<i64>), StateError> {
     Ok(conn.query_row(
         "SELECT count(*), max(not_after) FROM certs
-         WHERE not_after > ?2 AND (issuer IS NULL OR issuer <> ?1)",
+         WHERE not_after > ?2 AND (issuer IS NULL OR issuer <> ?1) AND attestor <> 'ca'
+           AND NOT EXISTS (SELECT 1 FROM certs AS renewed WHERE renewed.parent_serial = certs.serial)",
         params![issuer, now],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?)
@@ -169,7 +196,7 @@ pub fn live_certs_not_from(
 pub fn find_cert(conn: &Connection, serial: &str) -> Result<Option<CertRecord>, StateError> {
     Ok(conn
         .prepare_cached(
-            "SELECT serial, spiffe_id, not_before, not_after, attestor, client, issued_at, parent_serial, issuer
+            "SELECT serial, spiffe_id, not_before, not_after, attestor, client, issued_at, parent_serial, issuer, fingerprint
              FROM certs WHERE serial = ?1",
         )?
         .query_row(params![serial], cert_row)
@@ -261,14 +288,14 @@ pub fn revocation_for(
     conn: &Connection,
     serial: &str,
     spiffe_id: &str,
-    not_before: i64,
+    issued_at: i64,
 ) -> Result<Option<Revocation>, StateError> {
     Ok(conn
         .prepare_cached(
             "SELECT spiffe_id, serial, reason, revoked_at FROM revocations
-             WHERE serial = ?1 OR (spiffe_id = ?2 AND revoked_at > ?3) ORDER BY seq LIMIT 1",
+             WHERE serial = ?1 OR (spiffe_id = ?2 AND revoked_at >= ?3) ORDER BY seq LIMIT 1",
         )?
-        .query_row(params![serial, spiffe_id, not_before], revocation_row)
+        .query_row(params![serial, spiffe_id, issued_at], revocation_row)
         .optional()?)
 }
 

@@ -84,6 +84,35 @@ impl Harness {
         t.secret
     }
 
+    /// An SVID for `id` made the way operators make admin certificates: `ward-ca issue
+    /// --config`, which records it in the daemon's state (the CA acts only on certificates it
+    /// has a record of, and no attestor issues an admin ID).
+    pub fn recorded(&self, id: &str) -> Material {
+        let (key, pem) = csr();
+        let csr_path = self.dir.path().join("recorded.csr");
+        let out_path = self.dir.path().join("recorded.pem");
+        std::fs::write(&csr_path, pem).unwrap();
+        let config = self.dir.path().join("ca.yaml");
+        let args = [
+            "ward-ca",
+            "issue",
+            "--config",
+            config.to_str().unwrap(),
+            "--csr",
+            csr_path.to_str().unwrap(),
+            "--id",
+            id,
+            "--out",
+            out_path.to_str().unwrap(),
+        ];
+        let cli = <ward_ca::cli::Cli as clap::Parser>::try_parse_from(args).unwrap();
+        ward_ca::cli::run(cli, &mut Vec::new(), &mut Vec::new()).unwrap();
+        Material {
+            chain: ward_tls::pem::load_certs(&out_path).unwrap(),
+            key: rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        }
+    }
+
     /// A connection, optionally presenting a client SVID.
     pub async fn conn(&self, client: Option<Material>) -> Conn {
         let c = connector(self.ca.bundles(), "spiffe://example.org/ward/ca", client);

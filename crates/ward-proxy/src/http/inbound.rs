@@ -5,6 +5,13 @@
 //! connections to the app, with the normalized path, without hop-by-hop headers and with an
 //! `x-forwarded-client-cert` header that the sidecar wrote itself (any the caller sent is
 //! removed first), in Envoy's format: `By=<own ID>;Hash=<SHA-256 of the peer leaf>;URI=<peer ID>`.
+//!
+//! What the app receives must mean what was authorized, also to servers that read requests
+//! loosely: a method with a lower-case letter (`delete`, which Werkzeug, Waitress and
+//! ASP.NET Core treat as `DELETE`) is refused with 400 rather than matched or forwarded as
+//! sent; headers whose names contain `_` (which CGI and WSGI servers fold into `-`) are
+//! dropped, refused or allowed per listener (`headers_with_underscores`), and one that folds
+//! into `x-forwarded-client-cert` is always removed.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -27,6 +34,7 @@ use super::{
     is_body_limit, json_error, limit_body, server_builder, streamed, strip_hop_by_hop, too_large,
     Body, BodyTooLarge, RequestLog,
 };
+use crate::config::UnderscoreHeaders;
 use crate::limits::Limits;
 use crate::pipe::CloseReason;
 use crate::Shared;
@@ -58,6 +66,30 @@ pub fn xfcc(own: &SpiffeId, peer: &SpiffeId, peer_leaf: &[u8]) -> Option<HeaderV
     HeaderValue::from_str(&format!("By={own};Hash={hash};URI={peer}")).ok()
 }
 
+/// Applies the listener's rule for header names containing `_`; `Err` names the first such
+/// header when the rule is to reject. Whatever the rule, a header that is
+/// `x-forwarded-client-cert` once `_` reads as `-` is removed (the sidecar writes its own).
+fn underscore_headers(
+    headers: &mut hyper::HeaderMap,
+    action: UnderscoreHeaders,
+) -> Result<(), String> {
+    let underscored: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| n.as_str().contains('_'))
+        .cloned()
+        .collect();
+    for name in underscored {
+        let folded = name.as_str().replace('_', "-");
+        if action == UnderscoreHeaders::Reject {
+            return Err(name.as_str().to_owned());
+        }
+        if action == UnderscoreHeaders::Drop || folded == XFCC.as_str() {
+            headers.remove(&name);
+        }
+    }
+    Ok(())
+}
+
 /// What every request of one connection needs.
 #[derive(Debug)]
 pub struct Ctx {
@@ -69,6 +101,8 @@ pub struct Ctx {
     pub peer: SpiffeId,
     /// The header value to send to the app.
     pub xfcc: HeaderValue,
+    /// What to do with header names that contain `_`.
+    pub underscores: UnderscoreHeaders,
     /// Proxy-wide state (policy, limits, metrics).
     pub shared: Arc<Shared>,
     /// The listener's pool to the app.
@@ -114,6 +148,32 @@ async fn handle(mut req: Request<Incoming>, ctx: &Ctx) -> Response<Body> {
         path: req.uri().path().to_owned(),
         started: Instant::now(),
     };
+    if req
+        .method()
+        .as_str()
+        .bytes()
+        .any(|b| b.is_ascii_lowercase())
+    {
+        log.answered(StatusCode::BAD_REQUEST, "-", "-", "non-canonical method");
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "bad_method",
+            &format!(
+                "method {:?} is refused: methods are case-sensitive and sent in upper case",
+                req.method().as_str()
+            ),
+            json!({}),
+        );
+    }
+    if let Err(name) = underscore_headers(req.headers_mut(), ctx.underscores) {
+        log.answered(StatusCode::BAD_REQUEST, "-", "-", "underscore header");
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "bad_header",
+            &format!("header {name:?} is refused: header names with '_' are not accepted on this listener"),
+            json!({}),
+        );
+    }
     let path = match normalize_path(req.uri().path()) {
         Ok(p) => p,
         Err(e) => {

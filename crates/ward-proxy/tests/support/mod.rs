@@ -4,6 +4,9 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // each test file uses a subset
 
+pub mod ca;
+pub mod http;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -257,11 +260,26 @@ pub async fn closed_within<S: tokio::io::AsyncRead + Unpin>(
     )
 }
 
-/// Waits (polling, with a deadline) for `cond`; panics with `what` if it never holds.
+/// Waits (polling, with a deadline) for `cond`; panics with `what` if it never holds. A
+/// condition that panics (a [`metric`] sample that does not exist yet) counts as not yet;
+/// at the deadline its last message is part of the failure.
 pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+    loop {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(&mut cond));
+        let why = match outcome {
+            Ok(true) => return,
+            Ok(false) => String::new(),
+            Err(panic) => panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_default(),
+        };
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for: {what} {why}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -273,20 +291,37 @@ pub fn handshake_failures(
     direction: &str,
     reason: &str,
 ) -> f64 {
-    metric(
+    metric_or_zero(
         proxy,
         &format!("ward_handshake_failures_total{{listener=\"{listener}\",direction=\"{direction}\",reason=\"{reason}\"}}"),
     )
 }
 
-/// The value of the metric sample whose line starts with `prefix` (labels included).
+/// The value of the metric sample whose line starts with `prefix` (labels included). A
+/// missing sample fails the test: a renamed metric or label must not read as zero.
 pub fn metric(proxy: &RunningProxy, prefix: &str) -> f64 {
-    proxy
-        .metrics
-        .encode()
-        .lines()
+    sample(&proxy.metrics.encode(), prefix).unwrap_or_else(|| panic!("no metric sample {prefix}"))
+}
+
+/// The same for a counter whose label set may not have been counted yet: zero then, but only
+/// when the metric family itself is exported (so a renamed metric still fails).
+pub fn metric_or_zero(proxy: &RunningProxy, prefix: &str) -> f64 {
+    let text = proxy.metrics.encode();
+    sample(&text, prefix).unwrap_or_else(|| {
+        let family = prefix.split('{').next().unwrap_or(prefix);
+        let family = family.strip_suffix("_total").unwrap_or(family);
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&format!("# TYPE {family} "))),
+            "metric family {family} is not exported"
+        );
+        0.0
+    })
+}
+
+fn sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
         .find(|l| l.starts_with(prefix))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
 }

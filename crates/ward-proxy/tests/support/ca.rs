@@ -1,0 +1,124 @@
+//! A real ward-ca daemon in-process for sidecar tests: started on port 0 over a test CA
+//! directory, with its state in its own temporary directory, plus join tokens, revocations
+//! and the config of a sidecar whose identity comes from it.
+
+use std::path::{Path, PathBuf};
+
+use ward_ca::state::{self, queries};
+
+use super::{Pki, ALLOW_FRONTEND};
+
+/// A running CA and the directory holding its config and state.
+pub struct Ca {
+    /// The CA directory it signs from.
+    pub ca_dir: PathBuf,
+    /// Holds `ca.yaml` and `state.db`.
+    pub dir: tempfile::TempDir,
+    pub running: ward_ca::server::RunningCa,
+}
+
+/// Starts a CA over the CA directory of `ca`; `extra` is appended to its config.
+pub async fn start_ca(ca: &ward_e2e::TestCa, extra: &str) -> Ca {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "trust_domain: example.org\nca_dir: {}\nlisten: \"127.0.0.1:0\"\nstate: state.db\ndns_names: [localhost]\n{extra}",
+        ca.path().display()
+    );
+    std::fs::write(dir.path().join("ca.yaml"), &text).unwrap();
+    let config = ward_ca::config::CaConfig::parse("ca.yaml", &text, dir.path()).unwrap();
+    let running = ward_ca::server::start(config).await.unwrap();
+    Ca {
+        ca_dir: ca.path(),
+        dir,
+        running,
+    }
+}
+
+/// Stores a join token for `id` in the CA state under `dir` and returns it.
+pub fn insert_token(dir: &Path, id: &str) -> String {
+    let t = ward_ca::tokens::generate().unwrap();
+    let conn = state::open(&dir.join("state.db")).unwrap();
+    let now = state::unix_now();
+    queries::insert_token(
+        &conn,
+        &queries::TokenRecord {
+            hash: t.hash,
+            token_id: t.token_id,
+            spiffe_id: id.into(),
+            created_at: now,
+            expires_at: now + 600,
+            used_at: None,
+            revoked_at: None,
+        },
+    )
+    .unwrap();
+    t.secret
+}
+
+impl Ca {
+    pub fn token(&self, id: &str) -> String {
+        insert_token(self.dir.path(), id)
+    }
+
+    /// `https://localhost:<port>`.
+    pub fn url(&self) -> String {
+        format!("https://localhost:{}", self.running.addr.port())
+    }
+
+    pub fn bundle(&self) -> PathBuf {
+        self.ca_dir.join("bundle.pem")
+    }
+
+    /// Runs `ward-ca <args> --config ca.yaml` through the CLI library, as an operator would.
+    pub fn cli(&self, args: &[&str]) -> Result<String, String> {
+        let config = self.dir.path().join("ca.yaml");
+        let mut argv = vec!["ward-ca"];
+        argv.extend(args);
+        argv.extend(["--config", config.to_str().unwrap()]);
+        let cli =
+            <ward_ca::cli::Cli as clap::Parser>::try_parse_from(argv).map_err(|e| e.to_string())?;
+        let (mut out, mut status) = (Vec::new(), Vec::new());
+        ward_ca::cli::run(cli, &mut out, &mut status).map_err(|e| e.to_string())?;
+        Ok(String::from_utf8_lossy(&status).into_owned())
+    }
+
+    pub fn revoke_id(&self, id: &str) {
+        let conn = state::open(&self.dir.path().join("state.db")).unwrap();
+        queries::insert_revocation(
+            &conn,
+            &queries::Revocation {
+                spiffe_id: Some(id.into()),
+                serial: None,
+                reason: "test".into(),
+                revoked_at: state::unix_now() + 1,
+            },
+        )
+        .unwrap();
+    }
+}
+
+/// A proxy config whose identity comes from `url` with `token`; `listeners` is the
+/// inbound/outbound YAML.
+pub fn ca_config(
+    pki: &Pki,
+    name: &str,
+    url: &str,
+    bundle: &Path,
+    token: &str,
+    listeners: &str,
+) -> ward_proxy::Config {
+    let token_file = pki.file(&format!("{name}.token"), token);
+    let rules = if listeners.contains("name: api") {
+        ALLOW_FRONTEND
+    } else {
+        "rules: []\n"
+    };
+    let policy = pki.file(&format!("{name}-policy.yaml"), rules);
+    let text = format!(
+        "trust_domain: example.org\nidentity:\n  ca: {{ url: \"{url}\", bundle: {}, token_file: {} }}\n\
+         policy: {}\n{listeners}admin: \"127.0.0.1:0\"\nreload_interval: 1h\n",
+        bundle.display(), token_file.display(), policy.display()
+    );
+    let path = pki.file(&format!("{name}.yaml"), &text);
+    ward_proxy::Config::load(&path).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
