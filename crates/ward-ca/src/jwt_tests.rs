@@ -27,10 +27,7 @@ fn extreme_times_are_compared_without_overflow() {
         check_claims(&claims(i64::MIN, None), ISS, "ward-ca", now),
         Err(JwtError::Expired)
     ));
-    assert!(matches!(
-        check_claims(&claims(i64::MAX, Some(i64::MAX)), ISS, "ward-ca", i64::MAX),
-        Ok(_)
-    ));
+    assert!(check_claims(&claims(i64::MAX, Some(i64::MAX)), ISS, "ward-ca", i64::MAX).is_ok());
     assert!(matches!(
         check_claims(&claims(i64::MAX, Some(i64::MAX)), ISS, "ward-ca", now),
         Err(JwtError::NotYetValid)

@@ -17,9 +17,9 @@ async fn every_hostile_client_certificate_is_refused_at_renew_and_counted() {
     let h = Harness::start("").await;
     let (_, csr_pem) = csr();
     let body = json!({ "csr": csr_pem }).to_string();
-    let renewals = || h.metric("ward_ca_issuances_total{attestor=\"renew\"}");
+    let renewals = || h.metric_or_zero("ward_ca_issuances_total{attestor=\"renew\"}");
     let failures = |reason: &str| {
-        h.metric(&format!(
+        h.metric_or_zero(&format!(
             "ward_ca_handshake_failures_total{{reason=\"{reason}\"}}"
         ))
     };
@@ -112,7 +112,7 @@ async fn ten_thousand_bad_enrollments_are_refused_never_with_a_5xx() {
         "rate limit: {counts:?}"
     );
     for attestor in ["join_token", "kubernetes"] {
-        let issued = h.metric(&format!(
+        let issued = h.metric_or_zero(&format!(
             "ward_ca_issuances_total{{attestor=\"{attestor}\"}}"
         ));
         assert_eq!(issued, 0.0, "{attestor}");

@@ -25,7 +25,7 @@ pub enum IdentitySource {
     /// A ward CA: enroll, renew, follow its bundle.
     Ca {
         /// The enrollment state machine.
-        source: CaSource,
+        source: Box<CaSource>,
         /// Roots that authenticate the CA before its bundle has been fetched.
         bootstrap: PathBuf,
         /// The trust domain.
@@ -50,11 +50,11 @@ impl IdentitySource {
                 token_file,
                 server_id,
             } => Self::Ca {
-                source: CaSource::new(
+                source: Box::new(CaSource::new(
                     CaClient::new(url.clone(), server_id.clone()),
                     token_file.clone(),
                     trust_domain.clone(),
-                ),
+                )),
                 bootstrap: bundle.clone(),
                 trust_domain: trust_domain.clone(),
             },

@@ -210,6 +210,8 @@ fn check_reports_file_line_and_column() {
         (format!("{base}outbound:\n  - {{ name: out, listen: \"0.0.0.0:9001\", upstream: \"x:1\", server_id: \"spiffe://example.org/x\" }}\n"), "bad.yaml:8:", "loopback"),
         (format!("{base}outbound:\n  - {{ name: api, listen: \"127.0.0.1:9001\", upstream: \"x:1\", server_id: \"spiffe://example.org/x\" }}\n"), "bad.yaml:8:", "already used"),
         (format!("{base}limits: {{ handshake_timeout: 10 }}\n"), "bad.yaml:7:", "invalid duration"),
+        (base.replace("forward: \"127.0.0.1:8080\" }", "forward: \"127.0.0.1:8080\", headers_with_underscores: drop }"), "bad.yaml:6:", "protocol: http listeners only"),
+        (base.replace("forward: \"127.0.0.1:8080\" }", "forward: \"127.0.0.1:8080\", protocol: http, headers_with_underscores: keep }"), "bad.yaml:6:", "unknown variant `keep`"),
     ];
     for (text, location, want) in cases {
         let name = if want.contains("admn") {

@@ -144,18 +144,35 @@ impl Harness {
             .sign(&ward_e2e::jwt::kube_claims(ISSUER, AUDIENCE, ns, sa, 600))
     }
 
-    /// The count of a metric sample line starting with `prefix`.
+    /// The value of the metric sample line starting with `prefix`. A missing sample fails
+    /// the test: a renamed metric or label must not read as zero.
     pub fn metric(&self, prefix: &str) -> f64 {
-        self.running
-            .service
-            .metrics
-            .encode()
-            .lines()
-            .find(|l| l.starts_with(prefix))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0)
+        sample(&self.running.service.metrics.encode(), prefix)
+            .unwrap_or_else(|| panic!("no metric sample {prefix}"))
     }
+
+    /// The same for a counter whose label set may not have been counted yet: zero then,
+    /// but only when the metric family itself is exported.
+    pub fn metric_or_zero(&self, prefix: &str) -> f64 {
+        let text = self.running.service.metrics.encode();
+        sample(&text, prefix).unwrap_or_else(|| {
+            let family = prefix.split('{').next().unwrap_or(prefix);
+            let family = family.strip_suffix("_total").unwrap_or(family);
+            assert!(
+                text.lines()
+                    .any(|l| l.starts_with(&format!("# TYPE {family} "))),
+                "metric family {family} is not exported"
+            );
+            0.0
+        })
+    }
+}
+
+fn sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
 }
 
 /// A P-256 key and a PEM CSR that asks for an admin ID, a DNS name and CA:true.
