@@ -9,6 +9,7 @@
 pub mod hostile;
 pub mod https;
 pub mod jwt;
+pub mod metrics;
 pub mod system;
 
 use std::io::{Read, Write};

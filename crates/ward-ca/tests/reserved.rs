@@ -7,25 +7,10 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::Command;
-
 use serde_json::json;
 use support::*;
 
 const CA_ID: &str = "spiffe://example.org/ward/ca";
-
-fn ward(dir: &Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ward-ca"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[tokio::test]
 async fn no_join_token_enrolls_a_reserved_id() {
@@ -49,20 +34,23 @@ async fn no_join_token_enrolls_a_reserved_id() {
     );
 }
 
+/// Enrolls with a Kubernetes token for `ns`/`sa`.
+async fn kube_enroll(h: &Harness, ns: &str, sa: &str) -> ward_e2e::https::Response {
+    let (_, csr_pem) = csr();
+    h.post(
+        "/v1/enroll",
+        &json!({"csr": csr_pem, "token": h.kube_token(ns, sa)}),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn a_kubernetes_template_cannot_render_a_reserved_id() {
     // A template that lets the namespace and service account choose the whole path.
     let template = "jwks_file: jwks.json, id_template: \"spiffe://{trust_domain}/{namespace}/{service_account}\"";
     let h = Harness::start_with(template, "", tempfile::tempdir().unwrap()).await;
     for (ns, sa) in [("ward", "ca"), ("ward", "admin")] {
-        let (_, csr_pem) = csr();
-        let resp = h
-            .post(
-                "/v1/enroll",
-                &json!({"csr": csr_pem, "token": h.kube_token(ns, sa)}),
-            )
-            .await;
-        refused(&resp, 403, "reserved_id");
+        refused(&kube_enroll(&h, ns, sa).await, 403, "reserved_id");
     }
     // Claims that are not DNS labels never reach the template.
     for (ns, sa) in [
@@ -71,22 +59,9 @@ async fn a_kubernetes_template_cannot_render_a_reserved_id() {
         ("web", "-x"),
         ("a".repeat(64).as_str(), "x"),
     ] {
-        let (_, csr_pem) = csr();
-        let resp = h
-            .post(
-                "/v1/enroll",
-                &json!({"csr": csr_pem, "token": h.kube_token(ns, sa)}),
-            )
-            .await;
-        refused(&resp, 403, "invalid_id");
+        refused(&kube_enroll(&h, ns, sa).await, 403, "invalid_id");
     }
-    let (_, csr_pem) = csr();
-    let ok = h
-        .post(
-            "/v1/enroll",
-            &json!({"csr": csr_pem, "token": h.kube_token("web", "frontend")}),
-        )
-        .await;
+    let ok = kube_enroll(&h, "web", "frontend").await;
     assert_eq!(ok.status, 200);
     assert_eq!(ok.json()["spiffe_id"], "spiffe://example.org/web/frontend");
 }

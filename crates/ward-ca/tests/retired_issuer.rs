@@ -12,8 +12,6 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rcgen::SerialNumber;
@@ -23,18 +21,6 @@ use ward_e2e::https::Conn;
 use ward_e2e::Material;
 
 const FRONTEND: &str = "spiffe://example.org/ns/web/sa/frontend";
-
-fn ward(dir: &Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ward-ca"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// The status and error code of `path` called with `client`, or `None` when the TLS layer
 /// refused the certificate (at the handshake or, in TLS 1.3, on the first request).

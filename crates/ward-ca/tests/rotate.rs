@@ -9,7 +9,6 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -22,18 +21,6 @@ use ward_tls::pem::{certs_from_pem, load_certs};
 use ward_tls::{BundleStore, TrustBundles};
 
 const FRONTEND: &str = "spiffe://example.org/ns/web/sa/frontend";
-
-fn ward(dir: &Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ward-ca"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn roots(ca: &Path) -> usize {
     load_certs(&ca.join(BUNDLE)).unwrap().len()

@@ -76,11 +76,10 @@ impl Identity {
     /// Whether `bundles` still accept this identity at `now` (its issuer may have been
     /// retired, or its roots dropped, since it was published).
     pub fn verify_against(&self, bundles: &TrustBundles, now: UnixTime) -> Result<(), VerifyError> {
-        let (leaf, intermediates) = self
-            .certified
-            .cert
-            .split_first()
-            .ok_or(VerifyError::UnknownTrustDomain(String::new()))?;
+        // `validate` refused an empty chain, so there is always a leaf here.
+        let (leaf, intermediates) = self.certified.cert.split_first().ok_or_else(|| {
+            VerifyError::UnknownTrustDomain(self.leaf.id.trust_domain_name().to_owned())
+        })?;
         verify_svid(bundles, leaf, intermediates, now, Usage::Client).map(|_| ())
     }
 

@@ -147,32 +147,27 @@ impl Harness {
     /// The value of the metric sample line starting with `prefix`. A missing sample fails
     /// the test: a renamed metric or label must not read as zero.
     pub fn metric(&self, prefix: &str) -> f64 {
-        sample(&self.running.service.metrics.encode(), prefix)
-            .unwrap_or_else(|| panic!("no metric sample {prefix}"))
+        ward_e2e::metrics::must(&self.running.service.metrics.encode(), prefix)
     }
 
     /// The same for a counter whose label set may not have been counted yet: zero then,
     /// but only when the metric family itself is exported.
     pub fn metric_or_zero(&self, prefix: &str) -> f64 {
-        let text = self.running.service.metrics.encode();
-        sample(&text, prefix).unwrap_or_else(|| {
-            let family = prefix.split('{').next().unwrap_or(prefix);
-            let family = family.strip_suffix("_total").unwrap_or(family);
-            assert!(
-                text.lines()
-                    .any(|l| l.starts_with(&format!("# TYPE {family} "))),
-                "metric family {family} is not exported"
-            );
-            0.0
-        })
+        ward_e2e::metrics::sample_or_zero(&self.running.service.metrics.encode(), prefix)
     }
 }
 
-fn sample(text: &str, prefix: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
+/// Runs the `ward-ca` binary in `dir`: exit code and standard error.
+pub fn ward(dir: &std::path::Path, args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ward-ca"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// A P-256 key and a PEM CSR that asks for an admin ID, a DNS name and CA:true.

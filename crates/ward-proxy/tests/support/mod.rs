@@ -300,28 +300,11 @@ pub fn handshake_failures(
 /// The value of the metric sample whose line starts with `prefix` (labels included). A
 /// missing sample fails the test: a renamed metric or label must not read as zero.
 pub fn metric(proxy: &RunningProxy, prefix: &str) -> f64 {
-    sample(&proxy.metrics.encode(), prefix).unwrap_or_else(|| panic!("no metric sample {prefix}"))
+    ward_e2e::metrics::must(&proxy.metrics.encode(), prefix)
 }
 
 /// The same for a counter whose label set may not have been counted yet: zero then, but only
 /// when the metric family itself is exported (so a renamed metric still fails).
 pub fn metric_or_zero(proxy: &RunningProxy, prefix: &str) -> f64 {
-    let text = proxy.metrics.encode();
-    sample(&text, prefix).unwrap_or_else(|| {
-        let family = prefix.split('{').next().unwrap_or(prefix);
-        let family = family.strip_suffix("_total").unwrap_or(family);
-        assert!(
-            text.lines()
-                .any(|l| l.starts_with(&format!("# TYPE {family} "))),
-            "metric family {family} is not exported"
-        );
-        0.0
-    })
-}
-
-fn sample(text: &str, prefix: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
+    ward_e2e::metrics::sample_or_zero(&proxy.metrics.encode(), prefix)
 }
