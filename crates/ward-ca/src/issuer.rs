@@ -1,6 +1,6 @@
 //! The issuer: signs workload SVIDs with the intermediate key, to ward's leaf profile only.
 //!
-//! Profile (GUIDE.md §3): empty subject with a critical SAN holding exactly the one SPIFFE ID;
+//! Profile (docs/ca.md, "Issuance"): empty subject with a critical SAN holding exactly the one SPIFFE ID;
 //! basicConstraints critical CA:FALSE; keyUsage critical digitalSignature; extendedKeyUsage
 //! serverAuth + clientAuth; subject and authority key identifiers; 128-bit random positive
 //! serial; notBefore 30 s in the past; notAfter = min(now + ttl, issuer notAfter). The CSR

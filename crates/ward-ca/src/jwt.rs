@@ -9,6 +9,7 @@ use base64::Engine;
 use ring::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
 use serde::Deserialize;
 use thiserror::Error;
+use ward_api::ErrorCode;
 
 /// Largest token accepted (real ones are about 1 KiB).
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
@@ -49,17 +50,17 @@ pub enum JwtError {
 
 impl JwtError {
     /// Stable error code for the API.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Malformed(_) => "malformed_token",
-            Self::Algorithm(_) => "unsupported_algorithm",
-            Self::UnknownKey => "unknown_key",
-            Self::Signature => "bad_signature",
-            Self::Issuer(_) => "wrong_issuer",
-            Self::Audience => "wrong_audience",
-            Self::Expired => "token_expired",
-            Self::NotYetValid => "token_not_yet_valid",
-            Self::Claims => "missing_claims",
+            Self::Malformed(_) => ErrorCode::MalformedToken,
+            Self::Algorithm(_) => ErrorCode::UnsupportedAlgorithm,
+            Self::UnknownKey => ErrorCode::UnknownKey,
+            Self::Signature => ErrorCode::BadSignature,
+            Self::Issuer(_) => ErrorCode::WrongIssuer,
+            Self::Audience => ErrorCode::WrongAudience,
+            Self::Expired => ErrorCode::TokenExpired,
+            Self::NotYetValid => ErrorCode::TokenNotYetValid,
+            Self::Claims => ErrorCode::MissingClaims,
         }
     }
 }

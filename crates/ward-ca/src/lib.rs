@@ -1,9 +1,10 @@
 //! ward-ca: the certificate authority that issues workload SVIDs.
 //!
-//! Today it is the offline half: [`ca_dir`] creates and loads a CA directory (root, issuer,
-//! bundle), [`issuer`] signs CSRs to ward's leaf profile, [`csr`] takes nothing from a CSR but
-//! its verified P-256 public key, and [`cli`] is the `ward-ca` command line over them. The
-//! enrollment daemon (`ward-ca serve`) is built on the same issuer.
+//! [`ca_dir`] creates and loads a CA directory (root, issuer, bundle) and [`rotate`] moves it
+//! to a new generation; [`issuer`] signs CSRs to ward's leaf profile and [`csr`] takes nothing
+//! from a CSR but its verified P-256 public key. The enrollment daemon ([`server`], `ward-ca
+//! serve`) signs with the same issuer, attests workloads ([`attest`], [`tokens`], [`jwt`]) and
+//! records what it issues in [`state`]; [`cli`] is the `ward-ca` command line over all of it.
 
 #![forbid(unsafe_code)]
 

@@ -163,27 +163,8 @@ pub fn bundle_roots(dir: &Path) -> Result<Vec<CertificateDer<'static>>, CaError>
     Ok(roots)
 }
 
-/// Which generation an issuer published in the bundle belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IssuerRole {
-    /// The issuer that signs now.
-    Signing,
-    /// Prepared by `rotate prepare`; signs after `activate`.
-    Next,
-    /// Signed before the last `activate`; retired by `finish`.
-    Previous,
-}
-
-impl IssuerRole {
-    /// The name published in `/v1/bundle`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Signing => "signing",
-            Self::Next => "next",
-            Self::Previous => "previous",
-        }
-    }
-}
+/// Which generation an issuer published in the bundle belongs to (the API's own type).
+pub use ward_api::IssuerRole;
 
 /// The issuing certificates workloads must accept leaves from, by generation: the signing
 /// one, then the prepared next one, then the previous one until `finish` retires it. Any

@@ -59,7 +59,7 @@ async fn a_kubernetes_template_cannot_render_a_reserved_id() {
         ("web", "-x"),
         ("a".repeat(64).as_str(), "x"),
     ] {
-        refused(&kube_enroll(&h, ns, sa).await, 403, "invalid_id");
+        refused(&kube_enroll(&h, ns, sa).await, 400, "invalid_id");
     }
     let ok = kube_enroll(&h, "web", "frontend").await;
     assert_eq!(ok.status, 200);

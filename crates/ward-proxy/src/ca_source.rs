@@ -20,7 +20,9 @@ use hyper::{Method, StatusCode};
 use rcgen::{CertificateParams, KeyPair};
 use ring::rand::{SecureRandom, SystemRandom};
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-use serde::Deserialize;
+use ward_api::{
+    AllowedIssuer, BundleDocument, EnrollRequest, ErrorBody, Issued, IssuerRole, RenewRequest,
+};
 use ward_identity::{unix_now, TrustDomain};
 use ward_tls::pem::certs_from_pem;
 use ward_tls::{CertStore, Identity, Revocation, SpkiHash, TrustBundles};
@@ -43,45 +45,22 @@ pub struct CaSource {
     retry_at: Instant,
     bundle_etag: Option<String>,
     bundle_at: Instant,
-    /// The CA's last `spiffe_refresh_hint`: the cadence of bundle fetches, also after a
-    /// 304 or a failure.
+    /// The CA's last `spiffe_refresh_hint` (until the first bundle, a default): the cadence
+    /// of bundle fetches, also after a 304 or a failure.
     bundle_hint: Duration,
     /// The issuer the CA signs with, as its last bundle said.
     signing_issuer: Option<SpkiHash>,
 }
 
-#[derive(Deserialize)]
-struct Issued {
-    chain: String,
-    bundle: String,
-    issuers: Vec<IssuerDoc>,
-}
-
-#[derive(Deserialize)]
-struct BundleDoc {
-    bundle_pem: String,
-    spiffe_bundle: SpiffeBundle,
-    issuers: Vec<IssuerDoc>,
-    #[serde(default)]
-    revocations: Vec<RevocationDoc>,
-}
-
-/// An issuer the CA allows to sign leaves.
-#[derive(Deserialize)]
-struct IssuerDoc {
-    role: String,
-    spki_sha256: String,
-}
-
 /// The key hashes of `issuers`, and which one signs now; a malformed hash refuses the whole
 /// document rather than trusting less (or more) than the CA said.
-fn allowed_issuers(issuers: &[IssuerDoc]) -> Result<(Vec<SpkiHash>, Option<SpkiHash>), String> {
+fn allowed_issuers(issuers: &[AllowedIssuer]) -> Result<(Vec<SpkiHash>, Option<SpkiHash>), String> {
     let mut hashes = Vec::with_capacity(issuers.len());
     let mut signing = None;
     for i in issuers {
         let hash = SpkiHash::from_hex(&i.spki_sha256)
             .ok_or_else(|| format!("issuer key hash {:?} is not 64 hex digits", i.spki_sha256))?;
-        if i.role == "signing" {
+        if i.role == IssuerRole::Signing {
             signing = Some(hash);
         }
         hashes.push(hash);
@@ -92,16 +71,16 @@ fn allowed_issuers(issuers: &[IssuerDoc]) -> Result<(Vec<SpkiHash>, Option<SpkiH
     Ok((hashes, signing))
 }
 
-#[derive(Deserialize)]
-struct SpiffeBundle {
-    spiffe_refresh_hint: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct RevocationDoc {
-    spiffe_id: Option<String>,
-    serial: Option<String>,
-    revoked_at: i64,
+/// What the CA said when it refused: its code and message when the body is the API's error
+/// document, else the status and the first bytes of whatever came back.
+fn refusal(path: &str, status: StatusCode, body: &[u8]) -> String {
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(e) => format!("{path}: HTTP {status}: {}: {}", e.error, e.message),
+        Err(_) => format!(
+            "{path}: HTTP {status}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(200)])
+        ),
+    }
 }
 
 /// A uniform random factor in [1 - spread, 1 + spread].
@@ -193,32 +172,26 @@ impl CaSource {
             .and_then(|c| c.pem())
             .map_err(|e| e.to_string())?;
         let (path, body) = if renew {
-            ("/v1/renew", serde_json::json!({ "csr": csr }))
+            (
+                ward_api::RENEW,
+                serde_json::to_string(&RenewRequest { csr }),
+            )
         } else {
             let token = std::fs::read_to_string(&self.token_file)
                 .map_err(|e| format!("{}: cannot read token: {e}", self.token_file.display()))?;
-            (
-                "/v1/enroll",
-                serde_json::json!({ "csr": csr, "token": token.trim() }),
-            )
+            let request = EnrollRequest {
+                csr,
+                token: token.trim().to_owned(),
+            };
+            (ward_api::ENROLL, serde_json::to_string(&request))
         };
+        let body = body.map_err(|e| e.to_string())?;
         let resp = self
             .client
-            .request(
-                store,
-                Method::POST,
-                path,
-                Some(body.to_string()),
-                None,
-                renew,
-            )
+            .request(store, Method::POST, path, Some(body), None, renew)
             .await?;
         if resp.status != StatusCode::OK {
-            return Err(format!(
-                "{path}: HTTP {}: {}",
-                resp.status,
-                String::from_utf8_lossy(&resp.body)
-            ));
+            return Err(refusal(path, resp.status, &resp.body));
         }
         let issued: Issued =
             serde_json::from_slice(&resp.body).map_err(|e| format!("{path}: bad response: {e}"))?;
@@ -245,7 +218,7 @@ impl CaSource {
             .request(
                 store,
                 Method::GET,
-                "/v1/bundle",
+                ward_api::BUNDLE,
                 None,
                 self.bundle_etag.as_deref(),
                 false,
@@ -257,9 +230,9 @@ impl CaSource {
                 return Ok(());
             }
             StatusCode::OK => {}
-            other => return Err(format!("/v1/bundle: HTTP {other}")),
+            other => return Err(refusal(ward_api::BUNDLE, other, &resp.body)),
         }
-        let doc: BundleDoc =
+        let doc: BundleDocument =
             serde_json::from_slice(&resp.body).map_err(|e| format!("/v1/bundle: {e}"))?;
         let roots =
             certs_from_pem("/v1/bundle", doc.bundle_pem.as_bytes()).map_err(|e| e.to_string())?;
@@ -283,10 +256,7 @@ impl CaSource {
         );
         store.bundles().replace(bundles);
         self.bundle_etag = resp.etag;
-        self.bundle_hint = doc
-            .spiffe_bundle
-            .spiffe_refresh_hint
-            .map_or(DEFAULT_BUNDLE_REFRESH, Duration::from_secs)
+        self.bundle_hint = Duration::from_secs(doc.spiffe_bundle.spiffe_refresh_hint)
             .clamp(Duration::from_secs(1), Duration::from_secs(3600));
         self.bundle_at = Instant::now() + self.bundle_hint;
         Ok(())

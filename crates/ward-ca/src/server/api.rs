@@ -9,8 +9,8 @@ use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use hyper::{Method, Request, Response, StatusCode};
 use rustls_pki_types::CertificateDer;
-use serde_json::json;
 use time::OffsetDateTime;
+use ward_api::ErrorCode;
 use ward_identity::SpiffeId;
 
 use super::error::ApiError;
@@ -50,9 +50,10 @@ impl ConnInfo {
 
 type Resp = Response<Full<Bytes>>;
 
-fn json_response(status: StatusCode, value: &serde_json::Value) -> Resp {
-    let mut resp = Response::new(Full::new(Bytes::from(value.to_string())));
-    *resp.status_mut() = status;
+/// A 200 with one of the contract's documents as its JSON body.
+fn json_response(value: &impl serde::Serialize) -> Resp {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
     resp.headers_mut().insert(
         CONTENT_TYPE,
         hyper::header::HeaderValue::from_static("application/json"),
@@ -85,18 +86,15 @@ pub async fn handle(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> 
         ) => (
             "other",
             read_body(req, ca).await.and(Err(ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
+                ErrorCode::MethodNotAllowed,
                 "method not allowed on this path",
             ))),
         ),
         _ => (
             "other",
-            read_body(req, ca).await.and(Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "no such endpoint",
-            ))),
+            read_body(req, ca)
+                .await
+                .and(Err(ApiError::new(ErrorCode::NotFound, "no such endpoint"))),
         ),
     };
     ca.metrics
@@ -108,9 +106,11 @@ pub async fn handle(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> 
         Err(e) => {
             ca.metrics
                 .denials
-                .get_or_create(&ReasonLabel { reason: e.code })
+                .get_or_create(&ReasonLabel {
+                    reason: e.code.as_str(),
+                })
                 .inc();
-            tracing::info!(target: "ward::audit", event = "refused", endpoint, code = e.code, client = %conn.peer, message = %e.message, "request refused");
+            tracing::info!(target: "ward::audit", event = "refused", endpoint, code = e.code.as_str(), client = %conn.peer, message = %e.message, "request refused");
             e.response()
         }
     }
@@ -129,8 +129,7 @@ fn ready(ca: &CaService) -> Resp {
 fn state_error(e: StateError) -> ApiError {
     tracing::error!(error = %e, "state database error");
     ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "state_unavailable",
+        ErrorCode::StateUnavailable,
         format!("the CA cannot record issuance right now: {e}"),
     )
 }
@@ -144,21 +143,19 @@ async fn read_body(req: Request<Incoming>, ca: &CaService) -> Result<Bytes, ApiE
     let bytes = match tokio::time::timeout(ca.config.limits.request_timeout, body.collect()).await {
         Err(_) => {
             return Err(ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "request_timeout",
+                ErrorCode::RequestTimeout,
                 "request body not received in time",
             ))
         }
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
             return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
+                ErrorCode::BodyTooLarge,
                 format!("request body exceeds {limit} bytes"),
             ))
         }
         Ok(Err(e)) => {
-            return Err(ApiError::bad_request(
-                "bad_body",
+            return Err(ApiError::new(
+                ErrorCode::BadBody,
                 format!("cannot read request body: {e}"),
             ))
         }
@@ -179,8 +176,7 @@ async fn issue_and_record(
     parent_serial: Option<String>,
 ) -> Result<Resp, ApiError> {
     if ca.config.is_reserved(id) {
-        return Err(ApiError::forbidden(
-            "reserved_id",
+        return Err(ApiError::new(ErrorCode::ReservedId,
             format!("{id} is reserved (the CA's own or an admin ID) and is never issued through the API"),
         ));
     }
@@ -207,8 +203,8 @@ async fn issue_and_record(
     match result {
         Ok(()) => {}
         Err(StateError::TokenUnusable) => {
-            return Err(ApiError::unauthorized(
-                "token_used",
+            return Err(ApiError::new(
+                ErrorCode::TokenUsed,
                 "join token was already used, revoked or expired",
             ))
         }
@@ -219,17 +215,14 @@ async fn issue_and_record(
         .get_or_create(&AttestorLabel { attestor })
         .inc();
     tracing::info!(target: "ward::audit", event = "issued", attestor, spiffe_id = %id, serial = %record.serial, not_after = record.not_after, client = %conn.peer, "certificate issued");
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({
-            "spiffe_id": id.as_str(),
-            "serial": record.serial,
-            "chain": issued.chain_pem(),
-            "bundle": authority.bundle_pem,
-            "issuers": authority.issuers_json(),
-            "not_after": record.not_after,
-        }),
-    ))
+    Ok(json_response(&ward_api::Issued {
+        spiffe_id: id.to_string(),
+        serial: record.serial,
+        chain: issued.chain_pem(),
+        bundle: authority.bundle_pem.clone(),
+        issuers: authority.allowed_issuers(),
+        not_after: record.not_after,
+    }))
 }
 
 async fn enroll(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> Result<Resp, ApiError> {
@@ -238,8 +231,7 @@ async fn enroll(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> Resu
     let body = read_body(req, ca).await?;
     if !ca.limiter.allow(conn.peer.ip()) {
         return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+            ErrorCode::RateLimited,
             "too many enrollments from this address; retry later",
         ));
     }
@@ -247,8 +239,8 @@ async fn enroll(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> Resu
     let now = unix_now();
     if tokens::looks_like_join_token(&body.token) {
         if !ca.config.join_token {
-            return Err(ApiError::forbidden(
-                "attestor_disabled",
+            return Err(ApiError::new(
+                ErrorCode::AttestorDisabled,
                 "join tokens are not accepted by this CA",
             ));
         }
@@ -258,34 +250,31 @@ async fn enroll(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> Resu
             .read(|c| queries::find_token(c, &hash))
             .map_err(state_error)?;
         let Some(token) = found else {
-            return Err(ApiError::unauthorized(
-                "invalid_token",
-                "unknown join token",
-            ));
+            return Err(ApiError::new(ErrorCode::InvalidToken, "unknown join token"));
         };
         if token.revoked_at.is_some() {
-            return Err(ApiError::unauthorized(
-                "token_revoked",
+            return Err(ApiError::new(
+                ErrorCode::TokenRevoked,
                 "join token was revoked",
             ));
         }
         if token.used_at.is_some() {
-            return Err(ApiError::unauthorized(
-                "token_used",
+            return Err(ApiError::new(
+                ErrorCode::TokenUsed,
                 "join token was already used",
             ));
         }
         if token.expires_at <= now {
-            return Err(ApiError::unauthorized(
-                "token_expired",
+            return Err(ApiError::new(
+                ErrorCode::TokenExpired,
                 "join token has expired",
             ));
         }
         let id = SpiffeId::parse(&token.spiffe_id)
-            .map_err(|e| ApiError::forbidden("invalid_id", e.to_string()))?;
+            .map_err(|e| ApiError::new(ErrorCode::InvalidId, e.to_string()))?;
         if !id.is_member_of(&ca.config.trust_domain) {
-            return Err(ApiError::forbidden(
-                "wrong_trust_domain",
+            return Err(ApiError::new(
+                ErrorCode::WrongTrustDomain,
                 format!(
                     "token is for {id}, outside trust domain {}",
                     ca.config.trust_domain
@@ -296,22 +285,20 @@ async fn enroll(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> Resu
     }
     if body.token.split('.').count() == 3 {
         let Some(kube) = &ca.kube else {
-            return Err(ApiError::forbidden(
-                "attestor_disabled",
+            return Err(ApiError::new(
+                ErrorCode::AttestorDisabled,
                 "Kubernetes tokens are not accepted by this CA",
             ));
         };
         let id = kube.attest(&body.token, now).map_err(|e| match e {
             KubeError::Token(t) => ApiError::from(t),
-            KubeError::Id(m) => ApiError::forbidden("invalid_id", m),
-            KubeError::Jwks(m) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "attestor_unavailable", m)
-            }
+            KubeError::Id(m) => ApiError::new(ErrorCode::InvalidId, m),
+            KubeError::Jwks(m) => ApiError::new(ErrorCode::AttestorUnavailable, m),
         })?;
         return issue_and_record(ca, &body.csr, &id, "kubernetes", conn, None, None).await;
     }
-    Err(ApiError::bad_request(
-        "malformed_token",
+    Err(ApiError::new(
+        ErrorCode::MalformedToken,
         "token is neither a ward join token nor a JWT",
     ))
 }
@@ -320,16 +307,16 @@ async fn enroll(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> Resu
 /// and recorded (a leaf forged with a stolen issuer key chains fine, but matches no record).
 fn client_svid(ca: &CaService, conn: &ConnInfo) -> Result<ward_identity::SvidLeaf, ApiError> {
     let Some(svid) = conn.client.clone() else {
-        return Err(ApiError::unauthorized(
-            "client_cert_required",
+        return Err(ApiError::new(
+            ErrorCode::ClientCertRequired,
             "this endpoint requires a client certificate (mTLS)",
         ));
     };
     // A keep-alive connection can outlive its certificate: check the validity period again.
     let now = unix_now();
     if now >= svid.not_after || now < svid.not_before {
-        return Err(ApiError::unauthorized(
-            "invalid_client_cert",
+        return Err(ApiError::new(
+            ErrorCode::InvalidClientCert,
             format!(
                 "client certificate {} is outside its validity period",
                 svid.serial_hex
@@ -347,8 +334,8 @@ fn client_svid(ca: &CaService, conn: &ConnInfo) -> Result<ward_identity::SvidLea
         .map_err(state_error)?;
     let fingerprint = conn.client_fingerprint.as_deref().unwrap_or_default();
     if !record.is_some_and(|r| r.describes(svid.id.as_str(), fingerprint)) {
-        return Err(ApiError::unauthorized(
-            "unknown_certificate",
+        return Err(ApiError::new(
+            ErrorCode::UnknownCertificate,
             format!(
                 "certificate {} for {} is not one this CA issued and recorded",
                 svid.serial_hex, svid.id
@@ -356,8 +343,8 @@ fn client_svid(ca: &CaService, conn: &ConnInfo) -> Result<ward_identity::SvidLea
         ));
     }
     if let Some(r) = revoked {
-        return Err(ApiError::forbidden(
-            "revoked",
+        return Err(ApiError::new(
+            ErrorCode::Revoked,
             format!(
                 "certificate {} for {} was revoked: {}",
                 svid.serial_hex, svid.id, r.reason
@@ -387,8 +374,8 @@ async fn revoke(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> Resu
     let body = read_body(req, ca).await?;
     let caller = client_svid(ca, conn)?;
     if !ca.config.admins.contains(&caller.id) {
-        return Err(ApiError::forbidden(
-            "not_admin",
+        return Err(ApiError::new(
+            ErrorCode::NotAdmin,
             format!("{} is not in admins", caller.id),
         ));
     }
@@ -410,10 +397,9 @@ async fn revoke(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> Resu
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     tracing::info!(target: "ward::audit", event = "revoked", by = %caller.id, spiffe_id = ?revocation.spiffe_id, serial = ?revocation.serial, reason = %revocation.reason, "revocation recorded");
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"revoked": {"spiffe_id": revocation.spiffe_id, "serial": revocation.serial, "reason": revocation.reason, "revoked_at": revocation.revoked_at}}),
-    ))
+    Ok(json_response(&ward_api::Revoked {
+        revoked: revocation.entry(),
+    }))
 }
 
 /// Validates a revocation request (shared by the API and the CLI).
@@ -425,18 +411,18 @@ pub fn revocation_from(
 ) -> Result<Revocation, ApiError> {
     let reason = reason.unwrap_or_else(|| "unspecified".into());
     if reason.len() > 512 {
-        return Err(ApiError::bad_request(
-            "invalid_reason",
+        return Err(ApiError::new(
+            ErrorCode::InvalidReason,
             "reason is longer than 512 bytes",
         ));
     }
     let (spiffe_id, serial) = match (spiffe_id, serial) {
         (Some(id), None) => {
             let id = SpiffeId::parse(&id)
-                .map_err(|e| ApiError::bad_request("invalid_id", format!("{id:?}: {e}")))?;
+                .map_err(|e| ApiError::new(ErrorCode::InvalidId, format!("{id:?}: {e}")))?;
             if !id.is_member_of(td) || !id.is_workload() {
-                return Err(ApiError::bad_request(
-                    "invalid_id",
+                return Err(ApiError::new(
+                    ErrorCode::InvalidId,
                     format!("{id} is not a workload ID in {td}"),
                 ));
             }
@@ -445,16 +431,16 @@ pub fn revocation_from(
         (None, Some(s)) => {
             let s = s.trim_start_matches("0x").to_ascii_lowercase();
             if s.is_empty() || s.len() > 40 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(ApiError::bad_request(
-                    "invalid_serial",
+                return Err(ApiError::new(
+                    ErrorCode::InvalidSerial,
                     format!("{s:?} is not a hex serial"),
                 ));
             }
             (None, Some(s))
         }
         _ => {
-            return Err(ApiError::bad_request(
-                "invalid_revocation",
+            return Err(ApiError::new(
+                ErrorCode::InvalidRevocation,
                 "give exactly one of spiffe_id or serial",
             ))
         }
@@ -473,13 +459,8 @@ fn bundle(req: &Request<Incoming>, ca: &CaService) -> Result<Resp, ApiError> {
         .bundle
         .get(&ca.reads, &ca.authority(), &ca.config.trust_domain, hint)
         .map_err(state_error)?;
-    let etag = hyper::header::HeaderValue::from_str(&doc.etag).map_err(|_| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "bundle_unavailable",
-            "bad etag",
-        )
-    })?;
+    let etag = hyper::header::HeaderValue::from_str(&doc.etag)
+        .map_err(|_| ApiError::new(ErrorCode::BundleUnavailable, "bad etag"))?;
     if req.headers().get(IF_NONE_MATCH).is_some_and(|v| v == etag) {
         let mut resp = text(StatusCode::NOT_MODIFIED, Bytes::new());
         resp.headers_mut().insert(ETAG, etag);

@@ -47,7 +47,7 @@ pub struct Authority {
     /// The roots as PEM.
     pub bundle_pem: String,
     /// The roots as SPIFFE bundle JWKs (computed once here, not per `/v1/bundle` rebuild).
-    pub jwks: Vec<serde_json::Value>,
+    pub jwks: Vec<ward_api::Jwk>,
     /// The issuers allowed to sign leaves (the signing one first).
     pub issuers: Vec<AllowedIssuer>,
     /// Moves whenever the bundle changes (from `rotation.json`).
@@ -124,15 +124,13 @@ impl Authority {
     }
 
     /// The allowed issuers as published in `/v1/bundle` and enrollment answers.
-    pub fn issuers_json(&self) -> serde_json::Value {
+    pub fn allowed_issuers(&self) -> Vec<ward_api::AllowedIssuer> {
         self.issuers
             .iter()
-            .map(|i| {
-                serde_json::json!({
-                    "role": i.role.as_str(),
-                    "spki_sha256": i.spki.to_hex(),
-                    "serial": i.serial,
-                })
+            .map(|i| ward_api::AllowedIssuer {
+                role: i.role,
+                spki_sha256: i.spki.to_hex(),
+                serial: i.serial.clone(),
             })
             .collect()
     }

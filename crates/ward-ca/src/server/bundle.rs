@@ -13,7 +13,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use bytes::Bytes;
 use rustls_pki_types::CertificateDer;
-use serde_json::json;
+use ward_api::{BundleDocument, Jwk, SpiffeBundle};
 use ward_identity::TrustDomain;
 
 use super::authority::Authority;
@@ -24,7 +24,7 @@ const CACHE_FOR: Duration = Duration::from_secs(1);
 
 /// A rendered bundle document.
 #[derive(Clone, Debug)]
-pub struct BundleDoc {
+pub struct RenderedBundle {
     /// JSON body.
     pub body: Bytes,
     /// Strong ETag (quoted).
@@ -34,25 +34,25 @@ pub struct BundleDoc {
 /// Builds and caches the bundle document (for a second, and only while the roots stay).
 #[derive(Debug, Default)]
 pub struct BundleCache {
-    cached: Mutex<Option<(Instant, u64, BundleDoc)>>,
+    cached: Mutex<Option<(Instant, u64, RenderedBundle)>>,
 }
 
 /// A root as a SPIFFE bundle JWK (P-256 only, as ward's CA directories make).
-pub(super) fn jwk(der: &CertificateDer<'_>) -> Result<serde_json::Value, String> {
+pub(super) fn jwk(der: &CertificateDer<'_>) -> Result<Jwk, String> {
     let (_, cert) =
         x509_parser::parse_x509_certificate(der).map_err(|e| format!("root certificate: {e}"))?;
     let point = &cert.public_key().subject_public_key.data;
     if point.len() != 65 || point[0] != 4 {
         return Err("root key is not an uncompressed P-256 point".into());
     }
-    Ok(json!({
-        "use": "x509-svid",
-        "kty": "EC",
-        "crv": "P-256",
-        "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
-        "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
-        "x5c": [STANDARD.encode(der.as_ref())],
-    }))
+    Ok(Jwk {
+        key_use: "x509-svid".into(),
+        kty: "EC".into(),
+        crv: "P-256".into(),
+        x: URL_SAFE_NO_PAD.encode(&point[1..33]),
+        y: URL_SAFE_NO_PAD.encode(&point[33..65]),
+        x5c: vec![STANDARD.encode(der.as_ref())],
+    })
 }
 
 impl BundleCache {
@@ -64,7 +64,7 @@ impl BundleCache {
         authority: &Authority,
         trust_domain: &TrustDomain,
         refresh_hint: Duration,
-    ) -> Result<BundleDoc, StateError> {
+    ) -> Result<RenderedBundle, StateError> {
         if let Ok(guard) = self.cached.lock() {
             if let Some((at, version, doc)) = guard.as_ref() {
                 if at.elapsed() < CACHE_FOR && *version == authority.bundle_version {
@@ -74,24 +74,20 @@ impl BundleCache {
         }
         let (revoked, generation) =
             reads.read(|c| Ok((queries::revocations(c)?, queries::revocation_generation(c)?)))?;
-        let revocations: Vec<_> = revoked
-            .iter()
-            .map(|r| json!({"spiffe_id": r.spiffe_id, "serial": r.serial, "reason": r.reason, "revoked_at": r.revoked_at}))
-            .collect();
         // Both counters only grow, so their sum moves whenever either does.
         let sequence = generation.unsigned_abs() + authority.bundle_version + 1;
-        let body = json!({
-            "trust_domain": trust_domain.as_str(),
-            "bundle_pem": authority.bundle_pem,
-            "spiffe_bundle": {
-                "keys": authority.jwks,
-                "spiffe_sequence": sequence,
-                "spiffe_refresh_hint": refresh_hint.as_secs(),
+        let document = BundleDocument {
+            trust_domain: trust_domain.to_string(),
+            bundle_pem: authority.bundle_pem.clone(),
+            spiffe_bundle: SpiffeBundle {
+                keys: authority.jwks.clone(),
+                spiffe_sequence: sequence,
+                spiffe_refresh_hint: refresh_hint.as_secs(),
             },
-            "issuers": authority.issuers_json(),
-            "revocations": revocations,
-        })
-        .to_string();
+            issuers: authority.allowed_issuers(),
+            revocations: revoked.iter().map(queries::Revocation::entry).collect(),
+        };
+        let body = serde_json::to_string(&document).unwrap_or_default();
         let digest = ring::digest::digest(&ring::digest::SHA256, body.as_bytes());
         let etag = format!(
             "\"{}\"",
@@ -100,7 +96,7 @@ impl BundleCache {
                 .map(|b| format!("{b:02x}"))
                 .collect::<String>()
         );
-        let doc = BundleDoc {
+        let doc = RenderedBundle {
             body: Bytes::from(body),
             etag,
         };

@@ -1,60 +1,53 @@
-//! API errors: every refusal is a 4xx with `{"error": "<stable_code>", "message": "..."}`.
-//! Only a failure of the CA itself (its database refusing a write) is a 5xx.
+//! API errors: every refusal is a 4xx with `{"error": "<stable_code>", "message": "..."}`
+//! (the [`ward_api::ErrorBody`] both sides compile against). Only a failure of the CA itself
+//! (its database refusing a write) is a 5xx. The status comes from the code, so the two can
+//! never disagree.
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Response, StatusCode};
-use serde_json::json;
+use ward_api::{ErrorBody, ErrorCode};
 
 use crate::error::{CaError, CsrError};
 use crate::jwt::JwtError;
 
-/// A refusal with its HTTP status, stable code and human message.
+/// A refusal with its stable code and human message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
-    /// HTTP status.
-    pub status: StatusCode,
-    /// Stable machine-readable code.
-    pub code: &'static str,
+    /// Stable machine-readable code (and with it the HTTP status).
+    pub code: ErrorCode,
     /// Human text.
     pub message: String,
 }
 
 impl ApiError {
     /// A refusal.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            status,
             code,
             message: message.into(),
         }
     }
 
-    /// 400.
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
-    }
-
-    /// 401.
-    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, code, message)
-    }
-
-    /// 403.
-    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, code, message)
+    /// The HTTP status it is sent with.
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::BAD_REQUEST)
     }
 
     /// The JSON response.
     pub fn response(&self) -> Response<Full<Bytes>> {
-        let body = json!({"error": self.code, "message": self.message}).to_string();
-        let mut resp = Response::new(Full::new(Bytes::from(body)));
-        *resp.status_mut() = self.status;
+        let body = ErrorBody {
+            error: self.code,
+            message: self.message.clone(),
+        };
+        let text = serde_json::to_vec(&body).unwrap_or_default();
+        let mut resp = Response::new(Full::new(Bytes::from(text)));
+        *resp.status_mut() = self.status();
         resp.headers_mut().insert(
             hyper::header::CONTENT_TYPE,
             hyper::header::HeaderValue::from_static("application/json"),
         );
-        if self.status == StatusCode::TOO_MANY_REQUESTS {
+        if self.code == ErrorCode::RateLimited {
             resp.headers_mut().insert(
                 hyper::header::RETRY_AFTER,
                 hyper::header::HeaderValue::from_static("1"),
@@ -66,35 +59,21 @@ impl ApiError {
 
 impl From<JwtError> for ApiError {
     fn from(e: JwtError) -> Self {
-        match e {
-            JwtError::Malformed(_) => Self::bad_request(e.code(), e.to_string()),
-            _ => Self::unauthorized(e.code(), e.to_string()),
-        }
+        Self::new(e.code(), e.to_string())
     }
 }
 
 impl From<CaError> for ApiError {
     fn from(e: CaError) -> Self {
-        match &e {
-            CaError::Csr(CsrError::Malformed(_)) => {
-                Self::bad_request("malformed_csr", e.to_string())
-            }
-            CaError::Csr(CsrError::BadSignature) => {
-                Self::bad_request("bad_csr_signature", e.to_string())
-            }
-            CaError::Csr(CsrError::UnsupportedKey(_)) => {
-                Self::bad_request("unsupported_key", e.to_string())
-            }
-            CaError::Ttl { .. } => Self::bad_request("invalid_ttl", e.to_string()),
-            CaError::ForeignId { .. } => Self::forbidden("wrong_trust_domain", e.to_string()),
-            CaError::NotWorkload(_) | CaError::InvalidDnsName(_) => {
-                Self::bad_request("invalid_id", e.to_string())
-            }
-            _ => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "issuer_unavailable",
-                e.to_string(),
-            ),
-        }
+        let code = match &e {
+            CaError::Csr(CsrError::Malformed(_)) => ErrorCode::MalformedCsr,
+            CaError::Csr(CsrError::BadSignature) => ErrorCode::BadCsrSignature,
+            CaError::Csr(CsrError::UnsupportedKey(_)) => ErrorCode::UnsupportedKey,
+            CaError::Ttl { .. } => ErrorCode::InvalidTtl,
+            CaError::ForeignId { .. } => ErrorCode::WrongTrustDomain,
+            CaError::NotWorkload(_) | CaError::InvalidDnsName(_) => ErrorCode::InvalidId,
+            _ => ErrorCode::IssuerUnavailable,
+        };
+        Self::new(code, e.to_string())
     }
 }

@@ -108,6 +108,16 @@ pub struct Revocation {
 }
 
 impl Revocation {
+    /// As published in `/v1/bundle` and answered by `/v1/revoke`.
+    pub fn entry(&self) -> ward_api::RevocationEntry {
+        ward_api::RevocationEntry {
+            spiffe_id: self.spiffe_id.clone(),
+            serial: self.serial.clone(),
+            reason: self.reason.clone(),
+            revoked_at: self.revoked_at,
+        }
+    }
+
     /// True when this revocation covers a certificate with these facts (`issued_at` as
     /// [`ward_identity::SvidLeaf::issued_at`] or the record's `issued_at`).
     pub fn covers(&self, serial: &str, spiffe_id: &str, issued_at: i64) -> bool {

@@ -1,0 +1,157 @@
+//! The documents of the four `/v1` endpoints.
+//!
+//! Requests are strict (an unknown field is a `400 malformed_json`: a client that misspells a
+//! field must hear about it); responses are lenient, so a CA that adds a field does not break
+//! sidecars that do not know it yet. Certificates travel as PEM text, times as Unix seconds,
+//! serials and key hashes as lower-case hex.
+
+use serde::{Deserialize, Serialize};
+
+/// `POST /v1/enroll`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    /// A PKCS#10 CSR, PEM; only its verified P-256 public key is used.
+    pub csr: String,
+    /// A join token (`wjt_...`) or a Kubernetes projected service-account JWT.
+    pub token: String,
+}
+
+/// `POST /v1/renew` (mTLS with the certificate to renew).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenewRequest {
+    /// PEM CSR for the new key.
+    pub csr: String,
+}
+
+/// `POST /v1/revoke` (mTLS, admins): an ID or a serial, with an optional reason.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeRequest {
+    /// Revoke every certificate of this ID issued up to now.
+    #[serde(default)]
+    pub spiffe_id: Option<String>,
+    /// Revoke the certificate with this serial (hex).
+    #[serde(default)]
+    pub serial: Option<String>,
+    /// Free text for the audit log and the bundle.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// The answer to `/v1/enroll` and `/v1/renew`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Issued {
+    /// The certified ID.
+    pub spiffe_id: String,
+    /// The leaf's serial.
+    pub serial: String,
+    /// The chain, leaf first, PEM.
+    pub chain: String,
+    /// The roots to trust, PEM.
+    pub bundle: String,
+    /// The issuers allowed to sign leaves under those roots.
+    pub issuers: Vec<AllowedIssuer>,
+    /// The leaf's notAfter.
+    pub not_after: i64,
+}
+
+/// Which generation of the CA an allowed issuer belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IssuerRole {
+    /// Signs now.
+    Signing,
+    /// Prepared by `ward-ca rotate prepare`; signs after `activate`.
+    Next,
+    /// Signed before the last `activate`; retired by `finish`.
+    Previous,
+}
+
+impl IssuerRole {
+    /// The name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Signing => "signing",
+            Self::Next => "next",
+            Self::Previous => "previous",
+        }
+    }
+}
+
+/// An issuing CA certificate allowed to sign leaves.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllowedIssuer {
+    /// Its generation.
+    pub role: IssuerRole,
+    /// SHA-256 of its DER SubjectPublicKeyInfo, hex: what verifiers compare.
+    pub spki_sha256: String,
+    /// Its serial, hex.
+    pub serial: String,
+}
+
+/// `GET /v1/bundle`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleDocument {
+    /// The trust domain the roots anchor.
+    pub trust_domain: String,
+    /// The roots, PEM.
+    pub bundle_pem: String,
+    /// The roots as a SPIFFE bundle.
+    pub spiffe_bundle: SpiffeBundle,
+    /// The issuers allowed to sign leaves under the roots.
+    pub issuers: Vec<AllowedIssuer>,
+    /// Revocations in force.
+    #[serde(default)]
+    pub revocations: Vec<RevocationEntry>,
+}
+
+/// A SPIFFE trust bundle (a JWK set with SPIFFE's two extra members).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpiffeBundle {
+    /// One JWK per root.
+    pub keys: Vec<Jwk>,
+    /// Moves whenever anything in the document changes.
+    pub spiffe_sequence: u64,
+    /// Seconds until clients should fetch again.
+    pub spiffe_refresh_hint: u64,
+}
+
+/// A root as an X.509-SVID bundle key (P-256 only, as ward's CA directories make).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Jwk {
+    /// `x509-svid`.
+    #[serde(rename = "use")]
+    pub key_use: String,
+    /// `EC`.
+    pub kty: String,
+    /// `P-256`.
+    pub crv: String,
+    /// The point's x coordinate, base64url.
+    pub x: String,
+    /// The point's y coordinate, base64url.
+    pub y: String,
+    /// The root certificate, base64 DER.
+    pub x5c: Vec<String>,
+}
+
+/// One published revocation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationEntry {
+    /// The revoked ID (every certificate of it issued up to `revoked_at`), or none.
+    pub spiffe_id: Option<String>,
+    /// The revoked serial, or none.
+    pub serial: Option<String>,
+    /// Why.
+    pub reason: String,
+    /// When, Unix seconds.
+    pub revoked_at: i64,
+}
+
+/// The answer to `/v1/revoke`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revoked {
+    /// What was recorded.
+    pub revoked: RevocationEntry,
+}
