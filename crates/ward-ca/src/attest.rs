@@ -9,7 +9,7 @@ use tokio::sync::Notify;
 use ward_identity::{SpiffeId, TrustDomain};
 
 use crate::config::{JwksSource, KubernetesConfig};
-use crate::jwks_fetch;
+use crate::jwks_fetch::{self, JwksError};
 use crate::jwt::{self, Jwks, JwtError};
 
 /// Whether `s` is an RFC 1123 DNS label: 1-63 of `a-z 0-9 -`, starting and ending with a
@@ -76,17 +76,21 @@ pub enum KubeError {
     /// The resulting ID is not acceptable (bad characters in a name, say).
     Id(String),
     /// The JWKS cannot be read (a server-side problem).
-    Jwks(String),
+    Jwks(JwksError),
 }
 
-async fn load(source: &JwksSource) -> Result<(Vec<u8>, Jwks), String> {
+async fn load(source: &JwksSource) -> Result<(Vec<u8>, Jwks), JwksError> {
     let raw = match source {
-        JwksSource::File(path) => {
-            std::fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?
-        }
+        JwksSource::File(path) => std::fs::read(path).map_err(|e| JwksError::Read {
+            path: path.clone(),
+            source: e,
+        })?,
         JwksSource::Url(src) => jwks_fetch::fetch(src).await?,
     };
-    let jwks = Jwks::parse(&raw).map_err(|e| format!("{source}: {e}"))?;
+    let jwks = Jwks::parse(&raw).map_err(|problem| JwksError::Invalid {
+        origin: source.to_string(),
+        problem,
+    })?;
     Ok((raw, jwks))
 }
 
@@ -95,7 +99,7 @@ impl KubernetesAttestor {
     pub async fn new(
         config: KubernetesConfig,
         trust_domain: TrustDomain,
-    ) -> Result<Arc<Self>, String> {
+    ) -> Result<Arc<Self>, JwksError> {
         let (raw, jwks) = load(&config.jwks).await?;
         let attestor = Arc::new(Self {
             config,
@@ -125,7 +129,7 @@ impl KubernetesAttestor {
             let guard = self
                 .keys
                 .lock()
-                .map_err(|_| KubeError::Jwks("JWKS lock poisoned".into()))?;
+                .map_err(|_| KubeError::Jwks(JwksError::Poisoned))?;
             (guard.0, guard.2.clone())
         };
         if let JwksSource::File(path) = &self.config.jwks {

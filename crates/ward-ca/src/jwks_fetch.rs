@@ -1,24 +1,20 @@
-//! Fetching a JWKS over HTTPS (the Kubernetes API server's `/openid/v1/jwks`), trusting only
-//! the configured CA file and sending a bearer token when one is configured.
+//! Fetching a JWKS over HTTPS (the Kubernetes API server's `/openid/v1/jwks`) through
+//! ward-https, trusting only the configured CA file and sending a bearer token when one is
+//! configured (re-read on every fetch: projected tokens rotate).
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper::header::{AUTHORIZATION, HOST};
-use hyper::{Request, StatusCode, Uri};
-use hyper_util::rt::TokioIo;
-use rustls::{ClientConfig, RootCertStore};
-use rustls_pki_types::ServerName;
-use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
+use hyper::header::AUTHORIZATION;
+use hyper::{Method, StatusCode, Uri};
+use ward_https::{HttpsError, HttpsRequest, Limits, ServerAuth};
+use ward_tls::PemError;
 
-/// Largest JWKS document accepted.
-const MAX_JWKS_BYTES: usize = 1024 * 1024;
-/// Bound on connecting, handshaking and reading the response.
-const TIMEOUT: Duration = Duration::from_secs(10);
+/// Bounds on one fetch: connect to last byte, and the largest document accepted.
+const LIMITS: Limits = Limits {
+    timeout: Duration::from_secs(10),
+    max_body: 1024 * 1024,
+};
 
 /// Where to fetch a JWKS from and how to authenticate to it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,86 +22,79 @@ pub struct JwksUrl {
     /// `https://host[:port]/path`.
     pub url: Uri,
     /// PEM roots that sign the server's certificate.
-    pub ca_file: std::path::PathBuf,
+    pub ca_file: PathBuf,
     /// File holding a bearer token (re-read on every fetch; projected tokens rotate).
-    pub token_file: Option<std::path::PathBuf>,
+    pub token_file: Option<PathBuf>,
+}
+
+/// Why a JWKS could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JwksError {
+    /// A JWKS file or bearer-token file could not be read.
+    #[error("{path}: cannot read: {source}", path = path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The CA file that authenticates the server is unusable.
+    #[error(transparent)]
+    CaFile(#[from] PemError),
+    /// The server could not be reached, or its certificate was refused.
+    #[error(transparent)]
+    Fetch(#[from] HttpsError),
+    /// The server answered, but not 200.
+    #[error("{url}: HTTP {status}")]
+    Status {
+        /// The URL.
+        url: Uri,
+        /// Its answer.
+        status: StatusCode,
+    },
+    /// The document is not a usable JWKS.
+    #[error("{origin}: {problem}")]
+    Invalid {
+        /// The file or URL.
+        origin: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The key set's lock was poisoned by a panic elsewhere.
+    #[error("JWKS lock poisoned")]
+    Poisoned,
 }
 
 /// Parses and checks a JWKS URL: it must be `https` with a host.
 pub fn parse_url(text: &str) -> Result<Uri, String> {
-    let uri: Uri = text
-        .parse()
-        .map_err(|e| format!("{text:?} is not a URL: {e}"))?;
-    if uri.scheme_str() != Some("https") || uri.host().is_none() {
-        return Err(format!("{text:?} must be an https:// URL with a host"));
-    }
-    Ok(uri)
-}
-
-fn roots(ca_file: &Path) -> Result<RootCertStore, String> {
-    let certs = ward_tls::pem::load_certs(ca_file).map_err(|e| e.to_string())?;
-    let mut store = RootCertStore::empty();
-    for c in certs {
-        store
-            .add(c)
-            .map_err(|e| format!("{}: {e}", ca_file.display()))?;
-    }
-    Ok(store)
+    ward_https::parse_https_url(text).map_err(|e| e.to_string())
 }
 
 /// GETs the JWKS document.
-pub async fn fetch(src: &JwksUrl) -> Result<Vec<u8>, String> {
-    tokio::time::timeout(TIMEOUT, fetch_inner(src))
-        .await
-        .map_err(|_| format!("{}: timed out", src.url))?
-}
-
-async fn fetch_inner(src: &JwksUrl) -> Result<Vec<u8>, String> {
-    let url = &src.url;
-    let host = url
-        .host()
-        .unwrap_or_default()
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
-    let port = url.port_u16().unwrap_or(443);
-    let config = ClientConfig::builder_with_provider(ward_tls::provider::crypto_provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots(&src.ca_file)?)
-        .with_no_client_auth();
-    let tcp = TcpStream::connect((host.as_str(), port))
-        .await
-        .map_err(|e| format!("{url}: {e}"))?;
-    let name = ServerName::try_from(host.clone()).map_err(|e| format!("{url}: {e}"))?;
-    let tls = TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await
-        .map_err(|e| format!("{url}: TLS: {e}"))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .map_err(|e| format!("{url}: {e}"))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    let path = url.path_and_query().map_or("/", |p| p.as_str());
-    let mut req = Request::get(path).header(HOST, host);
+pub async fn fetch(src: &JwksUrl) -> Result<Vec<u8>, JwksError> {
+    let auth = ServerAuth::Roots(ward_tls::pem::load_certs(&src.ca_file)?);
+    let mut headers = Vec::new();
     if let Some(file) = &src.token_file {
-        let token = std::fs::read_to_string(file)
-            .map_err(|e| format!("{}: cannot read: {e}", file.display()))?;
-        req = req.header(AUTHORIZATION, format!("Bearer {}", token.trim()));
+        let token = std::fs::read_to_string(file).map_err(|source| JwksError::Read {
+            path: file.clone(),
+            source,
+        })?;
+        headers.push((AUTHORIZATION, format!("Bearer {}", token.trim())));
     }
-    let req = req.body(Empty::<Bytes>::new()).map_err(|e| e.to_string())?;
-    let resp = sender
-        .send_request(req)
-        .await
-        .map_err(|e| format!("{url}: {e}"))?;
-    if resp.status() != StatusCode::OK {
-        return Err(format!("{url}: HTTP {}", resp.status()));
+    let request = HttpsRequest {
+        method: Method::GET,
+        url: &src.url,
+        path: src.url.path_and_query().map_or("/", |p| p.as_str()),
+        headers,
+        body: None,
+    };
+    let resp = ward_https::send(&auth, request, LIMITS).await?;
+    if resp.status != StatusCode::OK {
+        return Err(JwksError::Status {
+            url: src.url.clone(),
+            status: resp.status,
+        });
     }
-    let body = Limited::new(resp.into_body(), MAX_JWKS_BYTES)
-        .collect()
-        .await
-        .map_err(|e| format!("{url}: {e}"))?;
-    Ok(body.to_bytes().to_vec())
+    Ok(resp.body.to_vec())
 }

@@ -23,7 +23,7 @@ pub enum ProxyError {
     },
     /// The identity could not be loaded or did not validate.
     #[error("identity: {0}")]
-    Identity(String),
+    Identity(#[from] crate::svid_source::IdentityError),
     /// TLS configuration failed.
     #[error(transparent)]
     Tls(#[from] ward_tls::TlsError),

@@ -10,15 +10,12 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
-pub mod ca_client;
-pub mod ca_source;
 pub mod cli;
 pub mod config;
 pub mod conn;
 pub mod copy;
 pub mod error;
 pub mod http;
-pub mod identity;
 pub mod inbound;
 pub mod lifecycle;
 pub mod limits;
@@ -26,6 +23,7 @@ pub mod metrics;
 pub mod outbound;
 pub mod pipe;
 pub mod policy_store;
+pub mod svid_source;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -44,12 +42,12 @@ pub use error::ProxyError;
 
 use crate::admin::AdminState;
 use crate::conn::ConnRecord;
-use crate::identity::IdentitySource;
 use crate::inbound::{InboundListener, PolicyAuthorizer};
 use crate::lifecycle::{Lifecycle, Phase};
 use crate::metrics::{ConnLabels, Metrics};
 use crate::outbound::OutboundListener;
 use crate::policy_store::PolicyStore;
+use crate::svid_source::IdentitySource;
 
 /// State every connection task shares.
 #[derive(Debug)]

@@ -106,6 +106,9 @@ pub enum ServeError {
     /// State database.
     #[error(transparent)]
     State(#[from] crate::state::StateError),
+    /// The Kubernetes attestor's keys cannot be loaded.
+    #[error("attestors.kubernetes: {0}")]
+    Jwks(#[from] crate::jwks_fetch::JwksError),
     /// Anything else at start-up.
     #[error("{0}")]
     Startup(String),
@@ -156,11 +159,7 @@ pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
     let writer = Writer::start(&config.state)?;
     let reads = ReadPool::open(&config.state, 4)?;
     let kube = match &config.kubernetes {
-        Some(k) => Some(
-            KubernetesAttestor::new(k.clone(), config.trust_domain.clone())
-                .await
-                .map_err(ServeError::Startup)?,
-        ),
+        Some(k) => Some(KubernetesAttestor::new(k.clone(), config.trust_domain.clone()).await?),
         None => None,
     };
     let bundles = authority

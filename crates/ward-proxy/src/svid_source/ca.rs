@@ -27,7 +27,8 @@ use ward_identity::{unix_now, TrustDomain};
 use ward_tls::pem::certs_from_pem;
 use ward_tls::{CertStore, Identity, Revocation, SpkiHash, TrustBundles};
 
-use crate::ca_client::CaClient;
+use super::ca_client::CaClient;
+use super::IdentityError;
 
 /// Longest wait between retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -36,7 +37,7 @@ const DEFAULT_BUNDLE_REFRESH: Duration = Duration::from_secs(30);
 
 /// Enrollment and renewal with a ward CA.
 #[derive(Debug)]
-pub struct CaSource {
+pub(crate) struct CaSource {
     client: CaClient,
     token_file: PathBuf,
     trust_domain: TrustDomain,
@@ -54,33 +55,54 @@ pub struct CaSource {
 
 /// The key hashes of `issuers`, and which one signs now; a malformed hash refuses the whole
 /// document rather than trusting less (or more) than the CA said.
-fn allowed_issuers(issuers: &[AllowedIssuer]) -> Result<(Vec<SpkiHash>, Option<SpkiHash>), String> {
+fn allowed_issuers(
+    path: &'static str,
+    issuers: &[AllowedIssuer],
+) -> Result<(Vec<SpkiHash>, Option<SpkiHash>), IdentityError> {
+    let bad = |detail: String| IdentityError::BadAnswer { path, detail };
     let mut hashes = Vec::with_capacity(issuers.len());
     let mut signing = None;
     for i in issuers {
-        let hash = SpkiHash::from_hex(&i.spki_sha256)
-            .ok_or_else(|| format!("issuer key hash {:?} is not 64 hex digits", i.spki_sha256))?;
+        let hash = SpkiHash::from_hex(&i.spki_sha256).ok_or_else(|| {
+            bad(format!(
+                "issuer key hash {:?} is not 64 hex digits",
+                i.spki_sha256
+            ))
+        })?;
         if i.role == IssuerRole::Signing {
             signing = Some(hash);
         }
         hashes.push(hash);
     }
     if hashes.is_empty() {
-        return Err("the CA names no issuer".into());
+        return Err(bad("the CA names no issuer".into()));
     }
     Ok((hashes, signing))
 }
 
 /// What the CA said when it refused: its code and message when the body is the API's error
 /// document, else the status and the first bytes of whatever came back.
-fn refusal(path: &str, status: StatusCode, body: &[u8]) -> String {
-    match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(e) => format!("{path}: HTTP {status}: {}: {}", e.error, e.message),
-        Err(_) => format!(
-            "{path}: HTTP {status}: {}",
-            String::from_utf8_lossy(&body[..body.len().min(200)])
-        ),
+fn refusal(path: &'static str, status: StatusCode, body: &[u8]) -> IdentityError {
+    let detail = match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(e) => format!("{}: {}", e.error, e.message),
+        Err(_) => String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+    };
+    IdentityError::Refused {
+        path,
+        status: status.as_u16(),
+        detail,
     }
+}
+
+/// The CA's answer on `path` as the contract's document `T`.
+fn decode<T: serde::de::DeserializeOwned>(
+    path: &'static str,
+    body: &[u8],
+) -> Result<T, IdentityError> {
+    serde_json::from_slice(body).map_err(|e| IdentityError::BadAnswer {
+        path,
+        detail: e.to_string(),
+    })
 }
 
 /// A uniform random factor in [1 - spread, 1 + spread].
@@ -115,7 +137,7 @@ impl CaSource {
         &mut self,
         store: &CertStore,
         force: bool,
-    ) -> Result<Option<Arc<Identity>>, String> {
+    ) -> Result<Option<Arc<Identity>>, IdentityError> {
         let now = Instant::now();
         if force || now >= self.bundle_at {
             if let Err(e) = self.refresh_bundle(store).await {
@@ -159,33 +181,45 @@ impl CaSource {
                 self.failures = self.failures.saturating_add(1);
                 let backoff = Duration::from_secs(1u64 << self.failures.min(6)).min(MAX_BACKOFF);
                 self.retry_at = Instant::now() + backoff.mul_f64(jitter(0.2));
-                Err(format!("{e} (retrying in about {}s)", backoff.as_secs()))
+                Err(IdentityError::Backoff {
+                    source: Box::new(e),
+                    retry_in: backoff,
+                })
             }
         }
     }
 
     /// Enrolls (no valid certificate yet) or renews (mTLS with the current one).
-    async fn obtain(&mut self, store: &CertStore, renew: bool) -> Result<Arc<Identity>, String> {
-        let key = KeyPair::generate().map_err(|e| e.to_string())?;
+    async fn obtain(
+        &mut self,
+        store: &CertStore,
+        renew: bool,
+    ) -> Result<Arc<Identity>, IdentityError> {
+        let keygen = |e: rcgen::Error| IdentityError::KeyGeneration(e.to_string());
+        let key = KeyPair::generate().map_err(keygen)?;
         let csr = CertificateParams::default()
             .serialize_request(&key)
             .and_then(|c| c.pem())
-            .map_err(|e| e.to_string())?;
+            .map_err(keygen)?;
         let (path, body) = if renew {
             (
                 ward_api::RENEW,
                 serde_json::to_string(&RenewRequest { csr }),
             )
         } else {
-            let token = std::fs::read_to_string(&self.token_file)
-                .map_err(|e| format!("{}: cannot read token: {e}", self.token_file.display()))?;
+            let token = std::fs::read_to_string(&self.token_file).map_err(|source| {
+                IdentityError::Read {
+                    path: self.token_file.clone(),
+                    source,
+                }
+            })?;
             let request = EnrollRequest {
                 csr,
                 token: token.trim().to_owned(),
             };
             (ward_api::ENROLL, serde_json::to_string(&request))
         };
-        let body = body.map_err(|e| e.to_string())?;
+        let body = body.map_err(|e| IdentityError::KeyGeneration(e.to_string()))?;
         let resp = self
             .client
             .request(store, Method::POST, path, Some(body), None, renew)
@@ -193,26 +227,24 @@ impl CaSource {
         if resp.status != StatusCode::OK {
             return Err(refusal(path, resp.status, &resp.body));
         }
-        let issued: Issued =
-            serde_json::from_slice(&resp.body).map_err(|e| format!("{path}: bad response: {e}"))?;
-        let chain = certs_from_pem(path, issued.chain.as_bytes()).map_err(|e| e.to_string())?;
-        let roots = certs_from_pem(path, issued.bundle.as_bytes()).map_err(|e| e.to_string())?;
-        let (issuers, signing) =
-            allowed_issuers(&issued.issuers).map_err(|e| format!("{path}: {e}"))?;
-        let mut bundles =
-            TrustBundles::single(self.trust_domain.clone(), roots).map_err(|e| e.to_string())?;
-        bundles
-            .restrict_issuers(&self.trust_domain, issuers)
-            .map_err(|e| e.to_string())?;
+        let issued: Issued = decode(path, &resp.body)?;
+        let chain = certs_from_pem(path, issued.chain.as_bytes())?;
+        let roots = certs_from_pem(path, issued.bundle.as_bytes())?;
+        let (issuers, signing) = allowed_issuers(path, &issued.issuers)?;
+        let mut bundles = TrustBundles::single(self.trust_domain.clone(), roots)?;
+        bundles.restrict_issuers(&self.trust_domain, issuers)?;
         self.signing_issuer = signing;
         bundles.set_revocations(store.bundles().current().revocations().to_vec());
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
         store
             .publish_with_bundles(chain, key, bundles)
-            .map_err(|e| format!("{path}: {e}"))
+            .map_err(|source| IdentityError::Invalid {
+                what: path.to_owned(),
+                source,
+            })
     }
 
-    async fn refresh_bundle(&mut self, store: &CertStore) -> Result<(), String> {
+    async fn refresh_bundle(&mut self, store: &CertStore) -> Result<(), IdentityError> {
         let resp = self
             .client
             .request(
@@ -232,17 +264,11 @@ impl CaSource {
             StatusCode::OK => {}
             other => return Err(refusal(ward_api::BUNDLE, other, &resp.body)),
         }
-        let doc: BundleDocument =
-            serde_json::from_slice(&resp.body).map_err(|e| format!("/v1/bundle: {e}"))?;
-        let roots =
-            certs_from_pem("/v1/bundle", doc.bundle_pem.as_bytes()).map_err(|e| e.to_string())?;
-        let (issuers, signing) =
-            allowed_issuers(&doc.issuers).map_err(|e| format!("/v1/bundle: {e}"))?;
-        let mut bundles =
-            TrustBundles::single(self.trust_domain.clone(), roots).map_err(|e| e.to_string())?;
-        bundles
-            .restrict_issuers(&self.trust_domain, issuers)
-            .map_err(|e| e.to_string())?;
+        let doc: BundleDocument = decode(ward_api::BUNDLE, &resp.body)?;
+        let roots = certs_from_pem(ward_api::BUNDLE, doc.bundle_pem.as_bytes())?;
+        let (issuers, signing) = allowed_issuers(ward_api::BUNDLE, &doc.issuers)?;
+        let mut bundles = TrustBundles::single(self.trust_domain.clone(), roots)?;
+        bundles.restrict_issuers(&self.trust_domain, issuers)?;
         self.signing_issuer = signing;
         bundles.set_revocations(
             doc.revocations

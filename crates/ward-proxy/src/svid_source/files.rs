@@ -1,0 +1,80 @@
+//! The `files` identity source: certificate chain, key and bundle read from PEM files, and
+//! re-read when their content changes (a ConfigMap swap, cert-manager, an operator's `cp`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ward_identity::TrustDomain;
+use ward_tls::pem::{certs_from_pem, key_from_pem};
+use ward_tls::{CertStore, Identity, TrustBundles};
+
+use super::IdentityError;
+use crate::policy_store::sha256_hex;
+
+/// Certificate chain, key and bundle read from files.
+#[derive(Debug)]
+pub(crate) struct FilesSource {
+    cert: PathBuf,
+    key: PathBuf,
+    bundle: PathBuf,
+    trust_domain: TrustDomain,
+    /// Hash of the three files' contents at the last attempt, successful or not, so one bad
+    /// version is reported once rather than on every tick.
+    last_hash: Option<String>,
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, IdentityError> {
+    std::fs::read(path).map_err(|source| IdentityError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+impl FilesSource {
+    /// A source reading these three files for `trust_domain`.
+    pub(crate) fn new(
+        cert: PathBuf,
+        key: PathBuf,
+        bundle: PathBuf,
+        trust_domain: TrustDomain,
+    ) -> Self {
+        Self {
+            cert,
+            key,
+            bundle,
+            trust_domain,
+            last_hash: None,
+        }
+    }
+
+    pub(super) fn refresh(
+        &mut self,
+        store: &CertStore,
+        force: bool,
+    ) -> Result<Option<Arc<Identity>>, IdentityError> {
+        ward_tls::files::check_key_permissions(&self.key)?;
+        let (cert, key, bundle) = (read(&self.cert)?, read(&self.key)?, read(&self.bundle)?);
+        let mut all = Vec::with_capacity(cert.len() + key.len() + bundle.len() + 24);
+        for part in [&cert, &key, &bundle] {
+            all.extend_from_slice(&(part.len() as u64).to_be_bytes());
+            all.extend_from_slice(part);
+        }
+        let hash = sha256_hex(&all);
+        if !force && self.last_hash.as_deref() == Some(hash.as_str()) {
+            return Ok(None);
+        }
+        self.last_hash = Some(hash);
+        let name = |p: &Path| p.display().to_string();
+        let chain = certs_from_pem(&name(&self.cert), &cert)?;
+        let key = key_from_pem(&name(&self.key), &key)?;
+        let roots = certs_from_pem(&name(&self.bundle), &bundle)?;
+        let bundles = TrustBundles::single(self.trust_domain.clone(), roots)?;
+        store
+            .publish_with_bundles(chain, key, bundles)
+            .map(Some)
+            .map_err(|source| IdentityError::Invalid {
+                what: name(&self.cert),
+                source,
+            })
+    }
+}
