@@ -153,3 +153,41 @@ fn the_limits_are_validated() {
         assert!(err.contains("ca.yaml:5:") && err.contains(problem), "{err}");
     }
 }
+
+/// Shutdown drains: a request in flight (its body still arriving) is answered, nothing new is
+/// accepted, and the drain ends as soon as that request is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_answers_requests_in_flight_and_accepts_nothing_new() {
+    let h = Harness::start("").await;
+    let c = connector(h.ca.bundles(), "spiffe://example.org/ward/ca", None);
+    let (_, csr_pem) = csr();
+    let body = json!({"csr": csr_pem, "token": h.token(FRONTEND, 600)}).to_string();
+    let mut slow = Conn::open(&c, h.running.addr).await.unwrap();
+    let head = format!(
+        "POST /v1/enroll HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    slow.send_raw(head.as_bytes()).await.unwrap();
+    slow.send_raw(&body.as_bytes()[..10]).await.unwrap();
+    let addr = h.running.addr;
+    let started = Instant::now();
+    let drain = tokio::spawn(h.running.shutdown());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !drain.is_finished(),
+        "the drain did not wait for the request in flight"
+    );
+    assert!(
+        Conn::open(&c, addr).await.is_err(),
+        "a new connection was accepted while draining"
+    );
+    slow.send_raw(&body.as_bytes()[10..]).await.unwrap();
+    let resp = slow.read_response().await.unwrap();
+    assert_eq!(resp.status, 200, "{:?}", resp.json());
+    drain.await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -22,9 +22,9 @@ use tokio::net::TcpListener;
 use ward_identity::unix_now;
 use ward_tls::CertStore;
 
-use crate::lifecycle::{Lifecycle, Phase};
 use crate::metrics::Metrics;
 use crate::policy_store::PolicyStore;
+use ward_daemon::{Lifecycle, Phase};
 
 /// What the admin endpoints report on.
 #[derive(Debug)]

@@ -7,7 +7,6 @@ use std::time::Instant;
 use ward_identity::SpiffeId;
 use ward_policy::Verdict;
 
-use crate::lifecycle::ConnGuard;
 use crate::metrics::{BytesLabels, CloseLabels, ConnLabels, DecisionLabels, Metrics};
 use crate::pipe::Traffic;
 
@@ -27,7 +26,8 @@ pub struct ConnRecord {
     pub close: (&'static str, String),
     /// The TLS session was resumed rather than negotiated in full.
     pub resumed: bool,
-    _guard: ConnGuard,
+    /// Holds the connection's slots (caps, the drain's count) until the record closes.
+    _admission: ward_daemon::Admission,
 }
 
 impl ConnRecord {
@@ -36,7 +36,7 @@ impl ConnRecord {
         metrics: Arc<Metrics>,
         listener: &str,
         direction: &'static str,
-        guard: ConnGuard,
+        admission: ward_daemon::Admission,
     ) -> Self {
         let labels = ConnLabels {
             listener: listener.to_owned(),
@@ -53,7 +53,7 @@ impl ConnRecord {
             traffic: Traffic::default(),
             close: ("done", String::new()),
             resumed: false,
-            _guard: guard,
+            _admission: admission,
         }
     }
 

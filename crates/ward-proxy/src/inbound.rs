@@ -24,10 +24,10 @@ use ward_tls::ClientAuthorizer;
 use crate::config::InboundConfig;
 use crate::conn::ConnRecord;
 use crate::http::inbound::{xfcc, AppClient, Ctx};
-use crate::lifecycle::Phase;
 use crate::pipe::{relay, CloseReason};
 use crate::policy_store::PolicyStore;
 use crate::{accept_loop, Shared};
+use ward_daemon::Phase;
 
 tokio::task_local! {
     static HANDSHAKE: Arc<HandshakeSlot>;

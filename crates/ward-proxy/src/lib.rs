@@ -17,7 +17,6 @@ pub mod copy;
 pub mod error;
 pub mod http;
 pub mod inbound;
-pub mod lifecycle;
 pub mod limits;
 pub mod metrics;
 pub mod outbound;
@@ -31,7 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use ward_tls::{BundleStore, CertStore, TrustBundles};
@@ -43,11 +42,11 @@ pub use error::ProxyError;
 use crate::admin::AdminState;
 use crate::conn::ConnRecord;
 use crate::inbound::{InboundListener, PolicyAuthorizer};
-use crate::lifecycle::{Lifecycle, Phase};
 use crate::metrics::{ConnLabels, Metrics};
 use crate::outbound::OutboundListener;
 use crate::policy_store::PolicyStore;
 use crate::svid_source::IdentitySource;
+use ward_daemon::{Gate, Lifecycle};
 
 /// State every connection task shares.
 #[derive(Debug)]
@@ -60,8 +59,8 @@ pub struct Shared {
     pub limits: config::Limits,
     /// Policy in force.
     pub policy: PolicyStore,
-    /// One permit per open connection, across all listeners.
-    pub permits: Arc<Semaphore>,
+    /// The connection cap, across all listeners.
+    pub gate: Gate,
     /// Trust bundles in force; connections watch its revocation list.
     pub bundles: BundleStore,
     /// This workload's identity (HTTP mode names it in `x-forwarded-client-cert`).
@@ -167,7 +166,7 @@ pub async fn start(config: Config) -> Result<RunningProxy, ProxyError> {
         lifecycle: lifecycle.clone(),
         limits: config.limits,
         policy: policy.clone(),
-        permits: Arc::new(Semaphore::new(config.limits.max_connections)),
+        gate: Gate::new(config.limits.max_connections),
         bundles: store.bundles().clone(),
         store: store.clone(),
     });
@@ -177,8 +176,10 @@ pub async fn start(config: Config) -> Result<RunningProxy, ProxyError> {
     } else {
         ward_tls::Resumption::Off
     };
-    let mut tasks = Vec::new();
+    // Everything that can fail (TLS configs, binds) happens before anything is spawned, so a
+    // failed later bind leaves no accept loop running on an earlier listener.
     let mut inbound = Vec::new();
+    let mut inbound_ready = Vec::new();
     for l in &config.inbound {
         let authorizer = Arc::new(PolicyAuthorizer::new(&l.name, policy.clone()));
         let http = l.protocol == config::Protocol::Http;
@@ -191,13 +192,10 @@ pub async fn start(config: Config) -> Result<RunningProxy, ProxyError> {
             acceptor: TlsAcceptor::from(Arc::new(tls)),
             app: http.then(|| http::inbound::app_client(&config.limits)),
         });
-        tasks.push(tokio::spawn(inbound::serve(
-            socket,
-            listener,
-            shared.clone(),
-        )));
+        inbound_ready.push((socket, listener));
     }
     let mut outbound = Vec::new();
+    let mut outbound_ready = Vec::new();
     for l in &config.outbound {
         // Outbound HTTP speaks HTTP/2 only, so concurrent requests wait for one connection
         // instead of each opening its own; the upstream (a ward HTTP listener) offers h2.
@@ -215,6 +213,20 @@ pub async fn start(config: Config) -> Result<RunningProxy, ProxyError> {
             TlsConnector::from(Arc::new(tls)),
             config.limits,
         ));
+        outbound_ready.push((socket, listener));
+    }
+    let admin_socket = bind("admin", config.admin).await?;
+    let admin = local_addr(&admin_socket, "admin", config.admin)?;
+
+    let mut tasks = Vec::new();
+    for (socket, listener) in inbound_ready {
+        tasks.push(tokio::spawn(inbound::serve(
+            socket,
+            listener,
+            shared.clone(),
+        )));
+    }
+    for (socket, listener) in outbound_ready {
         if let Some(pool) = &listener.pool {
             tasks.push(tokio::spawn(http::outbound::follow_bundles(
                 pool.clone(),
@@ -227,8 +239,6 @@ pub async fn start(config: Config) -> Result<RunningProxy, ProxyError> {
             shared.clone(),
         )));
     }
-    let admin_socket = bind("admin", config.admin).await?;
-    let admin = local_addr(&admin_socket, "admin", config.admin)?;
     let admin_state = Arc::new(AdminState {
         metrics: metrics.clone(),
         policy: policy.clone(),
@@ -328,7 +338,8 @@ async fn reload_loop(
     }
 }
 
-/// The shared accept loop: cap connections, open a record, spawn the handler.
+/// The proxy's accept loop (ward-daemon's, under the proxy-wide cap): a connection over the
+/// cap is closed at once and counted; an admitted one gets its record and its handler.
 pub(crate) async fn accept_loop<F, Fut>(
     listener: TcpListener,
     name: &str,
@@ -339,43 +350,23 @@ pub(crate) async fn accept_loop<F, Fut>(
     F: Fn(TcpStream, Arc<Shared>, ConnRecord) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let draining = shared.lifecycle.clone();
-    loop {
-        let sock = tokio::select! {
-            r = listener.accept() => match r {
-                Ok((sock, _)) => sock,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off rather than spin.
-                    tracing::warn!(listener = name, error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = draining.reached(Phase::Draining) => return,
-        };
-        let Ok(permit) = shared.permits.clone().try_acquire_owned() else {
-            shared
-                .metrics
-                .refused
-                .get_or_create(&ConnLabels {
-                    listener: name.to_owned(),
-                    direction,
-                })
-                .inc();
-            drop(sock);
-            continue;
-        };
-        let _ = sock.set_nodelay(true);
-        let record = ConnRecord::open(
-            shared.metrics.clone(),
-            name,
-            direction,
-            shared.lifecycle.track(),
-        );
-        let task = handler(sock, shared.clone(), record);
-        tokio::spawn(async move {
-            task.await;
-            drop(permit);
-        });
-    }
+    let (lifecycle, gate) = (shared.lifecycle.clone(), shared.gate.clone());
+    let labels = ConnLabels {
+        listener: name.to_owned(),
+        direction,
+    };
+    ward_daemon::accept_loop(
+        listener,
+        name,
+        &lifecycle,
+        &gate,
+        |_, _| {
+            shared.metrics.refused.get_or_create(&labels).inc();
+        },
+        |sock, _, admission| {
+            let record = ConnRecord::open(shared.metrics.clone(), name, direction, admission);
+            handler(sock, shared.clone(), record)
+        },
+    )
+    .await;
 }

@@ -14,10 +14,10 @@ use tokio_rustls::TlsConnector;
 use crate::config::{OutboundConfig, Protocol};
 use crate::conn::ConnRecord;
 use crate::http::outbound::{serve as serve_http, UpstreamPool};
-use crate::lifecycle::Phase;
 use crate::limits::Limits;
 use crate::pipe::{relay, CloseReason};
 use crate::{accept_loop, Shared};
+use ward_daemon::Phase;
 
 /// One outbound listener's fixed parts.
 pub struct OutboundListener {

@@ -326,3 +326,30 @@ async fn outbound_refuses_an_upstream_with_the_wrong_identity() {
     frontend.shutdown().await;
     impostor.shutdown().await;
 }
+
+/// A listener that cannot bind fails the start, and leaves nothing behind: the listeners
+/// bound before it are closed again (no accept loop was spawned for them).
+#[tokio::test]
+async fn a_failed_bind_leaves_no_listener_behind() {
+    let pki = Pki::new();
+    let app = EchoApp::start().await;
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let inbound_addr = free.local_addr().unwrap();
+    drop(free);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap();
+    let (cert, key) = pki.write("backend", &pki.ca.issue(BACKEND));
+    let mut config = inbound_config(&pki, &cert, &key, app.addr, ALLOW_FRONTEND, "");
+    config.inbound[0].listen = inbound_addr;
+    let mut out = config.inbound[0].clone();
+    out.name = "second".into();
+    out.listen = taken_addr;
+    config.inbound.push(out);
+    let err = ward_proxy::start(config).await.unwrap_err().to_string();
+    assert!(
+        err.contains("\"second\"") && err.contains(&taken_addr.to_string()),
+        "{err}"
+    );
+    // The first listener is free again at once.
+    std::net::TcpListener::bind(inbound_addr).expect("the earlier listener was left bound");
+}

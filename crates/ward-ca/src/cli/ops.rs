@@ -248,15 +248,14 @@ pub fn serve(config: &std::path::Path) -> Result<(), CaError> {
     runtime.block_on(async {
         let sig = |k| signal(k).map_err(|e| CaError::Serve(format!("signal handler: {e}")));
         let (mut term, mut int) = (sig(SignalKind::terminate())?, sig(SignalKind::interrupt())?);
-        let ca = server::start(cfg)
+        let signalled = async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        };
+        server::run(cfg, signalled)
             .await
-            .map_err(|e| CaError::Serve(e.to_string()))?;
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        tracing::info!("shutting down");
-        ca.shutdown().await;
-        Ok(())
+            .map_err(|e| CaError::Serve(e.to_string()))
     })
 }

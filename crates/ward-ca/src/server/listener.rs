@@ -8,9 +8,11 @@
 //! head must arrive within `limits.request_timeout` of the handshake (a silent peer, half an
 //! HTTP/2 preface or a preface without a request is closed then); and a connection with no
 //! request in flight for `limits.idle_timeout` is closed (gracefully: HTTP/2 gets GOAWAY).
+//! The accept loop, the caps and the drain are ward-daemon's, shared with the sidecar: on
+//! shutdown the CA stops accepting, lets requests in flight finish (new ones on open
+//! connections are refused), and closes what is left after the grace period.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,9 +21,10 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
+
+use ward_daemon::{Gate, Lifecycle, Phase, Refusal};
 
 use super::metrics::ReasonLabel;
 use super::{api, handshake_refused, CaService};
@@ -35,94 +38,31 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a connection being closed gets to finish what is in flight.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
-/// Connections held per client address.
-#[derive(Debug)]
-struct IpSlots {
-    held: Mutex<HashMap<IpAddr, usize>>,
-    max: usize,
-}
-
-/// One connection's share of its address's slots, given back on drop.
-#[derive(Debug)]
-struct IpSlot {
-    slots: Arc<IpSlots>,
-    ip: IpAddr,
-}
-
-impl IpSlots {
-    fn take(self: &Arc<Self>, ip: IpAddr) -> Option<IpSlot> {
-        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        let n = held.entry(ip).or_insert(0);
-        if *n >= self.max {
-            return None;
-        }
-        *n += 1;
-        Some(IpSlot {
-            slots: self.clone(),
-            ip,
-        })
-    }
-}
-
-impl Drop for IpSlot {
-    fn drop(&mut self) {
-        let mut held = self.slots.held.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = held.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                held.remove(&self.ip);
-            }
-        }
-    }
-}
-
-fn refused(service: &CaService, reason: &'static str) {
-    service
-        .metrics
-        .connections_refused
-        .get_or_create(&ReasonLabel { reason })
-        .inc();
-}
-
-/// Accepts until `stopped` changes; every connection runs in its own task.
+/// Accepts until the lifecycle drains; every connection runs in its own task.
 pub(super) async fn accept_loop(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     service: Arc<CaService>,
-    mut stopped: watch::Receiver<bool>,
+    lifecycle: Lifecycle,
 ) {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let per_ip = Arc::new(IpSlots {
-        held: Mutex::new(HashMap::new()),
-        max: service.config.limits.max_connections_per_ip,
-    });
-    loop {
-        let (sock, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = stopped.changed() => return,
-        };
-        // Over a cap: close at once, before any TLS work.
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            refused(&service, "max_connections");
-            continue;
-        };
-        let Some(slot) = per_ip.take(peer.ip()) else {
-            refused(&service, "per_ip_limit");
-            continue;
-        };
-        let (acceptor, service) = (acceptor.clone(), service.clone());
-        tokio::spawn(async move {
-            let _held = (permit, slot);
-            serve_one(sock, peer, acceptor, service).await;
-        });
-    }
+    let gate = Gate::new(MAX_CONNECTIONS).per_ip(service.config.limits.max_connections_per_ip);
+    let refused = |refusal: Refusal, _| {
+        service
+            .metrics
+            .connections_refused
+            .get_or_create(&ReasonLabel {
+                reason: refusal.as_str(),
+            })
+            .inc();
+    };
+    let serve = |sock, peer, admission| {
+        let (acceptor, service, lifecycle) = (acceptor.clone(), service.clone(), lifecycle.clone());
+        async move {
+            let _held = admission;
+            serve_one(sock, peer, acceptor, service, lifecycle).await;
+        }
+    };
+    ward_daemon::accept_loop(listener, "api", &lifecycle, &gate, refused, serve).await;
 }
 
 /// Requests in flight on one connection, and when it last had none.
@@ -171,6 +111,7 @@ async fn serve_one(
     peer: SocketAddr,
     acceptor: TlsAcceptor,
     service: Arc<CaService>,
+    lifecycle: Lifecycle,
 ) {
     let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(sock)).await {
         Ok(Ok(tls)) => tls,
@@ -223,6 +164,15 @@ async fn serve_one(
         tokio::select! {
             _ = conn.as_mut() => return,
             () = tokio::time::sleep_until(deadline) => {}
+            () = lifecycle.reached(Phase::Draining) => {
+                // Finish what is in flight, take nothing new; cut at Closing.
+                conn.as_mut().graceful_shutdown();
+                tokio::select! {
+                    _ = conn.as_mut() => {}
+                    () = lifecycle.reached(Phase::Closing) => {}
+                }
+                return;
+            }
         }
         let still_due = activity
             .deadline(limits.request_timeout, limits.idle_timeout)

@@ -24,8 +24,8 @@ use rcgen::{CertificateParams, KeyPair};
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
+use ward_daemon::Lifecycle;
 use ward_identity::SpiffeId;
 use ward_tls::{BundleStore, CertStore};
 
@@ -75,6 +75,9 @@ impl CaService {
     }
 }
 
+/// How long requests in flight get to finish when the CA shuts down.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 /// A started CA.
 #[derive(Debug)]
 pub struct RunningCa {
@@ -82,16 +85,19 @@ pub struct RunningCa {
     pub addr: SocketAddr,
     /// Shared service state (tests read metrics from it).
     pub service: Arc<CaService>,
-    stop: watch::Sender<bool>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    lifecycle: Lifecycle,
+    accept: tokio::task::JoinHandle<()>,
+    /// Background loops (own renewal, directory watch) that end with the process.
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningCa {
-    /// Stops accepting and lets in-flight requests finish briefly.
+    /// Drains: stops accepting, lets requests in flight finish (up to [`SHUTDOWN_GRACE`]),
+    /// closes what is left, then stops the background loops.
     pub async fn shutdown(self) {
-        self.stop.send_replace(true);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        for t in self.tasks {
+        self.lifecycle.shutdown(SHUTDOWN_GRACE).await;
+        let _ = self.accept.await;
+        for t in self.background {
             t.abort();
         }
     }
@@ -152,6 +158,19 @@ pub(crate) async fn issue_own_identity(service: &CaService) -> Result<(), ServeE
     Ok(())
 }
 
+/// Starts the CA and serves until `shutdown` resolves, then drains.
+pub async fn run(
+    config: CaConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let ca = start(config).await?;
+    shutdown.await;
+    tracing::info!("shutting down: no longer accepting; draining requests in flight");
+    ca.shutdown().await;
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
 /// Loads everything, binds, and starts serving.
 pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
     let authority =
@@ -193,21 +212,24 @@ pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
     let addr = listener
         .local_addr()
         .map_err(|e| ServeError::Startup(e.to_string()))?;
-    let (stop, stopped) = watch::channel(false);
-    let mut tasks = vec![tokio::spawn(listener::accept_loop(
+    let lifecycle = Lifecycle::default();
+    let accept = tokio::spawn(listener::accept_loop(
         listener,
         TlsAcceptor::from(Arc::new(tls)),
         service.clone(),
-        stopped,
-    ))];
-    tasks.push(tokio::spawn(renew_own_identity(service.clone())));
-    tasks.push(tokio::spawn(authority::watch(service.clone())));
+        lifecycle.clone(),
+    ));
+    let background = vec![
+        tokio::spawn(renew_own_identity(service.clone())),
+        tokio::spawn(authority::watch(service.clone())),
+    ];
     tracing::info!(%addr, trust_domain = %service.config.trust_domain, "ward-ca serving");
     Ok(RunningCa {
         addr,
         service,
-        stop,
-        tasks,
+        lifecycle,
+        accept,
+        background,
     })
 }
 

@@ -32,9 +32,9 @@ use super::{
     is_body_limit, json_error, limit_body, streamed, strip_hop_by_hop, too_large, Body,
     BodyTooLarge, BoxError, RequestLog,
 };
-use crate::lifecycle::Phase;
 use crate::limits::Limits;
 use crate::Shared;
+use ward_daemon::Phase;
 
 /// Dials the upstream sidecar: TCP, then the mTLS handshake that verifies `server_id`.
 #[derive(Clone)]

@@ -1,7 +1,7 @@
 //! Running, draining, closing: the shutdown sequence, and counting connections to wait on.
 //!
-//! On SIGTERM the proxy moves to `Draining` (listeners stop accepting, `/ready` turns 503,
-//! open connections continue), waits up to `shutdown_grace` for connections to finish, then
+//! On shutdown a daemon moves to `Draining` (listeners stop accepting, readiness turns 503,
+//! open connections continue), waits up to its grace period for connections to finish, then
 //! moves to `Closing`, which every remaining connection obeys by closing.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
 
-/// The proxy's phase.
+/// The daemon's phase.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Phase {
     /// Accepting and serving.
