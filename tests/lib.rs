@@ -9,8 +9,9 @@
 pub mod hostile;
 pub mod https;
 pub mod jwt;
+pub mod kit;
 pub mod metrics;
-pub mod system;
+pub mod processes;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

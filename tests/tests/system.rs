@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use rustls::{ClientConnection, StreamOwned};
 use rustls_pki_types::ServerName;
 use ward_ca::Issuer;
-use ward_e2e::system::*;
+use ward_e2e::processes::*;
 use ward_e2e::{issue_from, raw_client_config};
 use ward_tls::pem::load_certs;
 use ward_tls::{BundleStore, TrustBundles};

@@ -17,13 +17,7 @@ use ward_ca::state::{self, queries};
 const BIN: &str = env!("CARGO_BIN_EXE_ward-ca");
 const FRONTEND: &str = "spiffe://example.org/ns/web/sa/frontend";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use ward_e2e::kit::free_port;
 
 fn ward(dir: &Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(BIN)

@@ -14,13 +14,7 @@ use support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ward-proxy");
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use ward_e2e::kit::free_port;
 
 fn curl(url: &str) -> (u16, String) {
     let out = Command::new("curl")

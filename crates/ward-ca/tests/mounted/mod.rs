@@ -24,7 +24,7 @@ use rcgen::KeyPair;
 use serde_json::json;
 use ward_e2e::https::{connector, Conn, Response};
 use ward_e2e::jwt::{jwks, kube_claims, JwtSigner};
-use ward_e2e::system::free_port;
+use ward_e2e::kit::free_port;
 use ward_e2e::Material;
 
 use crate::support::{self, AUDIENCE, ISSUER};

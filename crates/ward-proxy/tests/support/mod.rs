@@ -2,7 +2,7 @@
 //! app that counts its connections, the proxy started in-process on port 0, TLS clients made
 //! of real issued (or forged) identities, and deadline-bounded waiting.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // each test file uses a subset
+#![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)] // each test file uses a subset
 
 pub mod ca;
 pub mod http;
@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -260,29 +260,7 @@ pub async fn closed_within<S: tokio::io::AsyncRead + Unpin>(
     )
 }
 
-/// Waits (polling, with a deadline) for `cond`; panics with `what` if it never holds. A
-/// condition that panics (a [`metric`] sample that does not exist yet) counts as not yet;
-/// at the deadline its last message is part of the failure.
-pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(&mut cond));
-        let why = match outcome {
-            Ok(true) => return,
-            Ok(false) => String::new(),
-            Err(panic) => panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                .unwrap_or_default(),
-        };
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for: {what} {why}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+pub use ward_e2e::kit::{eventually, free_port};
 
 /// `ward_handshake_failures_total` for one listener, direction and reason.
 pub fn handshake_failures(

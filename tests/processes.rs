@@ -28,23 +28,7 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
-/// An unused 127.0.0.1 port.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Polls `f` every 100 ms until it is true; panics naming `what` after `timeout`.
-pub fn wait_until(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(100));
-    }
-}
+pub use crate::kit::{free_port, wait_until};
 
 /// A child process whose stderr goes to `<dir>/<name>.log`; killed when dropped.
 #[derive(Debug)]

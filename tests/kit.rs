@@ -1,0 +1,45 @@
+//! The small waiting and port helpers every test package uses, written once: a free loopback
+//! port, and polling with a deadline (blocking for tests that drive child processes, async
+//! for tests on a tokio runtime). No sleeps for synchronisation anywhere else.
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+/// An unused 127.0.0.1 port (bound once and released; for configs that need a number).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `f` every 100 ms until it is true; panics naming `what` after `timeout`.
+pub fn wait_until(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits (polling every 20 ms, up to 10 s) for `cond`; panics with `what` if it never holds.
+/// A condition that panics (a metric sample that does not exist yet) counts as not yet; at
+/// the deadline its last message is part of the failure.
+pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(&mut cond));
+        let why = match outcome {
+            Ok(true) => return,
+            Ok(false) => String::new(),
+            Err(panic) => panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_default(),
+        };
+        assert!(Instant::now() < deadline, "timed out waiting for: {what} {why}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
