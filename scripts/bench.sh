@@ -15,7 +15,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bash "$root/scripts/ensure-tools.sh" openssl curl wrk nginx stunnel4 haproxy
-cargo build --release -q -p ward-ca -p ward-proxy -p ward-load
+cargo build --release -q -p ward-ca -p ward-proxy -p ward-traffic
 bin="$root/target/release"
 out="${BENCH_OUT:-$root/docs/benchmarks.md}"
 runs=3
@@ -335,7 +335,7 @@ report="$work/report.md"
   echo
   echo "### S1: latency at a fixed request rate (open loop, 32 keep-alive connections, 1 KiB responses)"
   echo
-  echo "Measured by \`ward-load\` (crates/ward-load): requests are due at fixed intervals and each"
+  echo "Measured by \`ward-load\` (crates/ward-traffic): requests are due at fixed intervals and each"
   echo "latency counts from its due time, so queueing is not hidden (no coordinated omission)."
   echo "\"added\" is the contender's figure minus direct's in the same run."
   echo

@@ -32,7 +32,7 @@ max_life=${SOAK_MAX_LIFE_SECONDS:-180}
 warmup=${SOAK_WARMUP_SECONDS:-$(( max_life + 60 ))}
 out="$root/target/soak"
 cd "$root"
-cargo build --release -q -p ward-ca -p ward-proxy -p ward-load
+cargo build --release -q -p ward-ca -p ward-proxy -p ward-traffic
 bin="$root/target/release"
 ulimit -n "$(ulimit -Hn)"
 per_pair=$(( (conns + pairs - 1) / pairs ))

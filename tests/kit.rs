@@ -39,7 +39,10 @@ pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
                 .unwrap_or_default(),
         };
-        assert!(Instant::now() < deadline, "timed out waiting for: {what} {why}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for: {what} {why}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -204,7 +204,7 @@ async fn drive(args: Drive) -> Result<bool, String> {
     if args.addr.is_empty() || args.connections == 0 || args.ramp == 0 {
         return Err("--addr, --connections and --ramp must not be empty or zero".into());
     }
-    let parse = |s: &str| ward_yaml::parse_duration(s);
+    let parse = |s: &str| ward_traffic::parse_duration(s);
     let start = Instant::now();
     let plan = Plan {
         end: start + parse(&args.duration)?,

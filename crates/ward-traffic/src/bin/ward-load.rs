@@ -130,7 +130,7 @@ async fn run(args: Args) -> Result<String, String> {
     if args.rate == 0 || args.connections == 0 {
         return Err("--rate and --connections must be at least 1".into());
     }
-    let duration = ward_yaml::parse_duration(&args.duration)?;
+    let duration = ward_traffic::parse_duration(&args.duration)?;
     let total = (duration.as_secs_f64() * f64::from(args.rate)) as u64;
     let start = Instant::now() + Duration::from_millis(100);
     let args = std::sync::Arc::new(args);
