@@ -9,6 +9,7 @@ use ward_tls::{FileError, PemError};
 
 /// Anything the CA can fail at.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum CaError {
     /// `init` found an existing CA and `--force` was not given.
     #[error("a CA already exists in {dir} ({file} is present); pass --force to replace it", dir = dir.display(), file = file.display())]
@@ -50,9 +51,9 @@ pub enum CaError {
         /// What is wrong with it.
         problem: String,
     },
-    /// Certificate generation failed inside rcgen.
+    /// Key or certificate generation failed (the message is the crypto library's).
     #[error("certificate generation failed: {0}")]
-    Generate(#[from] rcgen::Error),
+    Generate(String),
     /// The CSR was refused.
     #[error(transparent)]
     Csr(#[from] CsrError),
@@ -81,17 +82,25 @@ pub enum CaError {
     #[error("{0:?} is not a valid DNS name (wildcards are not issued)")]
     InvalidDnsName(String),
     /// A rotation step is out of order or premature (the message says what to do).
-    #[error("{0}")]
-    Rotation(String),
-    /// The daemon config is invalid (the message carries file:line:column).
-    #[error("{0}")]
-    Config(String),
+    #[error(transparent)]
+    Rotation(#[from] crate::rotate::RotationError),
+    /// The daemon config is invalid (file:line:column in the message).
+    #[error(transparent)]
+    Config(#[from] ward_yaml::YamlError),
     /// The state database failed.
-    #[error("{0}")]
-    State(String),
-    /// The daemon could not start or run.
-    #[error("{0}")]
-    Serve(String),
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    /// The daemon could not start.
+    #[error(transparent)]
+    Serve(Box<crate::server::ServeError>),
+    /// The process could not set up its runtime or signal handlers.
+    #[error("{what}: {source}")]
+    Runtime {
+        /// What was being set up.
+        what: &'static str,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// The issuing certificate has expired or is not yet valid.
     #[error("the issuing certificate is not valid now (valid {not_before} to {not_after}); rotate the CA")]
     IssuerNotValid {
@@ -107,6 +116,7 @@ pub enum CaError {
 
 /// Why a certificate signing request was refused.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum CsrError {
     /// Neither PEM nor DER, or a structure that does not parse.
     #[error("CSR is malformed: {0}")]
@@ -117,4 +127,16 @@ pub enum CsrError {
     /// The key is not ECDSA P-256.
     #[error("CSR key must be ECDSA P-256: {0}")]
     UnsupportedKey(String),
+}
+
+impl From<rcgen::Error> for CaError {
+    fn from(e: rcgen::Error) -> Self {
+        Self::Generate(e.to_string())
+    }
+}
+
+impl From<crate::server::ServeError> for CaError {
+    fn from(e: crate::server::ServeError) -> Self {
+        Self::Serve(Box::new(e))
+    }
 }

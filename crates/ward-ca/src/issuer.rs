@@ -263,7 +263,7 @@ pub(crate) fn random_serial() -> Result<SerialNumber, CaError> {
     let mut bytes = [0u8; 16];
     SystemRandom::new()
         .fill(&mut bytes)
-        .map_err(|_| CaError::Generate(rcgen::Error::RingUnspecified))?;
+        .map_err(|_| CaError::Generate("no randomness from the system".into()))?;
     Ok(SerialNumber::from_slice(&bytes))
 }
 
@@ -272,7 +272,7 @@ pub(crate) fn random_tag() -> Result<String, CaError> {
     let mut bytes = [0u8; 4];
     SystemRandom::new()
         .fill(&mut bytes)
-        .map_err(|_| CaError::Generate(rcgen::Error::RingUnspecified))?;
+        .map_err(|_| CaError::Generate("no randomness from the system".into()))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 

@@ -100,8 +100,45 @@ impl Journal {
     }
 }
 
-fn rotation_error(message: impl Into<String>) -> CaError {
-    CaError::Rotation(message.into())
+/// Why a rotation step refused to run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RotationError {
+    /// The step does not follow from where the rotation stands.
+    #[error("{}", out_of_order(*.phase, .wanted))]
+    OutOfOrder {
+        /// Where the rotation stands.
+        phase: Phase,
+        /// What was asked (`activate`, `finish`, `prepare another`).
+        wanted: &'static str,
+    },
+    /// `previous/` is there although the journal records no rotation.
+    #[error("{} exists but no rotation is recorded in {JOURNAL}; remove it if it is a leftover", .path.display())]
+    Leftover {
+        /// The leftover directory.
+        path: std::path::PathBuf,
+    },
+    /// The next generation has not been published for two bundle refreshes yet.
+    #[error("the next issuer was published {published}s ago and workloads may not have fetched it yet (they refresh the bundle every {hint}s); wait {wait}s more, or pass --force")]
+    TooEarly {
+        /// Seconds since `prepare`.
+        published: i64,
+        /// The bundle refresh hint, seconds.
+        hint: i64,
+        /// Seconds still to wait.
+        wait: i64,
+    },
+    /// `retire` with no rotation in progress.
+    #[error("nothing to retire: no rotation is in progress. In an emergency run `ward-ca rotate prepare` (with --root if the root key is exposed) and then `ward-ca rotate retire`")]
+    NothingToRetire,
+    /// Certificates of the previous issuer are still valid and not renewed.
+    #[error("{count} certificate(s) signed by the previous issuer are still valid and not yet renewed (the last expires {last}); retiring it now would break them. Wait, or pass --force")]
+    StillLive {
+        /// How many.
+        count: i64,
+        /// When the last expires (RFC 3339).
+        last: String,
+    },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CaError {
@@ -210,13 +247,13 @@ pub(crate) fn reset(dir: &Path) -> Result<(), CaError> {
     publish_bundle(dir, &mut journal)
 }
 
-fn out_of_order(phase: Phase, wanted: &str) -> CaError {
-    rotation_error(match phase {
+fn out_of_order(phase: Phase, wanted: &str) -> String {
+    match phase {
         Phase::Idle => format!("no rotation is in progress, so there is nothing to {wanted}; start one with `ward-ca rotate prepare`"),
         Phase::Prepared => format!("a rotation is prepared (next/), so it cannot {wanted} now; run `ward-ca rotate activate` next"),
         Phase::Activating => "an activation was interrupted; rerun `ward-ca rotate activate` to complete it".into(),
         Phase::Activated => format!("the last rotation is activated but not finished, so it cannot {wanted} now; run `ward-ca rotate finish` once the old generation's certificates have expired (`ward-ca rotate status` says when)"),
-    })
+    }
 }
 
 /// What `prepare` created.
@@ -235,13 +272,17 @@ pub struct Prepared {
 pub fn prepare(dir: &Path, new_root: bool, now: i64) -> Result<Prepared, CaError> {
     let mut journal = Journal::load(dir)?;
     if journal.phase != Phase::Idle {
-        return Err(out_of_order(journal.phase, "prepare another"));
+        return Err(RotationError::OutOfOrder {
+            phase: journal.phase,
+            wanted: "prepare another",
+        }
+        .into());
     }
     if dir.join(PREVIOUS).exists() {
-        return Err(rotation_error(format!(
-            "{} exists but no rotation is recorded in {JOURNAL}; remove it if it is a leftover",
-            dir.join(PREVIOUS).display()
-        )));
+        return Err(RotationError::Leftover {
+            path: dir.join(PREVIOUS),
+        }
+        .into());
     }
     let current = Issuer::load(dir)?;
     let generation = if new_root {
@@ -279,17 +320,24 @@ pub fn activate(dir: &Path, now: i64, refresh_hint: i64, force: bool) -> Result<
             Issuer::load(&dir.join(NEXT))?;
             let published = now - journal.prepared_at.unwrap_or(0);
             if !force && published < publish_wait {
-                return Err(rotation_error(format!(
-                    "the next issuer was published {published}s ago and workloads may not have fetched it yet (they refresh the bundle every {}s); wait {}s more, or pass --force",
-                    refresh_hint,
-                    publish_wait - published
-                )));
+                return Err(RotationError::TooEarly {
+                    published,
+                    hint: refresh_hint,
+                    wait: publish_wait - published,
+                }
+                .into());
             }
             journal.phase = Phase::Activating;
             journal.save(dir)?;
         }
         Phase::Activating => {}
-        other => return Err(out_of_order(other, "activate")),
+        phase => {
+            return Err(RotationError::OutOfOrder {
+                phase,
+                wanted: "activate",
+            }
+            .into())
+        }
     }
     // Each step below is safe to repeat: previous/ appears whole, before anything at the top
     // level changes; next/ is removed only after its files are copied.
@@ -319,9 +367,7 @@ pub fn retire(dir: &Path, now: i64, refresh_hint: i64, force: bool) -> Result<bo
             true
         }
         Phase::Activated => false,
-        Phase::Idle => return Err(rotation_error(
-            "nothing to retire: no rotation is in progress. In an emergency run `ward-ca rotate prepare` (with --root if the root key is exposed) and then `ward-ca rotate retire`",
-        )),
+        Phase::Idle => return Err(RotationError::NothingToRetire.into()),
     };
     finish(dir)?;
     Ok(activated)
@@ -333,7 +379,11 @@ pub fn retire(dir: &Path, now: i64, refresh_hint: i64, force: bool) -> Result<bo
 pub fn finish(dir: &Path) -> Result<(), CaError> {
     let mut journal = Journal::load(dir)?;
     if journal.phase != Phase::Activated {
-        return Err(out_of_order(journal.phase, "finish"));
+        return Err(RotationError::OutOfOrder {
+            phase: journal.phase,
+            wanted: "finish",
+        }
+        .into());
     }
     remove_dir(&dir.join(PREVIOUS))?;
     sync_dir(dir)?;

@@ -16,7 +16,7 @@ pub mod http;
 mod model;
 
 pub use compile::{compile, Listener};
-pub use model::{Action, Decision, Mode, Policy, Rule, Verdict};
+pub use model::{Action, Decision, Mode, Outcome, Policy, Rule, Verdict};
 
 #[cfg(test)]
 mod tests;

@@ -94,6 +94,28 @@ pub enum Decision {
     },
 }
 
+/// What a verdict does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Allowed by a rule.
+    Allow,
+    /// Denied, and enforced.
+    Deny,
+    /// Denied by the rules, let through by audit mode (and reported).
+    AuditDeny,
+}
+
+impl Outcome {
+    /// `allow`, `deny`, `audit-deny`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+            Self::AuditDeny => "audit-deny",
+        }
+    }
+}
+
 /// A decision plus whether it is enforced.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verdict {
@@ -109,13 +131,18 @@ impl Verdict {
         matches!(self.decision, Decision::Allow { .. }) || self.mode == Mode::Audit
     }
 
-    /// `allow`, `deny`, or `audit-deny` (denied by the rules, let through by audit mode).
-    pub fn label(&self) -> &'static str {
+    /// What happens to the connection or request.
+    pub fn outcome(&self) -> Outcome {
         match (&self.decision, self.mode) {
-            (Decision::Allow { .. }, _) => "allow",
-            (Decision::Deny { .. }, Mode::Enforce) => "deny",
-            (Decision::Deny { .. }, Mode::Audit) => "audit-deny",
+            (Decision::Allow { .. }, _) => Outcome::Allow,
+            (Decision::Deny { .. }, Mode::Enforce) => Outcome::Deny,
+            (Decision::Deny { .. }, Mode::Audit) => Outcome::AuditDeny,
         }
+    }
+
+    /// `allow`, `deny`, or `audit-deny`: the outcome as metrics and logs name it.
+    pub fn label(&self) -> &'static str {
+        self.outcome().as_str()
     }
 
     /// The deciding rule's name, or `default-deny`.

@@ -245,7 +245,7 @@ fn policy_test(
     } else {
         "deny"
     };
-    let audit = if verdict.label() == "audit-deny" {
+    let audit = if verdict.outcome() == ward_policy::Outcome::AuditDeny {
         "; mode is audit, so it is logged and let through"
     } else {
         ""

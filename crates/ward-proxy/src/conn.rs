@@ -8,7 +8,7 @@ use ward_identity::SpiffeId;
 use ward_policy::Verdict;
 
 use crate::metrics::{BytesLabels, CloseLabels, ConnLabels, DecisionLabels, Metrics};
-use crate::pipe::Traffic;
+use crate::pipe::{CloseCode, Traffic};
 
 /// Everything known about a connection, logged when it ends.
 #[derive(Debug)]
@@ -23,7 +23,7 @@ pub struct ConnRecord {
     /// Bytes relayed.
     pub traffic: Traffic,
     /// Why it ended (a code) and any detail.
-    pub close: (&'static str, String),
+    pub close: (CloseCode, String),
     /// The TLS session was resumed rather than negotiated in full.
     pub resumed: bool,
     /// Holds the connection's slots (caps, the drain's count) until the record closes.
@@ -51,7 +51,7 @@ impl ConnRecord {
             peer: None,
             verdict: None,
             traffic: Traffic::default(),
-            close: ("done", String::new()),
+            close: (CloseCode::Done, String::new()),
             resumed: false,
             _admission: admission,
         }
@@ -81,7 +81,7 @@ impl ConnRecord {
                 reason,
             })
             .inc();
-        self.close = (reason, detail);
+        self.close = (CloseCode::Handshake(reason), detail);
     }
 
     /// Records how the TLS handshake went: resumed sessions are counted.
@@ -93,7 +93,7 @@ impl ConnRecord {
     }
 
     /// Sets the close reason.
-    pub fn closed(&mut self, code: &'static str, detail: impl Into<String>) {
+    pub fn closed(&mut self, code: CloseCode, detail: impl Into<String>) {
         self.close = (code, detail.into());
     }
 }
@@ -110,7 +110,7 @@ impl Drop for ConnRecord {
             .get_or_create(&CloseLabels {
                 listener: listener.clone(),
                 direction,
-                reason: self.close.0,
+                reason: self.close.0.as_str(),
             })
             .inc();
         m.duration.get_or_create(&self.labels).observe(secs);
@@ -138,7 +138,7 @@ impl Drop for ConnRecord {
             bytes_in = from_peer,
             bytes_out = to_peer,
             duration_ms = (secs * 1000.0) as u64,
-            close = self.close.0,
+            close = self.close.0.as_str(),
             resumed = self.resumed,
             detail = %self.close.1,
             "connection closed"

@@ -24,7 +24,7 @@ use ward_tls::ClientAuthorizer;
 use crate::config::InboundConfig;
 use crate::conn::ConnRecord;
 use crate::http::inbound::{xfcc, AppClient, Ctx};
-use crate::pipe::{relay, CloseReason};
+use crate::pipe::{relay, CloseCode, CloseReason};
 use crate::policy_store::PolicyStore;
 use crate::{accept_loop, Shared};
 use ward_daemon::Phase;
@@ -145,7 +145,7 @@ async fn handle(
     // session checks and the authorizer. Either way the slot holds the peer and the verdict,
     // so a connection without a recorded peer is refused rather than relayed.
     let (Some(peer), Some(leaf)) = (rec.peer.clone(), peer_leaf) else {
-        return rec.closed("no_peer_identity", "");
+        return rec.closed(CloseCode::NoPeerIdentity, "");
     };
     let stop = async {
         tokio::select! {
@@ -165,7 +165,7 @@ async fn handle(
             .unwrap_or_default();
         let own = shared.store.current().map(|id| id.id().clone());
         let Some(xfcc) = own.and_then(|own| xfcc(&own, &peer, &peer_der)) else {
-            return rec.closed("no_own_identity", "");
+            return rec.closed(CloseCode::NoOwnIdentity, "");
         };
         let ctx = Arc::new(Ctx {
             listener: inbound.config.name.clone(),
@@ -192,14 +192,14 @@ async fn handle(
         Ok(Err(e)) => {
             let _ = timeout(limits.connect_timeout, tls.shutdown()).await;
             return rec.closed(
-                "app_unavailable",
+                CloseCode::AppUnavailable,
                 format!("{}: {e}", inbound.config.forward),
             );
         }
         Err(_) => {
             let _ = timeout(limits.connect_timeout, tls.shutdown()).await;
             return rec.closed(
-                "app_unavailable",
+                CloseCode::AppUnavailable,
                 format!("{}: connect timed out", inbound.config.forward),
             );
         }
@@ -234,7 +234,7 @@ fn finish(
 fn log_verdict(listener: &str, peer: &SpiffeId, verdict: &Verdict) {
     if !verdict.permits() {
         tracing::info!(listener, peer = %peer, %verdict, "connection denied by policy");
-    } else if verdict.label() == "audit-deny" {
+    } else if verdict.outcome() == ward_policy::Outcome::AuditDeny {
         tracing::warn!(listener, peer = %peer, %verdict, "audit mode: policy would deny this connection");
     }
 }

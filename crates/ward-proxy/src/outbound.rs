@@ -15,7 +15,7 @@ use crate::config::{OutboundConfig, Protocol};
 use crate::conn::ConnRecord;
 use crate::http::outbound::{serve as serve_http, UpstreamPool};
 use crate::limits::Limits;
-use crate::pipe::{relay, CloseReason};
+use crate::pipe::{relay, CloseCode, CloseReason};
 use crate::{accept_loop, Shared};
 use ward_daemon::Phase;
 
@@ -95,18 +95,20 @@ async fn handle(
     if let Some(pool) = &outbound.pool {
         let name: Arc<str> = Arc::from(outbound.config.name.as_str());
         return match serve_http(app, name, pool.clone(), shared.clone()).await {
-            Ok(()) => rec.closed("done", ""),
-            Err(e) => rec.closed("error", e),
+            Ok(()) => rec.closed(CloseCode::Done, ""),
+            Err(e) => rec.closed(CloseCode::IoError, e),
         };
     }
     let limits = shared.limits;
     let upstream = &outbound.config.upstream;
     let tcp = match timeout(limits.connect_timeout, TcpStream::connect(upstream)).await {
         Ok(Ok(tcp)) => tcp,
-        Ok(Err(e)) => return rec.closed("upstream_unavailable", format!("{upstream}: {e}")),
+        Ok(Err(e)) => {
+            return rec.closed(CloseCode::UpstreamUnavailable, format!("{upstream}: {e}"))
+        }
         Err(_) => {
             return rec.closed(
-                "upstream_unavailable",
+                CloseCode::UpstreamUnavailable,
                 format!("{upstream}: connect timed out"),
             )
         }

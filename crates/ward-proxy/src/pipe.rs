@@ -40,15 +40,61 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
-    /// A stable code for metrics and logs.
-    pub fn code(&self) -> &'static str {
+    /// The stable code for metrics and logs.
+    pub fn code(&self) -> CloseCode {
+        match self {
+            Self::Done => CloseCode::Done,
+            Self::IdleTimeout => CloseCode::IdleTimeout,
+            Self::Error(_) => CloseCode::IoError,
+            Self::PolicyRevoked { .. } => CloseCode::PolicyRevoked,
+            Self::PeerRevoked => CloseCode::PeerRevoked,
+            Self::Shutdown => CloseCode::Shutdown,
+        }
+    }
+}
+
+/// Why a connection ended, as counted in `ward_connections_closed_total{reason}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseCode {
+    /// Both sides finished normally.
+    Done,
+    /// No bytes either way for the idle timeout.
+    IdleTimeout,
+    /// An I/O (or HTTP) error on either side.
+    IoError,
+    /// A policy change no longer allows the peer.
+    PolicyRevoked,
+    /// The CA revoked the peer's certificate.
+    PeerRevoked,
+    /// The proxy is shutting down.
+    Shutdown,
+    /// The local app could not be reached.
+    AppUnavailable,
+    /// The upstream could not be reached.
+    UpstreamUnavailable,
+    /// A completed handshake left no verified peer (refused rather than relayed).
+    NoPeerIdentity,
+    /// This proxy has no identity of its own to name in XFCC.
+    NoOwnIdentity,
+    /// The TLS handshake failed, with ward-tls's refusal code (`expired`, `eof`, ...).
+    Handshake(&'static str),
+}
+
+impl CloseCode {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Done => "done",
             Self::IdleTimeout => "idle_timeout",
-            Self::Error(_) => "io_error",
-            Self::PolicyRevoked { .. } => "policy_revoked",
+            Self::IoError => "io_error",
+            Self::PolicyRevoked => "policy_revoked",
             Self::PeerRevoked => "peer_revoked",
             Self::Shutdown => "shutdown",
+            Self::AppUnavailable => "app_unavailable",
+            Self::UpstreamUnavailable => "upstream_unavailable",
+            Self::NoPeerIdentity => "no_peer_identity",
+            Self::NoOwnIdentity => "no_own_identity",
+            Self::Handshake(reason) => reason,
         }
     }
 }

@@ -27,13 +27,13 @@ pub(super) fn when(secs: i64) -> String {
 }
 
 pub(super) fn load(config: &std::path::Path) -> Result<(CaConfig, rusqlite::Connection), CaError> {
-    let cfg = CaConfig::load(config).map_err(|e| CaError::Config(e.to_string()))?;
-    let conn = state::open(&cfg.state).map_err(|e| CaError::State(e.to_string()))?;
+    let cfg = CaConfig::load(config)?;
+    let conn = state::open(&cfg.state)?;
     Ok((cfg, conn))
 }
 
 pub(super) fn db<T>(r: Result<T, state::StateError>) -> Result<T, CaError> {
-    r.map_err(|e| CaError::State(e.to_string()))
+    r.map_err(CaError::from)
 }
 
 /// `ward-ca token create`: prints the token once on `out`.
@@ -78,7 +78,8 @@ pub fn token_create(
             problem: "must be between 1m and 30 days".into(),
         });
     }
-    let token = tokens::generate().map_err(|_| CaError::Generate(rcgen::Error::RingUnspecified))?;
+    let token = tokens::generate()
+        .map_err(|_| CaError::Generate("no randomness from the system".into()))?;
     let now = unix_now();
     let record = TokenRecord {
         hash: token.hash.clone(),
@@ -215,7 +216,7 @@ pub fn certs_list(
 /// `ward-ca serve`: runs until SIGTERM or SIGINT.
 /// `ward-ca check`: the config parses and validates; one summary line on success.
 pub fn check(config: &std::path::Path, out: &mut dyn Write) -> Result<(), CaError> {
-    let cfg = CaConfig::load(config).map_err(|e| CaError::Config(e.to_string()))?;
+    let cfg = CaConfig::load(config)?;
     let attestors: Vec<&str> = [
         cfg.join_token.then_some("join_token"),
         cfg.kubernetes.as_ref().map(|_| "kubernetes"),
@@ -240,13 +241,21 @@ pub fn check(config: &std::path::Path, out: &mut dyn Write) -> Result<(), CaErro
 }
 
 pub fn serve(config: &std::path::Path) -> Result<(), CaError> {
-    let cfg = CaConfig::load(config).map_err(|e| CaError::Config(e.to_string()))?;
+    let cfg = CaConfig::load(config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| CaError::Serve(e.to_string()))?;
+        .map_err(|source| CaError::Runtime {
+            what: "tokio runtime",
+            source,
+        })?;
     runtime.block_on(async {
-        let sig = |k| signal(k).map_err(|e| CaError::Serve(format!("signal handler: {e}")));
+        let sig = |k| {
+            signal(k).map_err(|source| CaError::Runtime {
+                what: "signal handler",
+                source,
+            })
+        };
         let (mut term, mut int) = (sig(SignalKind::terminate())?, sig(SignalKind::interrupt())?);
         let signalled = async move {
             tokio::select! {
@@ -254,8 +263,6 @@ pub fn serve(config: &std::path::Path) -> Result<(), CaError> {
                 _ = int.recv() => {}
             }
         };
-        server::run(cfg, signalled)
-            .await
-            .map_err(|e| CaError::Serve(e.to_string()))
+        Ok(server::run(cfg, signalled).await?)
     })
 }

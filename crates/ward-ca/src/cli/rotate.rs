@@ -12,7 +12,7 @@ use clap::Subcommand;
 use super::ops::{db, load, when};
 use crate::error::CaError;
 use crate::issuer::{rfc3339, Issuer};
-use crate::rotate::{self, Journal, Phase, NEXT, PREVIOUS};
+use crate::rotate::{self, Journal, Phase, RotationError, NEXT, PREVIOUS};
 use crate::state::{queries, unix_now};
 
 /// `ward-ca rotate` subcommands.
@@ -107,10 +107,11 @@ pub fn run(command: RotateCommand, status: &mut dyn Write) -> Result<(), CaError
             if journal.phase == Phase::Activated {
                 let (live, last) = live_under_previous(&cfg.ca_dir, &conn)?;
                 if live > 0 && !force {
-                    return Err(CaError::Rotation(format!(
-                        "{live} certificate(s) signed by the previous issuer are still valid and not yet renewed (the last expires {}); retiring it now would break them. Wait, or pass --force",
-                        when(last.unwrap_or(0))
-                    )));
+                    return Err(RotationError::StillLive {
+                        count: live,
+                        last: when(last.unwrap_or(0)),
+                    }
+                    .into());
                 }
                 if live > 0 {
                     let _ = writeln!(status, "warning: {live} certificate(s) of the previous issuer stop being trusted now (--force)");

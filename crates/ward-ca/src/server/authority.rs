@@ -16,10 +16,11 @@ use std::time::Duration;
 use rustls_pki_types::CertificateDer;
 use ward_identity::TrustDomain;
 use ward_tls::pem::{certs_to_pem, load_certs};
-use ward_tls::{SpkiHash, TrustBundles};
+use ward_tls::{PemError, SpkiHash, TrustBundles};
 
 use super::CaService;
 use crate::ca_dir::{BUNDLE, ISSUER_CERT, ROOT_CERT};
+use crate::error::CaError;
 use crate::issuer::{ca_trust_domain, Issuer};
 use crate::rotate::{bundle_issuers, IssuerRole, Journal, Phase, JOURNAL};
 
@@ -56,43 +57,55 @@ pub struct Authority {
 
 impl Authority {
     /// Loads and cross-checks the CA directory.
-    pub fn load(dir: &Path, trust_domain: &TrustDomain) -> Result<Self, String> {
-        let issuer = Issuer::load(dir).map_err(|e| e.to_string())?;
+    pub fn load(dir: &Path, trust_domain: &TrustDomain) -> Result<Self, CaError> {
+        let bad = |path: &Path, problem: String| CaError::BadCa {
+            path: path.to_path_buf(),
+            problem,
+        };
+        let issuer = Issuer::load(dir)?;
         if issuer.trust_domain() != trust_domain {
-            return Err(format!(
-                "{} is a CA for {}, but the config says trust_domain {trust_domain}",
-                dir.display(),
-                issuer.trust_domain()
+            return Err(bad(
+                dir,
+                format!(
+                    "is a CA for {}, but the config says trust_domain {trust_domain}",
+                    issuer.trust_domain()
+                ),
             ));
         }
         let bundle = dir.join(BUNDLE);
-        let roots = load_certs(&bundle).map_err(|e| e.to_string())?;
+        let roots = load_certs(&bundle)?;
         for root in &roots {
             let (_, cert) = x509_parser::parse_x509_certificate(root)
-                .map_err(|e| format!("{}: malformed certificate: {e}", bundle.display()))?;
-            let td = ca_trust_domain(&cert).map_err(|p| format!("{}: {p}", bundle.display()))?;
+                .map_err(|e| bad(&bundle, format!("malformed certificate: {e}")))?;
+            let td = ca_trust_domain(&cert).map_err(|p| bad(&bundle, p))?;
             if !cert.is_ca() || &td != trust_domain {
-                return Err(format!(
-                    "{}: {} is not a CA certificate of {trust_domain}",
-                    bundle.display(),
-                    cert.subject()
+                return Err(bad(
+                    &bundle,
+                    format!(
+                        "{} is not a CA certificate of {trust_domain}",
+                        cert.subject()
+                    ),
                 ));
             }
         }
         if !roots.contains(issuer.root()) {
-            return Err(format!(
-                "{} does not contain {ROOT_CERT}, the root that signs; workloads would refuse every new certificate",
-                bundle.display()
+            return Err(bad(
+                &bundle,
+                format!("does not contain {ROOT_CERT}, the root that signs; workloads would refuse every new certificate"),
             ));
         }
-        let journal = Journal::load(dir).map_err(|e| e.to_string())?;
+        let journal = Journal::load(dir)?;
         let mut issuers = Vec::new();
-        for (role, der) in bundle_issuers(dir).map_err(|e| e.to_string())? {
-            let (_, cert) = x509_parser::parse_x509_certificate(&der)
-                .map_err(|e| format!("{} issuer: malformed certificate: {e}", role.as_str()))?;
+        for (role, der) in bundle_issuers(dir)? {
+            let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| {
+                bad(
+                    dir,
+                    format!("{} issuer: malformed certificate: {e}", role.as_str()),
+                )
+            })?;
             issuers.push(AllowedIssuer {
                 role,
-                spki: SpkiHash::of_cert(&der).map_err(|e| e.to_string())?,
+                spki: SpkiHash::of_cert(&der)?,
                 serial: ward_identity::serial_hex(cert.raw_serial()),
             });
         }
@@ -104,7 +117,7 @@ impl Authority {
                 .iter()
                 .map(super::bundle::jwk)
                 .collect::<Result<_, _>>()
-                .map_err(|e| format!("{}: {e}", bundle.display()))?,
+                .map_err(|e| bad(&bundle, e))?,
             roots,
             bundle_version: journal.bundle_version,
         })
@@ -114,12 +127,9 @@ impl Authority {
 impl Authority {
     /// What the CA's own TLS verifies clients with: the roots, and only the allowed issuers
     /// under them (so a leaf signed by a retired issuer cannot even reach `/v1/renew`).
-    pub fn trust_bundles(&self, td: &TrustDomain) -> Result<TrustBundles, String> {
-        let mut bundles =
-            TrustBundles::single(td.clone(), self.roots.clone()).map_err(|e| e.to_string())?;
-        bundles
-            .restrict_issuers(td, self.issuers.iter().map(|i| i.spki).collect())
-            .map_err(|e| e.to_string())?;
+    pub fn trust_bundles(&self, td: &TrustDomain) -> Result<TrustBundles, PemError> {
+        let mut bundles = TrustBundles::single(td.clone(), self.roots.clone())?;
+        bundles.restrict_issuers(td, self.issuers.iter().map(|i| i.spki).collect())?;
         Ok(bundles)
     }
 
@@ -157,7 +167,7 @@ fn fingerprint(dir: &Path) -> Option<Vec<u8>> {
 
 /// Installs `authority`: new signer, new bundle for `/v1/bundle`, for enrollment answers and
 /// for the CA's own TLS (clients with certificates under any published root are accepted).
-pub(super) fn install(service: &CaService, authority: Authority) -> Result<bool, String> {
+pub(super) fn install(service: &CaService, authority: Authority) -> Result<bool, CaError> {
     let bundles = authority.trust_bundles(&service.config.trust_domain)?;
     service
         .metrics

@@ -105,6 +105,7 @@ impl RunningCa {
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServeError {
     /// CA material.
     #[error(transparent)]
@@ -115,9 +116,20 @@ pub enum ServeError {
     /// The Kubernetes attestor's keys cannot be loaded.
     #[error("attestors.kubernetes: {0}")]
     Jwks(#[from] crate::jwks_fetch::JwksError),
-    /// Anything else at start-up.
-    #[error("{0}")]
-    Startup(String),
+    /// The CA's own serving certificate did not validate.
+    #[error("own certificate: {0}")]
+    OwnIdentity(#[from] ward_tls::StoreError),
+    /// The trust bundle or TLS configuration is unusable.
+    #[error(transparent)]
+    Tls(#[from] ward_tls::TlsError),
+    /// The API address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The configured address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
 }
 
 /// Issues (and records) the CA's own serving certificate.
@@ -127,7 +139,10 @@ pub(crate) async fn issue_own_identity(service: &CaService) -> Result<(), ServeE
         .serialize_request(&key)
         .map_err(CaError::from)?;
     let id = SpiffeId::from_parts(&service.config.trust_domain, crate::config::CA_ID_PATH)
-        .map_err(|e| ServeError::Startup(e.to_string()))?;
+        .map_err(|e| CaError::BadCa {
+            path: service.config.ca_dir.clone(),
+            problem: format!("the CA's own ID: {e}"),
+        })?;
     let issued = service.authority().issuer.issue(
         csr.der(),
         &id,
@@ -146,10 +161,7 @@ pub(crate) async fn issue_own_identity(service: &CaService) -> Result<(), ServeE
         .write(move |c| queries::insert_cert(c, &record))
         .await?;
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    service
-        .store
-        .publish(issued.chain, key)
-        .map_err(|e| ServeError::Startup(format!("own certificate: {e}")))?;
+    service.store.publish(issued.chain, key)?;
     service
         .metrics
         .issuances
@@ -173,8 +185,7 @@ pub async fn run(
 
 /// Loads everything, binds, and starts serving.
 pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
-    let authority =
-        Authority::load(&config.ca_dir, &config.trust_domain).map_err(ServeError::Startup)?;
+    let authority = Authority::load(&config.ca_dir, &config.trust_domain)?;
     let writer = Writer::start(&config.state)?;
     let reads = ReadPool::open(&config.state, 4)?;
     let kube = match &config.kubernetes {
@@ -183,7 +194,7 @@ pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
     };
     let bundles = authority
         .trust_bundles(&config.trust_domain)
-        .map_err(ServeError::Startup)?;
+        .map_err(ward_tls::TlsError::from)?;
     let store = CertStore::new(config.trust_domain.clone(), BundleStore::new(bundles));
     let metrics = CaMetrics::default();
     metrics
@@ -202,16 +213,15 @@ pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
     });
     issue_own_identity(&service).await?;
 
-    let tls = ward_tls::server_config_optional_client_auth(&service.store, &[b"h2", b"http/1.1"])
-        .map_err(|e| ServeError::Startup(e.to_string()))?;
+    let tls = ward_tls::server_config_optional_client_auth(&service.store, &[b"h2", b"http/1.1"])?;
+    let bind = |source| ServeError::Bind {
+        addr: service.config.listen,
+        source,
+    };
     let listener = TcpListener::bind(service.config.listen)
         .await
-        .map_err(|e| {
-            ServeError::Startup(format!("cannot listen on {}: {e}", service.config.listen))
-        })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| ServeError::Startup(e.to_string()))?;
+        .map_err(bind)?;
+    let addr = listener.local_addr().map_err(bind)?;
     let lifecycle = Lifecycle::default();
     let accept = tokio::spawn(listener::accept_loop(
         listener,

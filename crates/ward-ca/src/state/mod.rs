@@ -19,10 +19,12 @@ use thiserror::Error;
 
 /// State failures. Client mistakes are never reported through this type.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum StateError {
-    /// SQLite failed (I/O, disk full, read-only file system, corruption...).
+    /// SQLite failed (I/O, disk full, read-only file system, corruption...). The cause is
+    /// the database engine's; its type is not part of this API.
     #[error("state database: {0}")]
-    Db(#[from] rusqlite::Error),
+    Db(Box<dyn std::error::Error + Send + Sync>),
     /// The database was written by a newer ward-ca.
     #[error("state database has schema version {found}, newer than this ward-ca understands ({known}); upgrade ward-ca")]
     TooNew {
@@ -46,6 +48,12 @@ pub enum StateError {
     /// Something that must exist does not.
     #[error("{0}")]
     NotFound(String),
+}
+
+impl From<rusqlite::Error> for StateError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Db(Box::new(e))
+    }
 }
 
 /// Forward-only migrations; entry `i` takes the schema from version `i` to `i + 1`.

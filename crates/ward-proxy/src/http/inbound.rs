@@ -212,7 +212,7 @@ async fn handle(mut req: Request<Incoming>, ctx: &Ctx) -> Response<Body> {
             json!({ "rule": verdict.rule() }),
         );
     }
-    if verdict.label() == "audit-deny" {
+    if verdict.outcome() == ward_policy::Outcome::AuditDeny {
         tracing::warn!(listener = %ctx.listener, peer = %ctx.peer, method = %req.method(), path = %path, rule = verdict.rule(), "audit mode: policy would deny this request");
     }
 
