@@ -70,6 +70,7 @@ pub struct KubernetesAttestor {
 
 /// Why a Kubernetes token was refused.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum KubeError {
     /// The token itself.
     Token(JwtError),

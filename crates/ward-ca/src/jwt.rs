@@ -18,6 +18,7 @@ pub const SKEW_SECS: i64 = 60;
 
 /// Why a token was refused; `code()` is the stable API error code.
 #[derive(Debug, Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum JwtError {
     /// Not three base64url parts of JSON.
     #[error("token is not a well-formed JWT: {0}")]

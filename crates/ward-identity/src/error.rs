@@ -7,6 +7,7 @@ use thiserror::Error;
 
 /// Why a string is not a valid SPIFFE ID, trust domain or ID pattern.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum IdError {
     /// Nothing was given.
     #[error("SPIFFE ID is empty")]
@@ -77,6 +78,7 @@ pub enum IdError {
 
 /// Why a DER certificate is not an acceptable X509-SVID leaf.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum ProfileError {
     /// The bytes are not a well-formed X.509 certificate.
     #[error("certificate is malformed: {0}")]

@@ -19,6 +19,7 @@ use std::fmt;
 
 /// Why a request path was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PathError {
     /// Not an origin-form path.
     #[error("path must start with '/'")]

@@ -91,6 +91,7 @@ pub enum Outcome {
 
 /// Errors of the command line (printed as one line by `main`).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CliError {
     /// A file or the proxy failed.
     #[error(transparent)]

@@ -7,6 +7,7 @@ use ward_yaml::YamlError;
 
 /// Why the proxy could not start (or a reload could not apply).
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum ProxyError {
     /// The config or policy file is invalid (file:line:column in the message).
     #[error(transparent)]

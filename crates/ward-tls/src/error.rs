@@ -7,6 +7,7 @@ use ward_identity::{ProfileError, SpiffeId};
 
 /// Anything ward-tls can fail at.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum TlsError {
     /// Reading or decoding PEM material.
     #[error(transparent)]
@@ -27,6 +28,7 @@ pub enum TlsError {
 
 /// PEM files that cannot be used.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum PemError {
     /// The file could not be read.
     #[error("{path}: cannot read: {source}")]
@@ -73,6 +75,7 @@ pub enum PemError {
 
 /// Failures writing files.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum FileError {
     /// An I/O step of an atomic write failed; the destination is unchanged.
     #[error("{path}: {step}: {source}")]
@@ -88,6 +91,7 @@ pub enum FileError {
 
 /// Why a peer (or our own) certificate chain was refused.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum VerifyError {
     /// The leaf is not a valid X509-SVID.
     #[error("peer certificate is not a valid SVID: {0}")]
@@ -164,6 +168,7 @@ impl VerifyError {
 
 /// Why the certificate store refused to publish a candidate identity.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// The chain was empty.
     #[error("certificate chain is empty")]
