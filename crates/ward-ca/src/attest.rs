@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use ward_identity::{SpiffeId, TrustDomain};
+use ward_tls::files::{ContentDigest, ContentWatch};
 
 use crate::config::{JwksSource, KubernetesConfig};
 use crate::jwks_fetch::{self, JwksError};
@@ -62,8 +63,9 @@ const URL_MIN_INTERVAL: Duration = Duration::from_secs(5);
 pub struct KubernetesAttestor {
     config: KubernetesConfig,
     trust_domain: TrustDomain,
-    /// The keys in force, and for a file source when it was last checked and its bytes.
-    keys: Mutex<(Instant, Vec<u8>, Jwks)>,
+    /// The keys in force: when their source was last checked, the content last seen there,
+    /// and the keys themselves.
+    keys: Mutex<(Instant, ContentWatch, Jwks)>,
     /// Asks the URL refresher to fetch now (a token named a key we do not have).
     refresh: Notify,
 }
@@ -105,7 +107,11 @@ impl KubernetesAttestor {
         let attestor = Arc::new(Self {
             config,
             trust_domain,
-            keys: Mutex::new((Instant::now(), raw, jwks)),
+            keys: Mutex::new((
+                Instant::now(),
+                ContentWatch::seen(ContentDigest::of(&[&raw])),
+                jwks,
+            )),
             refresh: Notify::new(),
         });
         if matches!(attestor.config.jwks, JwksSource::Url(_)) {
@@ -114,42 +120,53 @@ impl KubernetesAttestor {
         Ok(attestor)
     }
 
-    fn install(&self, raw: Vec<u8>, jwks: Jwks) {
-        if let Ok(mut guard) = self.keys.lock() {
-            guard.0 = Instant::now();
-            if raw != guard.1 {
+    /// Takes what the source holds now: keys that parse replace the ones in force when the
+    /// content changed; content that does not parse is reported once, and changes nothing.
+    fn take(&self, raw: &[u8]) {
+        let Ok(mut guard) = self.keys.lock() else {
+            return;
+        };
+        guard.0 = Instant::now();
+        if !guard.1.changed(ContentDigest::of(&[raw])) {
+            return;
+        }
+        match Jwks::parse(raw) {
+            Ok(jwks) => {
                 tracing::info!(source = %self.config.jwks, "Kubernetes JWKS reloaded");
-                guard.1 = raw;
                 guard.2 = jwks;
+            }
+            Err(e) => {
+                tracing::error!(source = %self.config.jwks, error = %e, "JWKS reload failed; keeping the previous keys");
             }
         }
     }
 
     fn current_jwks(&self) -> Result<Jwks, KubeError> {
-        let (checked, jwks) = {
+        let checked = {
             let guard = self
                 .keys
                 .lock()
                 .map_err(|_| KubeError::Jwks(JwksError::Poisoned))?;
-            (guard.0, guard.2.clone())
+            guard.0
         };
         if let JwksSource::File(path) = &self.config.jwks {
             if checked.elapsed() >= FILE_RECHECK {
-                match std::fs::read(path)
-                    .map_err(|e| e.to_string())
-                    .and_then(|raw| Jwks::parse(&raw).map(|j| (raw, j)))
-                {
-                    Ok((raw, new)) => {
-                        self.install(raw, new.clone());
-                        return Ok(new);
-                    }
+                match std::fs::read(path) {
+                    Ok(raw) => self.take(&raw),
                     Err(e) => {
-                        tracing::error!(file = %path.display(), error = %e, "JWKS reload failed; keeping the previous keys")
+                        if let Ok(mut guard) = self.keys.lock() {
+                            guard.0 = Instant::now();
+                        }
+                        tracing::error!(file = %path.display(), error = %e, "JWKS file unreadable; keeping the previous keys");
                     }
                 }
             }
         }
-        Ok(jwks)
+        let guard = self
+            .keys
+            .lock()
+            .map_err(|_| KubeError::Jwks(JwksError::Poisoned))?;
+        Ok(guard.2.clone())
     }
 
     /// Verifies `token` at `now` and returns the ID it proves.
@@ -192,7 +209,7 @@ async fn refresh_loop(a: Arc<KubernetesAttestor>) {
         tokio::time::sleep(URL_MIN_INTERVAL.saturating_sub(last.elapsed())).await;
         last = Instant::now();
         match load(&a.config.jwks).await {
-            Ok((raw, jwks)) => a.install(raw, jwks),
+            Ok((raw, _)) => a.take(&raw),
             Err(e) => tracing::error!(error = %e, "JWKS fetch failed; keeping the previous keys"),
         }
     }

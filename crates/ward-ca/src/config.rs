@@ -179,10 +179,12 @@ impl CaConfig {
 
     /// Reads and validates a config file; relative paths are relative to its directory.
     pub fn load(path: &Path) -> Result<Self, YamlError> {
-        let name = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| YamlError::whole_file(&name, format!("cannot read: {e}")))?;
-        Self::parse(&name, &text, path.parent().unwrap_or(Path::new(".")))
+        let text = ward_yaml::read_file(path)?;
+        Self::parse(
+            &path.display().to_string(),
+            &text,
+            path.parent().unwrap_or(Path::new(".")),
+        )
     }
 
     /// Validates config text named `file`.

@@ -23,7 +23,7 @@ use ward_identity::unix_now;
 use ward_tls::CertStore;
 
 use crate::metrics::Metrics;
-use crate::policy_store::PolicyStore;
+use crate::policy_store::{sha256_hex, PolicyStore};
 use ward_daemon::{Lifecycle, Phase};
 
 /// What the admin endpoints report on.
@@ -166,14 +166,4 @@ fn route(req: &Request<Incoming>, state: &AdminState) -> Response<Full<Bytes>> {
         },
         _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
     }
-}
-
-/// Lower-case hex SHA-256 of a certificate (`openssl x509 -fingerprint -sha256` without the
-/// colons).
-fn sha256_hex(der: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, der)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }

@@ -122,16 +122,14 @@ fn load_policy(
     listeners: Option<&[Listener<'_>]>,
 ) -> Result<policy_store::LoadedPolicy, CliError> {
     let name = path.display().to_string();
-    let bytes = std::fs::read(path)
-        .map_err(|e| YamlError::whole_file(&name, format!("cannot read: {e}")))?;
+    let text = ward_yaml::read_file(path)?;
     match listeners {
-        Some(l) => Ok(policy_store::compile(path, &bytes, l)?),
+        Some(l) => Ok(policy_store::compile(path, &text, l)?),
         None => {
-            let text = String::from_utf8_lossy(&bytes);
             let policy = ward_policy::compile(&name, &text, None)?;
             Ok(policy_store::LoadedPolicy {
                 policy,
-                hash: policy_store::sha256_hex(&bytes),
+                hash: policy_store::sha256_hex(text.as_bytes()),
                 loaded_at: 0,
                 path: path.to_path_buf(),
             })

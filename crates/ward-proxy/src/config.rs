@@ -195,9 +195,7 @@ struct OutboundFile {
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Self, YamlError> {
-        let name = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| YamlError::whole_file(&name, format!("cannot read: {e}")))?;
+        let text = ward_yaml::read_file(path)?;
         let base = path.parent().unwrap_or(Path::new("."));
         Self::parse(path, &text, base)
     }

@@ -47,6 +47,7 @@ use crate::outbound::OutboundListener;
 use crate::policy_store::PolicyStore;
 use crate::svid_source::IdentitySource;
 use ward_daemon::{Gate, Lifecycle};
+use ward_tls::files::{ContentDigest, ContentWatch};
 
 /// State every connection task shares.
 #[derive(Debug)]
@@ -131,15 +132,10 @@ fn local_addr(l: &TcpListener, name: &str, addr: SocketAddr) -> Result<SocketAdd
 pub async fn start(config: Config) -> Result<RunningProxy, ProxyError> {
     let metrics = Arc::new(Metrics::default());
     let listeners = config.policy_listeners();
-    let policy_bytes = std::fs::read(&config.policy).map_err(|e| {
-        YamlError::whole_file(
-            &config.policy.display().to_string(),
-            format!("cannot read: {e}"),
-        )
-    })?;
+    let policy_text = ward_yaml::read_file(&config.policy)?;
     let policy = PolicyStore::new(policy_store::compile(
         &config.policy,
-        &policy_bytes,
+        &policy_text,
         &listeners,
     )?);
 
@@ -255,7 +251,7 @@ pub async fn start(config: Config) -> Result<RunningProxy, ProxyError> {
         policy,
         metrics.clone(),
         reload.clone(),
-        policy_bytes,
+        policy_text,
     )));
     tracing::info!(
         id = %identity.as_ref().map_or("-".to_owned(), |i| i.id().to_string()),
@@ -286,10 +282,10 @@ async fn reload_loop(
     policy: PolicyStore,
     metrics: Arc<Metrics>,
     trigger: Arc<Notify>,
-    initial_policy: Vec<u8>,
+    initial_policy: String,
 ) {
     let listeners = config.policy_listeners();
-    let mut last_policy = policy_store::sha256_hex(&initial_policy);
+    let mut watch = ContentWatch::seen(ContentDigest::of(&[initial_policy.as_bytes()]));
     // Everything was just loaded by `start`; the first check is one interval from now.
     let first = tokio::time::Instant::now() + config.reload_interval;
     let mut ticker = tokio::time::interval_at(first, config.reload_interval);
@@ -299,12 +295,20 @@ async fn reload_loop(
             _ = ticker.tick() => false,
             () = trigger.notified() => true,
         };
-        match std::fs::read(&config.policy) {
-            Ok(bytes) => {
-                let hash = policy_store::sha256_hex(&bytes);
-                if forced || hash != last_policy {
-                    last_policy = hash;
-                    match policy_store::compile(&config.policy, &bytes, &listeners) {
+        // Off the async workers: a slow or hung file system must not stall connections.
+        let path = config.policy.clone();
+        let read = tokio::task::spawn_blocking(move || ward_yaml::read_file(&path))
+            .await
+            .unwrap_or_else(|e| {
+                Err(YamlError::whole_file(
+                    &config.policy.display().to_string(),
+                    format!("cannot read: {e}"),
+                ))
+            });
+        match read {
+            Ok(text) => {
+                if watch.changed(ContentDigest::of(&[text.as_bytes()])) || forced {
+                    match policy_store::compile(&config.policy, &text, &listeners) {
                         Ok(new) => {
                             tracing::info!(version = %new.hash, rules = new.policy.rules.len(), mode = ?new.policy.mode, "policy loaded");
                             policy.replace(new);
@@ -317,9 +321,17 @@ async fn reload_loop(
                     }
                 }
             }
-            Err(e) => {
+            // The file could not be opened (mid-swap, say): report it only when asked to.
+            Err(e) if e.message.starts_with("cannot read") => {
                 if forced {
                     tracing::error!(path = %config.policy.display(), error = %e, "cannot read policy; keeping the previous policy");
+                    metrics.reload("policy", false);
+                }
+            }
+            // Read, but unusable as text (too large, not UTF-8): once per distinct failure.
+            Err(e) => {
+                if watch.changed(ContentDigest::of(&[e.to_string().as_bytes()])) || forced {
+                    tracing::error!(error = %e, "policy reload failed; keeping the previous policy");
                     metrics.reload("policy", false);
                 }
             }

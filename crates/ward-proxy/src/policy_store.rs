@@ -21,7 +21,8 @@ pub struct LoadedPolicy {
     pub path: PathBuf,
 }
 
-/// Hex SHA-256 of `bytes`.
+/// Lower-case hex SHA-256 of `bytes` (a policy's version; a certificate's fingerprint as
+/// `openssl x509 -fingerprint -sha256` prints it, without the colons).
 pub fn sha256_hex(bytes: &[u8]) -> String {
     ring::digest::digest(&ring::digest::SHA256, bytes)
         .as_ref()
@@ -33,16 +34,14 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// Compiles policy `bytes` read from `path` for a proxy with these inbound `listeners`.
 pub fn compile(
     path: &Path,
-    bytes: &[u8],
+    text: &str,
     listeners: &[ward_policy::Listener<'_>],
 ) -> Result<LoadedPolicy, YamlError> {
     let name = path.display().to_string();
-    let text = std::str::from_utf8(bytes)
-        .map_err(|_| YamlError::whole_file(&name, "file is not UTF-8"))?;
     let policy = ward_policy::compile(&name, text, Some(listeners))?;
     Ok(LoadedPolicy {
         policy,
-        hash: sha256_hex(bytes),
+        hash: sha256_hex(text.as_bytes()),
         loaded_at: ward_identity::unix_now(),
         path: path.to_path_buf(),
     })

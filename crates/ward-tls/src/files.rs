@@ -3,7 +3,7 @@
 //! [`write_atomic`] writes a temporary file in the same directory with the final mode already
 //! set, fsyncs it, renames it over the destination and fsyncs the directory, so a crash leaves
 //! either the old file or the new one. [`check_key_permissions`] refuses a key file that group
-//! or others can read.
+//! or others can read. [`ContentWatch`] is how anything polled on a timer notices a change.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -69,4 +69,46 @@ pub fn check_key_permissions(path: &Path) -> Result<(), PemError> {
         });
     }
     Ok(())
+}
+
+/// A SHA-256 over several files' contents (each length-prefixed, so moving bytes from one
+/// file to the next is a change too): how ward notices that watched files changed without
+/// keeping their contents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ContentDigest([u8; 32]);
+
+impl ContentDigest {
+    /// The digest of `parts`, in order.
+    pub fn of(parts: &[&[u8]]) -> Self {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        for part in parts {
+            ctx.update(&(part.len() as u64).to_be_bytes());
+            ctx.update(part);
+        }
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.finish().as_ref());
+        Self(out)
+    }
+}
+
+/// The last content seen of something polled (a policy file, an identity's three files, a
+/// CA directory, a JWKS file). Everything ward re-reads on a timer goes through one of these,
+/// so a change is acted on once and a bad version is reported once, not on every tick.
+#[derive(Clone, Debug, Default)]
+pub struct ContentWatch {
+    last: Option<ContentDigest>,
+}
+
+impl ContentWatch {
+    /// A watch that has seen `digest` already.
+    pub fn seen(digest: ContentDigest) -> Self {
+        Self { last: Some(digest) }
+    }
+
+    /// Whether `digest` differs from the last one seen (always the first time); remembers it.
+    pub fn changed(&mut self, digest: ContentDigest) -> bool {
+        let changed = self.last != Some(digest);
+        self.last = Some(digest);
+        changed
+    }
 }

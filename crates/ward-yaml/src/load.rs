@@ -90,23 +90,42 @@ pub fn from_str<T: DeserializeOwned>(file: &str, text: &str) -> Result<T, YamlEr
     })
 }
 
-/// Reads and parses a file, refusing files over [`MAX_FILE_BYTES`].
+/// Reads and parses a file (through [`read_file`]).
 pub fn from_file<T: DeserializeOwned>(path: &Path) -> Result<T, YamlError> {
+    let text = read_file(path)?;
+    from_str(&path.display().to_string(), &text)
+}
+
+/// The one door for operator files (configs and policies): a regular file (a symlink to one,
+/// as Kubernetes mounts ConfigMaps, is fine), at most [`MAX_FILE_BYTES`] (checked on what is
+/// actually read, so a file that grows meanwhile is still caught), and UTF-8 (refused, never
+/// decoded lossily). Errors name the file.
+pub fn read_file(path: &Path) -> Result<String, YamlError> {
+    use std::io::Read;
     let name = path.display().to_string();
-    let meta = std::fs::metadata(path)
-        .map_err(|e| YamlError::whole_file(&name, format!("cannot read: {e}")))?;
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(YamlError::whole_file(
-            &name,
-            format!(
-                "file is {} bytes; the limit is {MAX_FILE_BYTES}",
-                meta.len()
-            ),
-        ));
+    let fail = |m: String| YamlError::whole_file(&name, m);
+    let file = std::fs::File::open(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| fail(format!("cannot read: {e}")))?;
+    if !meta.is_file() {
+        return Err(fail("not a regular file".into()));
     }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| YamlError::whole_file(&name, format!("cannot read: {e}")))?;
-    from_str(&name, &text)
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(format!("cannot read: {e}")))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(fail(format!(
+            "file is larger than the limit of {MAX_FILE_BYTES} bytes"
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        fail(format!(
+            "file is not UTF-8 (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })
 }
 
 /// Reduces the library's message to one line without a repeated location suffix.

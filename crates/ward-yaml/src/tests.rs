@@ -142,5 +142,25 @@ fn from_file_names_the_file_and_caps_size() {
     );
     let missing = from_file::<Config>(&dir.join("nope.yaml")).unwrap_err();
     assert!(missing.message.contains("cannot read"), "{missing}");
+    // The one door: regular files only, the size cap, UTF-8 refused rather than mangled.
+    let err = read_file(&dir).unwrap_err();
+    assert_eq!(err.message, "not a regular file", "{err}");
+    let big = dir.join("big.yaml");
+    std::fs::write(&big, vec![b'#'; (MAX_FILE_BYTES + 1) as usize]).unwrap();
+    let err = read_file(&big).unwrap_err();
+    assert!(err.message.contains("larger than the limit"), "{err}");
+    let latin1 = dir.join("latin1.yaml");
+    std::fs::write(&latin1, b"name: caf\xe9\n").unwrap();
+    let err = from_file::<Config>(&latin1).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: file is not UTF-8 (invalid byte at offset 9)",
+            latin1.display()
+        )
+    );
+    let link = dir.join("link.yaml");
+    std::os::unix::fs::symlink(&path, &link).unwrap();
+    assert!(read_file(&link).is_ok(), "a symlink to a file is fine");
     std::fs::remove_dir_all(&dir).unwrap();
 }

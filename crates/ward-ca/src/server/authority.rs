@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use rustls_pki_types::CertificateDer;
 use ward_identity::TrustDomain;
+use ward_tls::files::{ContentDigest, ContentWatch};
 use ward_tls::pem::{certs_to_pem, load_certs};
 use ward_tls::{PemError, SpkiHash, TrustBundles};
 
@@ -148,21 +149,16 @@ impl Authority {
 
 /// A digest of the certificates, bundle and journal [`Authority::load`] reads, or `None`
 /// while an activation is under way (the top-level files are then being replaced one by one).
-fn fingerprint(dir: &Path) -> Option<Vec<u8>> {
+fn fingerprint(dir: &Path) -> Option<ContentDigest> {
     let journal = std::fs::read(dir.join(JOURNAL)).unwrap_or_default();
     if serde_json::from_slice::<Journal>(&journal).is_ok_and(|j| j.phase == Phase::Activating) {
         return None;
     }
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    ctx.update(&journal);
     // Not the keys: a new key always comes with a new certificate (one without the other
     // fails the load), so the private key file is read only when something changed.
-    for name in [ROOT_CERT, ISSUER_CERT, BUNDLE] {
-        let bytes = std::fs::read(dir.join(name)).unwrap_or_default();
-        ctx.update(&(bytes.len() as u64).to_be_bytes());
-        ctx.update(&bytes);
-    }
-    Some(ctx.finish().as_ref().to_vec())
+    let [root, issuer, bundle] = [ROOT_CERT, ISSUER_CERT, BUNDLE]
+        .map(|name| std::fs::read(dir.join(name)).unwrap_or_default());
+    Some(ContentDigest::of(&[&journal, &root, &issuer, &bundle]))
 }
 
 /// Installs `authority`: new signer, new bundle for `/v1/bundle`, for enrollment answers and
@@ -190,18 +186,27 @@ pub(super) fn install(service: &CaService, authority: Authority) -> Result<bool,
 /// Watches the CA directory and installs what changes in it.
 pub(super) async fn watch(service: Arc<CaService>) {
     let dir = service.config.ca_dir.clone();
-    let mut seen = fingerprint(&dir);
+    let mut watch = fingerprint(&dir).map_or_else(ContentWatch::default, ContentWatch::seen);
     loop {
         tokio::time::sleep(WATCH_EVERY).await;
-        let Some(now) = fingerprint(&dir) else {
+        // File reads run off the async workers: a slow disk must not stall requests.
+        let probe = dir.clone();
+        let Ok(Some(now)) = tokio::task::spawn_blocking(move || fingerprint(&probe)).await else {
             continue;
         };
-        if seen.as_ref() == Some(&now) {
+        if !watch.changed(now) {
             continue;
         }
-        seen = Some(now);
-        let result = Authority::load(&dir, &service.config.trust_domain)
-            .and_then(|authority| install(&service, authority));
+        let (load_dir, td) = (dir.clone(), service.config.trust_domain.clone());
+        let loaded = tokio::task::spawn_blocking(move || Authority::load(&load_dir, &td))
+            .await
+            .unwrap_or_else(|e| {
+                Err(CaError::BadCa {
+                    path: dir.clone(),
+                    problem: format!("loading stopped: {e}"),
+                })
+            });
+        let result = loaded.and_then(|authority| install(&service, authority));
         match result {
             Ok(false) => {}
             Ok(true) => {

@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ward_identity::TrustDomain;
+use ward_tls::files::{ContentDigest, ContentWatch};
 use ward_tls::pem::{certs_from_pem, key_from_pem};
 use ward_tls::{CertStore, Identity, TrustBundles};
 
 use super::IdentityError;
-use crate::policy_store::sha256_hex;
 
 /// Certificate chain, key and bundle read from files.
 #[derive(Debug)]
@@ -18,9 +18,9 @@ pub(crate) struct FilesSource {
     key: PathBuf,
     bundle: PathBuf,
     trust_domain: TrustDomain,
-    /// Hash of the three files' contents at the last attempt, successful or not, so one bad
-    /// version is reported once rather than on every tick.
-    last_hash: Option<String>,
+    /// The three files' contents at the last attempt, successful or not, so one bad version
+    /// is reported once rather than on every tick.
+    watch: ContentWatch,
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, IdentityError> {
@@ -43,7 +43,7 @@ impl FilesSource {
             key,
             bundle,
             trust_domain,
-            last_hash: None,
+            watch: ContentWatch::default(),
         }
     }
 
@@ -54,16 +54,12 @@ impl FilesSource {
     ) -> Result<Option<Arc<Identity>>, IdentityError> {
         ward_tls::files::check_key_permissions(&self.key)?;
         let (cert, key, bundle) = (read(&self.cert)?, read(&self.key)?, read(&self.bundle)?);
-        let mut all = Vec::with_capacity(cert.len() + key.len() + bundle.len() + 24);
-        for part in [&cert, &key, &bundle] {
-            all.extend_from_slice(&(part.len() as u64).to_be_bytes());
-            all.extend_from_slice(part);
-        }
-        let hash = sha256_hex(&all);
-        if !force && self.last_hash.as_deref() == Some(hash.as_str()) {
+        let changed = self
+            .watch
+            .changed(ContentDigest::of(&[&cert, &key, &bundle]));
+        if !force && !changed {
             return Ok(None);
         }
-        self.last_hash = Some(hash);
         let name = |p: &Path| p.display().to_string();
         let chain = certs_from_pem(&name(&self.cert), &cert)?;
         let key = key_from_pem(&name(&self.key), &key)?;
