@@ -8,14 +8,14 @@
 
 #![forbid(unsafe_code)]
 
-pub mod attest;
+mod attest;
 pub mod ca_dir;
 pub mod cli;
 pub mod config;
 pub mod csr;
 pub mod error;
 pub mod issuer;
-pub mod jwks_fetch;
+mod jwks_fetch;
 pub mod jwt;
 pub mod rotate;
 pub mod server;

@@ -5,24 +5,27 @@
 //! [`start`] loads the config's policy and identity (refusing to start on either error), binds
 //! every listener, and spawns the accept loops, the reload task and the admin server; it
 //! returns a [`RunningProxy`] whose addresses tests read back when binding port 0. [`run`]
-//! wraps it for the binary: serve until the shutdown future resolves, then drain.
+//! wraps it for the binary: serve until the shutdown future resolves, then drain. The public
+//! surface is what users of the library need ([`Config`], [`start`], [`run`], [`cli`] and
+//! the types they return); everything else is private to the crate, so the dead-code lints
+//! see it.
 
 #![forbid(unsafe_code)]
 
-pub mod admin;
+mod admin;
 pub mod cli;
 pub mod config;
-pub mod conn;
-pub mod copy;
-pub mod error;
-pub mod http;
-pub mod inbound;
-pub mod limits;
-pub mod metrics;
-pub mod outbound;
-pub mod pipe;
-pub mod policy_store;
-pub mod svid_source;
+mod conn;
+mod copy;
+mod error;
+mod http;
+mod inbound;
+mod limits;
+mod metrics;
+mod outbound;
+mod pipe;
+mod policy_store;
+mod svid_source;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -38,11 +41,14 @@ use ward_yaml::YamlError;
 
 pub use config::Config;
 pub use error::ProxyError;
+pub use limits::Limits;
+pub use metrics::Metrics;
+pub use svid_source::IdentityError;
 
 use crate::admin::AdminState;
 use crate::conn::ConnRecord;
 use crate::inbound::{InboundListener, PolicyAuthorizer};
-use crate::metrics::{ConnLabels, Metrics};
+use crate::metrics::ConnLabels;
 use crate::outbound::OutboundListener;
 use crate::policy_store::PolicyStore;
 use crate::svid_source::IdentitySource;
@@ -57,7 +63,7 @@ pub struct Shared {
     /// Shutdown phase and connection count.
     pub lifecycle: Lifecycle,
     /// Connection limits.
-    pub limits: config::Limits,
+    pub limits: Limits,
     /// Policy in force.
     pub policy: PolicyStore,
     /// The connection cap, across all listeners.
