@@ -33,11 +33,7 @@ impl std::fmt::Debug for NewToken {
 
 /// Hex SHA-256 of a token.
 pub fn hash(secret: &str) -> String {
-    ring::digest::digest(&ring::digest::SHA256, secret.as_bytes())
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    ward_tls::files::sha256_hex(secret.as_bytes())
 }
 
 /// Generates a new token.

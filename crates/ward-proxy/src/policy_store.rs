@@ -21,15 +21,7 @@ pub struct LoadedPolicy {
     pub path: PathBuf,
 }
 
-/// Lower-case hex SHA-256 of `bytes` (a policy's version; a certificate's fingerprint as
-/// `openssl x509 -fingerprint -sha256` prints it, without the colons).
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, bytes)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+pub(crate) use ward_tls::files::sha256_hex;
 
 /// Compiles policy `bytes` read from `path` for a proxy with these inbound `listeners`.
 pub fn compile(

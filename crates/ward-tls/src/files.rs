@@ -71,6 +71,16 @@ pub fn check_key_permissions(path: &Path) -> Result<(), PemError> {
     Ok(())
 }
 
+/// Lower-case hex SHA-256 of `bytes`: certificate fingerprints (as `openssl x509
+/// -fingerprint -sha256` prints them, without the colons), token hashes, policy versions.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// A SHA-256 over several files' contents (each length-prefixed, so moving bytes from one
 /// file to the next is a change too): how ward notices that watched files changed without
 /// keeping their contents.

@@ -67,11 +67,7 @@ impl CertRecord {
 
 /// Lower-case hex SHA-256 of a certificate's DER, as the `fingerprint` column holds it.
 pub fn fingerprint(der: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, der)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    ward_tls::files::sha256_hex(der)
 }
 
 /// One join token (its hash only; the token itself is never stored).

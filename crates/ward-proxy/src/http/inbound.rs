@@ -58,11 +58,7 @@ pub fn app_client(limits: &Limits) -> AppClient {
 
 /// The `x-forwarded-client-cert` value for a connection.
 pub fn xfcc(own: &SpiffeId, peer: &SpiffeId, peer_leaf: &[u8]) -> Option<HeaderValue> {
-    let hash: String = ring::digest::digest(&ring::digest::SHA256, peer_leaf)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hash = ward_tls::files::sha256_hex(peer_leaf);
     HeaderValue::from_str(&format!("By={own};Hash={hash};URI={peer}")).ok()
 }
 
