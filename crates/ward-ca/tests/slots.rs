@@ -163,11 +163,14 @@ async fn shutdown_answers_requests_in_flight_and_accepts_nothing_new() {
     let (_, csr_pem) = csr();
     let body = json!({"csr": csr_pem, "token": h.token(FRONTEND, 600)}).to_string();
     let mut slow = Conn::open(&c, h.running.addr).await.unwrap();
+    // `Expect: 100-continue`: the CA answers 100 once the handler reads the body, so the
+    // request is known to be in flight before the shutdown starts.
     let head = format!(
-        "POST /v1/enroll HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n",
+        "POST /v1/enroll HTTP/1.1\r\nhost: x\r\nexpect: 100-continue\r\ncontent-length: {}\r\n\r\n",
         body.len()
     );
     slow.send_raw(head.as_bytes()).await.unwrap();
+    assert_eq!(slow.read_response().await.unwrap().status, 100);
     slow.send_raw(&body.as_bytes()[..10]).await.unwrap();
     let addr = h.running.addr;
     let started = Instant::now();
