@@ -24,6 +24,36 @@ fn is_dns_label(s: &str) -> bool {
         && b[b.len() - 1] != b'-'
 }
 
+/// Why a Kubernetes identity could not become a SPIFFE ID.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdTemplateError {
+    /// A claim is not a DNS label.
+    #[error("{what} {value:?} is not a DNS label (1-63 of a-z 0-9 -)")]
+    NotDnsLabel {
+        /// `namespace` or `service account`.
+        what: &'static str,
+        /// The claim.
+        value: String,
+    },
+    /// The rendered text is not a SPIFFE ID.
+    #[error("{text:?} is not a valid SPIFFE ID: {source}")]
+    InvalidId {
+        /// What the template rendered.
+        text: String,
+        /// Which rule it breaks.
+        source: ward_identity::IdError,
+    },
+    /// The ID is outside the trust domain, or has no path.
+    #[error("{id} must be a workload ID in trust domain {td}")]
+    NotWorkload {
+        /// The rendered ID.
+        id: SpiffeId,
+        /// The CA's trust domain.
+        td: TrustDomain,
+    },
+}
+
 /// Renders an ID template for a namespace and service account, each a DNS label (checked
 /// before rendering, so no claim can add a segment or a character the template did not plan).
 pub fn render_template(
@@ -31,22 +61,25 @@ pub fn render_template(
     td: &TrustDomain,
     namespace: &str,
     sa: &str,
-) -> Result<SpiffeId, String> {
+) -> Result<SpiffeId, IdTemplateError> {
     for (what, value) in [("namespace", namespace), ("service account", sa)] {
         if !is_dns_label(value) {
-            return Err(format!(
-                "{what} {value:?} is not a DNS label (1-63 of a-z 0-9 -)"
-            ));
+            return Err(IdTemplateError::NotDnsLabel {
+                what,
+                value: value.to_owned(),
+            });
         }
     }
     let text = template
         .replace("{trust_domain}", td.as_str())
         .replace("{namespace}", namespace)
         .replace("{service_account}", sa);
-    let id =
-        SpiffeId::parse(&text).map_err(|e| format!("{text:?} is not a valid SPIFFE ID: {e}"))?;
+    let id = SpiffeId::parse(&text).map_err(|source| IdTemplateError::InvalidId {
+        text: text.clone(),
+        source,
+    })?;
     if !id.is_member_of(td) || !id.is_workload() {
-        return Err(format!("{id} must be a workload ID in trust domain {td}"));
+        return Err(IdTemplateError::NotWorkload { id, td: td.clone() });
     }
     Ok(id)
 }
@@ -77,7 +110,7 @@ pub enum KubeError {
     /// The token itself.
     Token(JwtError),
     /// The resulting ID is not acceptable (bad characters in a name, say).
-    Id(String),
+    Id(IdTemplateError),
     /// The JWKS cannot be read (a server-side problem).
     Jwks(JwksError),
 }

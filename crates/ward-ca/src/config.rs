@@ -276,7 +276,8 @@ impl CaConfig {
                     .find(|p| !id_template.contains(p));
                 let sample = match missing {
                     Some(p) => Err(format!("{id_template:?} must contain {p}")),
-                    None => crate::attest::render_template(&id_template, &trust_domain, "ns", "sa"),
+                    None => crate::attest::render_template(&id_template, &trust_domain, "ns", "sa")
+                        .map_err(|e| e.to_string()),
                 };
                 if let Err(problem) = sample {
                     let loc = k

@@ -106,11 +106,32 @@ fn b64(s: &str) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).ok()
 }
 
+/// Why a JWKS document was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum JwksParseError {
+    /// Not the JSON of a key set (the parser's words).
+    #[error("invalid JWKS: {0}")]
+    NotJson(String),
+    /// An RSA key without a usable modulus and exponent.
+    #[error("invalid JWKS: RSA key without n/e")]
+    RsaWithoutModulus,
+    /// An EC key without a usable point.
+    #[error("invalid JWKS: EC key without x/y")]
+    EcWithoutPoint,
+    /// P-256 coordinates of the wrong length.
+    #[error("invalid JWKS: P-256 coordinates must be 32 bytes")]
+    BadCoordinates,
+    /// Nothing ward can verify with.
+    #[error("JWKS has no RSA or P-256 keys")]
+    NoUsableKeys,
+}
+
 impl Jwks {
     /// Parses a JWKS document, keeping RSA and P-256 keys and skipping others.
-    pub fn parse(json: &[u8]) -> Result<Self, String> {
+    pub fn parse(json: &[u8]) -> Result<Self, JwksParseError> {
         let file: JwksFile =
-            serde_json::from_slice(json).map_err(|e| format!("invalid JWKS: {e}"))?;
+            serde_json::from_slice(json).map_err(|e| JwksParseError::NotJson(e.to_string()))?;
         let mut keys = Vec::new();
         for k in file.keys {
             match k.kty.as_str() {
@@ -118,7 +139,7 @@ impl Jwks {
                     let (Some(n), Some(e)) =
                         (k.n.as_deref().and_then(b64), k.e.as_deref().and_then(b64))
                     else {
-                        return Err("invalid JWKS: RSA key without n/e".into());
+                        return Err(JwksParseError::RsaWithoutModulus);
                     };
                     keys.push(Key::Rsa { kid: k.kid, n, e });
                 }
@@ -126,10 +147,10 @@ impl Jwks {
                     let (Some(x), Some(y)) =
                         (k.x.as_deref().and_then(b64), k.y.as_deref().and_then(b64))
                     else {
-                        return Err("invalid JWKS: EC key without x/y".into());
+                        return Err(JwksParseError::EcWithoutPoint);
                     };
                     if x.len() != 32 || y.len() != 32 {
-                        return Err("invalid JWKS: P-256 coordinates must be 32 bytes".into());
+                        return Err(JwksParseError::BadCoordinates);
                     }
                     let mut point = vec![4u8];
                     point.extend_from_slice(&x);
@@ -140,7 +161,7 @@ impl Jwks {
             }
         }
         if keys.is_empty() {
-            return Err("JWKS has no RSA or P-256 keys".into());
+            return Err(JwksParseError::NoUsableKeys);
         }
         Ok(Self { keys })
     }

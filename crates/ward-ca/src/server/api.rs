@@ -292,7 +292,7 @@ async fn enroll(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> Resu
         };
         let id = kube.attest(&body.token, now).map_err(|e| match e {
             KubeError::Token(t) => ApiError::from(t),
-            KubeError::Id(m) => ApiError::new(ErrorCode::InvalidId, m),
+            KubeError::Id(e) => ApiError::new(ErrorCode::InvalidId, e.to_string()),
             KubeError::Jwks(e) => ApiError::new(ErrorCode::AttestorUnavailable, e.to_string()),
         })?;
         return issue_and_record(ca, &body.csr, &id, "kubernetes", conn, None, None).await;
