@@ -11,6 +11,9 @@
 #   stunnel    stunnel4 pair (default threading)
 #   haproxy    haproxy pair, mode tcp (default nbthread = CPUs)
 # Figures are medians of 3 runs; ratios are to `direct` and to the best peer in this run.
+# BENCH_BASELINE=path/to/ward-proxy adds that build's pairs as ward-tcp-base and ward-http-base,
+# measured in the same interleaved rounds: a before/after comparison of a change (the report
+# then goes to standard output only, not into docs/benchmarks.md).
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -77,9 +80,14 @@ rules:
     to: { listeners: [in] }
 EOF
 echo "rules: []" > none.yaml
+variants=cur
+[ -n "${BENCH_BASELINE:-}" ] && variants="cur base"
+for v in $variants; do
 for proto in tcp http; do
   in_port=$(port); out_port=$(port)
-  cat > "ward-server-$proto.yaml" <<EOF
+  pbin="$bin/ward-proxy"; sfx=""
+  [ "$v" = base ] && { pbin="$BENCH_BASELINE"; sfx="-base"; }
+  cat > "ward-server-$proto$sfx.yaml" <<EOF
 trust_domain: $TD
 identity: { files: { cert: server.pem, key: server.key, bundle: ca/bundle.pem } }
 policy: policy-$proto.yaml
@@ -87,7 +95,7 @@ inbound: [ { name: in, protocol: $proto, listen: "127.0.0.1:$in_port", forward: 
 admin: "127.0.0.1:$(port)"
 limits: { max_connections: 100000, max_request_body_bytes: 1073741824 }
 EOF
-  cat > "ward-client-$proto.yaml" <<EOF
+  cat > "ward-client-$proto$sfx.yaml" <<EOF
 trust_domain: $TD
 identity: { files: { cert: client.pem, key: client.key, bundle: ca/bundle.pem } }
 policy: none.yaml
@@ -95,10 +103,11 @@ outbound: [ { name: out, protocol: $proto, listen: "127.0.0.1:$out_port", upstre
 admin: "127.0.0.1:$(port)"
 limits: { max_connections: 100000 }
 EOF
-  WARD_LOG=warn start "ward_server_$proto" "$bin/ward-proxy" run --config "ward-server-$proto.yaml"
-  WARD_LOG=warn start "ward_client_$proto" "$bin/ward-proxy" run --config "ward-client-$proto.yaml"
-  entry[ward-$proto]=$out_port
-  eval "procs[ward-$proto]=\"\$pid_ward_client_$proto \$pid_ward_server_$proto\""
+  WARD_LOG=warn start "ward_server_$proto$v" "$pbin" run --config "ward-server-$proto$sfx.yaml"
+  WARD_LOG=warn start "ward_client_$proto$v" "$pbin" run --config "ward-client-$proto$sfx.yaml"
+  entry[ward-$proto$sfx]=$out_port
+  eval "procs[ward-$proto$sfx]=\"\$pid_ward_client_$proto$v \$pid_ward_server_$proto$v\""
+done
 done
 
 # --- stunnel --------------------------------------------------------------------------------
@@ -166,7 +175,9 @@ procs[haproxy]="$pid_haproxy_client $pid_haproxy_server"
 
 # BENCH_ONLY="direct ward-tcp" limits a run to some contenders (for experiments; a partial
 # run's report is printed but docs/benchmarks.md is only rewritten by a full run).
-contenders=${BENCH_ONLY:-"direct ward-tcp ward-http stunnel haproxy"}
+default_contenders="direct ward-tcp ward-http stunnel haproxy"
+[ -n "${BENCH_BASELINE:-}" ] && default_contenders="direct ward-tcp ward-tcp-base ward-http ward-http-base stunnel haproxy"
+contenders=${BENCH_ONLY:-$default_contenders}
 proxies=$(echo "$contenders" | tr ' ' '\n' | grep -v '^direct$' | tr '\n' ' ')
 for c in $contenders; do
   p=${entry[$c]}
@@ -352,7 +363,7 @@ report="$work/report.md"
   echo "<!-- bench:end -->"
 } > "$report"
 
-if [ -n "${BENCH_ONLY:-}" ]; then cat "$report"; echo "partial run: $out not rewritten" >&2; exit 0; fi
+if [ -n "${BENCH_ONLY:-}${BENCH_BASELINE:-}" ]; then cat "$report"; echo "partial or baseline run: $out not rewritten" >&2; exit 0; fi
 python3 - "$out" "$report" <<'PY'
 import sys
 out, report = sys.argv[1], open(sys.argv[2]).read()
