@@ -161,13 +161,13 @@ impl TrustBundles {
         Ok(())
     }
 
-    /// The issuers allowed to sign leaves of the trust domain named `td`, when its bundle
-    /// names them.
-    pub fn allowed_issuers(&self, td: &str) -> Option<&[SpkiHash]> {
+    /// Whether `issuer` may sign leaves of the trust domain named `td`: any issuer under its
+    /// roots when its bundle names none, else only those named. False for a domain not held.
+    pub fn allows_issuer(&self, td: &str, issuer: &SpkiHash) -> bool {
         self.domains
             .iter()
             .find(|(k, _)| k.as_str() == td)
-            .and_then(|(_, b)| b.issuers.as_deref())
+            .is_some_and(|(_, b)| b.issuers.as_ref().is_none_or(|a| a.contains(issuer)))
     }
 
     /// The anchors of the trust domain named `td`, if we trust it at all.

@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use ward_identity::{SpiffeId, SvidLeaf, TrustDomain};
 
 use crate::bundle::{BundleStore, SpkiHash, TrustBundles};
-use crate::error::{StoreError, VerifyError};
+use crate::error::StoreError;
 use crate::provider::crypto_provider;
 use crate::verify::{verify_svid, verify_svid_path, Usage};
 
@@ -71,16 +71,6 @@ impl Identity {
     /// Key hash of the CA certificate that signed this identity.
     pub fn issuer(&self) -> SpkiHash {
         self.issuer
-    }
-
-    /// Whether `bundles` still accept this identity at `now` (its issuer may have been
-    /// retired, or its roots dropped, since it was published).
-    pub fn verify_against(&self, bundles: &TrustBundles, now: UnixTime) -> Result<(), VerifyError> {
-        // `validate` refused an empty chain, so there is always a leaf here.
-        let (leaf, intermediates) = self.certified.cert.split_first().ok_or_else(|| {
-            VerifyError::UnknownTrustDomain(self.leaf.id.trust_domain_name().to_owned())
-        })?;
-        verify_svid(bundles, leaf, intermediates, now, Usage::Client).map(|_| ())
     }
 
     /// The SPIFFE ID this identity proves.

@@ -90,13 +90,11 @@ pub fn verify_svid_path(
     .map_err(chain_err)?;
     // A chain to a trusted root is not enough when the bundle names the issuers its CA
     // still allows: one retired by a rotation (or signing straight from the root) is refused.
-    if let Some(allowed) = bundles.allowed_issuers(td) {
-        if !allowed.contains(&issuer) {
-            return Err(VerifyError::RetiredIssuer {
-                id: leaf.id,
-                issuer: issuer.to_hex(),
-            });
-        }
+    if !bundles.allows_issuer(td, &issuer) {
+        return Err(VerifyError::RetiredIssuer {
+            id: leaf.id,
+            issuer: issuer.to_hex(),
+        });
     }
     if bundles.revocation_for(&leaf).is_some() {
         return Err(VerifyError::Revoked {

@@ -146,14 +146,12 @@ impl CaSource {
             }
         }
         let current = store.current();
-        // Expired, or no longer accepted by the bundle (its issuer retired): renewal with it
-        // would be refused, so enroll again.
+        // Expired, or signed by an issuer the bundle no longer allows (retired): renewal with
+        // it would be refused, so enroll again.
         let bundles = store.bundles().current();
         let expired = current.as_ref().is_none_or(|id| {
             id.is_expired_at(unix_now())
-                || id
-                    .verify_against(&bundles, rustls_pki_types::UnixTime::now())
-                    .is_err()
+                || !bundles.allows_issuer(self.trust_domain.as_str(), &id.issuer())
         });
         // The CA signs with another issuer now: renew under it at once.
         if let (Some(id), Some(signing)) = (current.as_ref(), self.signing_issuer) {
