@@ -241,8 +241,12 @@ async fn refresh_loop(a: Arc<KubernetesAttestor>) {
         }
         tokio::time::sleep(URL_MIN_INTERVAL.saturating_sub(last.elapsed())).await;
         last = Instant::now();
-        match load(&a.config.jwks).await {
-            Ok((raw, _)) => a.take(&raw),
+        // Only the bytes: `take` parses them, and only when they changed.
+        let JwksSource::Url(src) = &a.config.jwks else {
+            return;
+        };
+        match jwks_fetch::fetch(src).await {
+            Ok(raw) => a.take(&raw),
             Err(e) => tracing::error!(error = %e, "JWKS fetch failed; keeping the previous keys"),
         }
     }
