@@ -3,7 +3,23 @@
 //! for tests on a tokio runtime). No sleeps for synchronisation anywhere else.
 
 use std::net::TcpListener;
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+/// Runs the binary `bin` with `args` in `dir`: exit code, stdout, stderr.
+pub fn run_in(bin: &Path, dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin)
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
 
 /// An unused 127.0.0.1 port (bound once and released; for configs that need a number).
 pub fn free_port() -> u16 {

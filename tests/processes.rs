@@ -81,16 +81,7 @@ impl Drop for Proc {
 
 /// Runs `ward-ca args...` in `dir`: exit code, stdout, stderr.
 pub fn ward_ca(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(bin("ward-ca"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    crate::kit::run_in(&bin("ward-ca"), dir, args)
 }
 
 /// A plain HTTP/1.1 GET (admin endpoints): status and body, or `None` if nothing answered.

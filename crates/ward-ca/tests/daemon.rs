@@ -20,16 +20,7 @@ const FRONTEND: &str = "spiffe://example.org/ns/web/sa/frontend";
 use ward_e2e::kit::free_port;
 
 fn ward(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN)
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    ward_e2e::kit::run_in(Path::new(BIN), dir, args)
 }
 
 /// A CA directory and daemon config in a temp dir.

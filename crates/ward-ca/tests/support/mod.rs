@@ -159,15 +159,9 @@ impl Harness {
 
 /// Runs the `ward-ca` binary in `dir`: exit code and standard error.
 pub fn ward(dir: &std::path::Path, args: &[&str]) -> (i32, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ward-ca"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_ward-ca"));
+    let (code, _, stderr) = ward_e2e::kit::run_in(bin, dir, args);
+    (code, stderr)
 }
 
 /// A P-256 key and a PEM CSR that asks for an admin ID, a DNS name and CA:true.
