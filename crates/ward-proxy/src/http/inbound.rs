@@ -75,12 +75,12 @@ fn underscore_headers(
         .cloned()
         .collect();
     for name in underscored {
-        let folded = name.as_str().replace('_', "-");
-        if action == UnderscoreHeaders::Reject {
-            return Err(name.as_str().to_owned());
-        }
-        if action == UnderscoreHeaders::Drop || folded == XFCC.as_str() {
-            headers.remove(&name);
+        let reads_as_xfcc = || name.as_str().replace('_', "-") == XFCC.as_str();
+        match action {
+            UnderscoreHeaders::Reject => return Err(name.as_str().to_owned()),
+            UnderscoreHeaders::Drop => drop(headers.remove(&name)),
+            UnderscoreHeaders::Allow if reads_as_xfcc() => drop(headers.remove(&name)),
+            UnderscoreHeaders::Allow => {}
         }
     }
     Ok(())
