@@ -239,7 +239,14 @@ pub fn run(cli: Cli, out: &mut dyn Write, status: &mut dyn Write) -> Result<(), 
             let dir = match (&recorded, dir) {
                 (Some((cfg, _)), _) => cfg.ca_dir.clone(),
                 (None, Some(dir)) => dir,
-                (None, None) => unreachable_dir()?,
+                // clap requires one of the two; say so should it ever not.
+                (None, None) => {
+                    return Err(CaError::Argument {
+                        flag: "--dir",
+                        value: String::new(),
+                        problem: "give --dir or --config".into(),
+                    })
+                }
             };
             let issuer = Issuer::load(&dir)?;
             let csr_der = read_csr(&csr)?;
@@ -296,15 +303,6 @@ pub fn run(cli: Cli, out: &mut dyn Write, status: &mut dyn Write) -> Result<(), 
         } => ops::certs_list(&config, id.as_deref(), out),
         Command::Rotate { command } => rotate::run(command, status),
     }
-}
-
-/// clap requires one of --dir and --config; this says so should it ever not.
-fn unreachable_dir() -> Result<PathBuf, CaError> {
-    Err(CaError::Argument {
-        flag: "--dir",
-        value: String::new(),
-        problem: "give --dir or --config".into(),
-    })
 }
 
 fn read_csr(path: &Path) -> Result<Vec<u8>, CaError> {
