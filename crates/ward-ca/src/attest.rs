@@ -88,17 +88,16 @@ pub fn render_template(
 const FILE_RECHECK: Duration = Duration::from_secs(5);
 /// How often a JWKS URL is fetched when nothing asks sooner.
 const URL_REFRESH: Duration = Duration::from_secs(300);
-/// Closest two fetches may be, however many tokens name an unknown key.
-const URL_MIN_INTERVAL: Duration = Duration::from_secs(5);
+/// Closest two reads may be, however many tokens name an unknown key.
+const MIN_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Verifies Kubernetes projected service-account tokens.
 #[derive(Debug)]
 pub struct KubernetesAttestor {
     config: KubernetesConfig,
     trust_domain: TrustDomain,
-    /// The keys in force: when their source was last checked, the content last seen there,
-    /// and the keys themselves.
-    keys: Mutex<(Instant, ContentWatch, Jwks)>,
+    /// The keys in force: the content last seen at their source, and the keys themselves.
+    keys: Mutex<(ContentWatch, Jwks)>,
     /// Asks the URL refresher to fetch now (a token named a key we do not have).
     refresh: Notify,
 }
@@ -115,14 +114,16 @@ pub enum KubeError {
     Jwks(JwksError),
 }
 
+/// The bytes of the key set, wherever they are; never on the async workers' threads.
+async fn read_source(source: &JwksSource) -> Result<Vec<u8>, JwksError> {
+    match source {
+        JwksSource::File(path) => jwks_fetch::read_file(path).await,
+        JwksSource::Url(src) => jwks_fetch::fetch(src).await,
+    }
+}
+
 async fn load(source: &JwksSource) -> Result<(Vec<u8>, Jwks), JwksError> {
-    let raw = match source {
-        JwksSource::File(path) => std::fs::read(path).map_err(|e| JwksError::Read {
-            path: path.clone(),
-            source: e,
-        })?,
-        JwksSource::Url(src) => jwks_fetch::fetch(src).await?,
-    };
+    let raw = read_source(source).await?;
     let jwks = Jwks::parse(&raw).map_err(|problem| JwksError::Invalid {
         origin: source.to_string(),
         problem,
@@ -140,16 +141,10 @@ impl KubernetesAttestor {
         let attestor = Arc::new(Self {
             config,
             trust_domain,
-            keys: Mutex::new((
-                Instant::now(),
-                ContentWatch::seen(ContentDigest::of(&[&raw])),
-                jwks,
-            )),
+            keys: Mutex::new((ContentWatch::seen(ContentDigest::of(&[&raw])), jwks)),
             refresh: Notify::new(),
         });
-        if matches!(attestor.config.jwks, JwksSource::Url(_)) {
-            tokio::spawn(refresh_loop(attestor.clone()));
-        }
+        tokio::spawn(refresh_loop(attestor.clone()));
         Ok(attestor)
     }
 
@@ -159,14 +154,13 @@ impl KubernetesAttestor {
         let Ok(mut guard) = self.keys.lock() else {
             return;
         };
-        guard.0 = Instant::now();
-        if !guard.1.changed(ContentDigest::of(&[raw])) {
+        if !guard.0.changed(ContentDigest::of(&[raw])) {
             return;
         }
         match Jwks::parse(raw) {
             Ok(jwks) => {
                 tracing::info!(source = %self.config.jwks, "Kubernetes JWKS reloaded");
-                guard.2 = jwks;
+                guard.1 = jwks;
             }
             Err(e) => {
                 tracing::error!(source = %self.config.jwks, error = %e, "JWKS reload failed; keeping the previous keys");
@@ -175,31 +169,11 @@ impl KubernetesAttestor {
     }
 
     fn current_jwks(&self) -> Result<Jwks, KubeError> {
-        let checked = {
-            let guard = self
-                .keys
-                .lock()
-                .map_err(|_| KubeError::Jwks(JwksError::Poisoned))?;
-            guard.0
-        };
-        if let JwksSource::File(path) = &self.config.jwks {
-            if checked.elapsed() >= FILE_RECHECK {
-                match std::fs::read(path) {
-                    Ok(raw) => self.take(&raw),
-                    Err(e) => {
-                        if let Ok(mut guard) = self.keys.lock() {
-                            guard.0 = Instant::now();
-                        }
-                        tracing::error!(file = %path.display(), error = %e, "JWKS file unreadable; keeping the previous keys");
-                    }
-                }
-            }
-        }
         let guard = self
             .keys
             .lock()
             .map_err(|_| KubeError::Jwks(JwksError::Poisoned))?;
-        Ok(guard.2.clone())
+        Ok(guard.1.clone())
     }
 
     /// Verifies `token` at `now` and returns the ID it proves.
@@ -230,24 +204,28 @@ impl KubernetesAttestor {
     }
 }
 
-/// Fetches a JWKS URL every [`URL_REFRESH`], and sooner when asked. It lives as long as the
-/// runtime that serves the CA.
+/// Reads the key set again every [`FILE_RECHECK`] (a file) or [`URL_REFRESH`] (a URL), and
+/// sooner when a token names an unknown key, never more often than [`MIN_INTERVAL`]. It lives
+/// as long as the runtime that serves the CA; requests only ever read the keys in memory.
 async fn refresh_loop(a: Arc<KubernetesAttestor>) {
+    let every = match a.config.jwks {
+        JwksSource::File(_) => FILE_RECHECK,
+        JwksSource::Url(_) => URL_REFRESH,
+    };
     let mut last = Instant::now();
     loop {
         tokio::select! {
-            () = tokio::time::sleep(URL_REFRESH) => {}
+            () = tokio::time::sleep(every) => {}
             () = a.refresh.notified() => {}
         }
-        tokio::time::sleep(URL_MIN_INTERVAL.saturating_sub(last.elapsed())).await;
+        tokio::time::sleep(MIN_INTERVAL.saturating_sub(last.elapsed())).await;
         last = Instant::now();
         // Only the bytes: `take` parses them, and only when they changed.
-        let JwksSource::Url(src) = &a.config.jwks else {
-            return;
-        };
-        match jwks_fetch::fetch(src).await {
+        match read_source(&a.config.jwks).await {
             Ok(raw) => a.take(&raw),
-            Err(e) => tracing::error!(error = %e, "JWKS fetch failed; keeping the previous keys"),
+            Err(e) => {
+                tracing::error!(source = %a.config.jwks, error = %e, "JWKS unreadable; keeping the previous keys")
+            }
         }
     }
 }

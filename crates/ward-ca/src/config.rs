@@ -245,7 +245,7 @@ impl CaConfig {
                 let jwks = match (&k.value.jwks_file, &k.value.jwks_url) {
                     (Some(file), None) => JwksSource::File(base.join(file)),
                     (None, Some(url)) => {
-                        let parsed = crate::jwks_fetch::parse_url(&url.value)
+                        let parsed = ward_https::parse_https_url(&url.value)
                             .map_err(|e| at(&url.referenced, format!("jwks_url: {e}")))?;
                         let ca_file = k.value.jwks_ca_file.as_deref().ok_or_else(|| {
                             at(&url.referenced, "jwks_url needs jwks_ca_file (the PEM roots of the server, e.g. the service account's ca.crt)".into())

@@ -111,8 +111,8 @@ impl Issuer {
         if !issuer.is_ca() {
             return Err(bad(ISSUER_CERT, "is not a CA certificate".into()));
         }
-        let td = ca_trust_domain(&issuer).map_err(|p| bad(ISSUER_CERT, p))?;
-        if ca_trust_domain(&root).map_err(|p| bad(ROOT_CERT, p))? != td {
+        let td = ca_trust_domain(&issuer, &dir.join(ISSUER_CERT))?;
+        if ca_trust_domain(&root, &dir.join(ROOT_CERT))? != td {
             return Err(bad(
                 ROOT_CERT,
                 "names a different trust domain than issuer.pem".into(),
@@ -294,12 +294,20 @@ fn single_cert(path: &Path) -> Result<CertificateDer<'static>, CaError> {
     Ok(certs.remove(0))
 }
 
-/// The trust domain named by a CA certificate's `spiffe://<td>` URI SAN.
-pub(crate) fn ca_trust_domain(cert: &X509Certificate<'_>) -> Result<TrustDomain, String> {
+/// The trust domain named by a CA certificate's `spiffe://<td>` URI SAN; `path` is the file
+/// the certificate came from, for the error.
+pub(crate) fn ca_trust_domain(
+    cert: &X509Certificate<'_>,
+    path: &Path,
+) -> Result<TrustDomain, CaError> {
+    let bad = |problem: String| CaError::BadCa {
+        path: path.to_path_buf(),
+        problem,
+    };
     let san = cert
         .subject_alternative_name()
-        .map_err(|e| e.to_string())?
-        .ok_or("has no subjectAltName naming the trust domain")?;
+        .map_err(|e| bad(e.to_string()))?
+        .ok_or_else(|| bad("has no subjectAltName naming the trust domain".into()))?;
     let uris: Vec<&str> = san
         .value
         .general_names
@@ -310,13 +318,15 @@ pub(crate) fn ca_trust_domain(cert: &X509Certificate<'_>) -> Result<TrustDomain,
         })
         .collect();
     let [uri] = uris.as_slice() else {
-        return Err("must have exactly one spiffe://<trust-domain> URI SAN".into());
-    };
-    let id = SpiffeId::parse(uri).map_err(|e| format!("URI SAN {uri:?}: {e}"))?;
-    if id.is_workload() {
-        return Err(format!(
-            "URI SAN {uri} is a workload ID, not a trust domain"
+        return Err(bad(
+            "must have exactly one spiffe://<trust-domain> URI SAN".into()
         ));
+    };
+    let id = SpiffeId::parse(uri).map_err(|e| bad(format!("URI SAN {uri:?}: {e}")))?;
+    if id.is_workload() {
+        return Err(bad(format!(
+            "URI SAN {uri} is a workload ID, not a trust domain"
+        )));
     }
     Ok(id.trust_domain())
 }

@@ -2,7 +2,7 @@
 //! ward-https, trusting only the configured CA file and sending a bearer token when one is
 //! configured (re-read on every fetch: projected tokens rotate).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hyper::header::AUTHORIZATION;
@@ -66,19 +66,29 @@ pub enum JwksError {
     Poisoned,
 }
 
-/// Parses and checks a JWKS URL: it must be `https` with a host.
-pub fn parse_url(text: &str) -> Result<Uri, String> {
-    ward_https::parse_https_url(text).map_err(|e| e.to_string())
+/// Reads a file on tokio's blocking pool: a slow or hung file system must not stall the
+/// async workers that serve the CA's API.
+pub async fn read_file(path: &Path) -> Result<Vec<u8>, JwksError> {
+    let owned = path.to_path_buf();
+    tokio::task::spawn_blocking(move || std::fs::read(&owned))
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        .map_err(|source| JwksError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 /// GETs the JWKS document.
 pub async fn fetch(src: &JwksUrl) -> Result<Vec<u8>, JwksError> {
-    let auth = ServerAuth::Roots(ward_tls::pem::load_certs(&src.ca_file)?);
+    let ca_pem = read_file(&src.ca_file).await?;
+    let roots = ward_tls::pem::certs_from_pem(&src.ca_file.display().to_string(), &ca_pem)?;
+    let auth = ServerAuth::Roots(roots);
     let mut headers = Vec::new();
     if let Some(file) = &src.token_file {
-        let token = std::fs::read_to_string(file).map_err(|source| JwksError::Read {
+        let token = String::from_utf8(read_file(file).await?).map_err(|e| JwksError::Read {
             path: file.clone(),
-            source,
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
         })?;
         headers.push((AUTHORIZATION, format!("Bearer {}", token.trim())));
     }

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use ward_identity::IdPattern;
 use ward_yaml::{Location, Spanned, YamlError};
 
-use crate::http::{check_method, PathPattern};
+use crate::http::{check_method, PathPattern, RuleValueError};
 use crate::model::{Action, Mode, Policy, Rule};
 
 /// An inbound listener that rules may name, and whether it speaks HTTP (only then may rules
@@ -165,7 +165,7 @@ fn request_list<T>(
     key: &str,
     list: Spanned<Vec<Spanned<String>>>,
     at: &impl Fn(&Location, String) -> YamlError,
-    parse: impl Fn(&str) -> Result<T, String>,
+    parse: impl Fn(&str) -> Result<T, RuleValueError>,
 ) -> Result<Vec<T>, YamlError> {
     if list.value.is_empty() {
         return Err(at(

@@ -139,6 +139,35 @@ pub fn encode_path(path: &str) -> String {
     out
 }
 
+/// Why a method or path written in a rule is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuleValueError {
+    /// A `*` anywhere but a final `/*`.
+    #[error("'*' is only allowed as a final '/*'")]
+    Wildcard,
+    /// The path does not normalize.
+    #[error(transparent)]
+    Path(#[from] PathError),
+    /// The path normalizes to something else, or holds escapes.
+    #[error(
+        "write the path in normalized form ({normal:?}: decoded, no '.', '..' or empty segments)"
+    )]
+    NotNormalized {
+        /// What the path normalizes to.
+        normal: String,
+    },
+    /// Not an HTTP token.
+    #[error("{0:?} is not an HTTP method name")]
+    NotMethod(String),
+    /// A method in lower case, which no request would match.
+    #[error("methods are case-sensitive: write {upper:?}")]
+    LowerCaseMethod {
+        /// The method in upper case.
+        upper: String,
+    },
+}
+
 /// A path in a rule: exact (`/healthz`), or everything below a prefix (`/v1/orders/*`,
 /// which matches `/v1/orders/` and `/v1/orders/7` but not `/v1/orders`; `/*` matches all).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -152,19 +181,17 @@ pub enum PathPattern {
 impl PathPattern {
     /// Parses a rule's path; it must already be in normalized form, so that what operators
     /// write is what requests are compared with.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, RuleValueError> {
         let (base, under) = match s.strip_suffix("/*") {
             Some(prefix) => (if prefix.is_empty() { "/" } else { prefix }, true),
             None => (s, false),
         };
         if base.contains('*') {
-            return Err("'*' is only allowed as a final '/*'".into());
+            return Err(RuleValueError::Wildcard);
         }
-        let normal = normalize_path(base).map_err(|e| e.to_string())?;
+        let normal = normalize_path(base)?;
         if normal != base || base.contains('%') {
-            return Err(format!(
-                "write the path in normalized form ({normal:?}: decoded, no '.', '..' or empty segments)"
-            ));
+            return Err(RuleValueError::NotNormalized { normal });
         }
         Ok(if under {
             Self::Under(base.trim_end_matches('/').to_owned())
@@ -195,18 +222,17 @@ impl fmt::Display for PathPattern {
 
 /// Checks a method name in a rule: an HTTP token in upper case (methods are case-sensitive,
 /// and `get` would never match a real request).
-pub fn check_method(m: &str) -> Result<(), String> {
+pub fn check_method(m: &str) -> Result<(), RuleValueError> {
     let token = !m.is_empty()
         && m.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
     if !token {
-        return Err(format!("{m:?} is not an HTTP method name"));
+        return Err(RuleValueError::NotMethod(m.to_owned()));
     }
     if m.bytes().any(|b| b.is_ascii_lowercase()) {
-        return Err(format!(
-            "methods are case-sensitive: write {:?}",
-            m.to_ascii_uppercase()
-        ));
+        return Err(RuleValueError::LowerCaseMethod {
+            upper: m.to_ascii_uppercase(),
+        });
     }
     Ok(())
 }

@@ -96,7 +96,7 @@ async fn handle(
         let name: Arc<str> = Arc::from(outbound.config.name.as_str());
         return match serve_http(app, name, pool.clone(), shared.clone()).await {
             Ok(()) => rec.closed(CloseCode::Done, ""),
-            Err(e) => rec.closed(CloseCode::IoError, e),
+            Err(e) => rec.closed(CloseCode::IoError, e.to_string()),
         };
     }
     let limits = shared.limits;

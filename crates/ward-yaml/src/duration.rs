@@ -47,8 +47,26 @@ impl fmt::Display for Duration {
     }
 }
 
+/// Text that is not a duration ward accepts; says what was given and what would do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DurationError {
+    text: String,
+}
+
+impl fmt::Display for DurationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid duration {:?}: use e.g. 500ms, 10s, 5m, 1h30m",
+            self.text
+        )
+    }
+}
+
+impl std::error::Error for DurationError {}
+
 impl std::str::FromStr for Duration {
-    type Err = String;
+    type Err = DurationError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         parse_duration(s).map(Self)
     }
@@ -62,8 +80,10 @@ impl<'de> Deserialize<'de> for Duration {
 }
 
 /// Parses a sequence of `<digits><unit>` groups; units are `ms`, `s`, `m`, `h`, `d`.
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let bad = || format!("invalid duration {text:?}: use e.g. 500ms, 10s, 5m, 1h30m");
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, DurationError> {
+    let bad = || DurationError {
+        text: text.to_owned(),
+    };
     let s = text.trim();
     if s.is_empty() {
         return Err(bad());

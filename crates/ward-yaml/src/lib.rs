@@ -12,7 +12,7 @@
 mod duration;
 mod load;
 
-pub use duration::{parse_duration, Duration};
+pub use duration::{parse_duration, Duration, DurationError};
 pub use load::{from_file, from_str, read_file, YamlError, MAX_FILE_BYTES};
 pub use serde_saphyr::{Location, Spanned};
 

@@ -225,12 +225,11 @@ pub fn run(cli: Cli, out: &mut dyn Write, status: &mut dyn Write) -> Result<(), 
                 value: id.clone(),
                 problem: e.to_string(),
             })?;
-            let ttl_value =
-                ward_yaml::parse_duration(&ttl).map_err(|problem| CaError::Argument {
-                    flag: "--ttl",
-                    value: ttl.clone(),
-                    problem,
-                })?;
+            let ttl_value = ward_yaml::parse_duration(&ttl).map_err(|e| CaError::Argument {
+                flag: "--ttl",
+                value: ttl.clone(),
+                problem: e.to_string(),
+            })?;
             check_ttl(ttl_value)?;
             let recorded = match &config {
                 Some(path) => Some(ops::load(path)?),

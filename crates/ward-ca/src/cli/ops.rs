@@ -69,7 +69,7 @@ pub fn token_create(
     let ttl_value = ward_yaml::parse_duration(ttl).map_err(|p| CaError::Argument {
         flag: "--ttl",
         value: ttl.into(),
-        problem: p,
+        problem: p.to_string(),
     })?;
     if ttl_value < Duration::from_secs(60) || ttl_value > MAX_TOKEN_TTL {
         return Err(CaError::Argument {

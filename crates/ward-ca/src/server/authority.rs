@@ -78,7 +78,7 @@ impl Authority {
         for root in &roots {
             let (_, cert) = x509_parser::parse_x509_certificate(root)
                 .map_err(|e| bad(&bundle, format!("malformed certificate: {e}")))?;
-            let td = ca_trust_domain(&cert).map_err(|p| bad(&bundle, p))?;
+            let td = ca_trust_domain(&cert, &bundle)?;
             if !cert.is_ca() || &td != trust_domain {
                 return Err(bad(
                     &bundle,
@@ -116,9 +116,8 @@ impl Authority {
             bundle_pem: certs_to_pem(&roots),
             jwks: roots
                 .iter()
-                .map(super::bundle::jwk)
-                .collect::<Result<_, _>>()
-                .map_err(|e| bad(&bundle, e))?,
+                .map(|root| super::bundle::jwk(root, &bundle))
+                .collect::<Result<_, _>>()?,
             roots,
             bundle_version: journal.bundle_version,
         })

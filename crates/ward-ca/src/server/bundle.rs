@@ -6,6 +6,7 @@
 //! sequence grows with the revocation list and with every change of the roots, so it moves
 //! whenever anything proxies must act on changes.
 
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,7 @@ use ward_api::{BundleDocument, Jwk, SpiffeBundle};
 use ward_identity::TrustDomain;
 
 use super::authority::Authority;
+use crate::error::CaError;
 use crate::state::queries;
 use crate::state::{ReadPool, StateError};
 
@@ -37,13 +39,18 @@ pub struct BundleCache {
     cached: Mutex<Option<(Instant, u64, RenderedBundle)>>,
 }
 
-/// A root as a SPIFFE bundle JWK (P-256 only, as ward's CA directories make).
-pub(super) fn jwk(der: &CertificateDer<'_>) -> Result<Jwk, String> {
-    let (_, cert) =
-        x509_parser::parse_x509_certificate(der).map_err(|e| format!("root certificate: {e}"))?;
+/// A root (read from `path`) as a SPIFFE bundle JWK (P-256 only, as ward's CA directories
+/// make).
+pub(super) fn jwk(der: &CertificateDer<'_>, path: &Path) -> Result<Jwk, CaError> {
+    let bad = |problem: String| CaError::BadCa {
+        path: path.to_path_buf(),
+        problem,
+    };
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| bad(format!("root certificate: {e}")))?;
     let point = &cert.public_key().subject_public_key.data;
     if point.len() != 65 || point[0] != 4 {
-        return Err("root key is not an uncompressed P-256 point".into());
+        return Err(bad("root key is not an uncompressed P-256 point".into()));
     }
     Ok(Jwk {
         key_use: "x509-svid".into(),

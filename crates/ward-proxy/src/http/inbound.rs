@@ -68,7 +68,7 @@ pub fn xfcc(own: &SpiffeId, peer: &SpiffeId, peer_leaf: &[u8]) -> Option<HeaderV
 fn underscore_headers(
     headers: &mut hyper::HeaderMap,
     action: UnderscoreHeaders,
-) -> Result<(), String> {
+) -> Result<(), HeaderName> {
     let underscored: Vec<HeaderName> = headers
         .keys()
         .filter(|n| n.as_str().contains('_'))
@@ -77,7 +77,7 @@ fn underscore_headers(
     for name in underscored {
         let reads_as_xfcc = || name.as_str().replace('_', "-") == XFCC.as_str();
         match action {
-            UnderscoreHeaders::Reject => return Err(name.as_str().to_owned()),
+            UnderscoreHeaders::Reject => return Err(name),
             UnderscoreHeaders::Drop => drop(headers.remove(&name)),
             UnderscoreHeaders::Allow if reads_as_xfcc() => drop(headers.remove(&name)),
             UnderscoreHeaders::Allow => {}
@@ -166,7 +166,10 @@ async fn handle(mut req: Request<Incoming>, ctx: &Ctx) -> Response<Body> {
         return json_error(
             StatusCode::BAD_REQUEST,
             "bad_header",
-            &format!("header {name:?} is refused: header names with '_' are not accepted on this listener"),
+            &format!(
+                "header {:?} is refused: header names with '_' are not accepted on this listener",
+                name.as_str()
+            ),
             json!({}),
         );
     }

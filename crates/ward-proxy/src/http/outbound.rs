@@ -203,7 +203,7 @@ pub async fn serve(
     listener: Arc<str>,
     pool: Arc<UpstreamPool>,
     shared: Arc<Shared>,
-) -> Result<(), String> {
+) -> Result<(), hyper::Error> {
     let svc_shared = shared.clone();
     let svc = service_fn(move |req| {
         let (pool, shared, listener) = (pool.clone(), svc_shared.clone(), listener.clone());
@@ -217,7 +217,7 @@ pub async fn serve(
     let conn = http1.serve_connection(TokioIo::new(app), svc);
     tokio::pin!(conn);
     tokio::select! {
-        result = conn.as_mut() => result.map_err(|e| e.to_string()),
+        result = conn.as_mut() => result,
         () = shared.lifecycle.reached(Phase::Closing) => {
             conn.as_mut().graceful_shutdown();
             let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;

@@ -205,12 +205,12 @@ impl CaSource {
                 serde_json::to_string(&RenewRequest { csr }),
             )
         } else {
-            let token = std::fs::read_to_string(&self.token_file).map_err(|source| {
-                IdentityError::Read {
-                    path: self.token_file.clone(),
-                    source,
-                }
-            })?;
+            let path = self.token_file.clone();
+            let token = super::off_workers(&self.token_file, move || {
+                std::fs::read_to_string(&path)
+                    .map_err(|source| IdentityError::Read { path, source })
+            })
+            .await?;
             let request = EnrollRequest {
                 csr,
                 token: token.trim().to_owned(),

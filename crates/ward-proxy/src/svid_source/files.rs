@@ -47,13 +47,18 @@ impl FilesSource {
         }
     }
 
-    pub(super) fn refresh(
+    pub(super) async fn refresh(
         &mut self,
         store: &CertStore,
         force: bool,
     ) -> Result<Option<Arc<Identity>>, IdentityError> {
-        ward_tls::files::check_key_permissions(&self.key)?;
-        let (cert, key, bundle) = (read(&self.cert)?, read(&self.key)?, read(&self.bundle)?);
+        let paths = (self.cert.clone(), self.key.clone(), self.bundle.clone());
+        let (cert, key, bundle) = super::off_workers(&self.cert, move || {
+            let (cert, key, bundle) = paths;
+            ward_tls::files::check_key_permissions(&key)?;
+            Ok((read(&cert)?, read(&key)?, read(&bundle)?))
+        })
+        .await?;
         let changed = self
             .watch
             .changed(ContentDigest::of(&[&cert, &key, &bundle]));

@@ -11,7 +11,7 @@ pub(crate) mod ca;
 pub(crate) mod ca_client;
 pub(crate) mod files;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -80,6 +80,20 @@ pub enum IdentityError {
     },
 }
 
+/// Runs `read` (file I/O about `path`) on tokio's blocking pool: a slow or hung file system
+/// must not stall the async workers that relay connections.
+pub(crate) async fn off_workers<T: Send + 'static>(
+    path: &Path,
+    read: impl FnOnce() -> Result<T, IdentityError> + Send + 'static,
+) -> Result<T, IdentityError> {
+    tokio::task::spawn_blocking(read).await.unwrap_or_else(|e| {
+        Err(IdentityError::Read {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e),
+        })
+    })
+}
+
 /// A source of the workload identity.
 #[derive(Debug)]
 pub(crate) enum IdentitySource {
@@ -137,7 +151,7 @@ impl IdentitySource {
         force: bool,
     ) -> Result<Option<Arc<Identity>>, IdentityError> {
         match self {
-            Self::Files(files) => files.refresh(store, force),
+            Self::Files(files) => files.refresh(store, force).await,
             Self::Ca {
                 source,
                 bootstrap,
@@ -149,7 +163,10 @@ impl IdentitySource {
                     .anchors(trust_domain.as_str())
                     .is_none()
                 {
-                    let roots = ward_tls::pem::load_certs(bootstrap)?;
+                    let path = bootstrap.clone();
+                    let roots =
+                        off_workers(bootstrap, move || Ok(ward_tls::pem::load_certs(&path)?))
+                            .await?;
                     let bundles = TrustBundles::single(trust_domain.clone(), roots)?;
                     store.bundles().replace(bundles);
                 }
