@@ -12,9 +12,9 @@ FORCE ?=
 
 all: build
 
-## tools: install missing system tools used by tests and the demo (openssl, curl; unshare and mkfs.ext4 for the CA's disk fault tests)
+## tools: install missing system tools used by tests and the demo (openssl, curl; unshare and mkfs.ext4 for the CA's disk fault tests; PostgreSQL for the CA's HA state tests)
 tools:
-	@scripts/ensure-tools.sh openssl curl unshare mkfs.ext4
+	@scripts/ensure-tools.sh openssl curl unshare mkfs.ext4 postgres runuser
 
 ## build: compile every crate and binary (debug)
 build:

@@ -12,11 +12,21 @@ declare -A package=(
   [nginx]=nginx-light
   [stunnel4]=stunnel4
   [haproxy]=haproxy
+  [postgres]=postgresql
+  [runuser]=util-linux
 )
+
+# Debian keeps PostgreSQL's server programs off PATH, under /usr/lib/postgresql/<version>/bin.
+have() {
+  case "$1" in
+    postgres) compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || command -v pg_ctl >/dev/null 2>&1 ;;
+    *) command -v "$1" >/dev/null 2>&1 ;;
+  esac
+}
 
 missing=()
 for tool in "$@"; do
-  command -v "$tool" >/dev/null 2>&1 || missing+=("${package[$tool]:-$tool}")
+  have "$tool" || missing+=("${package[$tool]:-$tool}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 

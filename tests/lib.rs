@@ -11,6 +11,7 @@ pub mod https;
 pub mod jwt;
 pub mod kit;
 pub mod metrics;
+pub mod postgres;
 pub mod processes;
 
 use std::io::{Read, Write};

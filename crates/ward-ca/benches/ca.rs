@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use time::OffsetDateTime;
-use ward_ca::state::{self, queries};
+use ward_ca::state::records::TokenRecord;
+use ward_ca::state::sqlite::{self, queries};
+use ward_ca::state::unix_now;
 use ward_identity::SpiffeId;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ward-ca");
@@ -161,7 +163,7 @@ fn main() {
         "trust_domain: example.org\nca_dir: ca\nlisten: \"127.0.0.1:{port}\"\nstate: state.db\nlimits: {{ enroll_per_ip_per_sec: 1000000 }}\n"
     )).unwrap();
     // Enough tokens for the enroll run, inserted in one transaction.
-    let mut conn = state::open(&dir.join("state.db")).unwrap();
+    let mut conn = sqlite::open(&dir.join("state.db")).unwrap();
     let key = rcgen::KeyPair::generate().unwrap();
     let csr = rcgen::CertificateParams::default()
         .serialize_request(&key)
@@ -172,10 +174,10 @@ fn main() {
     let mut enroll_bodies = Vec::new();
     for _ in 0..60_000 {
         let t = ward_ca::tokens::generate().unwrap();
-        let now = state::unix_now();
+        let now = unix_now();
         queries::insert_token(
             &tx,
-            &queries::TokenRecord {
+            &TokenRecord {
                 hash: t.hash,
                 token_id: t.token_id,
                 spiffe_id: "spiffe://example.org/ns/bench/sa/app".into(),

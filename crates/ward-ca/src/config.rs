@@ -10,6 +10,7 @@ use ward_identity::{SpiffeId, TrustDomain};
 use ward_yaml::{Location, Spanned, YamlError};
 
 use crate::issuer::{ABSOLUTE_MIN_TTL, MAX_TTL};
+use crate::state::config::{StateConfig, StateFile};
 
 /// Certificate lifetimes the daemon grants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,8 +80,8 @@ pub struct CaConfig {
     pub ca_dir: PathBuf,
     /// HTTPS address.
     pub listen: SocketAddr,
-    /// SQLite file.
-    pub state: PathBuf,
+    /// Where tokens, certificate records and revocations are kept.
+    pub state: StateConfig,
     /// DNS names in the CA's own serving certificate.
     pub dns_names: Vec<String>,
     /// Lifetimes.
@@ -106,7 +107,7 @@ struct File {
     trust_domain: Spanned<String>,
     ca_dir: String,
     listen: Spanned<String>,
-    state: String,
+    state: Spanned<StateFile>,
     #[serde(default)]
     dns_names: Vec<Spanned<String>>,
     ttl: Option<Spanned<TtlFile>>,
@@ -357,6 +358,12 @@ impl CaConfig {
             ));
         }
 
+        let state = raw
+            .state
+            .value
+            .validate(base)
+            .map_err(|problem| at(&raw.state.referenced, problem))?;
+
         let bundle_refresh_hint = match &raw.bundle_refresh_hint {
             None => Duration::from_secs(30),
             Some(d) if (1..=3600).contains(&d.value.get().as_secs()) => d.value.get(),
@@ -372,7 +379,7 @@ impl CaConfig {
             trust_domain,
             ca_dir: base.join(&raw.ca_dir),
             listen,
-            state: base.join(&raw.state),
+            state,
             dns_names,
             ttl,
             join_token: raw.attestors.join_token.as_ref().is_none_or(|j| j.enabled),

@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use ward_ca::state::{self, queries};
+use ward_ca::state::records::TokenRecord;
+use ward_ca::state::sqlite::{self, queries};
+use ward_ca::state::unix_now;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ward-ca");
 const FRONTEND: &str = "spiffe://example.org/ns/web/sa/frontend";
@@ -303,14 +305,14 @@ fn operator_commands_refuse_bad_input_in_one_line() {
 fn sigkill_during_an_enrollment_burst_loses_nothing_returned() {
     let (_tmp, dir, port) = setup();
     let total = 400;
-    let conn = state::open(&dir.join("state.db")).unwrap();
+    let conn = sqlite::open(&dir.join("state.db")).unwrap();
     let mut secrets = Vec::new();
     for _ in 0..total {
         let t = ward_ca::tokens::generate().unwrap();
-        let now = state::unix_now();
+        let now = unix_now();
         queries::insert_token(
             &conn,
-            &queries::TokenRecord {
+            &TokenRecord {
                 hash: t.hash.clone(),
                 token_id: t.token_id.clone(),
                 spiffe_id: FRONTEND.into(),
@@ -386,7 +388,7 @@ fn sigkill_during_an_enrollment_burst_loses_nothing_returned() {
         "the kill landed after the burst; nothing was tested"
     );
 
-    let conn = state::open(&dir.join("state.db")).unwrap();
+    let conn = sqlite::open(&dir.join("state.db")).unwrap();
     let check: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();

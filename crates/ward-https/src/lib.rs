@@ -118,7 +118,9 @@ pub enum ServerAuth {
 }
 
 impl ServerAuth {
-    fn config(&self) -> Result<ClientConfig, HttpsError> {
+    /// The rustls client config that authenticates servers this way (also for TLS that is
+    /// not HTTP, such as the CA's connections to PostgreSQL).
+    pub fn client_config(&self) -> Result<ClientConfig, HttpsError> {
         let builder = ClientConfig::builder_with_provider(crypto_provider())
             .with_protocol_versions(match self {
                 // Between ward components: TLS 1.3 only.
@@ -248,7 +250,7 @@ async fn exchange(
     let _ = tcp.set_nodelay(true);
     let name =
         ServerName::try_from(host.clone()).map_err(|_| HttpsError::BadUrl(url.to_owned()))?;
-    let tls = TlsConnector::from(Arc::new(auth.config()?))
+    let tls = TlsConnector::from(Arc::new(auth.client_config()?))
         .connect(name, tcp)
         .await
         .map_err(|e| HttpsError::Tls {

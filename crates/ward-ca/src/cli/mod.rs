@@ -21,7 +21,7 @@ use crate::ca_dir;
 use crate::csr;
 use crate::error::CaError;
 use crate::issuer::{check_ttl, rfc3339, Issuer};
-use crate::state::queries::{self, CertRecord};
+use crate::state::records::CertRecord;
 
 /// ward's certificate authority.
 #[derive(Debug, Parser)]
@@ -250,9 +250,9 @@ pub fn run(cli: Cli, out: &mut dyn Write, status: &mut dyn Write) -> Result<(), 
             let issuer = Issuer::load(&dir)?;
             let csr_der = read_csr(&csr)?;
             let issued = issuer.issue(&csr_der, &id, &dns, ttl_value, OffsetDateTime::now_utc())?;
-            if let Some((_, conn)) = &recorded {
+            if let Some((_, state)) = &recorded {
                 let record = CertRecord::issued(&issued, "cli", "cli".into(), None);
-                ops::db(queries::insert_cert(conn, &record))?;
+                state.run(|s| s.issue(record, None))?;
             }
             let pem = issued.chain_pem();
             match &out_path {

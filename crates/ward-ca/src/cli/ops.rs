@@ -1,6 +1,6 @@
 //! Operator commands against the daemon's state: join tokens, revocations, issued
-//! certificates, and `serve` itself. They open the same SQLite file as the daemon (WAL mode
-//! lets them write while it runs).
+//! certificates, and `serve` itself. They open the same [`Store`] as the daemon (the SQLite
+//! engine's WAL mode lets them write while it runs), through a small runtime of their own.
 
 use std::io::Write;
 use std::time::Duration;
@@ -13,8 +13,8 @@ use crate::config::CaConfig;
 use crate::error::CaError;
 use crate::issuer::rfc3339;
 use crate::server;
-use crate::state::queries::{self, TokenRecord};
-use crate::state::{self, unix_now};
+use crate::state::records::TokenRecord;
+use crate::state::{unix_now, StateError, Store};
 use crate::tokens;
 
 /// Longest a join token may live.
@@ -26,14 +26,72 @@ pub(super) fn when(secs: i64) -> String {
         .unwrap_or_else(|_| secs.to_string())
 }
 
-pub(super) fn load(config: &std::path::Path) -> Result<(CaConfig, rusqlite::Connection), CaError> {
-    let cfg = CaConfig::load(config)?;
-    let conn = state::open(&cfg.state)?;
-    Ok((cfg, conn))
+/// The daemon's state as an operator command uses it: each call runs to completion before
+/// the command goes on.
+pub(super) struct OpState {
+    runtime: Option<tokio::runtime::Runtime>,
+    store: Store,
 }
 
-pub(super) fn db<T>(r: Result<T, state::StateError>) -> Result<T, CaError> {
-    r.map_err(CaError::from)
+impl Drop for OpState {
+    /// Without waiting for the runtime's tasks (a database connection's I/O driver, say): a
+    /// runtime may not block while it is dropped inside another one.
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl OpState {
+    /// Runs one state operation.
+    pub(super) fn run<'a, T, F>(&'a self, op: impl FnOnce(&'a Store) -> F) -> Result<T, CaError>
+    where
+        F: std::future::Future<Output = Result<T, StateError>> + Send,
+        T: Send,
+    {
+        let runtime = self.runtime.as_ref().ok_or(CaError::Runtime {
+            what: "tokio runtime",
+            source: std::io::Error::other("already shut down"),
+        })?;
+        block_on(runtime, op(&self.store)).map_err(CaError::from)
+    }
+}
+
+/// Runs `f` on `runtime`; on a thread of its own when called from async code (a library user
+/// or a test calling an operator command), where blocking the caller's thread is not allowed.
+fn block_on<F>(runtime: &tokio::runtime::Runtime, f: F) -> F::Output
+where
+    F: std::future::Future + Send,
+    F::Output: Send,
+{
+    if tokio::runtime::Handle::try_current().is_err() {
+        return runtime.block_on(f);
+    }
+    std::thread::scope(|s| {
+        s.spawn(|| runtime.block_on(f))
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+pub(super) fn load(config: &std::path::Path) -> Result<(CaConfig, OpState), CaError> {
+    let cfg = CaConfig::load(config)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| CaError::Runtime {
+            what: "tokio runtime",
+            source,
+        })?;
+    let store = block_on(&runtime, Store::open(&cfg.state))?;
+    Ok((
+        cfg,
+        OpState {
+            runtime: Some(runtime),
+            store,
+        },
+    ))
 }
 
 /// `ward-ca token create`: prints the token once on `out`.
@@ -44,7 +102,7 @@ pub fn token_create(
     out: &mut dyn Write,
     status: &mut dyn Write,
 ) -> Result<(), CaError> {
-    let (cfg, conn) = load(config)?;
+    let (cfg, state) = load(config)?;
     let id = SpiffeId::parse(id).map_err(|e| CaError::Argument {
         flag: "--id",
         value: id.into(),
@@ -90,7 +148,7 @@ pub fn token_create(
         used_at: None,
         revoked_at: None,
     };
-    db(queries::insert_token(&conn, &record))?;
+    state.run(|s| s.create_token(record.clone()))?;
     let _ = writeln!(out, "{}", token.secret);
     let _ = writeln!(
         status,
@@ -103,14 +161,14 @@ pub fn token_create(
 
 /// `ward-ca token list`.
 pub fn token_list(config: &std::path::Path, out: &mut dyn Write) -> Result<(), CaError> {
-    let (_, conn) = load(config)?;
+    let (_, state) = load(config)?;
     let now = unix_now();
     let _ = writeln!(
         out,
         "{:<18} {:<10} {:<22} SPIFFE ID",
         "TOKEN ID", "STATE", "EXPIRES"
     );
-    for t in db(queries::list_tokens(&conn))? {
+    for t in state.run(|s| s.tokens())? {
         let state = match (t.revoked_at, t.used_at) {
             (Some(_), _) => "revoked",
             (None, Some(_)) => "used",
@@ -135,8 +193,8 @@ pub fn token_revoke(
     token_id: &str,
     status: &mut dyn Write,
 ) -> Result<(), CaError> {
-    let (_, conn) = load(config)?;
-    db(queries::revoke_token(&conn, token_id, unix_now()))?;
+    let (_, state) = load(config)?;
+    state.run(|s| s.revoke_token(token_id, unix_now()))?;
     let _ = writeln!(status, "join token {token_id} revoked");
     Ok(())
 }
@@ -149,7 +207,7 @@ pub fn revoke(
     reason: Option<String>,
     status: &mut dyn Write,
 ) -> Result<(), CaError> {
-    let (cfg, conn) = load(config)?;
+    let (cfg, state) = load(config)?;
     let r = server::api::revocation_from(id, serial, reason, &cfg.trust_domain).map_err(|e| {
         CaError::Argument {
             flag: "--id/--serial",
@@ -157,7 +215,7 @@ pub fn revoke(
             problem: e.message,
         }
     })?;
-    db(queries::insert_revocation(&conn, &r))?;
+    state.run(|s| s.revoke(r.clone()))?;
     // An ID revocation covers what is issued up to its second: return once that second is
     // over, so a token created next re-onboards the ID with a certificate it does not cover.
     while unix_now() <= r.revoked_at {
@@ -182,14 +240,14 @@ pub fn certs_list(
     id: Option<&str>,
     out: &mut dyn Write,
 ) -> Result<(), CaError> {
-    let (_, conn) = load(config)?;
-    let revocations = db(queries::revocations(&conn))?;
+    let (_, state) = load(config)?;
+    let (revocations, _) = state.run(|s| s.revocations())?;
     let _ = writeln!(
         out,
         "{:<34} {:<22} {:<11} {:<8} SPIFFE ID",
         "SERIAL", "NOT AFTER", "ATTESTOR", "STATE"
     );
-    for c in db(queries::list_certs(&conn, id))? {
+    for c in state.run(|s| s.certs(id))? {
         let revoked = revocations
             .iter()
             .any(|r| r.covers(&c.serial, &c.spiffe_id, c.issued_at));

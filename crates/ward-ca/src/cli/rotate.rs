@@ -9,11 +9,11 @@ use std::path::Path;
 
 use clap::Subcommand;
 
-use super::ops::{db, load, when};
+use super::ops::{load, when, OpState};
 use crate::error::CaError;
 use crate::issuer::{rfc3339, Issuer};
 use crate::rotate::{self, Journal, Phase, RotationError, NEXT, PREVIOUS};
-use crate::state::{queries, unix_now};
+use crate::state::unix_now;
 
 /// `ward-ca rotate` subcommands.
 #[derive(Debug, Subcommand)]
@@ -102,10 +102,10 @@ pub fn run(command: RotateCommand, status: &mut dyn Write) -> Result<(), CaError
             Ok(())
         }
         RotateCommand::Finish { config, force } => {
-            let (cfg, conn) = load(&config)?;
+            let (cfg, state) = load(&config)?;
             let journal = Journal::load(&cfg.ca_dir)?;
             if journal.phase == Phase::Activated {
-                let (live, last) = live_under_previous(&cfg.ca_dir, &conn)?;
+                let (live, last) = live_under_previous(&cfg.ca_dir, &state)?;
                 if live > 0 && !force {
                     return Err(RotationError::StillLive {
                         count: live,
@@ -126,10 +126,10 @@ pub fn run(command: RotateCommand, status: &mut dyn Write) -> Result<(), CaError
             Ok(())
         }
         RotateCommand::Retire { config, force } => {
-            let (cfg, conn) = load(&config)?;
+            let (cfg, state) = load(&config)?;
             let hint = cfg.bundle_refresh_hint.as_secs() as i64;
             let activated = rotate::retire(&cfg.ca_dir, unix_now(), hint, force)?;
-            let (live, _) = live_under_previous(&cfg.ca_dir, &conn)?;
+            let (live, _) = live_under_previous(&cfg.ca_dir, &state)?;
             let _ = writeln!(
                 status,
                 "retired the previous issuer{}; the daemon stops accepting its certificates within a second and workloads within one bundle refresh ({}s)\n{live} certificate(s) it signed were still valid and not renewed: CA-fed sidecars enroll again with their token file (a Kubernetes token does; a used join token needs a new one)",
@@ -139,23 +139,16 @@ pub fn run(command: RotateCommand, status: &mut dyn Write) -> Result<(), CaError
             Ok(())
         }
         RotateCommand::Status { config } => {
-            let (cfg, conn) = load(&config)?;
-            rotation_status(&cfg.ca_dir, &conn, status)
+            let (cfg, state) = load(&config)?;
+            rotation_status(&cfg.ca_dir, &state, status)
         }
     }
 }
 
 /// Live, not yet renewed certificates not signed by the issuer that signs now.
-fn live_under_previous(
-    dir: &Path,
-    conn: &rusqlite::Connection,
-) -> Result<(i64, Option<i64>), CaError> {
+fn live_under_previous(dir: &Path, state: &OpState) -> Result<(i64, Option<i64>), CaError> {
     let issuer = Issuer::load(dir)?;
-    db(queries::live_certs_not_from(
-        conn,
-        issuer.issuer_serial(),
-        unix_now(),
-    ))
+    state.run(|s| s.live_certs_not_from(issuer.issuer_serial(), unix_now()))
 }
 
 fn describe(dir: &Path, label: &str, out: &mut dyn Write) -> Result<(), CaError> {
@@ -175,11 +168,7 @@ fn describe(dir: &Path, label: &str, out: &mut dyn Write) -> Result<(), CaError>
     Ok(())
 }
 
-fn rotation_status(
-    dir: &Path,
-    conn: &rusqlite::Connection,
-    out: &mut dyn Write,
-) -> Result<(), CaError> {
+fn rotation_status(dir: &Path, state: &OpState, out: &mut dyn Write) -> Result<(), CaError> {
     let journal = Journal::load(dir)?;
     describe(dir, "signing:", out)?;
     if dir.join(NEXT).exists() {
@@ -200,7 +189,7 @@ fn rotation_status(
         Phase::Activating => {
             "an activation was interrupted; rerun `ward-ca rotate activate`".into()
         }
-        Phase::Activated => match live_under_previous(dir, conn)? {
+        Phase::Activated => match live_under_previous(dir, state)? {
             (0, _) => "activated; nothing live depends on the previous issuer: run `ward-ca rotate finish`".into(),
             (n, last) => format!(
                 "activated; {n} certificate(s) of the previous issuer are still valid and not renewed, the last until {}: `ward-ca rotate finish` after that (or `ward-ca rotate retire` now, in an emergency)",

@@ -18,7 +18,7 @@ use super::metrics::{AttestorLabel, EndpointLabel, ReasonLabel};
 use super::requests::{parse_json, EnrollRequest, RenewRequest, RevokeRequest};
 use super::CaService;
 use crate::attest::KubeError;
-use crate::state::queries::{self, CertRecord, Revocation};
+use crate::state::records::{fingerprint, CertRecord, Revocation};
 use crate::state::{unix_now, StateError};
 use crate::{csr, tokens};
 
@@ -42,7 +42,7 @@ impl ConnInfo {
         let client = leaf.and_then(|leaf| ward_identity::SvidProfile::check(leaf).ok());
         Self {
             peer,
-            client_fingerprint: leaf.map(|der| queries::fingerprint(der)),
+            client_fingerprint: leaf.map(|der| fingerprint(der)),
             client,
         }
     }
@@ -75,9 +75,9 @@ pub async fn handle(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> 
         (Method::POST, "/v1/enroll") => ("/v1/enroll", enroll(req, ca, conn).await),
         (Method::POST, "/v1/renew") => ("/v1/renew", renew(req, ca, conn).await),
         (Method::POST, "/v1/revoke") => ("/v1/revoke", revoke(req, ca, conn).await),
-        (Method::GET, "/v1/bundle") => ("/v1/bundle", bundle(&req, ca)),
+        (Method::GET, "/v1/bundle") => ("/v1/bundle", bundle(&req, ca).await),
         (Method::GET, "/healthz") => ("/healthz", Ok(text(StatusCode::OK, "ok\n"))),
-        (Method::GET, "/readyz") => ("/readyz", Ok(ready(ca))),
+        (Method::GET, "/readyz") => ("/readyz", Ok(ready(ca).await)),
         (Method::GET, "/metrics") => ("/metrics", Ok(text(StatusCode::OK, ca.metrics.encode()))),
         (
             _,
@@ -116,13 +116,21 @@ pub async fn handle(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> 
     }
 }
 
-fn ready(ca: &CaService) -> Resp {
+/// Ready when the CA has a valid serving certificate and its state answers (a replica whose
+/// database is unreachable leaves the Service rather than answer 503 to every enrollment).
+async fn ready(ca: &CaService) -> Resp {
     match ca.store.current() {
-        Some(id) if !id.is_expired_at(unix_now()) => text(StatusCode::OK, "ready\n"),
-        _ => text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: no serving certificate\n",
-        ),
+        Some(id) if !id.is_expired_at(unix_now()) => {}
+        _ => {
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: no serving certificate\n",
+            )
+        }
+    }
+    match ca.state.ping().await {
+        Ok(()) => text(StatusCode::OK, "ready\n"),
+        Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")),
     }
 }
 
@@ -190,16 +198,7 @@ async fn issue_and_record(
         OffsetDateTime::now_utc(),
     )?;
     let record = CertRecord::issued(&issued, attestor, conn.peer.ip().to_string(), parent_serial);
-    let saved = record.clone();
-    let result = ca
-        .writer
-        .write(move |c| {
-            if let Some(hash) = &token_hash {
-                queries::consume_token(c, hash, saved.issued_at)?;
-            }
-            queries::insert_cert(c, &saved)
-        })
-        .await;
+    let result = ca.state.issue(record.clone(), token_hash).await;
     match result {
         Ok(()) => {}
         Err(StateError::TokenUnusable) => {
@@ -245,10 +244,7 @@ async fn enroll(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> Resu
             ));
         }
         let hash = tokens::hash(&body.token);
-        let found = ca
-            .reads
-            .read(|c| queries::find_token(c, &hash))
-            .map_err(state_error)?;
+        let found = ca.state.token(&hash).await.map_err(state_error)?;
         let Some(token) = found else {
             return Err(ApiError::new(ErrorCode::InvalidToken, "unknown join token"));
         };
@@ -305,7 +301,7 @@ async fn enroll(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> Resu
 
 /// The verified client SVID of this connection: unexpired, unrevoked, and one the CA issued
 /// and recorded (a leaf forged with a stolen issuer key chains fine, but matches no record).
-fn client_svid(ca: &CaService, conn: &ConnInfo) -> Result<ward_identity::SvidLeaf, ApiError> {
+async fn client_svid(ca: &CaService, conn: &ConnInfo) -> Result<ward_identity::SvidLeaf, ApiError> {
     let Some(svid) = conn.client.clone() else {
         return Err(ApiError::new(
             ErrorCode::ClientCertRequired,
@@ -323,14 +319,11 @@ fn client_svid(ca: &CaService, conn: &ConnInfo) -> Result<ward_identity::SvidLea
             ),
         ));
     }
-    let (record, revoked) = ca
-        .reads
-        .read(|c| {
-            Ok((
-                queries::find_cert(c, &svid.serial_hex)?,
-                queries::revocation_for(c, &svid.serial_hex, svid.id.as_str(), svid.issued_at())?,
-            ))
-        })
+    let record = ca.state.cert(&svid.serial_hex).await.map_err(state_error)?;
+    let revoked = ca
+        .state
+        .revocation_for(&svid.serial_hex, svid.id.as_str(), svid.issued_at())
+        .await
         .map_err(state_error)?;
     let fingerprint = conn.client_fingerprint.as_deref().unwrap_or_default();
     if !record.is_some_and(|r| r.describes(svid.id.as_str(), fingerprint)) {
@@ -356,7 +349,7 @@ fn client_svid(ca: &CaService, conn: &ConnInfo) -> Result<ward_identity::SvidLea
 
 async fn renew(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> Result<Resp, ApiError> {
     let body = read_body(req, ca).await?;
-    let svid = client_svid(ca, conn)?;
+    let svid = client_svid(ca, conn).await?;
     let body: RenewRequest = parse_json(&body)?;
     issue_and_record(
         ca,
@@ -372,7 +365,7 @@ async fn renew(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> Resul
 
 async fn revoke(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> Result<Resp, ApiError> {
     let body = read_body(req, ca).await?;
-    let caller = client_svid(ca, conn)?;
+    let caller = client_svid(ca, conn).await?;
     if !ca.config.admins.contains(&caller.id) {
         return Err(ApiError::new(
             ErrorCode::NotAdmin,
@@ -386,9 +379,8 @@ async fn revoke(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> Resu
         body.reason,
         &ca.config.trust_domain,
     )?;
-    let saved = revocation.clone();
-    ca.writer
-        .write(move |c| queries::insert_revocation(c, &saved))
+    ca.state
+        .revoke(revocation.clone())
         .await
         .map_err(state_error)?;
     // An ID revocation covers what is issued up to its second: answer once that second is
@@ -453,11 +445,12 @@ pub fn revocation_from(
     })
 }
 
-fn bundle(req: &Request<Incoming>, ca: &CaService) -> Result<Resp, ApiError> {
+async fn bundle(req: &Request<Incoming>, ca: &CaService) -> Result<Resp, ApiError> {
     let hint = ca.config.bundle_refresh_hint;
     let doc = ca
         .bundle
-        .get(&ca.reads, &ca.authority(), &ca.config.trust_domain, hint)
+        .get(&ca.state, &ca.authority(), &ca.config.trust_domain, hint)
+        .await
         .map_err(state_error)?;
     let etag = hyper::header::HeaderValue::from_str(&doc.etag)
         .map_err(|_| ApiError::new(ErrorCode::BundleUnavailable, "bad etag"))?;

@@ -19,8 +19,8 @@ use ward_identity::TrustDomain;
 
 use super::authority::Authority;
 use crate::error::CaError;
-use crate::state::queries;
-use crate::state::{ReadPool, StateError};
+use crate::state::records::Revocation;
+use crate::state::{StateError, Store};
 
 const CACHE_FOR: Duration = Duration::from_secs(1);
 
@@ -65,9 +65,9 @@ pub(super) fn jwk(der: &CertificateDer<'_>, path: &Path) -> Result<Jwk, CaError>
 impl BundleCache {
     /// The current document for `authority`'s roots, telling clients to come back after
     /// `refresh_hint`.
-    pub fn get(
+    pub async fn get(
         &self,
-        reads: &ReadPool,
+        state: &Store,
         authority: &Authority,
         trust_domain: &TrustDomain,
         refresh_hint: Duration,
@@ -79,8 +79,7 @@ impl BundleCache {
                 }
             }
         }
-        let (revoked, generation) =
-            reads.read(|c| Ok((queries::revocations(c)?, queries::revocation_generation(c)?)))?;
+        let (revoked, generation) = state.revocations().await?;
         // Both counters only grow, so their sum moves whenever either does.
         let sequence = generation.unsigned_abs() + authority.bundle_version + 1;
         let document = BundleDocument {
@@ -92,7 +91,7 @@ impl BundleCache {
                 spiffe_refresh_hint: refresh_hint.as_secs(),
             },
             issuers: authority.allowed_issuers(),
-            revocations: revoked.iter().map(queries::Revocation::entry).collect(),
+            revocations: revoked.iter().map(Revocation::entry).collect(),
         };
         let body = serde_json::to_string(&document).unwrap_or_default();
         let digest = ring::digest::digest(&ring::digest::SHA256, body.as_bytes());

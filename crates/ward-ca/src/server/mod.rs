@@ -34,9 +34,8 @@ use self::authority::Authority;
 use crate::attest::KubernetesAttestor;
 use crate::config::CaConfig;
 use crate::error::CaError;
-use crate::state::queries::{self, CertRecord};
-use crate::state::writer::Writer;
-use crate::state::{unix_now, ReadPool};
+use crate::state::records::CertRecord;
+use crate::state::{unix_now, Store};
 
 use self::bundle::BundleCache;
 use self::metrics::{AttestorLabel, CaMetrics};
@@ -49,10 +48,8 @@ pub struct CaService {
     pub config: CaConfig,
     /// The signer and the roots it publishes; replaced when the CA directory changes.
     pub authority: RwLock<Arc<Authority>>,
-    /// Group-commit writer.
-    pub writer: Writer,
-    /// Read connections.
-    pub reads: ReadPool,
+    /// Tokens, certificate records, revocations.
+    pub state: Store,
     /// Kubernetes attestor, if configured.
     pub kube: Option<Arc<KubernetesAttestor>>,
     /// `/v1/bundle` document cache.
@@ -156,10 +153,7 @@ pub(crate) async fn issue_own_identity(service: &CaService) -> Result<(), ServeE
         .current()
         .map(|id| id.leaf().serial_hex.clone());
     let record = CertRecord::issued(&issued, "ca", "self".into(), parent);
-    service
-        .writer
-        .write(move |c| queries::insert_cert(c, &record))
-        .await?;
+    service.state.issue(record, None).await?;
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
     service.store.publish(issued.chain, key)?;
     service
@@ -186,8 +180,7 @@ pub async fn run(
 /// Loads everything, binds, and starts serving.
 pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
     let authority = Authority::load(&config.ca_dir, &config.trust_domain)?;
-    let writer = Writer::start(&config.state)?;
-    let reads = ReadPool::open(&config.state, 4)?;
+    let state = Store::open(&config.state).await?;
     let kube = match &config.kubernetes {
         Some(k) => Some(KubernetesAttestor::new(k.clone(), config.trust_domain.clone()).await?),
         None => None,
@@ -205,8 +198,7 @@ pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
         bundle: BundleCache::default(),
         limiter: RateLimiter::new(config.limits.enroll_per_ip_per_sec),
         config,
-        writer,
-        reads,
+        state,
         kube,
         metrics,
         store,

@@ -1,28 +1,34 @@
-//! Durable CA state in SQLite: issued certificates, join tokens, revocations.
+//! Durable CA state: issued certificates, join tokens, revocations.
 //!
-//! The database runs in WAL mode with `synchronous=FULL`, so a commit is on disk before it
-//! returns, and operator commands (`ward-ca token create`, `ward-ca revoke`) can write while
-//! the daemon runs. Nothing is returned to a client before the commit that records it: the
-//! daemon's writes go through [`writer::Writer`], which batches concurrent issuances into one
-//! transaction (one fsync for many certificates, each in its own savepoint) and only then
-//! answers each caller. A crash at any point leaves either the whole batch or none of it.
-//! Schema versions live in `PRAGMA user_version` and migrate forward in one transaction.
+//! [`Store`] is the one interface the daemon and the operator CLI use; each engine behind it
+//! keeps the same [`records`] with the same guarantees: nothing is returned to a client
+//! before the write that records it has committed, a join token is consumed at most once
+//! (the consume and the certificate's record are one transaction), and a revocation is in
+//! every later read. Two engines: embedded SQLite ([`sqlite`]) for one node, and PostgreSQL
+//! ([`postgres`]) shared by any number of equal replicas. The behavioural tests in
+//! `crates/ward-ca/tests/state.rs` are written against [`Store`] and run against both.
 
-pub mod queries;
-pub mod writer;
+pub mod config;
+pub mod postgres;
+pub mod records;
+pub mod sqlite;
 
 use std::path::Path;
-use std::time::Duration;
+use std::sync::Arc;
 
-use rusqlite::{Connection, OpenFlags};
 use thiserror::Error;
+
+use self::config::StateConfig;
+use self::postgres::PgStore;
+use self::records::{CertRecord, Revocation, TokenRecord};
+use self::sqlite::SqliteStore;
 
 /// State failures. Client mistakes are never reported through this type.
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum StateError {
-    /// SQLite failed (I/O, disk full, read-only file system, corruption...). The cause is
-    /// the database engine's; its type is not part of this API.
+    /// The database failed (I/O, disk full, read-only file system, corruption...). The
+    /// cause is the database engine's; its type is not part of this API.
     #[error("state database: {0}")]
     Db(Box<dyn std::error::Error + Send + Sync>),
     /// The database was written by a newer ward-ca.
@@ -39,6 +45,10 @@ pub enum StateError {
     /// The state directory or database cannot be written (a read-only mount, say).
     #[error("{0}")]
     Unwritable(String),
+    /// The database cannot be reached or did not answer in time; nothing was recorded, and
+    /// the next operation tries again.
+    #[error("state database unavailable: {0}")]
+    Unavailable(String),
     /// The writer thread is gone (the daemon is shutting down).
     #[error("state writer stopped")]
     WriterGone,
@@ -50,148 +60,144 @@ pub enum StateError {
     NotFound(String),
 }
 
-impl From<rusqlite::Error> for StateError {
-    fn from(e: rusqlite::Error) -> Self {
-        Self::Db(Box::new(e))
-    }
+/// The CA's state, in whichever engine the config names. Clones share the engine.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Store {
+    /// Embedded SQLite (one node).
+    Sqlite(Arc<SqliteStore>),
+    /// PostgreSQL (any number of replicas).
+    Postgres(Arc<PgStore>),
 }
 
-/// Forward-only migrations; entry `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[
-    // 1: certificates, join tokens, revocations, metadata.
-    "CREATE TABLE certs (
-        serial TEXT PRIMARY KEY NOT NULL,
-        spiffe_id TEXT NOT NULL,
-        not_before INTEGER NOT NULL,
-        not_after INTEGER NOT NULL,
-        attestor TEXT NOT NULL,
-        client TEXT NOT NULL,
-        issued_at INTEGER NOT NULL,
-        parent_serial TEXT
-     ) STRICT;
-     CREATE INDEX certs_by_id ON certs (spiffe_id, not_after);
-     CREATE TABLE join_tokens (
-        hash TEXT PRIMARY KEY NOT NULL,
-        token_id TEXT NOT NULL UNIQUE,
-        spiffe_id TEXT NOT NULL,
-        created_at INTEGER NOT NULL,
-        expires_at INTEGER NOT NULL,
-        used_at INTEGER,
-        revoked_at INTEGER
-     ) STRICT;
-     CREATE TABLE revocations (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        spiffe_id TEXT,
-        serial TEXT,
-        reason TEXT NOT NULL,
-        revoked_at INTEGER NOT NULL,
-        CHECK ((spiffe_id IS NULL) <> (serial IS NULL))
-     ) STRICT;
-     CREATE INDEX revocations_by_id ON revocations (spiffe_id);
-     CREATE INDEX revocations_by_serial ON revocations (serial);",
-    // 2: which issuer signed each certificate (serial of the issuing CA certificate), so
-    // `ward-ca rotate finish` can tell whether anything live still chains to the old one.
-    // Rows from before have NULL and count as the old issuer's.
-    "ALTER TABLE certs ADD COLUMN issuer TEXT;",
-    // 3: the SHA-256 of each certificate's DER, so `/v1/renew` and `/v1/revoke` act only on
-    // the very certificate the CA issued (a leaf forged with a stolen issuer key can copy a
-    // serial and an ID, not the fingerprint); and renewals by parent, so rotation can tell a
-    // certificate that was already replaced from one still in use.
-    "ALTER TABLE certs ADD COLUMN fingerprint TEXT;
-     CREATE INDEX certs_by_parent ON certs (parent_serial);",
-];
-
-/// The newest schema version this binary writes.
-pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
-
-fn configure(conn: &Connection) -> Result<(), StateError> {
-    conn.busy_timeout(Duration::from_secs(5))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    Ok(())
-}
-
-/// Opens (creating if needed) the database at `path` and migrates it to [`SCHEMA_VERSION`].
-pub fn open(path: &Path) -> Result<Connection, StateError> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    configure(&conn)?;
-    migrate(&conn)?;
-    Ok(conn)
-}
-
-fn migrate(conn: &Connection) -> Result<(), StateError> {
-    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if found > SCHEMA_VERSION {
-        return Err(StateError::TooNew {
-            found,
-            known: SCHEMA_VERSION,
-        });
-    }
-    if found == SCHEMA_VERSION {
-        return Ok(());
-    }
-    conn.execute_batch("BEGIN IMMEDIATE")?;
-    let result = (|| {
-        // Re-read inside the write lock: another process may have migrated meanwhile.
-        let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
-            conn.execute_batch(sql)?;
-            conn.pragma_update(None, "user_version", i as i64 + 1)?;
-        }
-        Ok::<_, rusqlite::Error>(())
-    })();
-    match result {
-        Ok(()) => conn.execute_batch("COMMIT")?,
-        Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            return Err(e.into());
+impl Store {
+    /// Opens the engine `config` names, creating or migrating its schema if needed.
+    pub async fn open(config: &StateConfig) -> Result<Self, StateError> {
+        match config {
+            StateConfig::Sqlite(path) => Self::open_sqlite(path),
+            StateConfig::Postgres(pg) => Ok(Self::Postgres(Arc::new(
+                PgStore::open(pg.target()?, pg.pool_size).await?,
+            ))),
         }
     }
-    Ok(())
-}
 
-/// A few read connections for the daemon's queries, used round-robin.
-#[derive(Debug)]
-pub struct ReadPool {
-    conns: Vec<std::sync::Mutex<Connection>>,
-    next: std::sync::atomic::AtomicUsize,
-}
-
-impl ReadPool {
-    /// Opens `n` connections to an existing, migrated database.
-    pub fn open(path: &Path, n: usize) -> Result<Self, StateError> {
-        let conns = (0..n.max(1))
-            .map(|_| {
-                let conn = Connection::open_with_flags(
-                    path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )?;
-                conn.busy_timeout(Duration::from_secs(5))?;
-                Ok(std::sync::Mutex::new(conn))
-            })
-            .collect::<Result<_, StateError>>()?;
-        Ok(Self {
-            conns,
-            next: std::sync::atomic::AtomicUsize::new(0),
-        })
+    /// Whether the engine answers now (`/readyz`): always for SQLite, whose file is local.
+    pub async fn ping(&self) -> Result<(), StateError> {
+        match self {
+            Self::Sqlite(_) => Ok(()),
+            Self::Postgres(p) => p.ping().await,
+        }
     }
 
-    /// Runs a read on one of the connections.
-    pub fn read<T>(
+    /// Opens (creating and migrating if needed) the SQLite database at `path`.
+    pub fn open_sqlite(path: &Path) -> Result<Self, StateError> {
+        Ok(Self::Sqlite(Arc::new(SqliteStore::open(path)?)))
+    }
+
+    /// Records an issued certificate; with `token_hash`, first consumes that join token at
+    /// the certificate's `issued_at`, in the same transaction ([`StateError::TokenUnusable`]
+    /// when it is used, revoked or expired by then, and nothing is recorded).
+    pub async fn issue(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, StateError>,
-    ) -> Result<T, StateError> {
-        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.conns.len();
-        let conn = self.conns[i]
-            .lock()
-            .map_err(|_| StateError::Commit("read connection poisoned".into()))?;
-        f(&conn)
+        cert: CertRecord,
+        token_hash: Option<String>,
+    ) -> Result<(), StateError> {
+        match self {
+            Self::Sqlite(s) => s.issue(cert, token_hash).await,
+            Self::Postgres(p) => p.issue(cert, token_hash).await,
+        }
+    }
+
+    /// Records a revocation.
+    pub async fn revoke(&self, r: Revocation) -> Result<(), StateError> {
+        match self {
+            Self::Sqlite(s) => s.revoke(r).await,
+            Self::Postgres(p) => p.revoke(r).await,
+        }
+    }
+
+    /// Stores a new join token (its hash).
+    pub async fn create_token(&self, t: TokenRecord) -> Result<(), StateError> {
+        match self {
+            Self::Sqlite(s) => s.create_token(t).await,
+            Self::Postgres(p) => p.create_token(t).await,
+        }
+    }
+
+    /// Revokes the unrevoked join token with this id ([`StateError::NotFound`] otherwise).
+    pub async fn revoke_token(&self, token_id: &str, now: i64) -> Result<(), StateError> {
+        match self {
+            Self::Sqlite(s) => s.revoke_token(token_id.to_owned(), now).await,
+            Self::Postgres(p) => p.revoke_token(token_id, now).await,
+        }
+    }
+
+    /// The join token with this hash, if any.
+    pub async fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StateError> {
+        match self {
+            Self::Sqlite(s) => s.token(hash),
+            Self::Postgres(p) => p.token(hash).await,
+        }
+    }
+
+    /// All join tokens, newest first.
+    pub async fn tokens(&self) -> Result<Vec<TokenRecord>, StateError> {
+        match self {
+            Self::Sqlite(s) => s.tokens(),
+            Self::Postgres(p) => p.tokens().await,
+        }
+    }
+
+    /// The certificate with this serial, if recorded.
+    pub async fn cert(&self, serial: &str) -> Result<Option<CertRecord>, StateError> {
+        match self {
+            Self::Sqlite(s) => s.cert(serial),
+            Self::Postgres(p) => p.cert(serial).await,
+        }
+    }
+
+    /// Recorded certificates, newest first, optionally of one ID.
+    pub async fn certs(&self, spiffe_id: Option<&str>) -> Result<Vec<CertRecord>, StateError> {
+        match self {
+            Self::Sqlite(s) => s.certs(spiffe_id),
+            Self::Postgres(p) => p.certs(spiffe_id).await,
+        }
+    }
+
+    /// The revocation covering a certificate with these facts, if any.
+    pub async fn revocation_for(
+        &self,
+        serial: &str,
+        spiffe_id: &str,
+        issued_at: i64,
+    ) -> Result<Option<Revocation>, StateError> {
+        match self {
+            Self::Sqlite(s) => s.revocation_for(serial, spiffe_id, issued_at),
+            Self::Postgres(p) => p.revocation_for(serial, spiffe_id, issued_at).await,
+        }
+    }
+
+    /// Every revocation, oldest first, and a generation number that grows whenever the
+    /// list does (for the bundle's ETag and sequence).
+    pub async fn revocations(&self) -> Result<(Vec<Revocation>, i64), StateError> {
+        match self {
+            Self::Sqlite(s) => s.revocations(),
+            Self::Postgres(p) => p.revocations().await,
+        }
+    }
+
+    /// How many workload certificates valid at `now`, and not yet replaced by a renewal,
+    /// were not signed by the issuer with serial `issuer`, and when the last of them
+    /// expires. The CA's own serving certificates do not count: it re-issues its own.
+    pub async fn live_certs_not_from(
+        &self,
+        issuer: &str,
+        now: i64,
+    ) -> Result<(i64, Option<i64>), StateError> {
+        match self {
+            Self::Sqlite(s) => s.live_certs_not_from(issuer, now),
+            Self::Postgres(p) => p.live_certs_not_from(issuer, now).await,
+        }
     }
 }
 

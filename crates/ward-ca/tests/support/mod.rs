@@ -9,8 +9,9 @@ use rcgen::{CertificateParams, KeyPair, SanType};
 use serde_json::json;
 use ward_ca::config::CaConfig;
 use ward_ca::server::RunningCa;
-use ward_ca::state::queries::{self, TokenRecord};
-use ward_ca::state::{self, unix_now};
+use ward_ca::state::records::TokenRecord;
+use ward_ca::state::sqlite::{self, queries};
+use ward_ca::state::unix_now;
 use ward_ca::tokens;
 use ward_e2e::https::{connector, Conn, Response};
 use ward_e2e::jwt::{jwks, JwtSigner};
@@ -66,7 +67,7 @@ impl Harness {
     /// Stores a join token for `id` expiring in `ttl_secs` (negative: already expired).
     pub fn token(&self, id: &str, ttl_secs: i64) -> String {
         let t = tokens::generate().unwrap();
-        let conn = state::open(&self.state_path()).unwrap();
+        let conn = sqlite::open(&self.state_path()).unwrap();
         let now = unix_now();
         queries::insert_token(
             &conn,

@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use ward_ca::state::{self, queries};
+use ward_ca::state::records::{Revocation, TokenRecord};
+use ward_ca::state::sqlite::{self, queries};
+use ward_ca::state::unix_now;
 
 use super::{Pki, ALLOW_FRONTEND};
 
@@ -37,11 +39,11 @@ pub async fn start_ca(ca: &ward_e2e::TestCa, extra: &str) -> Ca {
 /// Stores a join token for `id` in the CA state under `dir` and returns it.
 pub fn insert_token(dir: &Path, id: &str) -> String {
     let t = ward_ca::tokens::generate().unwrap();
-    let conn = state::open(&dir.join("state.db")).unwrap();
-    let now = state::unix_now();
+    let conn = sqlite::open(&dir.join("state.db")).unwrap();
+    let now = unix_now();
     queries::insert_token(
         &conn,
-        &queries::TokenRecord {
+        &TokenRecord {
             hash: t.hash,
             token_id: t.token_id,
             spiffe_id: id.into(),
@@ -83,14 +85,14 @@ impl Ca {
     }
 
     pub fn revoke_id(&self, id: &str) {
-        let conn = state::open(&self.dir.path().join("state.db")).unwrap();
+        let conn = sqlite::open(&self.dir.path().join("state.db")).unwrap();
         queries::insert_revocation(
             &conn,
-            &queries::Revocation {
+            &Revocation {
                 spiffe_id: Some(id.into()),
                 serial: None,
                 reason: "test".into(),
-                revoked_at: state::unix_now() + 1,
+                revoked_at: unix_now() + 1,
             },
         )
         .unwrap();

@@ -14,7 +14,7 @@ use std::thread;
 use rusqlite::{Connection, MAIN_DB};
 use tokio::sync::oneshot;
 
-use super::StateError;
+use crate::state::StateError;
 
 /// Largest number of jobs committed together.
 const MAX_BATCH: usize = 256;

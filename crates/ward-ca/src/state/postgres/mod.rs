@@ -1,0 +1,333 @@
+//! The PostgreSQL backend: the shared state of several equal CA replicas.
+//!
+//! Every guarantee of [`Store`](super::Store) holds across replicas because each one is a
+//! single statement, and so a single transaction, in the database: issuing with a join token
+//! is one `WITH used AS (UPDATE join_tokens ... RETURNING) INSERT INTO certs ... FROM used`,
+//! so of any number of concurrent uses of one token (on any replicas) exactly one updates the
+//! row and records its certificate, and the others find it used; a revocation is one insert
+//! that every replica's next read sees. Commits are durable when they return
+//! (`synchronous_commit` is the server's, `on` by default, and ward does not lower it). The
+//! revocation list's generation is its length (revocations are never deleted), read in the
+//! same statement as the list, so replicas serving the same list serve the same sequence.
+//! One enrollment costs two round trips: the token lookup and the issuing statement.
+
+pub mod pool;
+pub mod schema;
+pub mod tls;
+
+use std::time::Duration;
+
+use tokio_postgres::Row;
+
+use self::pool::{db, Pool, Target};
+use super::records::{CertRecord, Revocation, TokenRecord};
+use super::StateError;
+
+/// Longest one state operation may take, connecting included.
+const OP_TIMEOUT: Duration = Duration::from_secs(10);
+
+const CERT_COLUMNS: &str = "serial, spiffe_id, not_before, not_after, attestor, client, issued_at, parent_serial, issuer, fingerprint";
+
+/// The PostgreSQL implementation of [`Store`](super::Store).
+#[derive(Debug)]
+pub struct PgStore {
+    pool: Pool,
+}
+
+fn cert_row(r: &Row) -> CertRecord {
+    CertRecord {
+        serial: r.get(0),
+        spiffe_id: r.get(1),
+        not_before: r.get(2),
+        not_after: r.get(3),
+        attestor: r.get(4),
+        client: r.get(5),
+        issued_at: r.get(6),
+        parent_serial: r.get(7),
+        issuer: r.get(8),
+        fingerprint: r.get(9),
+    }
+}
+
+fn token_row(r: &Row) -> TokenRecord {
+    TokenRecord {
+        hash: r.get(0),
+        token_id: r.get(1),
+        spiffe_id: r.get(2),
+        created_at: r.get(3),
+        expires_at: r.get(4),
+        used_at: r.get(5),
+        revoked_at: r.get(6),
+    }
+}
+
+fn revocation_row(r: &Row) -> Revocation {
+    Revocation {
+        spiffe_id: r.get(0),
+        serial: r.get(1),
+        reason: r.get(2),
+        revoked_at: r.get(3),
+    }
+}
+
+/// Runs `op` within [`OP_TIMEOUT`].
+async fn bounded<T>(
+    op: impl std::future::Future<Output = Result<T, StateError>>,
+) -> Result<T, StateError> {
+    tokio::time::timeout(OP_TIMEOUT, op)
+        .await
+        .unwrap_or_else(|_| {
+            Err(StateError::Unavailable(format!(
+                "PostgreSQL did not answer within {}s",
+                OP_TIMEOUT.as_secs()
+            )))
+        })
+}
+
+impl PgStore {
+    /// Connects once, migrates under the migration lock, and keeps `pool_size` connections.
+    pub async fn open(target: Target, pool_size: usize) -> Result<Self, StateError> {
+        let mut first = bounded(target.connect()).await?;
+        bounded(schema::migrate(&mut first)).await?;
+        drop(first);
+        Ok(Self {
+            pool: Pool::new(target, pool_size),
+        })
+    }
+
+    /// Whether the database answers now (for `/readyz`).
+    pub async fn ping(&self) -> Result<(), StateError> {
+        bounded(async {
+            let c = self.pool.get().await?;
+            c.client().simple_query("SELECT 1").await.map_err(db)?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(super) async fn issue(
+        &self,
+        cert: CertRecord,
+        token_hash: Option<String>,
+    ) -> Result<(), StateError> {
+        bounded(async {
+            let mut c = self.pool.get().await?;
+            let c_ = &cert;
+            let values: [&(dyn tokio_postgres::types::ToSql + Sync); 10] = [
+                &c_.serial,
+                &c_.spiffe_id,
+                &c_.not_before,
+                &c_.not_after,
+                &c_.attestor,
+                &c_.client,
+                &c_.issued_at,
+                &c_.parent_serial,
+                &c_.issuer,
+                &c_.fingerprint,
+            ];
+            match &token_hash {
+                None => {
+                    let s = c
+                        .prepared(
+                            "INSERT INTO certs (serial, spiffe_id, not_before, not_after, attestor, client, issued_at, parent_serial, issuer, fingerprint)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                        )
+                        .await?;
+                    c.client().execute(&s, &values).await.map_err(db)?;
+                    Ok(())
+                }
+                Some(hash) => {
+                    let s = c
+                        .prepared(
+                            "WITH used AS (
+                                UPDATE join_tokens SET used_at = $7
+                                WHERE hash = $11 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $7
+                                RETURNING hash)
+                             INSERT INTO certs (serial, spiffe_id, not_before, not_after, attestor, client, issued_at, parent_serial, issuer, fingerprint)
+                             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM used",
+                        )
+                        .await?;
+                    let mut params = values.to_vec();
+                    params.push(hash);
+                    match c.client().execute(&s, &params).await.map_err(db)? {
+                        1 => Ok(()),
+                        _ => Err(StateError::TokenUnusable),
+                    }
+                }
+            }
+        })
+        .await
+    }
+
+    pub(super) async fn revoke(&self, r: Revocation) -> Result<(), StateError> {
+        bounded(async {
+            let mut c = self.pool.get().await?;
+            let s = c
+                .prepared("INSERT INTO revocations (spiffe_id, serial, reason, revoked_at) VALUES ($1, $2, $3, $4)")
+                .await?;
+            c.client()
+                .execute(&s, &[&r.spiffe_id, &r.serial, &r.reason, &r.revoked_at])
+                .await
+                .map_err(db)?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(super) async fn create_token(&self, t: TokenRecord) -> Result<(), StateError> {
+        bounded(async {
+            let c = self.pool.get().await?;
+            c.client()
+                .execute(
+                    "INSERT INTO join_tokens (hash, token_id, spiffe_id, created_at, expires_at, used_at, revoked_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    &[&t.hash, &t.token_id, &t.spiffe_id, &t.created_at, &t.expires_at, &t.used_at, &t.revoked_at],
+                )
+                .await
+                .map_err(db)?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(super) async fn revoke_token(&self, token_id: &str, now: i64) -> Result<(), StateError> {
+        bounded(async {
+            let c = self.pool.get().await?;
+            let changed = c
+                .client()
+                .execute(
+                    "UPDATE join_tokens SET revoked_at = $2 WHERE token_id = $1 AND revoked_at IS NULL",
+                    &[&token_id, &now],
+                )
+                .await
+                .map_err(db)?;
+            if changed == 1 {
+                Ok(())
+            } else {
+                Err(StateError::NotFound(format!(
+                    "no unrevoked join token with id {token_id}"
+                )))
+            }
+        })
+        .await
+    }
+
+    pub(super) async fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StateError> {
+        bounded(async {
+            let mut c = self.pool.get().await?;
+            let s = c
+                .prepared("SELECT hash, token_id, spiffe_id, created_at, expires_at, used_at, revoked_at FROM join_tokens WHERE hash = $1")
+                .await?;
+            let row = c.client().query_opt(&s, &[&hash]).await.map_err(db)?;
+            Ok(row.as_ref().map(token_row))
+        })
+        .await
+    }
+
+    pub(super) async fn tokens(&self) -> Result<Vec<TokenRecord>, StateError> {
+        bounded(async {
+            let c = self.pool.get().await?;
+            let rows = c
+                .client()
+                .query(
+                    "SELECT hash, token_id, spiffe_id, created_at, expires_at, used_at, revoked_at
+                     FROM join_tokens ORDER BY created_at DESC, token_id",
+                    &[],
+                )
+                .await
+                .map_err(db)?;
+            Ok(rows.iter().map(token_row).collect())
+        })
+        .await
+    }
+
+    pub(super) async fn cert(&self, serial: &str) -> Result<Option<CertRecord>, StateError> {
+        bounded(async {
+            let mut c = self.pool.get().await?;
+            let s = c
+                .prepared("SELECT serial, spiffe_id, not_before, not_after, attestor, client, issued_at, parent_serial, issuer, fingerprint FROM certs WHERE serial = $1")
+                .await?;
+            let row = c.client().query_opt(&s, &[&serial]).await.map_err(db)?;
+            Ok(row.as_ref().map(cert_row))
+        })
+        .await
+    }
+
+    pub(super) async fn certs(
+        &self,
+        spiffe_id: Option<&str>,
+    ) -> Result<Vec<CertRecord>, StateError> {
+        bounded(async {
+            let c = self.pool.get().await?;
+            let sql = format!(
+                "SELECT {CERT_COLUMNS} FROM certs WHERE $1::TEXT IS NULL OR spiffe_id = $1
+                 ORDER BY issued_at DESC, serial"
+            );
+            let rows = c.client().query(&sql, &[&spiffe_id]).await.map_err(db)?;
+            Ok(rows.iter().map(cert_row).collect())
+        })
+        .await
+    }
+
+    pub(super) async fn revocation_for(
+        &self,
+        serial: &str,
+        spiffe_id: &str,
+        issued_at: i64,
+    ) -> Result<Option<Revocation>, StateError> {
+        bounded(async {
+            let mut c = self.pool.get().await?;
+            let s = c
+                .prepared(
+                    "SELECT spiffe_id, serial, reason, revoked_at FROM revocations
+                     WHERE serial = $1 OR (spiffe_id = $2 AND revoked_at >= $3) ORDER BY seq LIMIT 1",
+                )
+                .await?;
+            let row = c
+                .client()
+                .query_opt(&s, &[&serial, &spiffe_id, &issued_at])
+                .await
+                .map_err(db)?;
+            Ok(row.as_ref().map(revocation_row))
+        })
+        .await
+    }
+
+    pub(super) async fn revocations(&self) -> Result<(Vec<Revocation>, i64), StateError> {
+        bounded(async {
+            let mut c = self.pool.get().await?;
+            let s = c
+                .prepared(
+                    "SELECT spiffe_id, serial, reason, revoked_at FROM revocations ORDER BY seq",
+                )
+                .await?;
+            let rows = c.client().query(&s, &[]).await.map_err(db)?;
+            let list: Vec<Revocation> = rows.iter().map(revocation_row).collect();
+            let generation = i64::try_from(list.len()).unwrap_or(i64::MAX);
+            Ok((list, generation))
+        })
+        .await
+    }
+
+    pub(super) async fn live_certs_not_from(
+        &self,
+        issuer: &str,
+        now: i64,
+    ) -> Result<(i64, Option<i64>), StateError> {
+        bounded(async {
+            let c = self.pool.get().await?;
+            let row = c
+                .client()
+                .query_one(
+                    "SELECT count(*), max(not_after) FROM certs
+                     WHERE not_after > $2 AND (issuer IS NULL OR issuer <> $1) AND attestor <> 'ca'
+                       AND NOT EXISTS (SELECT 1 FROM certs AS renewed WHERE renewed.parent_serial = certs.serial)",
+                    &[&issuer, &now],
+                )
+                .await
+                .map_err(db)?;
+            Ok((row.get(0), row.get(1)))
+        })
+        .await
+    }
+}

@@ -1,0 +1,196 @@
+//! A small pool of PostgreSQL connections, each with its prepared statements.
+//!
+//! Connections are made on first use and made again after they break (a database restart, a
+//! failover), so a replica recovers by itself when the database returns. The password is read
+//! from its file at every connect, so rotating the Secret needs no restart. Every operation has
+//! a deadline: a database that does not answer makes the request fail (`503
+//! state_unavailable`) instead of hanging it.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{Mutex, MutexGuard};
+use tokio_postgres::{Client, NoTls, Statement};
+
+use super::tls::MakeRustls;
+use crate::state::StateError;
+
+/// Longest one connect may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One live connection and the statements prepared on it.
+pub struct Conn {
+    client: Client,
+    statements: HashMap<&'static str, Statement>,
+}
+
+impl Conn {
+    /// The client, for statements that are not worth preparing.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// `sql` prepared on this connection (once; later calls reuse it).
+    pub async fn prepared(&mut self, sql: &'static str) -> Result<Statement, StateError> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(sql).await.map_err(db)?;
+        self.statements.insert(sql, s.clone());
+        Ok(s)
+    }
+
+    /// The client, mutably (transactions).
+    pub fn client_mut(&mut self) -> &mut Client {
+        &mut self.client
+    }
+}
+
+/// How to reach the database.
+#[derive(Clone)]
+pub struct Target {
+    /// Host, port, user, database and options, without the password.
+    pub config: tokio_postgres::Config,
+    /// The password's file, read at each connect.
+    pub password_file: Option<PathBuf>,
+    /// TLS, when the config names a CA file.
+    pub tls: Option<MakeRustls>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("hosts", &self.config.get_hosts())
+            .field("user", &self.config.get_user())
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+impl Target {
+    /// A new connection, its I/O driven by a task of its own.
+    pub async fn connect(&self) -> Result<Conn, StateError> {
+        let mut config = self.config.clone();
+        config.connect_timeout(CONNECT_TIMEOUT);
+        if let Some(file) = &self.password_file {
+            let path = file.clone();
+            let read = tokio::task::spawn_blocking(move || std::fs::read_to_string(&path))
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+            let password = read.map_err(|e| {
+                StateError::Unavailable(format!("{}: cannot read: {e}", file.display()))
+            })?;
+            config.password(password.trim_end_matches(['\n', '\r']));
+        }
+        let client = match &self.tls {
+            Some(tls) => {
+                let (client, connection) = config.connect(tls.clone()).await.map_err(db)?;
+                tokio::spawn(drive(connection));
+                client
+            }
+            None => {
+                let (client, connection) = config.connect(NoTls).await.map_err(db)?;
+                tokio::spawn(drive(connection));
+                client
+            }
+        };
+        Ok(Conn {
+            client,
+            statements: HashMap::new(),
+        })
+    }
+}
+
+async fn drive<F: std::future::Future<Output = Result<(), tokio_postgres::Error>>>(connection: F) {
+    if let Err(e) = connection.await {
+        tracing::warn!(error = %e, "PostgreSQL connection closed");
+    }
+}
+
+/// A database error as a state error: the engine's cause, boxed.
+pub fn db(e: tokio_postgres::Error) -> StateError {
+    if e.is_closed() || e.as_db_error().is_none() {
+        StateError::Unavailable(e.to_string())
+    } else {
+        StateError::Db(Box::new(e))
+    }
+}
+
+/// A fixed number of connection slots, used round-robin.
+#[derive(Debug)]
+pub struct Pool {
+    target: Target,
+    slots: Vec<Mutex<Option<Conn>>>,
+    next: AtomicUsize,
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Conn")
+    }
+}
+
+/// A connection taken from the pool; it goes back when dropped.
+pub struct Pooled<'a>(MutexGuard<'a, Option<Conn>>);
+
+impl std::fmt::Debug for Pooled<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pooled")
+    }
+}
+
+impl std::ops::Deref for Pooled<'_> {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        self.0
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("a pooled slot holds a connection"))
+    }
+}
+
+impl std::ops::DerefMut for Pooled<'_> {
+    fn deref_mut(&mut self) -> &mut Conn {
+        self.0
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("a pooled slot holds a connection"))
+    }
+}
+
+impl Pool {
+    /// `size` slots for `target`; nothing is connected yet.
+    pub fn new(target: Target, size: usize) -> Self {
+        Self {
+            target,
+            slots: (0..size.max(1)).map(|_| Mutex::new(None)).collect(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// How the pool connects.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// A free connection (a busy one's turn is awaited), connected anew if it broke.
+    pub async fn get(&self) -> Result<Pooled<'_>, StateError> {
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let n = self.slots.len();
+        let mut guard = None;
+        for i in 0..n {
+            if let Ok(g) = self.slots[(start + i) % n].try_lock() {
+                guard = Some(g);
+                break;
+            }
+        }
+        let mut guard = match guard {
+            Some(g) => g,
+            None => self.slots[start % n].lock().await,
+        };
+        if guard.as_ref().is_none_or(|c| c.client.is_closed()) {
+            *guard = Some(self.target.connect().await?);
+        }
+        Ok(Pooled(guard))
+    }
+}

@@ -1,0 +1,96 @@
+//! The PostgreSQL schema and its forward-only migrations.
+//!
+//! Replicas starting at once must not race each other through a migration: each migrates
+//! inside one transaction that first takes a transaction-scoped advisory lock, so the second
+//! replica waits, then finds the schema current and does nothing. The version lives in a
+//! one-row table, `ward_schema`.
+
+use super::pool::{db, Conn};
+use crate::state::StateError;
+
+/// The advisory lock key held while migrating (`'ward' 'ca'` in ASCII).
+const MIGRATION_LOCK: i64 = 0x7761_7264_6361;
+
+/// Forward-only migrations; entry `i` takes the schema from version `i` to `i + 1`. The
+/// tables hold the same rows as SQLite's (schema version 3 there).
+const MIGRATIONS: &[&str] = &[
+    // 1: certificates, join tokens, revocations.
+    "CREATE TABLE certs (
+        serial TEXT PRIMARY KEY,
+        spiffe_id TEXT NOT NULL,
+        not_before BIGINT NOT NULL,
+        not_after BIGINT NOT NULL,
+        attestor TEXT NOT NULL,
+        client TEXT NOT NULL,
+        issued_at BIGINT NOT NULL,
+        parent_serial TEXT,
+        issuer TEXT,
+        fingerprint TEXT
+     );
+     CREATE INDEX certs_by_id ON certs (spiffe_id, not_after);
+     CREATE INDEX certs_by_parent ON certs (parent_serial);
+     CREATE TABLE join_tokens (
+        hash TEXT PRIMARY KEY,
+        token_id TEXT NOT NULL UNIQUE,
+        spiffe_id TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        used_at BIGINT,
+        revoked_at BIGINT
+     );
+     CREATE TABLE revocations (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        spiffe_id TEXT,
+        serial TEXT,
+        reason TEXT NOT NULL,
+        revoked_at BIGINT NOT NULL,
+        CHECK ((spiffe_id IS NULL) <> (serial IS NULL))
+     );
+     CREATE INDEX revocations_by_id ON revocations (spiffe_id);
+     CREATE INDEX revocations_by_serial ON revocations (serial);",
+];
+
+/// The newest schema version this binary writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the database to [`SCHEMA_VERSION`], under the migration lock.
+pub async fn migrate(conn: &mut Conn) -> Result<(), StateError> {
+    let tx = conn.client_mut().transaction().await.map_err(db)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(db)?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS ward_schema (version BIGINT NOT NULL)")
+        .await
+        .map_err(db)?;
+    let found: i64 = tx
+        .query_opt("SELECT version FROM ward_schema", &[])
+        .await
+        .map_err(db)?
+        .map_or(0, |row| row.get(0));
+    if found > SCHEMA_VERSION {
+        return Err(StateError::TooNew {
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    for sql in MIGRATIONS.iter().skip(found.max(0) as usize) {
+        tx.batch_execute(sql).await.map_err(db)?;
+    }
+    if found < SCHEMA_VERSION {
+        tx.execute("DELETE FROM ward_schema", &[])
+            .await
+            .map_err(db)?;
+        tx.execute(
+            "INSERT INTO ward_schema (version) VALUES ($1)",
+            &[&SCHEMA_VERSION],
+        )
+        .await
+        .map_err(db)?;
+        tracing::info!(
+            from = found,
+            to = SCHEMA_VERSION,
+            "PostgreSQL schema migrated"
+        );
+    }
+    tx.commit().await.map_err(db)
+}
