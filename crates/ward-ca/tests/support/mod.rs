@@ -38,11 +38,21 @@ impl Harness {
     /// Starts a CA whose Kubernetes attestor gets its keys from `jwks` (a YAML fragment),
     /// with `dir` as its working directory.
     pub async fn start_with(jwks_source: &str, extra: &str, dir: tempfile::TempDir) -> Self {
+        Self::start_on("state: state.db\n", jwks_source, extra, dir).await
+    }
+
+    /// Starts a CA with `state` (a `state:` YAML block) as its state.
+    pub async fn start_on(
+        state: &str,
+        jwks_source: &str,
+        extra: &str,
+        dir: tempfile::TempDir,
+    ) -> Self {
         let ca = TestCa::new("example.org");
         let signer = JwtSigner::es256("k1");
         std::fs::write(dir.path().join("jwks.json"), jwks(&[&signer])).unwrap();
         let text = format!(
-            "trust_domain: example.org\nca_dir: {}\nlisten: \"127.0.0.1:0\"\nstate: state.db\ndns_names: [localhost]\n\
+            "trust_domain: example.org\nca_dir: {}\nlisten: \"127.0.0.1:0\"\n{state}dns_names: [localhost]\n\
              attestors:\n  join_token: {{ enabled: true }}\n  kubernetes: {{ issuer: \"{ISSUER}\", audience: {AUDIENCE}, {jwks_source} }}\n\
              admins: [\"{ADMIN}\"]\n{extra}",
             ca.path().display()
@@ -58,6 +68,41 @@ impl Harness {
             running,
             signer,
         }
+    }
+
+    /// Another replica: a second daemon with the same config (CA directory, state, limits)
+    /// on its own port.
+    pub async fn replica(&self) -> RunningCa {
+        let text = std::fs::read_to_string(self.dir.path().join("ca.yaml")).unwrap();
+        let config = CaConfig::parse("ca.yaml", &text, self.dir.path()).unwrap();
+        ward_ca::server::start(config).await.unwrap()
+    }
+
+    /// A connection to the daemon at `addr`, optionally presenting a client SVID.
+    pub async fn conn_to(&self, addr: std::net::SocketAddr, client: Option<Material>) -> Conn {
+        let c = connector(self.ca.bundles(), "spiffe://example.org/ward/ca", client);
+        Conn::open(&c, addr).await.unwrap()
+    }
+
+    /// Stores a join token through the running daemon's state (any engine).
+    pub async fn token_in_state(&self, id: &str, ttl_secs: i64) -> String {
+        let t = tokens::generate().unwrap();
+        let now = unix_now();
+        self.running
+            .service
+            .state
+            .create_token(TokenRecord {
+                hash: t.hash.clone(),
+                token_id: t.token_id.clone(),
+                spiffe_id: id.into(),
+                created_at: now,
+                expires_at: now + ttl_secs,
+                used_at: None,
+                revoked_at: None,
+            })
+            .await
+            .unwrap();
+        t.secret
     }
 
     pub fn state_path(&self) -> PathBuf {
