@@ -139,7 +139,10 @@ async fn a_revocation_through_one_replica_is_served_by_all_alike() {
         let mut c = first.conn_to(*addr, Some(material(&resp, &key))).await;
         let (_, pem) = csr();
         let body = json!({"csr": pem}).to_string();
-        let renew = c.request("POST", "/v1/renew", body.as_bytes()).await.unwrap();
+        let renew = c
+            .request("POST", "/v1/renew", body.as_bytes())
+            .await
+            .unwrap();
         refused(&renew, 403, "revoked");
     }
 }

@@ -10,6 +10,7 @@
 
 #![forbid(unsafe_code)]
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -211,42 +212,85 @@ pub fn parse_https_url(text: &str) -> Result<Uri, HttpsError> {
     Ok(uri)
 }
 
-/// Sends `req`, authenticating the server per `auth`, within `limits`.
+/// Longest a TCP connect to one address may take before the next address is tried.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Whether a result should make a caller try another server: no answer at all (connect, TLS,
+/// HTTP or timeout failure) or a 5xx answer. A 4xx is the server's verdict and stands.
+pub fn worth_another_server(result: &Result<HttpsResponse, HttpsError>) -> bool {
+    match result {
+        Ok(resp) => resp.status.is_server_error(),
+        Err(
+            HttpsError::Connect { .. }
+            | HttpsError::Tls { .. }
+            | HttpsError::Http { .. }
+            | HttpsError::Timeout { .. },
+        ) => true,
+        Err(_) => false,
+    }
+}
+
+/// Sends `req`, authenticating the server per `auth`, within `limits` for each attempt. A
+/// host name that resolves to several addresses is tried address by address, in the order
+/// the resolver gives, while [`worth_another_server`] says so; the last result is returned.
 pub async fn send(
     auth: &ServerAuth,
     req: HttpsRequest<'_>,
     limits: Limits,
 ) -> Result<HttpsResponse, HttpsError> {
     let url = format!("{}{}", req.url.to_string().trim_end_matches('/'), req.path);
-    match tokio::time::timeout(limits.timeout, exchange(auth, req, &url, limits.max_body)).await {
-        Ok(result) => result,
-        Err(_) => Err(HttpsError::Timeout {
-            url,
-            after: limits.timeout,
-        }),
+    let host = req
+        .url
+        .host()
+        .ok_or_else(|| HttpsError::BadUrl(url.clone()))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = req.url.port_u16().unwrap_or(443);
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|source| HttpsError::Connect {
+            url: url.clone(),
+            source,
+        })?
+        .collect();
+    let mut last = Err(HttpsError::Connect {
+        url: url.clone(),
+        source: std::io::Error::new(std::io::ErrorKind::NotFound, "no address"),
+    });
+    for addr in addrs {
+        let attempt = exchange(auth, req.clone(), &host, addr, &url, limits.max_body);
+        last = match tokio::time::timeout(limits.timeout, attempt).await {
+            Ok(result) => result,
+            Err(_) => Err(HttpsError::Timeout {
+                url: url.clone(),
+                after: limits.timeout,
+            }),
+        };
+        if !worth_another_server(&last) {
+            break;
+        }
     }
+    last
 }
 
 async fn exchange(
     auth: &ServerAuth,
     req: HttpsRequest<'_>,
+    host: &str,
+    addr: SocketAddr,
     url: &str,
     max_body: usize,
 ) -> Result<HttpsResponse, HttpsError> {
-    let host = req
-        .url
-        .host()
-        .ok_or_else(|| HttpsError::BadUrl(url.to_owned()))?
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
-    let port = req.url.port_u16().unwrap_or(443);
-    let tcp = TcpStream::connect((host.as_str(), port))
+    let connect_error = |source| HttpsError::Connect {
+        url: format!("{url} ({addr})"),
+        source,
+    };
+    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
         .await
-        .map_err(|source| HttpsError::Connect {
-            url: url.to_owned(),
-            source,
-        })?;
+        .map_err(|_| connect_error(std::io::ErrorKind::TimedOut.into()))?
+        .map_err(connect_error)?;
+    let host = host.to_owned();
     let _ = tcp.set_nodelay(true);
     let name =
         ServerName::try_from(host.clone()).map_err(|_| HttpsError::BadUrl(url.to_owned()))?;

@@ -51,6 +51,25 @@ impl AdminState {
             Some(_) => None,
         }
     }
+
+    /// Unix time since when no CA has answered, while that is so.
+    fn ca_down_since(&self) -> Option<i64> {
+        let since = self.metrics.ca_unreachable_since.get();
+        (since != 0).then_some(since)
+    }
+
+    /// What `/ready` says when ready: the plain word, or why the proxy is running on the SVID
+    /// it has (ready still: it can serve until that expires).
+    fn ready_detail(&self) -> String {
+        match (self.ca_down_since(), self.store.current()) {
+            (Some(since), Some(id)) => format!(
+                "ready (degraded): no CA has answered for {}s; serving with the current SVID until it expires in {}s, renewal retried\n",
+                unix_now() - since,
+                id.leaf().not_after - unix_now()
+            ),
+            _ => "ready\n".to_owned(),
+        }
+    }
 }
 
 /// Serves admin requests until the proxy starts force-closing connections.
@@ -103,7 +122,7 @@ fn route(req: &Request<Incoming>, state: &AdminState) -> Response<Full<Bytes>> {
     match req.uri().path() {
         "/live" => reply(StatusCode::OK, "text/plain", "live\n"),
         "/ready" => match state.not_ready() {
-            None => reply(StatusCode::OK, "text/plain", "ready\n"),
+            None => reply(StatusCode::OK, "text/plain", state.ready_detail()),
             Some(why) => reply(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "text/plain",

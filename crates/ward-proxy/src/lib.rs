@@ -149,7 +149,11 @@ pub async fn start(config: Config) -> Result<RunningProxy, ProxyError> {
         config.trust_domain.clone(),
         BundleStore::new(TrustBundles::default()),
     ));
-    let mut source = IdentitySource::from_config(&config.identity, &config.trust_domain);
+    let mut source = IdentitySource::from_config(
+        &config.identity,
+        &config.trust_domain,
+        metrics.ca_unreachable_since.clone(),
+    );
     let identity = match source.refresh(&store, true).await {
         Ok(id) => id,
         Err(e) if source.required_at_start() => return Err(ProxyError::Identity(e)),

@@ -106,6 +106,8 @@ pub struct Metrics {
     pub duration: HistogramFamily,
     /// notAfter of the identity in force, Unix seconds.
     pub identity_expiry: Gauge,
+    /// Since when no configured CA has answered, Unix seconds; 0 while one does.
+    pub ca_unreachable_since: Gauge,
     /// Policy and identity reloads by result.
     pub reloads: Family<ReloadLabels, Counter>,
     /// Connections closed at once because max_connections was reached.
@@ -133,6 +135,7 @@ impl Default for Metrics {
             bytes: Family::default(),
             duration: Family::new_with_constructor(duration_histogram),
             identity_expiry: Gauge::default(),
+            ca_unreachable_since: Gauge::default(),
             reloads: Family::default(),
             refused: Family::default(),
             requests: Family::default(),
@@ -183,6 +186,11 @@ impl Default for Metrics {
             "ward_identity_expiry_timestamp_seconds",
             "notAfter of the identity in force",
             m.identity_expiry.clone(),
+        );
+        registry.register(
+            "ward_ca_unreachable_since_timestamp_seconds",
+            "Since when no configured CA replica has answered (0 while one does)",
+            m.ca_unreachable_since.clone(),
         );
         registry.register(
             "ward_reloads",

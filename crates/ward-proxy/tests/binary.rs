@@ -196,6 +196,13 @@ fn check_reports_file_line_and_column() {
     let (code, out, err) = run(&["check", "--config", good.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("ok: "), "{out}");
+    let replicas = base.replace(
+        "files: { cert: a.pem, key: a.key, bundle: b.pem }",
+        "ca: { url: [\"https://ca-0:8443\", \"https://ca-1:8443\"], bundle: b.pem, token_file: t }",
+    );
+    let replicas = pki.file("replicas.yaml", &replicas);
+    let (code, _, err) = run(&["check", "--config", replicas.to_str().unwrap()]);
+    assert_eq!(code, 0, "several CA URLs: {err}");
 
     let cases = [
         (format!("{base}admn: \"127.0.0.1:1\"\n"), "good2.yaml:7:1:", "unknown field `admn`"),
@@ -206,6 +213,8 @@ fn check_reports_file_line_and_column() {
         (format!("{base}limits: {{ handshake_timeout: 10 }}\n"), "bad.yaml:7:", "invalid duration"),
         (base.replace("forward: \"127.0.0.1:8080\" }", "forward: \"127.0.0.1:8080\", headers_with_underscores: drop }"), "bad.yaml:6:", "protocol: http listeners only"),
         (base.replace("forward: \"127.0.0.1:8080\" }", "forward: \"127.0.0.1:8080\", protocol: http, headers_with_underscores: keep }"), "bad.yaml:6:", "unknown variant `keep`"),
+        (base.replace("files: { cert: a.pem, key: a.key, bundle: b.pem }", "ca: { url: [\"https://ca-0:8443\", \"http://ca-1:8443\"], bundle: b.pem, token_file: t }"), "bad.yaml:3:", "\"http://ca-1:8443\" must be https://host:port"),
+        (base.replace("files: { cert: a.pem, key: a.key, bundle: b.pem }", "ca: { url: [], bundle: b.pem, token_file: t }"), "bad.yaml:3:", "give at least one https:// URL"),
     ];
     for (text, location, want) in cases {
         let name = if want.contains("admn") {

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use prometheus_client::metrics::gauge::Gauge;
 use ward_identity::TrustDomain;
 use ward_tls::{CertStore, Identity, PemError, StoreError, TrustBundles};
 
@@ -111,8 +112,13 @@ pub(crate) enum IdentitySource {
 }
 
 impl IdentitySource {
-    /// The source a config describes.
-    pub fn from_config(config: &IdentityConfig, trust_domain: &TrustDomain) -> Self {
+    /// The source a config describes; a CA source keeps `ca_unreachable_since` (Unix time
+    /// since when no CA has answered, 0 while one does) up to date.
+    pub fn from_config(
+        config: &IdentityConfig,
+        trust_domain: &TrustDomain,
+        ca_unreachable_since: Gauge,
+    ) -> Self {
         match config {
             IdentityConfig::Files { cert, key, bundle } => Self::Files(FilesSource::new(
                 cert.clone(),
@@ -121,13 +127,13 @@ impl IdentitySource {
                 trust_domain.clone(),
             )),
             IdentityConfig::Ca {
-                url,
+                urls,
                 bundle,
                 token_file,
                 server_id,
             } => Self::Ca {
                 source: Box::new(CaSource::new(
-                    CaClient::new(url.clone(), server_id.clone()),
+                    CaClient::new(urls.clone(), server_id.clone(), ca_unreachable_since),
                     token_file.clone(),
                     trust_domain.clone(),
                 )),

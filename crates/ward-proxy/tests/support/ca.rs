@@ -21,9 +21,15 @@ pub struct Ca {
 
 /// Starts a CA over the CA directory of `ca`; `extra` is appended to its config.
 pub async fn start_ca(ca: &ward_e2e::TestCa, extra: &str) -> Ca {
+    start_ca_on(ca, "state: state.db\n", extra).await
+}
+
+/// Starts a CA over the CA directory of `ca` with `state` (a `state:` YAML block): several
+/// started on one PostgreSQL database are replicas of one CA.
+pub async fn start_ca_on(ca: &ward_e2e::TestCa, state: &str, extra: &str) -> Ca {
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
-        "trust_domain: example.org\nca_dir: {}\nlisten: \"127.0.0.1:0\"\nstate: state.db\ndns_names: [localhost]\n{extra}",
+        "trust_domain: example.org\nca_dir: {}\nlisten: \"127.0.0.1:0\"\n{state}dns_names: [localhost]\n{extra}",
         ca.path().display()
     );
     std::fs::write(dir.path().join("ca.yaml"), &text).unwrap();
@@ -60,6 +66,27 @@ pub fn insert_token(dir: &Path, id: &str) -> String {
 impl Ca {
     pub fn token(&self, id: &str) -> String {
         insert_token(self.dir.path(), id)
+    }
+
+    /// Stores a join token for `id` through the daemon's own state (any engine).
+    pub async fn token_in_state(&self, id: &str) -> String {
+        let t = ward_ca::tokens::generate().unwrap();
+        let now = unix_now();
+        self.running
+            .service
+            .state
+            .create_token(TokenRecord {
+                hash: t.hash,
+                token_id: t.token_id,
+                spiffe_id: id.into(),
+                created_at: now,
+                expires_at: now + 600,
+                used_at: None,
+                revoked_at: None,
+            })
+            .await
+            .unwrap();
+        t.secret
     }
 
     /// `https://localhost:<port>`.
@@ -109,6 +136,28 @@ pub fn ca_config(
     token: &str,
     listeners: &str,
 ) -> ward_proxy::Config {
+    ca_config_urls(pki, name, &[url], bundle, token, listeners)
+}
+
+/// The same with several CA URLs (replicas), tried in turn.
+pub fn ca_config_urls(
+    pki: &Pki,
+    name: &str,
+    urls: &[&str],
+    bundle: &Path,
+    token: &str,
+    listeners: &str,
+) -> ward_proxy::Config {
+    let url = match urls {
+        [one] => format!("\"{one}\""),
+        many => format!(
+            "[{}]",
+            many.iter()
+                .map(|u| format!("\"{u}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
     let token_file = pki.file(&format!("{name}.token"), token);
     let rules = if listeners.contains("name: api") {
         ALLOW_FRONTEND
@@ -117,7 +166,7 @@ pub fn ca_config(
     };
     let policy = pki.file(&format!("{name}-policy.yaml"), rules);
     let text = format!(
-        "trust_domain: example.org\nidentity:\n  ca: {{ url: \"{url}\", bundle: {}, token_file: {} }}\n\
+        "trust_domain: example.org\nidentity:\n  ca: {{ url: {url}, bundle: {}, token_file: {} }}\n\
          policy: {}\n{listeners}admin: \"127.0.0.1:0\"\nreload_interval: 1h\n",
         bundle.display(), token_file.display(), policy.display()
     );
