@@ -6,7 +6,9 @@
 //! which step failed. What differs is how the server is authenticated, so the caller picks a
 //! [`ServerAuth`]: a SPIFFE ID checked against a trust bundle (with or without presenting the
 //! workload's own SVID), or the web PKI roots of a CA file. Session resumption is off: a
-//! resumed session would authenticate with the identity of its first handshake.
+//! resumed session would authenticate with the identity of its first handshake. A host name
+//! that resolves to several addresses (a headless Service of CA replicas) is tried address by
+//! address until one answers with less than a 5xx.
 
 #![forbid(unsafe_code)]
 
@@ -282,8 +284,14 @@ async fn exchange(
     url: &str,
     max_body: usize,
 ) -> Result<HttpsResponse, HttpsError> {
+    // Name the address tried when the URL names a host that may resolve to several.
+    let named = host.parse::<std::net::IpAddr>().is_err();
     let connect_error = |source| HttpsError::Connect {
-        url: format!("{url} ({addr})"),
+        url: if named {
+            format!("{url} ({addr})")
+        } else {
+            url.to_owned()
+        },
         source,
     };
     let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
