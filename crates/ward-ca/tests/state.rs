@@ -12,6 +12,10 @@ use ward_ca::state::records::{CertRecord, Revocation, TokenRecord};
 use ward_ca::state::{sqlite, unix_now, StateError, Store};
 use ward_e2e::postgres::Postgres;
 
+/// The `state:` key and `ward-ca state copy`.
+#[path = "state/config_and_copy.rs"]
+mod config_and_copy;
+
 fn cert(serial: &str, id: &str, issued_at: i64) -> CertRecord {
     CertRecord {
         serial: serial.into(),
@@ -316,74 +320,4 @@ async fn postgres_replicas_starting_together_migrate_once() {
         ward_ca::state::postgres::schema::SCHEMA_VERSION.to_string()
     );
     assert_eq!(pg.psql_in(&db, "SELECT count(*) FROM ward_schema"), "1");
-}
-
-/// `state:` refuses what would leak or weaken the database connection, naming file and line.
-#[test]
-fn state_config_fails_closed() {
-    let parse = |state: &str| {
-        let yaml = format!("trust_domain: example.org\nca_dir: ca\nlisten: 127.0.0.1:0\n{state}");
-        ward_ca::config::CaConfig::parse("ca.yaml", &yaml, Path::new("/etc/ward"))
-            .map(|c| c.state)
-            .map_err(|e| e.to_string())
-    };
-    let refused = [
-        (
-            "state:\n  postgres:\n    url: postgres://ward:hunter2@127.0.0.1/ward\n",
-            "holds a password",
-        ),
-        (
-            "state:\n  postgres:\n    url: postgres://ward@db.example.org/ward\n",
-            "plaintext to a database that is not on this host",
-        ),
-        (
-            "state:\n  postgres:\n    url: postgres://127.0.0.1/ward\n",
-            "name the user",
-        ),
-        (
-            "state:\n  postgres:\n    url: postgres://ward@127.0.0.1/ward\n    pool_size: 0\n",
-            "pool_size: 0",
-        ),
-        (
-            "state:\n  postgres:\n    url: postgres://ward@127.0.0.1/ward\n    password: x\n",
-            "unknown field `password`",
-        ),
-        ("state:\n  mysql: {}\n", "unknown field `mysql`"),
-        (
-            "state:\n  postgres:\n    url: 'not a url ::'\n",
-            "not a PostgreSQL URL",
-        ),
-    ];
-    for (state, expected) in refused {
-        let err = parse(state).expect_err(state);
-        assert!(err.contains(expected), "{state}: {err}");
-        let line: u32 = err
-            .strip_prefix("ca.yaml:")
-            .and_then(|rest| rest.split(':').next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        assert!(
-            (4..=7).contains(&line),
-            "names the file and the line: {err}"
-        );
-    }
-    match parse("state: state.db\n").unwrap() {
-        StateConfig::Sqlite(path) => assert_eq!(path, Path::new("/etc/ward/state.db")),
-        other => panic!("{other:?}"),
-    }
-    let tls = "state:\n  postgres:\n    url: postgres://ward@db.example.org:5433/ward\n    password_file: secret/pw\n    ca_file: secret/ca.crt\n";
-    match parse(tls).unwrap() {
-        StateConfig::Postgres(pg) => {
-            assert_eq!(
-                pg.password_file.as_deref(),
-                Some(Path::new("/etc/ward/secret/pw"))
-            );
-            assert_eq!(
-                pg.ca_file.as_deref(),
-                Some(Path::new("/etc/ward/secret/ca.crt"))
-            );
-            assert_eq!(pg.pool_size, ward_ca::state::config::DEFAULT_POOL_SIZE);
-        }
-        other => panic!("{other:?}"),
-    }
 }

@@ -133,6 +133,12 @@ pub enum Command {
         command: RotateCommand,
     },
     /// Issued certificates.
+    /// Operations on the state as a whole.
+    State {
+        /// What to do.
+        #[command(subcommand)]
+        command: StateCommand,
+    },
     Certs {
         /// Certs subcommand.
         #[command(subcommand)]
@@ -169,6 +175,23 @@ pub enum TokenCommand {
         /// Token id from `token list`.
         #[arg(long, value_name = "ID")]
         token_id: String,
+    },
+}
+
+/// `ward-ca state` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Copy every token, certificate record and revocation of a SQLite state into the state
+    /// the config names (a new PostgreSQL database, say), in one transaction: moving a single
+    /// node to replicas without any workload enrolling again. Refused when the target already
+    /// holds records.
+    Copy {
+        /// The SQLite state file to copy from (left unchanged).
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// Daemon config whose `state:` receives the copy.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
     },
 }
 
@@ -278,6 +301,9 @@ pub fn run(cli: Cli, out: &mut dyn Write, status: &mut dyn Write) -> Result<(), 
             Ok(())
         }
         Command::Check { config } => ops::check(&config, out),
+        Command::State {
+            command: StateCommand::Copy { from, config },
+        } => ops::state_copy(&from, &config, status),
         Command::Serve { config, log_format } => {
             ward_cli::init_logging(log_format);
             ops::serve(&config)

@@ -20,7 +20,7 @@ use thiserror::Error;
 
 use self::config::StateConfig;
 use self::postgres::PgStore;
-use self::records::{CertRecord, Revocation, TokenRecord};
+use self::records::{CertRecord, Revocation, Snapshot, TokenRecord};
 use self::sqlite::SqliteStore;
 
 /// State failures. Client mistakes are never reported through this type.
@@ -55,6 +55,9 @@ pub enum StateError {
     /// A join token was already used, revoked or expired by the time it was consumed.
     #[error("join token is no longer usable")]
     TokenUnusable,
+    /// An import target already holds records (nothing was written).
+    #[error("the target state is not empty ({0}); copy only into a new database")]
+    NotEmpty(String),
     /// Something that must exist does not.
     #[error("{0}")]
     NotFound(String),
@@ -197,6 +200,28 @@ impl Store {
         match self {
             Self::Sqlite(s) => s.live_certs_not_from(issuer, now),
             Self::Postgres(p) => p.live_certs_not_from(issuer, now).await,
+        }
+    }
+}
+
+impl Store {
+    /// Every record, for [`Store::import`] into another engine.
+    pub async fn snapshot(&self) -> Result<Snapshot, StateError> {
+        let (revocations, _) = self.revocations().await?;
+        Ok(Snapshot {
+            tokens: self.tokens().await?,
+            certs: self.certs(None).await?,
+            revocations,
+        })
+    }
+
+    /// Writes `all` into this state in one transaction, only if it holds no record yet
+    /// ([`StateError::NotEmpty`] otherwise, and nothing is written). Revocations keep their
+    /// order, so the bundle lists them as before.
+    pub async fn import(&self, all: Snapshot) -> Result<(), StateError> {
+        match self {
+            Self::Sqlite(s) => s.import(all).await,
+            Self::Postgres(p) => p.import(all).await,
         }
     }
 }

@@ -117,3 +117,24 @@ impl Revocation {
             || (self.spiffe_id.as_deref() == Some(spiffe_id) && issued_at <= self.revoked_at)
     }
 }
+
+/// Everything a state holds, for moving it to another engine (`ward-ca state copy`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Join tokens, newest first.
+    pub tokens: Vec<TokenRecord>,
+    /// Certificate records, newest first.
+    pub certs: Vec<CertRecord>,
+    /// Revocations, oldest first (the order the bundle lists them in).
+    pub revocations: Vec<Revocation>,
+}
+
+impl Snapshot {
+    /// The same records in an order that does not depend on the engine's collation (tokens
+    /// by hash, certificates by serial; revocations keep theirs), for comparing two states.
+    pub fn normalized(mut self) -> Self {
+        self.tokens.sort_by(|a, b| a.hash.cmp(&b.hash));
+        self.certs.sort_by(|a, b| a.serial.cmp(&b.serial));
+        self
+    }
+}

@@ -18,7 +18,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 use self::writer::Writer;
-use super::records::{CertRecord, Revocation, TokenRecord};
+use super::records::{CertRecord, Revocation, Snapshot, TokenRecord};
 use super::StateError;
 
 impl From<rusqlite::Error> for StateError {
@@ -249,6 +249,31 @@ impl SqliteStore {
             let _ = c.execute_batch("COMMIT");
             read
         })
+    }
+
+    pub(super) async fn import(&self, all: Snapshot) -> Result<(), StateError> {
+        self.writer
+            .write(move |c| {
+                let held: i64 = c.query_row(
+                    "SELECT (SELECT count(*) FROM certs) + (SELECT count(*) FROM join_tokens) + (SELECT count(*) FROM revocations)",
+                    [],
+                    |r| r.get(0),
+                )?;
+                if held > 0 {
+                    return Err(StateError::NotEmpty(format!("{held} records")));
+                }
+                for t in &all.tokens {
+                    queries::insert_token(c, t)?;
+                }
+                for cert in &all.certs {
+                    queries::insert_cert(c, cert)?;
+                }
+                for r in &all.revocations {
+                    queries::insert_revocation(c, r)?;
+                }
+                Ok(())
+            })
+            .await
     }
 
     pub(super) fn live_certs_not_from(
