@@ -5,27 +5,28 @@
 //!    interleaved rounds (median reported).
 //! 2. End to end against the real `ward-ca serve` binary (release build) over loopback TLS:
 //!    `/v1/enroll` with fresh join tokens and `/v1/renew` over mTLS, from concurrent
-//!    keep-alive clients in this process. Client and server share the machine's two cores,
-//!    so these figures include the load generator's own cost.
+//!    keep-alive clients in this process, on each state engine (`ca/engines.rs`: SQLite, and
+//!    PostgreSQL with one and two replicas). Client, server(s) and database share the
+//!    machine's two cores, so these figures include the load generator's own cost.
 //!
 //! Prints a Markdown table; docs/benchmarks.md records the results with the date.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // a benchmark report
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use time::OffsetDateTime;
-use ward_ca::state::records::TokenRecord;
-use ward_ca::state::sqlite::{self, queries};
-use ward_ca::state::unix_now;
 use ward_identity::SpiffeId;
 
+#[path = "ca/engines.rs"]
+mod engines;
+
 const BIN: &str = env!("CARGO_BIN_EXE_ward-ca");
+/// Interleaved rounds of the end-to-end figures, per engine.
+const ENGINE_ROUNDS: usize = 3;
 const SECONDS: u64 = 5;
 const CLIENTS: usize = 32;
 
@@ -99,19 +100,22 @@ fn in_process(dir: &Path) -> (f64, f64, f64) {
     (median(floors), median(issues), median(ratios))
 }
 
+/// `CLIENTS` keep-alive clients, split over `addrs`, POSTing `bodies` in turn for `SECONDS`:
+/// (200s per second, non-200 answers, 200s).
 async fn load(
-    addr: std::net::SocketAddr,
+    addrs: &[std::net::SocketAddr],
     connector: tokio_rustls::TlsConnector,
     path: &'static str,
     bodies: Arc<Vec<String>>,
-) -> (f64, usize) {
+) -> (f64, usize, usize) {
     let next = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let tasks: Vec<_> = (0..CLIENTS)
-        .map(|_| {
+        .map(|i| {
+            let addr = addrs[i % addrs.len()];
             let (next, done, stop, errors, bodies, connector) = (
                 next.clone(),
                 done.clone(),
@@ -142,9 +146,11 @@ async fn load(
     for t in tasks {
         let _ = t.await;
     }
+    let done = done.load(Ordering::Relaxed);
     (
-        done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64(),
+        done as f64 / start.elapsed().as_secs_f64(),
         errors.load(Ordering::Relaxed),
+        done,
     )
 }
 
@@ -154,96 +160,18 @@ fn main() {
     ward_ca::ca_dir::init(&dir.join("ca"), &"example.org".parse().unwrap(), false).unwrap();
     let (floor, issuance, ratio) = in_process(dir);
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    std::fs::write(dir.join("ca.yaml"), format!(
-        "trust_domain: example.org\nca_dir: ca\nlisten: \"127.0.0.1:{port}\"\nstate: state.db\nlimits: {{ enroll_per_ip_per_sec: 1000000 }}\n"
-    )).unwrap();
-    // Enough tokens for the enroll run, inserted in one transaction.
-    let mut conn = sqlite::open(&dir.join("state.db")).unwrap();
     let key = rcgen::KeyPair::generate().unwrap();
     let csr = rcgen::CertificateParams::default()
         .serialize_request(&key)
         .unwrap()
         .pem()
         .unwrap();
-    let tx = conn.transaction().unwrap();
-    let mut enroll_bodies = Vec::new();
-    for _ in 0..60_000 {
-        let t = ward_ca::tokens::generate().unwrap();
-        let now = unix_now();
-        queries::insert_token(
-            &tx,
-            &TokenRecord {
-                hash: t.hash,
-                token_id: t.token_id,
-                spiffe_id: "spiffe://example.org/ns/bench/sa/app".into(),
-                created_at: now,
-                expires_at: now + 3600,
-                used_at: None,
-                revoked_at: None,
-            },
-        )
-        .unwrap();
-        enroll_bodies.push(json!({"csr": csr, "token": t.secret}).to_string());
-    }
-    tx.commit().unwrap();
-    drop(conn);
-
-    let mut daemon = Command::new(BIN)
-        .current_dir(dir)
-        .args(["serve", "--config", "ca.yaml"])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    let roots = ward_tls::pem::load_certs(&dir.join("ca/bundle.pem")).unwrap();
-    let bundles = ward_tls::BundleStore::new(
-        ward_tls::TrustBundles::single("example.org".parse().unwrap(), roots).unwrap(),
-    );
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let (enroll, enroll_errors, renew, renew_errors) = runtime.block_on(async {
-        let anon =
-            ward_e2e::https::connector(bundles.clone(), "spiffe://example.org/ward/ca", None);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while ward_e2e::https::Conn::open(&anon, addr).await.is_err() {
-            assert!(Instant::now() < deadline, "ward-ca did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        // One enrollment provides the client certificate for the renew run.
-        let mut c = ward_e2e::https::Conn::open(&anon, addr).await.unwrap();
-        let first = c
-            .request(
-                "POST",
-                "/v1/enroll",
-                enroll_bodies.pop().unwrap().as_bytes(),
-            )
-            .await
-            .unwrap();
-        assert_eq!(first.status, 200);
-        let chain =
-            ward_tls::pem::certs_from_pem("r", first.json()["chain"].as_str().unwrap().as_bytes())
-                .unwrap();
-        let material = ward_e2e::Material {
-            chain,
-            key: rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        };
-        let (enroll, enroll_errors) = load(addr, anon, "/v1/enroll", Arc::new(enroll_bodies)).await;
-        let mtls =
-            ward_e2e::https::connector(bundles, "spiffe://example.org/ward/ca", Some(material));
-        let renew_body = Arc::new(vec![json!({"csr": csr}).to_string()]);
-        let (renew, renew_errors) = load(addr, mtls, "/v1/renew", renew_body).await;
-        (enroll, enroll_errors, renew, renew_errors)
-    });
-    let _ = daemon.kill();
-    let _ = daemon.wait();
+    let engines = runtime.block_on(engines::run(dir, ENGINE_ROUNDS, &key, &csr));
 
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -258,14 +186,45 @@ fn main() {
         OffsetDateTime::now_utc().date(),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    println!("Command: `make bench-ca` (in-process: median of {ROUNDS} interleaved 1 s rounds; API: {SECONDS} s per figure, {CLIENTS} keep-alive HTTP/1.1 clients for the API rows)\n");
+    println!("Command: `make bench-ca` (in-process: median of {ROUNDS} interleaved 1 s rounds; API: median of {ENGINE_ROUNDS} interleaved rounds of {SECONDS} s per figure and engine, {CLIENTS} keep-alive HTTP/1.1 clients split over the replicas, a fresh state and daemon per round; PostgreSQL {} on the same machine, fsync and synchronous_commit on)\n", postgres_version());
     println!("| measurement | per second | target |");
     println!("|---|---|---|");
     println!("| crypto floor: one P-256 verify + one sign (ring), 1 core, same run | {floor:.0} | baseline |");
     println!("| in-process issuance (CSR verify + sign + self-check), 1 core | {issuance:.0} ({:.0}% of the floor) | >= 8000 |", 100.0 * ratio);
-    println!("| `/v1/enroll` end to end (join token, state recorded, synchronous=FULL) | {enroll:.0} | >= 3000 |");
-    println!("| `/v1/renew` end to end (mTLS) | {renew:.0} | >= 3000 |");
-    if enroll_errors + renew_errors > 0 {
-        println!("\nnon-200 responses: enroll {enroll_errors}, renew {renew_errors}");
+    let sqlite = engines[0].medians().0;
+    for fig in &engines {
+        let (enroll, renew, round_trips) = fig.medians();
+        let target = if fig.name.starts_with("SQLite") {
+            ">= 3000".to_owned()
+        } else if fig.name.ends_with("2 replicas") {
+            format!(">= 0.8x SQLite: {:.2}x", enroll / sqlite)
+        } else {
+            format!("{:.2}x SQLite", enroll / sqlite)
+        };
+        let trips = round_trips.map_or(String::new(), |t| {
+            format!("; {t:.2} database transactions per enrollment")
+        });
+        println!("| `/v1/enroll` end to end, {} (join token, recorded durably before the 200{trips}) | {enroll:.0} | {target} |", fig.name);
+        println!(
+            "| `/v1/renew` end to end (mTLS), {} | {renew:.0} | >= 3000 |",
+            fig.name
+        );
+        if fig.errors > 0 {
+            println!("\nnon-200 responses, {}: {}", fig.name, fig.errors);
+        }
     }
+}
+
+/// The PostgreSQL server version the bench ran against.
+fn postgres_version() -> String {
+    let bin = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()
+        .and_then(|d| d.filter_map(Result::ok).map(|e| e.path()).max())
+        .map(|p| p.join("bin/postgres"))
+        .unwrap_or_else(|| "postgres".into());
+    std::process::Command::new(bin)
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
 }
