@@ -183,11 +183,41 @@ async fn revocations_cover_what_they_say(store: &Store) {
     let hit = store.revocation_for("zz", id, now).await.unwrap();
     assert_eq!(
         hit,
-        Some(by_id),
+        Some(by_id.clone()),
         "issued in the revocation's second: covered"
     );
     let miss = store.revocation_for("zz", id, now + 1).await.unwrap();
     assert_eq!(miss, None, "issued after: not covered (re-onboarding)");
+
+    // `standing` is the record and the covering revocation in one read.
+    let mut recorded = cert("r2", id, now);
+    recorded.issuer = None;
+    store.issue(recorded.clone(), None).await.unwrap();
+    assert_eq!(
+        store.standing("r2", id, now).await.unwrap(),
+        (Some(recorded.clone()), Some(by_id.clone()))
+    );
+    assert_eq!(
+        store.standing("r2", id, now + 1).await.unwrap(),
+        (Some(recorded), None)
+    );
+    assert_eq!(
+        store.standing("r1", "spiffe://other", 0).await.unwrap(),
+        (
+            None,
+            store
+                .revocation_for("r1", "spiffe://other", 0)
+                .await
+                .unwrap()
+        )
+    );
+    assert_eq!(
+        store
+            .standing("nothing", "spiffe://other", 0)
+            .await
+            .unwrap(),
+        (None, None)
+    );
 }
 
 async fn rotation_counts_only_live_unrenewed_certificates(store: &Store) {

@@ -319,10 +319,9 @@ async fn client_svid(ca: &CaService, conn: &ConnInfo) -> Result<ward_identity::S
             ),
         ));
     }
-    let record = ca.state.cert(&svid.serial_hex).await.map_err(state_error)?;
-    let revoked = ca
+    let (record, revoked) = ca
         .state
-        .revocation_for(&svid.serial_hex, svid.id.as_str(), svid.issued_at())
+        .standing(&svid.serial_hex, svid.id.as_str(), svid.issued_at())
         .await
         .map_err(state_error)?;
     let fingerprint = conn.client_fingerprint.as_deref().unwrap_or_default();

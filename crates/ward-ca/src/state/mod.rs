@@ -159,6 +159,21 @@ impl Store {
         }
     }
 
+    /// A presented certificate's standing in one read: its record (by serial), if any, and the
+    /// revocation covering a certificate with these facts, if any. Renewal and revocation ask
+    /// this on every request, so it is one statement on every engine.
+    pub async fn standing(
+        &self,
+        serial: &str,
+        spiffe_id: &str,
+        issued_at: i64,
+    ) -> Result<(Option<CertRecord>, Option<Revocation>), StateError> {
+        match self {
+            Self::Sqlite(s) => s.standing(serial, spiffe_id, issued_at),
+            Self::Postgres(p) => p.standing(serial, spiffe_id, issued_at).await,
+        }
+    }
+
     /// Recorded certificates, newest first, optionally of one ID.
     pub async fn certs(&self, spiffe_id: Option<&str>) -> Result<Vec<CertRecord>, StateError> {
         match self {

@@ -293,6 +293,51 @@ impl PgStore {
         .await
     }
 
+    pub(super) async fn standing(
+        &self,
+        serial: &str,
+        spiffe_id: &str,
+        issued_at: i64,
+    ) -> Result<(Option<CertRecord>, Option<Revocation>), StateError> {
+        bounded(async {
+            let mut c = self.pool.get().await?;
+            // One row: the record's columns (NULL when unrecorded), then the first covering
+            // revocation's (NULL when none).
+            let s = c
+                .prepared(
+                    "SELECT c.serial, c.spiffe_id, c.not_before, c.not_after, c.attestor, c.client, c.issued_at, c.parent_serial, c.issuer, c.fingerprint,
+                            r.spiffe_id, r.serial, r.reason, r.revoked_at
+                     FROM (SELECT 1) AS one
+                     LEFT JOIN certs AS c ON c.serial = $1
+                     LEFT JOIN LATERAL (
+                        SELECT spiffe_id, serial, reason, revoked_at FROM revocations
+                        WHERE serial = $1 OR (spiffe_id = $2 AND revoked_at >= $3) ORDER BY seq LIMIT 1
+                     ) AS r ON true",
+                )
+                .await?;
+            let row = c
+                .client()
+                .query_one(&s, &[&serial, &spiffe_id, &issued_at])
+                .await
+                .map_err(db)?;
+            let cert = row
+                .get::<_, Option<String>>(0)
+                .is_some()
+                .then(|| cert_row(&row));
+            let revocation = row
+                .get::<_, Option<i64>>(13)
+                .is_some()
+                .then(|| Revocation {
+                    spiffe_id: row.get(10),
+                    serial: row.get(11),
+                    reason: row.get(12),
+                    revoked_at: row.get(13),
+                });
+            Ok((cert, revocation))
+        })
+        .await
+    }
+
     pub(super) async fn revocations(&self) -> Result<(Vec<Revocation>, i64), StateError> {
         bounded(async {
             let mut c = self.pool.get().await?;

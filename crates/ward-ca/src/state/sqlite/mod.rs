@@ -241,6 +241,20 @@ impl SqliteStore {
             .read(|c| queries::revocation_for(c, serial, spiffe_id, issued_at))
     }
 
+    pub(super) fn standing(
+        &self,
+        serial: &str,
+        spiffe_id: &str,
+        issued_at: i64,
+    ) -> Result<(Option<CertRecord>, Option<Revocation>), StateError> {
+        self.reads.read(|c| {
+            Ok((
+                queries::find_cert(c, serial)?,
+                queries::revocation_for(c, serial, spiffe_id, issued_at)?,
+            ))
+        })
+    }
+
     pub(super) fn revocations(&self) -> Result<(Vec<Revocation>, i64), StateError> {
         self.reads.read(|c| {
             // One read transaction: the list and its generation describe the same moment.
