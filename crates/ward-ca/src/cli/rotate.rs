@@ -13,6 +13,7 @@ use super::ops::{load, when, OpState};
 use crate::error::CaError;
 use crate::issuer::{rfc3339, Issuer};
 use crate::rotate::{self, Journal, Phase, RotationError, NEXT, PREVIOUS};
+use crate::state::config::StateConfig;
 use crate::state::unix_now;
 
 /// `ward-ca rotate` subcommands.
@@ -68,8 +69,29 @@ pub enum RotateCommand {
     },
 }
 
+/// Refuses to change the CA directory of one replica of several: a rotation written into one
+/// replica's `ca_dir` would leave the others signing with, and publishing, another generation.
+fn refuse_replicated(config: &Path) -> Result<(), CaError> {
+    let cfg = crate::config::CaConfig::load(config)?;
+    if matches!(cfg.state, StateConfig::Sqlite(_)) {
+        return Ok(());
+    }
+    Err(CaError::Argument {
+        flag: "--config",
+        value: config.display().to_string(),
+        problem: "names a PostgreSQL state shared by replicas; `ward-ca rotate` does not rotate replicas yet (it would change this CA directory only, and replicas with their own copy would go on signing with, and publishing, the old generation); see \"Moving a single node to PostgreSQL\" in docs/operations.md".into(),
+    })
+}
+
 /// Runs one `rotate` subcommand; the human summary goes to `status`.
 pub fn run(command: RotateCommand, status: &mut dyn Write) -> Result<(), CaError> {
+    match &command {
+        RotateCommand::Prepare { config, .. }
+        | RotateCommand::Activate { config, .. }
+        | RotateCommand::Finish { config, .. }
+        | RotateCommand::Retire { config, .. } => refuse_replicated(config)?,
+        RotateCommand::Status { .. } => {}
+    }
     match command {
         RotateCommand::Prepare { config, root } => {
             let (cfg, _) = load(&config)?;

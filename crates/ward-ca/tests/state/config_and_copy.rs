@@ -170,3 +170,37 @@ async fn state_copy_moves_a_sqlite_state_into_postgres() {
         "nothing written"
     );
 }
+
+/// `ward-ca rotate` refuses to change one replica's CA directory (the others would go on with
+/// another generation) and says what to do instead; `status` still answers.
+#[test]
+fn rotation_refuses_a_replicated_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ha.yaml");
+    std::fs::write(
+        &config,
+        "trust_domain: example.org\nca_dir: ca\nlisten: 127.0.0.1:0\nstate:\n  postgres:\n    url: postgres://ward@127.0.0.1:1/ward\n",
+    )
+    .unwrap();
+    for step in ["prepare", "activate", "finish", "retire"] {
+        let args = [
+            "ward-ca",
+            "rotate",
+            step,
+            "--config",
+            config.to_str().unwrap(),
+        ];
+        let cli = <ward_ca::cli::Cli as clap::Parser>::try_parse_from(args).unwrap();
+        let err = ward_ca::cli::run(cli, &mut Vec::new(), &mut Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("does not rotate replicas yet"),
+            "{step}: {err}"
+        );
+    }
+    assert!(
+        !dir.path().join("ca").exists(),
+        "nothing was written where a CA directory would be"
+    );
+}
