@@ -52,7 +52,9 @@ def check_manifests(tmp):
             if doc:
                 docs.append((path, doc))
         if path.name == "kustomization.yaml":
-            listed = yaml.safe_load(path.read_text()).get("resources", [])
+            kustomization = yaml.safe_load(path.read_text())
+            listed = kustomization.get("resources", [])
+            listed += [p["path"] for p in kustomization.get("patches", []) if "path" in p]
             for res in listed:
                 if not (path.parent / res).exists():
                     failures.append(f"{path.relative_to(ROOT)}: lists missing {res}")
@@ -62,7 +64,7 @@ def check_manifests(tmp):
         if doc.get("kind") != "Deployment":
             continue
         ns = doc["metadata"].get("namespace")
-        spec = doc["spec"]["template"]["spec"]
+        spec = doc.get("spec", {}).get("template", {}).get("spec", {})
         volumes = {v["name"]: v for v in spec.get("volumes", [])}
         for c in spec.get("containers", []) + spec.get("initContainers", []):
             for m in c.get("volumeMounts", []):
@@ -70,7 +72,7 @@ def check_manifests(tmp):
                 if "configMap" in v:
                     mounts[(ns, v["configMap"]["name"])] = m["mountPath"]
     configs = []
-    for path, doc in docs:
+    for n, (path, doc) in enumerate(docs):
         if doc.get("kind") != "ConfigMap":
             continue
         key = (doc["metadata"].get("namespace"), doc["metadata"]["name"])
@@ -78,8 +80,9 @@ def check_manifests(tmp):
         if mount is None:
             failures.append(f"{path.relative_to(ROOT)}: ConfigMap {key[1]} is mounted by no Deployment")
             continue
-        # Each ConfigMap gets its own tree: pods mount different ConfigMaps at the same path.
-        tree = tmp / (key[0] or "default") / key[1]
+        # Each ConfigMap gets its own tree: pods mount different ConfigMaps at the same path,
+        # and an overlay's patch carries another version of a base's ConfigMap.
+        tree = tmp / (key[0] or "default") / key[1] / str(n)
         base = tree / mount.lstrip("/")
         base.mkdir(parents=True, exist_ok=True)
         for name, text in doc.get("data", {}).items():
