@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 use tokio_postgres::{Client, NoTls, Statement};
 
 use super::tls::MakeRustls;
@@ -133,30 +133,7 @@ impl std::fmt::Debug for Conn {
 }
 
 /// A connection taken from the pool; it goes back when dropped.
-pub struct Pooled<'a>(MutexGuard<'a, Option<Conn>>);
-
-impl std::fmt::Debug for Pooled<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Pooled")
-    }
-}
-
-impl std::ops::Deref for Pooled<'_> {
-    type Target = Conn;
-    fn deref(&self) -> &Conn {
-        self.0
-            .as_ref()
-            .unwrap_or_else(|| unreachable!("a pooled slot holds a connection"))
-    }
-}
-
-impl std::ops::DerefMut for Pooled<'_> {
-    fn deref_mut(&mut self) -> &mut Conn {
-        self.0
-            .as_mut()
-            .unwrap_or_else(|| unreachable!("a pooled slot holds a connection"))
-    }
-}
+pub type Pooled<'a> = MappedMutexGuard<'a, Conn>;
 
 impl Pool {
     /// `size` slots for `target`; nothing is connected yet.
@@ -166,11 +143,6 @@ impl Pool {
             slots: (0..size.max(1)).map(|_| Mutex::new(None)).collect(),
             next: AtomicUsize::new(0),
         }
-    }
-
-    /// How the pool connects.
-    pub fn target(&self) -> &Target {
-        &self.target
     }
 
     /// A free connection (a busy one's turn is awaited), connected anew if it broke.
@@ -191,6 +163,7 @@ impl Pool {
         if guard.as_ref().is_none_or(|c| c.client.is_closed()) {
             *guard = Some(self.target.connect().await?);
         }
-        Ok(Pooled(guard))
+        MutexGuard::try_map(guard, Option::as_mut)
+            .map_err(|_| StateError::Unavailable("no PostgreSQL connection".into()))
     }
 }
