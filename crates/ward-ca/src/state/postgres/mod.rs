@@ -2,24 +2,28 @@
 //!
 //! Every guarantee of [`Store`](super::Store) holds across replicas because each one is a
 //! single statement, and so a single transaction, in the database: issuing with a join token
-//! is one `WITH used AS (UPDATE join_tokens ... RETURNING) INSERT INTO certs ... FROM used`,
-//! so of any number of concurrent uses of one token (on any replicas) exactly one updates the
-//! row and records its certificate, and the others find it used; a revocation is one insert
+//! is one `WITH used AS (UPDATE join_tokens ... RETURNING) INSERT INTO certs ... FROM used`
+//! (for a whole batch of concurrent issuances at once, [`batch`]), so of any number of
+//! concurrent uses of one token (on any replicas) exactly one updates the row and records its
+//! certificate, and the others find it used; a revocation is one insert
 //! that every replica's next read sees. Commits are durable when they return
 //! (`synchronous_commit` is the server's, `on` by default, and ward does not lower it). The
 //! revocation list's generation is its length (revocations are never deleted), read in the
 //! same statement as the list, so replicas serving the same list serve the same sequence.
-//! One enrollment costs two round trips: the token lookup and the issuing statement.
+//! One enrollment costs the token lookup and a share of one batched issuing statement.
 
+pub mod batch;
 mod copy;
 pub mod pool;
 pub mod schema;
 pub mod tls;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_postgres::Row;
 
+use self::batch::Batcher;
 use self::pool::{db, Pool, Target};
 use super::records::{CertRecord, Revocation, TokenRecord};
 use super::StateError;
@@ -32,7 +36,9 @@ const CERT_COLUMNS: &str = "serial, spiffe_id, not_before, not_after, attestor, 
 /// The PostgreSQL implementation of [`Store`](super::Store).
 #[derive(Debug)]
 pub struct PgStore {
-    pool: Pool,
+    pool: Arc<Pool>,
+    /// Records issuances in batches (group commit).
+    batcher: Batcher,
 }
 
 fn cert_row(r: &Row) -> CertRecord {
@@ -91,8 +97,10 @@ impl PgStore {
         let mut first = bounded(target.connect()).await?;
         bounded(schema::migrate(&mut first)).await?;
         drop(first);
+        let pool = Arc::new(Pool::new(target, pool_size));
         Ok(Self {
-            pool: Pool::new(target, pool_size),
+            batcher: Batcher::start(pool.clone()),
+            pool,
         })
     }
 
@@ -111,53 +119,7 @@ impl PgStore {
         cert: CertRecord,
         token_hash: Option<String>,
     ) -> Result<(), StateError> {
-        bounded(async {
-            let mut c = self.pool.get().await?;
-            let c_ = &cert;
-            let values: [&(dyn tokio_postgres::types::ToSql + Sync); 10] = [
-                &c_.serial,
-                &c_.spiffe_id,
-                &c_.not_before,
-                &c_.not_after,
-                &c_.attestor,
-                &c_.client,
-                &c_.issued_at,
-                &c_.parent_serial,
-                &c_.issuer,
-                &c_.fingerprint,
-            ];
-            match &token_hash {
-                None => {
-                    let s = c
-                        .prepared(
-                            "INSERT INTO certs (serial, spiffe_id, not_before, not_after, attestor, client, issued_at, parent_serial, issuer, fingerprint)
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                        )
-                        .await?;
-                    c.client().execute(&s, &values).await.map_err(db)?;
-                    Ok(())
-                }
-                Some(hash) => {
-                    let s = c
-                        .prepared(
-                            "WITH used AS (
-                                UPDATE join_tokens SET used_at = $7
-                                WHERE hash = $11 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $7
-                                RETURNING hash)
-                             INSERT INTO certs (serial, spiffe_id, not_before, not_after, attestor, client, issued_at, parent_serial, issuer, fingerprint)
-                             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM used",
-                        )
-                        .await?;
-                    let mut params = values.to_vec();
-                    params.push(hash);
-                    match c.client().execute(&s, &params).await.map_err(db)? {
-                        1 => Ok(()),
-                        _ => Err(StateError::TokenUnusable),
-                    }
-                }
-            }
-        })
-        .await
+        self.batcher.issue(cert, token_hash).await
     }
 
     pub(super) async fn revoke(&self, r: Revocation) -> Result<(), StateError> {
