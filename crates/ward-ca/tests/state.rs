@@ -251,6 +251,17 @@ async fn rotation_counts_only_live_unrenewed_certificates(store: &Store) {
 async fn concurrent_use_of_one_token_issues_once(store: &Store) {
     let now = unix_now();
     store.create_token(token(9, now + 600)).await.unwrap();
+    // Concurrent lookups of one token (a replay racing the first use) all find it.
+    let lookups: Vec<_> = (0..32)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.token("hash-9").await })
+        })
+        .collect();
+    for l in lookups {
+        let found = l.await.unwrap().unwrap();
+        assert_eq!(found.map(|t| t.token_id), Some("tok-9".to_owned()));
+    }
     let attempts = (0..64).map(|i| {
         let store = store.clone();
         tokio::spawn(async move {

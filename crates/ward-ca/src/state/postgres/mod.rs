@@ -14,6 +14,7 @@
 
 pub mod batch;
 mod copy;
+pub mod lookup;
 pub mod pool;
 pub mod schema;
 pub mod tls;
@@ -24,6 +25,7 @@ use std::time::Duration;
 use tokio_postgres::Row;
 
 use self::batch::Batcher;
+use self::lookup::TokenLookups;
 use self::pool::{db, Pool, Target};
 use super::records::{CertRecord, Revocation, TokenRecord};
 use super::StateError;
@@ -39,6 +41,8 @@ pub struct PgStore {
     pool: Arc<Pool>,
     /// Records issuances in batches (group commit).
     batcher: Batcher,
+    /// Looks join tokens up in batches.
+    lookups: TokenLookups,
 }
 
 fn cert_row(r: &Row) -> CertRecord {
@@ -100,6 +104,7 @@ impl PgStore {
         let pool = Arc::new(Pool::new(target, pool_size));
         Ok(Self {
             batcher: Batcher::start(pool.clone()),
+            lookups: TokenLookups::start(pool.clone()),
             pool,
         })
     }
@@ -176,15 +181,7 @@ impl PgStore {
     }
 
     pub(super) async fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StateError> {
-        bounded(async {
-            let mut c = self.pool.get().await?;
-            let s = c
-                .prepared("SELECT hash, token_id, spiffe_id, created_at, expires_at, used_at, revoked_at FROM join_tokens WHERE hash = $1")
-                .await?;
-            let row = c.client().query_opt(&s, &[&hash]).await.map_err(db)?;
-            Ok(row.as_ref().map(token_row))
-        })
-        .await
+        self.lookups.get(hash).await
     }
 
     pub(super) async fn tokens(&self) -> Result<Vec<TokenRecord>, StateError> {
