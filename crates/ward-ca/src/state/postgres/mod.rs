@@ -10,7 +10,8 @@
 //! (`synchronous_commit` is the server's, `on` by default, and ward does not lower it). The
 //! revocation list's generation is its length (revocations are never deleted), read in the
 //! same statement as the list, so replicas serving the same list serve the same sequence.
-//! One enrollment costs the token lookup and a share of one batched issuing statement.
+//! Under load an enrollment costs a share of one batched token lookup ([`lookup`]) and of one
+//! batched issuing statement ([`batch`]).
 
 pub mod batch;
 mod copy;
