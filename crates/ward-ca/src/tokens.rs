@@ -22,6 +22,27 @@ pub struct NewToken {
     pub token_id: String,
 }
 
+impl NewToken {
+    /// The state's record of this token: it enrolls `spiffe_id`, created at `now`, usable for
+    /// `ttl_secs` (negative: already expired, for tests of refusals).
+    pub fn record(
+        &self,
+        spiffe_id: &str,
+        now: i64,
+        ttl_secs: i64,
+    ) -> crate::state::records::TokenRecord {
+        crate::state::records::TokenRecord {
+            hash: self.hash.clone(),
+            token_id: self.token_id.clone(),
+            spiffe_id: spiffe_id.to_owned(),
+            created_at: now,
+            expires_at: now.saturating_add(ttl_secs),
+            used_at: None,
+            revoked_at: None,
+        }
+    }
+}
+
 impl std::fmt::Debug for NewToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NewToken")

@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use ward_ca::state::records::TokenRecord;
 use ward_ca::state::sqlite::{self, queries};
 use ward_ca::state::unix_now;
 
@@ -309,20 +308,7 @@ fn sigkill_during_an_enrollment_burst_loses_nothing_returned() {
     let mut secrets = Vec::new();
     for _ in 0..total {
         let t = ward_ca::tokens::generate().unwrap();
-        let now = unix_now();
-        queries::insert_token(
-            &conn,
-            &TokenRecord {
-                hash: t.hash.clone(),
-                token_id: t.token_id.clone(),
-                spiffe_id: FRONTEND.into(),
-                created_at: now,
-                expires_at: now + 600,
-                used_at: None,
-                revoked_at: None,
-            },
-        )
-        .unwrap();
+        queries::insert_token(&conn, &t.record(FRONTEND, unix_now(), 600)).unwrap();
         secrets.push(t.secret);
     }
     drop(conn);

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use ward_ca::state::records::{Snapshot, TokenRecord};
+use ward_ca::state::records::Snapshot;
 use ward_ca::state::{unix_now, Store};
 use ward_e2e::kit::free_port;
 use ward_e2e::postgres::Postgres;
@@ -57,15 +57,7 @@ async fn cluster(pg: &Postgres, db: &str, n: usize, tokens: usize) -> Cluster {
     let now = unix_now();
     for _ in 0..tokens {
         let t = ward_ca::tokens::generate().unwrap();
-        all.tokens.push(TokenRecord {
-            hash: t.hash,
-            token_id: t.token_id,
-            spiffe_id: FRONTEND.into(),
-            created_at: now,
-            expires_at: now + 600,
-            used_at: None,
-            revoked_at: None,
-        });
+        all.tokens.push(t.record(FRONTEND, now, 600));
         secrets.push(t.secret);
     }
     store.import(all).await.unwrap();

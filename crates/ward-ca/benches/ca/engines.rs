@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use ward_ca::state::records::{Snapshot, TokenRecord};
+use ward_ca::state::records::Snapshot;
 use ward_ca::state::{unix_now, Store};
 use ward_e2e::postgres::Postgres;
 
@@ -90,15 +90,8 @@ async fn tokens(store: &Store, csr: &str) -> Vec<String> {
     let mut bodies = Vec::with_capacity(TOKENS);
     for _ in 0..TOKENS {
         let t = ward_ca::tokens::generate().unwrap();
-        all.tokens.push(TokenRecord {
-            hash: t.hash,
-            token_id: t.token_id,
-            spiffe_id: "spiffe://example.org/ns/bench/sa/app".into(),
-            created_at: now,
-            expires_at: now + 3600,
-            used_at: None,
-            revoked_at: None,
-        });
+        all.tokens
+            .push(t.record("spiffe://example.org/ns/bench/sa/app", now, 3600));
         bodies.push(json!({"csr": csr, "token": t.secret}).to_string());
     }
     store.import(all).await.unwrap();

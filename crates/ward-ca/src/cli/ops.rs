@@ -14,7 +14,6 @@ use crate::error::CaError;
 use crate::issuer::rfc3339;
 use crate::server;
 use crate::state::config::StateConfig;
-use crate::state::records::TokenRecord;
 use crate::state::{unix_now, StateError, Store};
 use crate::tokens;
 
@@ -182,15 +181,7 @@ pub fn token_create(
     let token = tokens::generate()
         .map_err(|_| CaError::Generate("no randomness from the system".into()))?;
     let now = unix_now();
-    let record = TokenRecord {
-        hash: token.hash.clone(),
-        token_id: token.token_id.clone(),
-        spiffe_id: id.to_string(),
-        created_at: now,
-        expires_at: now + ttl_value.as_secs() as i64,
-        used_at: None,
-        revoked_at: None,
-    };
+    let record = token.record(id.as_str(), now, ttl_value.as_secs() as i64);
     state.run(|s| s.create_token(record.clone()))?;
     let _ = writeln!(out, "{}", token.secret);
     let _ = writeln!(

@@ -9,7 +9,6 @@ use rcgen::{CertificateParams, KeyPair, SanType};
 use serde_json::json;
 use ward_ca::config::CaConfig;
 use ward_ca::server::RunningCa;
-use ward_ca::state::records::TokenRecord;
 use ward_ca::state::sqlite::{self, queries};
 use ward_ca::state::unix_now;
 use ward_ca::tokens;
@@ -87,19 +86,11 @@ impl Harness {
     /// Stores a join token through the running daemon's state (any engine).
     pub async fn token_in_state(&self, id: &str, ttl_secs: i64) -> String {
         let t = tokens::generate().unwrap();
-        let now = unix_now();
+        let record = t.record(id, unix_now(), ttl_secs);
         self.running
             .service
             .state
-            .create_token(TokenRecord {
-                hash: t.hash.clone(),
-                token_id: t.token_id.clone(),
-                spiffe_id: id.into(),
-                created_at: now,
-                expires_at: now + ttl_secs,
-                used_at: None,
-                revoked_at: None,
-            })
+            .create_token(record)
             .await
             .unwrap();
         t.secret
@@ -113,20 +104,7 @@ impl Harness {
     pub fn token(&self, id: &str, ttl_secs: i64) -> String {
         let t = tokens::generate().unwrap();
         let conn = sqlite::open(&self.state_path()).unwrap();
-        let now = unix_now();
-        queries::insert_token(
-            &conn,
-            &TokenRecord {
-                hash: t.hash.clone(),
-                token_id: t.token_id.clone(),
-                spiffe_id: id.into(),
-                created_at: now,
-                expires_at: now + ttl_secs,
-                used_at: None,
-                revoked_at: None,
-            },
-        )
-        .unwrap();
+        queries::insert_token(&conn, &t.record(id, unix_now(), ttl_secs)).unwrap();
         t.secret
     }
 

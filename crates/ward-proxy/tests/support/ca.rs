@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ward_ca::state::records::{Revocation, TokenRecord};
+use ward_ca::state::records::Revocation;
 use ward_ca::state::sqlite::{self, queries};
 use ward_ca::state::unix_now;
 
@@ -46,20 +46,7 @@ pub async fn start_ca_on(ca: &ward_e2e::TestCa, state: &str, extra: &str) -> Ca 
 pub fn insert_token(dir: &Path, id: &str) -> String {
     let t = ward_ca::tokens::generate().unwrap();
     let conn = sqlite::open(&dir.join("state.db")).unwrap();
-    let now = unix_now();
-    queries::insert_token(
-        &conn,
-        &TokenRecord {
-            hash: t.hash,
-            token_id: t.token_id,
-            spiffe_id: id.into(),
-            created_at: now,
-            expires_at: now + 600,
-            used_at: None,
-            revoked_at: None,
-        },
-    )
-    .unwrap();
+    queries::insert_token(&conn, &t.record(id, unix_now(), 600)).unwrap();
     t.secret
 }
 
@@ -71,19 +58,11 @@ impl Ca {
     /// Stores a join token for `id` through the daemon's own state (any engine).
     pub async fn token_in_state(&self, id: &str) -> String {
         let t = ward_ca::tokens::generate().unwrap();
-        let now = unix_now();
+        let record = t.record(id, unix_now(), 600);
         self.running
             .service
             .state
-            .create_token(TokenRecord {
-                hash: t.hash,
-                token_id: t.token_id,
-                spiffe_id: id.into(),
-                created_at: now,
-                expires_at: now + 600,
-                used_at: None,
-                revoked_at: None,
-            })
+            .create_token(record)
             .await
             .unwrap();
         t.secret

@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::bounded;
 use super::pool::{db, Pool};
+use super::{bounded, drain};
 use crate::state::records::CertRecord;
 use crate::state::StateError;
 
@@ -83,13 +83,7 @@ impl Batcher {
 
 async fn run(pool: Arc<Pool>, mut rx: mpsc::UnboundedReceiver<Job>) {
     while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
+        let batch = drain(&mut rx, first, MAX_BATCH);
         // One token per batch: the later claimants lose at once.
         let mut claimed = HashSet::new();
         let mut sent = Vec::with_capacity(batch.len());

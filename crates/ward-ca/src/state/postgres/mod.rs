@@ -82,6 +82,19 @@ fn revocation_row(r: &Row) -> Revocation {
     }
 }
 
+/// `first` and whatever else is already waiting on `rx`, up to `max` in all: a batch never
+/// waits for company.
+fn drain<T>(rx: &mut tokio::sync::mpsc::UnboundedReceiver<T>, first: T, max: usize) -> Vec<T> {
+    let mut batch = vec![first];
+    while batch.len() < max {
+        match rx.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+    batch
+}
+
 /// Runs `op` within [`OP_TIMEOUT`].
 async fn bounded<T>(
     op: impl std::future::Future<Output = Result<T, StateError>>,
