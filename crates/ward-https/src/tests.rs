@@ -119,9 +119,10 @@ async fn a_request_and_each_bound() {
         "{err}"
     );
 
-    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
+    // Bound, never listening: refused for the whole test (a port closed again could be taken).
+    let reserved = tokio::net::TcpSocket::new_v4().unwrap();
+    reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = reserved.local_addr().unwrap().port();
     let nowhere = parse_https_url(&format!("https://127.0.0.1:{port}")).unwrap();
     let err = send(&auth(&ca, SERVER), get(&nowhere, "/"), LIMITS)
         .await

@@ -75,6 +75,10 @@ pub struct Setup {
     pub port: u16,
     pub down: u16,
     pub accepted: Arc<AtomicUsize>,
+    /// Holds the `down` listener's app port: bound, never listening, so a connect is refused
+    /// for as long as the test runs (a port merely closed again could be taken by another
+    /// test meanwhile, which then answers instead).
+    _closed: tokio::net::TcpSocket,
 }
 
 /// A sidecar for BACKEND with HTTP listeners `api` (before the mirror app) and `down`
@@ -87,10 +91,9 @@ pub async fn setup() -> Setup {
 pub async fn setup_with(policy: &str, api_extra: &str) -> Setup {
     let pki = Pki::new();
     let (app, accepted) = mirror_app().await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed_socket = tokio::net::TcpSocket::new_v4().unwrap();
+    closed_socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let closed = closed_socket.local_addr().unwrap();
     let (cert, key) = pki.write(
         "backend",
         &pki.ca.issue_with_dns(BACKEND, &["localhost".into()]),
@@ -119,6 +122,7 @@ pub async fn setup_with(policy: &str, api_extra: &str) -> Setup {
         port,
         down,
         accepted,
+        _closed: closed_socket,
     }
 }
 
