@@ -115,6 +115,18 @@ impl Postgres {
                 "--no-instructions",
             ],
         );
+        // `free_port` only found a port that was free a moment ago: another test may take it
+        // first, and then the server cannot bind. Try another.
+        let mut pg = pg;
+        for _ in 0..4 {
+            match pg.try_start() {
+                Ok(()) => return pg,
+                Err(log) if log.contains("could not bind") || log.contains("already in use") => {
+                    pg.port = free_port();
+                }
+                Err(log) => panic!("PostgreSQL did not start:\n{log}"),
+            }
+        }
         pg.pg_ctl_start();
         pg
     }
@@ -216,6 +228,13 @@ impl Postgres {
     }
 
     fn pg_ctl_start(&self) {
+        if let Err(log) = self.try_start() {
+            panic!("PostgreSQL did not start:\n{log}");
+        }
+    }
+
+    /// Starts the server; `Err` is its log.
+    fn try_start(&self) -> Result<(), String> {
         let log = self.run_dir().join("server.log");
         let options = format!(
             "-c listen_addresses=127.0.0.1 -p {} -k {} -c max_connections=200 -c fsync=on -c synchronous_commit=on",
@@ -237,10 +256,13 @@ impl Postgres {
                 "start",
             ],
         );
-        if !ok {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            panic!("PostgreSQL did not start:\n{text}");
+        if ok {
+            return Ok(());
         }
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        // The next attempt writes a fresh log.
+        let _ = std::fs::remove_file(&log);
+        Err(text)
     }
 
     fn server_cmd(&self, name: &str, args: &[&str]) {
