@@ -30,6 +30,16 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A 127.0.0.1 port that refuses connections for as long as the returned socket is held: bound,
+/// never listening. (A port bound and closed again, like [`free_port`]'s, could be taken by a
+/// concurrent test, which would then answer.)
+pub fn refused_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    (socket, port)
+}
+
 /// Polls `f` every 100 ms until it is true; panics naming `what` after `timeout`.
 pub fn wait_until(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;

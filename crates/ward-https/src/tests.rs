@@ -119,10 +119,7 @@ async fn a_request_and_each_bound() {
         "{err}"
     );
 
-    // Bound, never listening: refused for the whole test (a port closed again could be taken).
-    let reserved = tokio::net::TcpSocket::new_v4().unwrap();
-    reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let port = reserved.local_addr().unwrap().port();
+    let (_reserved, port) = ward_e2e::kit::refused_port();
     let nowhere = parse_https_url(&format!("https://127.0.0.1:{port}")).unwrap();
     let err = send(&auth(&ca, SERVER), get(&nowhere, "/"), LIMITS)
         .await

@@ -106,10 +106,7 @@ async fn sidecars_enroll_renew_and_are_shut_out_by_revocation() {
 async fn a_proxy_starts_unready_while_the_ca_is_unreachable() {
     let ca_dir = TestCa::new("example.org");
     let pki = Pki::new();
-    // Bound, never listening: refused for the whole test (a port closed again could be taken).
-    let reserved = tokio::net::TcpSocket::new_v4().unwrap();
-    reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let closed = reserved.local_addr().unwrap().port();
+    let (_reserved, closed) = ward_e2e::kit::refused_port();
     let config = ca_config(
         &pki,
         "lonely",

@@ -75,9 +75,7 @@ pub struct Setup {
     pub port: u16,
     pub down: u16,
     pub accepted: Arc<AtomicUsize>,
-    /// Holds the `down` listener's app port: bound, never listening, so a connect is refused
-    /// for as long as the test runs (a port merely closed again could be taken by another
-    /// test meanwhile, which then answers instead).
+    /// Holds the `down` listener's app port refused (`ward_e2e::kit::refused_port`).
     _closed: tokio::net::TcpSocket,
 }
 
@@ -91,9 +89,8 @@ pub async fn setup() -> Setup {
 pub async fn setup_with(policy: &str, api_extra: &str) -> Setup {
     let pki = Pki::new();
     let (app, accepted) = mirror_app().await;
-    let closed_socket = tokio::net::TcpSocket::new_v4().unwrap();
-    closed_socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let closed = closed_socket.local_addr().unwrap();
+    let (closed_socket, closed_port) = ward_e2e::kit::refused_port();
+    let closed = format!("127.0.0.1:{closed_port}");
     let (cert, key) = pki.write(
         "backend",
         &pki.ca.issue_with_dns(BACKEND, &["localhost".into()]),
