@@ -75,15 +75,20 @@ where
     })
 }
 
-pub(super) fn load(config: &std::path::Path) -> Result<(CaConfig, OpState), CaError> {
-    let cfg = CaConfig::load(config)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
+/// A runtime from `builder`, with I/O and timers.
+fn runtime(builder: &mut tokio::runtime::Builder) -> Result<tokio::runtime::Runtime, CaError> {
+    builder
         .enable_all()
         .build()
         .map_err(|source| CaError::Runtime {
             what: "tokio runtime",
             source,
-        })?;
+        })
+}
+
+pub(super) fn load(config: &std::path::Path) -> Result<(CaConfig, OpState), CaError> {
+    let cfg = CaConfig::load(config)?;
+    let runtime = runtime(&mut tokio::runtime::Builder::new_current_thread())?;
     let store = block_on(&runtime, Store::open(&cfg.state))?;
     Ok((
         cfg,
@@ -334,13 +339,7 @@ pub fn check(config: &std::path::Path, out: &mut dyn Write) -> Result<(), CaErro
 
 pub fn serve(config: &std::path::Path) -> Result<(), CaError> {
     let cfg = CaConfig::load(config)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| CaError::Runtime {
-            what: "tokio runtime",
-            source,
-        })?;
+    let runtime = runtime(&mut tokio::runtime::Builder::new_multi_thread())?;
     runtime.block_on(async {
         let sig = |k| {
             signal(k).map_err(|source| CaError::Runtime {
