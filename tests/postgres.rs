@@ -87,6 +87,12 @@ impl Postgres {
         std::fs::write(pg.password_file(), "ward-test-password\n").unwrap();
         std::fs::set_permissions(pg.password_file(), std::fs::Permissions::from_mode(0o644))
             .unwrap();
+        // The replicas' key-encryption key (32 random bytes), private as a Secret file is.
+        let mut kek = [0u8; 32];
+        std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom").unwrap(), &mut kek)
+            .unwrap();
+        std::fs::write(pg.kek_file(), kek).unwrap();
+        std::fs::set_permissions(pg.kek_file(), std::fs::Permissions::from_mode(0o600)).unwrap();
         if let Some(user) = run_as {
             // The server writes its data, log and socket as that user.
             for dir in [&data, &pg.run_dir()] {
@@ -145,6 +151,11 @@ impl Postgres {
         self.dir.path().join("password")
     }
 
+    /// The CA replicas' key-encryption key file (`state.postgres.kek_file`).
+    pub fn kek_file(&self) -> PathBuf {
+        self.dir.path().join("kek")
+    }
+
     /// The TCP port on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.port
@@ -158,9 +169,10 @@ impl Postgres {
     /// The `state:` block of a CA config for database `db`.
     pub fn state_yaml(&self, db: &str) -> String {
         format!(
-            "state:\n  postgres:\n    url: {}\n    password_file: {}\n",
+            "state:\n  postgres:\n    url: {}\n    password_file: {}\n    kek_file: {}\n",
             self.url(db),
-            self.password_file().display()
+            self.password_file().display(),
+            self.kek_file().display()
         )
     }
 

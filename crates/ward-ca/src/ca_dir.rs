@@ -23,6 +23,7 @@ use ward_tls::files::{write_atomic, KEY_MODE, PUBLIC_MODE};
 use ward_tls::pem::encode_block;
 
 use crate::error::CaError;
+use crate::material::GenerationPem;
 use crate::rotate;
 
 /// Root certificate file name.
@@ -56,10 +57,8 @@ pub struct InitSummary {
 
 /// One generation of CA material (root and issuer), generated but not yet written.
 pub(crate) struct Generation {
-    root_pem: String,
-    root_key_pem: String,
-    issuer_pem: String,
-    issuer_key_pem: String,
+    /// Its certificates and keys.
+    pub pem: GenerationPem,
     /// End of the root's validity.
     pub root_not_after: OffsetDateTime,
     /// End of the issuer's validity.
@@ -148,10 +147,12 @@ pub(crate) fn generate(
     let issuer_not_after = issuer_params.not_after;
     let issuer_cert = issuer_params.signed_by(&issuer_key, &root_issuer)?;
     Ok(Generation {
-        root_pem,
-        root_key_pem,
-        issuer_pem: encode_block("CERTIFICATE", issuer_cert.der()),
-        issuer_key_pem: key_pem(&issuer_key),
+        pem: GenerationPem {
+            root_pem,
+            root_key_pem: Some(root_key_pem),
+            issuer_pem: encode_block("CERTIFICATE", issuer_cert.der()),
+            issuer_key_pem: key_pem(&issuer_key),
+        },
         root_not_after,
         issuer_not_after,
         issuer_name,
@@ -163,24 +164,19 @@ pub(crate) fn generate(
 /// part-way leaves files that make a rerun stop and say so, never a certificate without its
 /// key.
 pub(crate) fn write_generation(dir: &Path, generation: &Generation) -> Result<(), CaError> {
-    write_atomic(
-        &dir.join(ROOT_KEY),
-        generation.root_key_pem.as_bytes(),
-        KEY_MODE,
-    )?;
+    let pem = &generation.pem;
+    if let Some(root_key) = &pem.root_key_pem {
+        write_atomic(&dir.join(ROOT_KEY), root_key.as_bytes(), KEY_MODE)?;
+    }
     write_atomic(
         &dir.join(ISSUER_KEY),
-        generation.issuer_key_pem.as_bytes(),
+        pem.issuer_key_pem.as_bytes(),
         KEY_MODE,
     )?;
-    write_atomic(
-        &dir.join(ROOT_CERT),
-        generation.root_pem.as_bytes(),
-        PUBLIC_MODE,
-    )?;
+    write_atomic(&dir.join(ROOT_CERT), pem.root_pem.as_bytes(), PUBLIC_MODE)?;
     write_atomic(
         &dir.join(ISSUER_CERT),
-        generation.issuer_pem.as_bytes(),
+        pem.issuer_pem.as_bytes(),
         PUBLIC_MODE,
     )?;
     Ok(())

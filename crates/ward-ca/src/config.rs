@@ -71,13 +71,36 @@ pub struct CaLimits {
     pub max_connections_per_ip: usize,
 }
 
+/// Where the CA's own keys and certificates are kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CaKeys {
+    /// A CA directory from `ward-ca init` (one node, SQLite state).
+    Dir(PathBuf),
+    /// In the PostgreSQL state, sealed under the key-encryption key in this file.
+    Database {
+        /// The key-encryption key file.
+        kek_file: PathBuf,
+    },
+}
+
+impl CaConfig {
+    /// The CA directory, when the keys are kept in one.
+    pub fn ca_dir(&self) -> Option<&Path> {
+        match &self.keys {
+            CaKeys::Dir(dir) => Some(dir),
+            CaKeys::Database { .. } => None,
+        }
+    }
+}
+
 /// A validated daemon config.
 #[derive(Clone, Debug)]
 pub struct CaConfig {
     /// Trust domain served.
     pub trust_domain: TrustDomain,
-    /// CA directory from `ward-ca init`.
-    pub ca_dir: PathBuf,
+    /// Where the CA's keys are.
+    pub keys: CaKeys,
     /// HTTPS address.
     pub listen: SocketAddr,
     /// Where tokens, certificate records and revocations are kept.
@@ -105,7 +128,7 @@ type D = Spanned<ward_yaml::Duration>;
 #[serde(deny_unknown_fields)]
 struct File {
     trust_domain: Spanned<String>,
-    ca_dir: String,
+    ca_dir: Option<Spanned<String>>,
     listen: Spanned<String>,
     state: Spanned<StateFile>,
     #[serde(default)]
@@ -363,6 +386,27 @@ impl CaConfig {
             .value
             .validate(base)
             .map_err(|problem| at(&raw.state.referenced, problem))?;
+        let kek_file = raw
+            .state
+            .value
+            .kek_file(base)
+            .map_err(|problem| at(&raw.state.referenced, problem))?;
+        let keys = match (kek_file, &raw.ca_dir) {
+            (None, Some(dir)) => CaKeys::Dir(base.join(&dir.value)),
+            (None, None) => {
+                return Err(YamlError::whole_file(
+                    file,
+                    "ca_dir: required: the CA directory made by `ward-ca init`",
+                ))
+            }
+            (Some(kek_file), None) => CaKeys::Database { kek_file },
+            (Some(_), Some(dir)) => {
+                return Err(at(
+                    &dir.referenced,
+                    "ca_dir: not used with a PostgreSQL state: every replica signs with the CA keys kept in the database (sealed under state.postgres.kek_file); remove ca_dir, and move an existing CA directory in with `ward-ca state copy --ca-dir`".into(),
+                ))
+            }
+        };
 
         let bundle_refresh_hint = match &raw.bundle_refresh_hint {
             None => Duration::from_secs(30),
@@ -377,7 +421,7 @@ impl CaConfig {
 
         Ok(Self {
             trust_domain,
-            ca_dir: base.join(&raw.ca_dir),
+            keys,
             listen,
             state,
             dns_names,

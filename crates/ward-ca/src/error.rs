@@ -90,6 +90,9 @@ pub enum CaError {
     /// The state database failed.
     #[error(transparent)]
     State(#[from] crate::state::StateError),
+    /// The key-encryption key, or a key sealed under it, is unusable.
+    #[error(transparent)]
+    Kek(#[from] crate::kek::KekError),
     /// The daemon could not start.
     #[error(transparent)]
     Serve(Box<crate::server::ServeError>),

@@ -17,13 +17,14 @@ use ring::rand::{SecureRandom, SystemRandom};
 use rustls_pki_types::CertificateDer;
 use time::{Duration, OffsetDateTime};
 use ward_identity::{SpiffeId, SvidLeaf, SvidProfile, TrustDomain};
-use ward_tls::pem::{certs_to_pem, load_certs, load_private_key};
+use ward_tls::pem::{certs_from_pem, certs_to_pem, key_from_pem, load_certs, load_private_key};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::prelude::FromDer;
 
 use crate::ca_dir::{ISSUER_CERT, ISSUER_KEY, ROOT_CERT};
 use crate::csr;
 use crate::error::CaError;
+use crate::material::GenerationPem;
 
 /// Backdating of notBefore, to tolerate clock skew between CA and workloads.
 pub const BACKDATE: Duration = Duration::seconds(ward_identity::NOT_BEFORE_BACKDATE_SECS);
@@ -80,10 +81,6 @@ impl Issuer {
     /// Loads the CA in `dir`, checking that the issuer key matches its certificate, that the
     /// root signed the issuer, and that both name the same trust domain.
     pub fn load(dir: &Path) -> Result<Self, CaError> {
-        let bad = |file: &str, problem: String| CaError::BadCa {
-            path: dir.join(file),
-            problem,
-        };
         if !dir.join(ROOT_CERT).exists() {
             return Err(CaError::BadCa {
                 path: dir.to_path_buf(),
@@ -95,7 +92,46 @@ impl Issuer {
         let root_der = single_cert(&dir.join(ROOT_CERT))?;
         let issuer_der = single_cert(&dir.join(ISSUER_CERT))?;
         let key_der = load_private_key(&dir.join(ISSUER_KEY))?;
-        let key = KeyPair::try_from(&key_der)
+        Self::from_der(dir, root_der, issuer_der, &key_der)
+    }
+
+    /// The issuer of one generation held in memory (decrypted from the database); errors
+    /// name `origin` joined with the file name the part would have in a CA directory.
+    pub fn from_generation(origin: &Path, g: &GenerationPem) -> Result<Self, CaError> {
+        let one = |file: &str, pem: &str| -> Result<CertificateDer<'static>, CaError> {
+            let what = origin.join(file).display().to_string();
+            let mut certs = certs_from_pem(&what, pem.as_bytes())?;
+            if certs.len() != 1 {
+                return Err(CaError::BadCa {
+                    path: origin.join(file),
+                    problem: format!("expected exactly one certificate, found {}", certs.len()),
+                });
+            }
+            Ok(certs.remove(0))
+        };
+        let key_der = key_from_pem(
+            &origin.join(ISSUER_KEY).display().to_string(),
+            g.issuer_key_pem.as_bytes(),
+        )?;
+        Self::from_der(
+            origin,
+            one(ROOT_CERT, &g.root_pem)?,
+            one(ISSUER_CERT, &g.issuer_pem)?,
+            &key_der,
+        )
+    }
+
+    fn from_der(
+        dir: &Path,
+        root_der: CertificateDer<'static>,
+        issuer_der: CertificateDer<'static>,
+        key_der: &rustls_pki_types::PrivateKeyDer<'static>,
+    ) -> Result<Self, CaError> {
+        let bad = |file: &str, problem: String| CaError::BadCa {
+            path: dir.join(file),
+            problem,
+        };
+        let key = KeyPair::try_from(key_der)
             .map_err(|e| bad(ISSUER_KEY, format!("unusable private key: {e}")))?;
 
         let (_, root) = X509Certificate::from_der(&root_der)

@@ -10,6 +10,7 @@
 
 mod attest;
 pub mod ca_dir;
+pub mod ca_store;
 pub mod cli;
 pub mod config;
 pub mod csr;
@@ -17,6 +18,8 @@ pub mod error;
 pub mod issuer;
 mod jwks_fetch;
 pub mod jwt;
+pub mod kek;
+pub mod material;
 pub mod rotate;
 pub mod server;
 pub mod state;

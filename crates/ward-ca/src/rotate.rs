@@ -131,6 +131,14 @@ pub enum RotationError {
     /// `retire` with no rotation in progress.
     #[error("nothing to retire: no rotation is in progress. In an emergency run `ward-ca rotate prepare` (with --root if the root key is exposed) and then `ward-ca rotate retire`")]
     NothingToRetire,
+    /// The change is stored, but live replicas did not load it in time.
+    #[error("the change is stored, but these live replicas did not load it within {wait}s: {replicas}; they keep serving the previous material until they do (their logs say why: a different kek_file?). `ward-ca rotate status` shows what each serves")]
+    Lagging {
+        /// How long was waited, seconds.
+        wait: u64,
+        /// The replicas and what they serve.
+        replicas: String,
+    },
     /// Certificates of the previous issuer are still valid and not renewed.
     #[error("{count} certificate(s) signed by the previous issuer are still valid and not yet renewed (the last expires {last}); retiring it now would break them. Wait, or pass --force")]
     StillLive {
@@ -256,6 +264,48 @@ fn out_of_order(phase: Phase, wanted: &str) -> String {
     }
 }
 
+/// `prepare` starts a rotation only when none is in progress.
+pub(crate) fn check_prepare(journal: &Journal) -> Result<(), RotationError> {
+    match journal.phase {
+        Phase::Idle => Ok(()),
+        phase => Err(RotationError::OutOfOrder {
+            phase,
+            wanted: "prepare another",
+        }),
+    }
+}
+
+/// A prepared generation may sign once workloads have had two bundle refreshes
+/// (`refresh_hint` seconds each) to fetch it, or at once with `force`.
+pub(crate) fn check_published(
+    journal: &Journal,
+    now: i64,
+    refresh_hint: i64,
+    force: bool,
+) -> Result<(), RotationError> {
+    let publish_wait = 2 * refresh_hint;
+    let published = now - journal.prepared_at.unwrap_or(0);
+    if !force && published < publish_wait {
+        return Err(RotationError::TooEarly {
+            published,
+            hint: refresh_hint,
+            wait: publish_wait - published,
+        });
+    }
+    Ok(())
+}
+
+/// `finish` follows an activation.
+pub(crate) fn check_finish(journal: &Journal) -> Result<(), RotationError> {
+    match journal.phase {
+        Phase::Activated => Ok(()),
+        phase => Err(RotationError::OutOfOrder {
+            phase,
+            wanted: "finish",
+        }),
+    }
+}
+
 /// What `prepare` created.
 #[derive(Debug)]
 pub struct Prepared {
@@ -271,13 +321,7 @@ pub struct Prepared {
 /// root published in the bundle.
 pub fn prepare(dir: &Path, new_root: bool, now: i64) -> Result<Prepared, CaError> {
     let mut journal = Journal::load(dir)?;
-    if journal.phase != Phase::Idle {
-        return Err(RotationError::OutOfOrder {
-            phase: journal.phase,
-            wanted: "prepare another",
-        }
-        .into());
-    }
+    check_prepare(&journal)?;
     if dir.join(PREVIOUS).exists() {
         return Err(RotationError::Leftover {
             path: dir.join(PREVIOUS),
@@ -313,20 +357,11 @@ pub fn prepare(dir: &Path, new_root: bool, now: i64) -> Result<Prepared, CaError
 /// certificate, the CA's own serving certificate included, and so could not even fetch the
 /// bundle that names it.
 pub fn activate(dir: &Path, now: i64, refresh_hint: i64, force: bool) -> Result<(), CaError> {
-    let publish_wait = 2 * refresh_hint;
     let mut journal = Journal::load(dir)?;
     match journal.phase {
         Phase::Prepared => {
             Issuer::load(&dir.join(NEXT))?;
-            let published = now - journal.prepared_at.unwrap_or(0);
-            if !force && published < publish_wait {
-                return Err(RotationError::TooEarly {
-                    published,
-                    hint: refresh_hint,
-                    wait: publish_wait - published,
-                }
-                .into());
-            }
+            check_published(&journal, now, refresh_hint, force)?;
             journal.phase = Phase::Activating;
             journal.save(dir)?;
         }
@@ -378,13 +413,7 @@ pub fn retire(dir: &Path, now: i64, refresh_hint: i64, force: bool) -> Result<bo
 /// checked that nothing live chains to it.
 pub fn finish(dir: &Path) -> Result<(), CaError> {
     let mut journal = Journal::load(dir)?;
-    if journal.phase != Phase::Activated {
-        return Err(RotationError::OutOfOrder {
-            phase: journal.phase,
-            wanted: "finish",
-        }
-        .into());
-    }
+    check_finish(&journal)?;
     remove_dir(&dir.join(PREVIOUS))?;
     sync_dir(dir)?;
     journal = Journal {

@@ -44,13 +44,17 @@ async fn cluster(pg: &Postgres, db: &str, n: usize, tokens: usize) -> Cluster {
     ward_ca::ca_dir::init(&dir.join("ca"), &"example.org".parse().unwrap(), false).unwrap();
     pg.create_database(db);
     let state = pg.state_yaml(db);
-    let head = "trust_domain: example.org\nca_dir: ca\ndns_names: [localhost]\nlimits: { enroll_per_ip_per_sec: 100000 }\n";
+    let head = "trust_domain: example.org\ndns_names: [localhost]\nlimits: { enroll_per_ip_per_sec: 100000 }\n";
     let parsed = ward_ca::config::CaConfig::parse(
         "ca.yaml",
         &format!("{head}listen: \"127.0.0.1:0\"\n{state}"),
         dir,
     )
     .unwrap();
+    // The replicas sign with the CA kept in the database.
+    ward_ca::ca_store::import_dir(&parsed, &dir.join("ca"))
+        .await
+        .unwrap();
     let store = Store::open(&parsed.state).await.unwrap();
     let mut all = Snapshot::default();
     let mut secrets = Vec::new();

@@ -302,7 +302,7 @@ async fn sqlite_passes_the_suite() {
 /// The `state:` config of database `db` on `pg`, parsed the way the CA parses its config.
 fn pg_config(pg: &Postgres, db: &str) -> StateConfig {
     let yaml = format!(
-        "trust_domain: example.org\nca_dir: ca\nlisten: 127.0.0.1:0\n{}",
+        "trust_domain: example.org\nlisten: 127.0.0.1:0\n{}",
         pg.state_yaml(db)
     );
     ward_ca::config::CaConfig::parse("ca.yaml", &yaml, Path::new("."))

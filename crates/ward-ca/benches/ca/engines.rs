@@ -60,6 +60,12 @@ impl Drop for Replicas {
 }
 
 fn start_replicas(dir: &Path, tag: &str, state: &str, n: usize) -> Replicas {
+    // SQLite signs from the CA directory; replicas from the CA stored in the database.
+    let keys = if state.contains("postgres:") {
+        ""
+    } else {
+        "ca_dir: ca\n"
+    };
     let mut children = Vec::new();
     let mut addrs = Vec::new();
     for i in 0..n {
@@ -67,7 +73,7 @@ fn start_replicas(dir: &Path, tag: &str, state: &str, n: usize) -> Replicas {
         let config = dir.join(format!("ca-{tag}-{i}.yaml"));
         std::fs::write(
             &config,
-            format!("trust_domain: example.org\nca_dir: ca\nlisten: \"127.0.0.1:{port}\"\n{state}limits: {{ enroll_per_ip_per_sec: 1000000 }}\n"),
+            format!("trust_domain: example.org\n{keys}listen: \"127.0.0.1:{port}\"\n{state}limits: {{ enroll_per_ip_per_sec: 1000000 }}\n"),
         )
         .unwrap();
         children.push(
@@ -138,9 +144,11 @@ pub async fn run(dir: &Path, rounds: usize, key: &rcgen::KeyPair, csr: &str) -> 
             } else {
                 let db = pg.create_database(&format!("bench_{}", tag.replace('-', "_")));
                 let yaml = pg.state_yaml(&db);
-                let text =
-                    format!("trust_domain: example.org\nca_dir: ca\nlisten: 127.0.0.1:0\n{yaml}");
+                let text = format!("trust_domain: example.org\nlisten: 127.0.0.1:0\n{yaml}");
                 let config = ward_ca::config::CaConfig::parse("bench", &text, dir).unwrap();
+                ward_ca::ca_store::import_dir(&config, &dir.join("ca"))
+                    .await
+                    .unwrap();
                 (yaml, Store::open(&config.state).await.unwrap(), Some(db))
             };
             let mut bodies = tokens(&store, csr).await;

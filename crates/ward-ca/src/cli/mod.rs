@@ -12,8 +12,10 @@ use ward_cli::LogFormat;
 use ward_identity::{SpiffeId, TrustDomain};
 use ward_tls::files::{write_atomic, PUBLIC_MODE};
 
+mod keys;
 mod ops;
 mod rotate;
+mod rotate_db;
 
 pub use rotate::RotateCommand;
 
@@ -39,15 +41,26 @@ pub struct Cli {
 /// `ward-ca` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create a new root CA (10 years) and issuer (1 year) in DIR, plus bundle.pem.
+    /// Create a new root CA (10 years) and issuer (1 year): in DIR (plus bundle.pem), or
+    /// where a daemon config keeps its keys (its ca_dir, or its PostgreSQL state, sealed
+    /// under state.postgres.kek_file, which is created if missing).
     Init {
         /// Directory for the CA files (created 0700 if missing).
-        #[arg(long, value_name = "DIR")]
-        dir: PathBuf,
+        #[arg(
+            long,
+            value_name = "DIR",
+            required_unless_present = "config",
+            conflicts_with = "config",
+            requires = "trust_domain"
+        )]
+        dir: Option<PathBuf>,
         /// Trust domain, e.g. example.org.
-        #[arg(long, value_name = "TD")]
-        trust_domain: String,
-        /// Replace an existing CA in DIR.
+        #[arg(long, value_name = "TD", conflicts_with = "config")]
+        trust_domain: Option<String>,
+        /// Daemon config file: create the CA where it keeps its keys.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Replace an existing CA (every workload must enroll again).
         #[arg(long)]
         force: bool,
     },
@@ -64,7 +77,8 @@ pub enum Command {
             conflicts_with = "config"
         )]
         dir: Option<PathBuf>,
-        /// Daemon config file: sign with its CA directory and record the certificate.
+        /// Daemon config file: sign with its CA (directory or database) and record the
+        /// certificate.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         /// CSR file, PEM or DER. Only its public key is used.
@@ -132,13 +146,13 @@ pub enum Command {
         #[command(subcommand)]
         command: RotateCommand,
     },
-    /// Issued certificates.
     /// Operations on the state as a whole.
     State {
         /// What to do.
         #[command(subcommand)]
         command: StateCommand,
     },
+    /// Issued certificates.
     Certs {
         /// Certs subcommand.
         #[command(subcommand)]
@@ -182,13 +196,18 @@ pub enum TokenCommand {
 #[derive(Debug, Subcommand)]
 pub enum StateCommand {
     /// Copy every token, certificate record and revocation of a SQLite state into the state
-    /// the config names (a new PostgreSQL database, say), in one transaction: moving a single
+    /// the config names (a new PostgreSQL database, say), in one transaction, and the CA
+    /// directory (every generation and the rotation state) into the database: moving a single
     /// node to replicas without any workload enrolling again. Refused when the target already
-    /// holds records.
+    /// holds records or a CA.
     Copy {
         /// The SQLite state file to copy from (left unchanged).
         #[arg(long, value_name = "FILE")]
         from: PathBuf,
+        /// The single node's CA directory (left unchanged); required when the target keeps
+        /// the CA keys in PostgreSQL.
+        #[arg(long, value_name = "DIR")]
+        ca_dir: Option<PathBuf>,
         /// Daemon config whose `state:` receives the copy.
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
@@ -213,25 +232,24 @@ pub enum CertsCommand {
 pub fn run(cli: Cli, out: &mut dyn Write, status: &mut dyn Write) -> Result<(), CaError> {
     match cli.command {
         Command::Init {
+            config: Some(config),
+            force,
+            ..
+        } => keys::init_config(&config, force, status),
+        Command::Init {
             dir,
             trust_domain,
             force,
+            ..
         } => {
+            let (dir, trust_domain) = (dir.unwrap_or_default(), trust_domain.unwrap_or_default());
             let td = TrustDomain::new(&trust_domain).map_err(|e| CaError::Argument {
                 flag: "--trust-domain",
                 value: trust_domain.clone(),
                 problem: e.to_string(),
             })?;
             let summary = ca_dir::init(&dir, &td, force)?;
-            let _ = writeln!(
-                status,
-                "created CA for trust domain {} in {}\n  root   valid until {}\n  issuer valid until {}\n  trust bundle: {}",
-                summary.trust_domain,
-                dir.display(),
-                rfc3339(summary.root_not_after),
-                rfc3339(summary.issuer_not_after),
-                summary.bundle.display()
-            );
+            keys::created_dir(&dir, &summary, status);
             Ok(())
         }
         Command::Issue {
@@ -258,9 +276,9 @@ pub fn run(cli: Cli, out: &mut dyn Write, status: &mut dyn Write) -> Result<(), 
                 Some(path) => Some(ops::load(path)?),
                 None => None,
             };
-            let dir = match (&recorded, dir) {
-                (Some((cfg, _)), _) => cfg.ca_dir.clone(),
-                (None, Some(dir)) => dir,
+            let issuer = match (&recorded, dir) {
+                (Some((cfg, state)), _) => keys::signing_issuer(&keys::open(cfg, state)?, state)?,
+                (None, Some(dir)) => Issuer::load(&dir)?,
                 // clap requires one of the two; say so should it ever not.
                 (None, None) => {
                     return Err(CaError::Argument {
@@ -270,7 +288,6 @@ pub fn run(cli: Cli, out: &mut dyn Write, status: &mut dyn Write) -> Result<(), 
                     })
                 }
             };
-            let issuer = Issuer::load(&dir)?;
             let csr_der = read_csr(&csr)?;
             let issued = issuer.issue(&csr_der, &id, &dns, ttl_value, OffsetDateTime::now_utc())?;
             if let Some((_, state)) = &recorded {
@@ -302,8 +319,13 @@ pub fn run(cli: Cli, out: &mut dyn Write, status: &mut dyn Write) -> Result<(), 
         }
         Command::Check { config } => ops::check(&config, out),
         Command::State {
-            command: StateCommand::Copy { from, config },
-        } => ops::state_copy(&from, &config, status),
+            command:
+                StateCommand::Copy {
+                    from,
+                    ca_dir,
+                    config,
+                },
+        } => ops::state_copy(&from, ca_dir.as_deref(), &config, status),
         Command::Serve { config, log_format } => {
             ward_cli::init_logging(log_format);
             ops::serve(&config)

@@ -30,7 +30,7 @@ pub(super) fn when(secs: i64) -> String {
 /// the command goes on.
 pub(super) struct OpState {
     runtime: Option<tokio::runtime::Runtime>,
-    store: Store,
+    pub(super) store: Store,
 }
 
 impl Drop for OpState {
@@ -50,11 +50,20 @@ impl OpState {
         F: std::future::Future<Output = Result<T, StateError>> + Send,
         T: Send,
     {
+        let f = op(&self.store);
+        self.block(async { f.await.map_err(CaError::from) })
+    }
+
+    /// Runs `f` to completion on this state's runtime.
+    pub(super) fn block<T: Send>(
+        &self,
+        f: impl std::future::Future<Output = Result<T, CaError>> + Send,
+    ) -> Result<T, CaError> {
         let runtime = self.runtime.as_ref().ok_or(CaError::Runtime {
             what: "tokio runtime",
             source: std::io::Error::other("already shut down"),
         })?;
-        block_on(runtime, op(&self.store)).map_err(CaError::from)
+        block_on(runtime, f)
     }
 }
 
@@ -99,9 +108,11 @@ pub(super) fn load(config: &std::path::Path) -> Result<(CaConfig, OpState), CaEr
     ))
 }
 
-/// `ward-ca state copy`: the SQLite state at `from` into the state `config` names.
+/// `ward-ca state copy`: the SQLite state at `from` into the state `config` names, and with
+/// `ca_dir` the CA directory into a database that keeps the CA keys.
 pub fn state_copy(
     from: &std::path::Path,
+    ca_dir: Option<&std::path::Path>,
     config: &std::path::Path,
     status: &mut dyn Write,
 ) -> Result<(), CaError> {
@@ -122,6 +133,8 @@ pub fn state_copy(
             });
         }
     }
+    let ca = super::keys::open(&cfg, &target)?;
+    let material = super::keys::check_copy_target(&ca, ca_dir, &cfg, &target)?;
     let source = Store::open_sqlite(from)?;
     let all = target.run(|_| source.snapshot())?;
     let (tokens, certs, revocations) = (all.tokens.len(), all.certs.len(), all.revocations.len());
@@ -138,6 +151,15 @@ pub fn state_copy(
         from.display(),
         cfg.state
     );
+    if let (Some(material), super::keys::OpCa::Db(db)) = (material, &ca) {
+        let version = target.block(db.save(&material, None))?;
+        let _ = writeln!(
+            status,
+            "copied the CA ({} generation(s), rotation {:?}) into the database as version {version}, keys sealed under the kek_file",
+            material.generations().count(),
+            material.journal.phase
+        );
+    }
     Ok(())
 }
 

@@ -21,8 +21,10 @@ use ward_tls::{PemError, SpkiHash, TrustBundles};
 
 use super::CaService;
 use crate::ca_dir::{BUNDLE, ISSUER_CERT, ROOT_CERT};
+use crate::ca_store::{DbCa, BEAT_EVERY};
 use crate::error::CaError;
 use crate::issuer::{ca_trust_domain, Issuer};
+use crate::material::CaMaterial;
 use crate::rotate::{bundle_issuers, IssuerRole, Journal, Phase, JOURNAL};
 
 /// An issuer the bundle allows to sign leaves.
@@ -59,22 +61,65 @@ pub struct Authority {
 impl Authority {
     /// Loads and cross-checks the CA directory.
     pub fn load(dir: &Path, trust_domain: &TrustDomain) -> Result<Self, CaError> {
+        let issuer = Issuer::load(dir)?;
+        let roots = load_certs(&dir.join(BUNDLE))?;
+        let journal = Journal::load(dir)?;
+        Self::assemble(
+            issuer,
+            roots,
+            bundle_issuers(dir)?,
+            journal.bundle_version,
+            trust_domain,
+            dir,
+        )
+    }
+
+    /// The material of a CA held in the database; `origin` names it in errors.
+    pub fn from_material(
+        material: &CaMaterial,
+        trust_domain: &TrustDomain,
+        origin: &Path,
+    ) -> Result<Self, CaError> {
+        let issuer = Issuer::from_generation(origin, &material.signing)?;
+        for (role, g) in material.generations() {
+            if role != IssuerRole::Signing {
+                Issuer::from_generation(&origin.join(role.as_str()), g)?;
+            }
+        }
+        Self::assemble(
+            issuer,
+            material.roots()?,
+            material.issuers()?,
+            material.journal.bundle_version,
+            trust_domain,
+            origin,
+        )
+    }
+
+    /// Checks the published roots (CA certificates of this trust domain, the signing root
+    /// among them) and derives what verifiers compare.
+    fn assemble(
+        issuer: Issuer,
+        roots: Vec<CertificateDer<'static>>,
+        allowed: Vec<(IssuerRole, CertificateDer<'static>)>,
+        bundle_version: u64,
+        trust_domain: &TrustDomain,
+        origin: &Path,
+    ) -> Result<Self, CaError> {
         let bad = |path: &Path, problem: String| CaError::BadCa {
             path: path.to_path_buf(),
             problem,
         };
-        let issuer = Issuer::load(dir)?;
         if issuer.trust_domain() != trust_domain {
             return Err(bad(
-                dir,
+                origin,
                 format!(
                     "is a CA for {}, but the config says trust_domain {trust_domain}",
                     issuer.trust_domain()
                 ),
             ));
         }
-        let bundle = dir.join(BUNDLE);
-        let roots = load_certs(&bundle)?;
+        let bundle = origin.join(BUNDLE);
         for root in &roots {
             let (_, cert) = x509_parser::parse_x509_certificate(root)
                 .map_err(|e| bad(&bundle, format!("malformed certificate: {e}")))?;
@@ -95,12 +140,11 @@ impl Authority {
                 format!("does not contain {ROOT_CERT}, the root that signs; workloads would refuse every new certificate"),
             ));
         }
-        let journal = Journal::load(dir)?;
         let mut issuers = Vec::new();
-        for (role, der) in bundle_issuers(dir)? {
+        for (role, der) in allowed {
             let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| {
                 bad(
-                    dir,
+                    origin,
                     format!("{} issuer: malformed certificate: {e}", role.as_str()),
                 )
             })?;
@@ -119,7 +163,7 @@ impl Authority {
                 .map(|root| super::bundle::jwk(root, &bundle))
                 .collect::<Result<_, _>>()?,
             roots,
-            bundle_version: journal.bundle_version,
+            bundle_version,
         })
     }
 }
@@ -183,8 +227,7 @@ pub(super) fn install(service: &CaService, authority: Authority) -> Result<bool,
 }
 
 /// Watches the CA directory and installs what changes in it.
-pub(super) async fn watch(service: Arc<CaService>) {
-    let dir = service.config.ca_dir.clone();
+pub(super) async fn watch(service: Arc<CaService>, dir: std::path::PathBuf) {
     let mut watch = fingerprint(&dir).map_or_else(ContentWatch::default, ContentWatch::seen);
     loop {
         tokio::time::sleep(WATCH_EVERY).await;
@@ -215,6 +258,62 @@ pub(super) async fn watch(service: Arc<CaService>) {
             }
             Err(e) => {
                 tracing::error!(error = %e, "CA directory changed but cannot be used; still signing with the previous material");
+            }
+        }
+    }
+}
+
+/// With the CA in the database: every [`BEAT_EVERY`], says which version this replica serves
+/// and checks the stored one; a newer one is loaded, checked and installed (an unusable one
+/// changes nothing and is reported once), and the next heartbeat reports it, which is what
+/// `ward-ca rotate` waits for.
+pub(super) async fn follow_db(service: Arc<CaService>, ca: DbCa, mut loaded: i64, name: String) {
+    let started = crate::state::unix_now();
+    let mut refused = None;
+    let mut unreachable = false;
+    // The first heartbeat goes out at once: a replica that serves is one `rotate` waits for.
+    let mut first = true;
+    loop {
+        if !std::mem::take(&mut first) {
+            tokio::time::sleep(BEAT_EVERY).await;
+        }
+        let stored = match ca.beat(&name, loaded, started).await {
+            Ok(v) => {
+                unreachable = false;
+                v
+            }
+            Err(e) => {
+                if !std::mem::replace(&mut unreachable, true) {
+                    tracing::warn!(error = %e, "cannot check the CA material in the database; still signing with what is loaded");
+                }
+                continue;
+            }
+        };
+        let Some(stored) = stored.filter(|v| *v != loaded && Some(*v) != refused) else {
+            continue;
+        };
+        let installed = match ca.load().await {
+            Ok(Some((material, version))) => {
+                Authority::from_material(&material, ca.trust_domain(), &DbCa::origin())
+                    .and_then(|authority| install(&service, authority))
+                    .map(|new_issuer| (version, new_issuer))
+            }
+            Ok(None) => continue,
+            Err(e) => Err(e),
+        };
+        match installed {
+            Ok((version, new_issuer)) => {
+                if new_issuer {
+                    if let Err(e) = super::issue_own_identity(&service).await {
+                        tracing::error!(error = %e, "re-issuing the CA's own certificate under the new issuer failed");
+                    }
+                }
+                loaded = version;
+                refused = None;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, version = stored, "the CA material in the database changed but cannot be used; still signing with the previous material");
+                refused = Some(stored);
             }
         }
     }

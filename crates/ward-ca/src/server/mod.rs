@@ -17,6 +17,7 @@ pub mod ratelimit;
 pub mod requests;
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -32,8 +33,10 @@ use ward_tls::{BundleStore, CertStore};
 use self::authority::Authority;
 
 use crate::attest::KubernetesAttestor;
-use crate::config::CaConfig;
+use crate::ca_store::DbCa;
+use crate::config::{CaConfig, CaKeys};
 use crate::error::CaError;
+use crate::kek::Kek;
 use crate::state::records::CertRecord;
 use crate::state::{unix_now, Store};
 
@@ -86,6 +89,8 @@ pub struct RunningCa {
     accept: tokio::task::JoinHandle<()>,
     /// Background loops (own renewal, directory watch) that end with the process.
     background: Vec<tokio::task::JoinHandle<()>>,
+    /// With CA material in the database: the CA and this replica's name in its heartbeats.
+    replica: Option<(DbCa, String)>,
 }
 
 impl RunningCa {
@@ -96,6 +101,12 @@ impl RunningCa {
         let _ = self.accept.await;
         for t in self.background {
             t.abort();
+        }
+        if let Some((ca, name)) = self.replica {
+            // A replica that left is not waited for by `rotate activate`.
+            if let Err(e) = ca.leave(&name).await {
+                tracing::warn!(error = %e, "could not remove this replica's heartbeat");
+            }
         }
     }
 }
@@ -137,7 +148,10 @@ pub(crate) async fn issue_own_identity(service: &CaService) -> Result<(), ServeE
         .map_err(CaError::from)?;
     let id = SpiffeId::from_parts(&service.config.trust_domain, crate::config::CA_ID_PATH)
         .map_err(|e| CaError::BadCa {
-            path: service.config.ca_dir.clone(),
+            path: service
+                .config
+                .ca_dir()
+                .map_or_else(DbCa::origin, Path::to_path_buf),
             problem: format!("the CA's own ID: {e}"),
         })?;
     let issued = service.authority().issuer.issue(
@@ -177,10 +191,39 @@ pub async fn run(
     Ok(())
 }
 
+/// Where this replica's CA material comes from, and what follows it.
+enum Source {
+    Dir(std::path::PathBuf),
+    Db { ca: DbCa, version: i64 },
+}
+
+/// Opens the state and loads the CA material the config names: the CA directory (checked
+/// before the state is opened), or the generations in the PostgreSQL state.
+async fn open(config: &CaConfig) -> Result<(Authority, Store, Source), ServeError> {
+    let td = &config.trust_domain;
+    match &config.keys {
+        CaKeys::Dir(dir) => {
+            let authority = Authority::load(dir, td)?;
+            let state = Store::open(&config.state).await?;
+            Ok((authority, state, Source::Dir(dir.clone())))
+        }
+        CaKeys::Database { kek_file } => {
+            let kek = Kek::load(kek_file).map_err(CaError::from)?;
+            let state = Store::open(&config.state).await?;
+            let ca = DbCa::on(&state, kek, td.clone())?;
+            let (material, version) = ca.load().await?.ok_or_else(|| CaError::BadCa {
+                path: DbCa::origin(),
+                problem: "the database holds no CA yet; create one with `ward-ca init --config` (or move a CA directory in with `ward-ca state copy --ca-dir`)".into(),
+            })?;
+            let authority = Authority::from_material(&material, td, &DbCa::origin())?;
+            Ok((authority, state, Source::Db { ca, version }))
+        }
+    }
+}
+
 /// Loads everything, binds, and starts serving.
 pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
-    let authority = Authority::load(&config.ca_dir, &config.trust_domain)?;
-    let state = Store::open(&config.state).await?;
+    let (authority, state, source) = open(&config).await?;
     let kube = match &config.kubernetes {
         Some(k) => Some(KubernetesAttestor::new(k.clone(), config.trust_domain.clone()).await?),
         None => None,
@@ -221,10 +264,16 @@ pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
         service.clone(),
         lifecycle.clone(),
     ));
-    let background = vec![
-        tokio::spawn(renew_own_identity(service.clone())),
-        tokio::spawn(authority::watch(service.clone())),
-    ];
+    let mut replica = None;
+    let follow = match source {
+        Source::Dir(dir) => tokio::spawn(authority::watch(service.clone(), dir)),
+        Source::Db { ca, version } => {
+            let name = crate::ca_store::replica_name();
+            replica = Some((ca.clone(), name.clone()));
+            tokio::spawn(authority::follow_db(service.clone(), ca, version, name))
+        }
+    };
+    let background = vec![tokio::spawn(renew_own_identity(service.clone())), follow];
     tracing::info!(%addr, trust_domain = %service.config.trust_domain, "ward-ca serving");
     Ok(RunningCa {
         addr,
@@ -232,6 +281,7 @@ pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
         lifecycle,
         accept,
         background,
+        replica,
     })
 }
 

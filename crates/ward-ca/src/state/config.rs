@@ -8,6 +8,7 @@
 //!     password_file: /var/run/secrets/ward-db/password
 //!     ca_file: /var/run/secrets/ward-db/ca.crt
 //!     pool_size: 8
+//!     kek_file: /var/run/secrets/ward-kek/kek # seals the CA keys kept in the database
 //! ```
 //!
 //! Fail closed: a password inside the URL is refused (it would sit in a ConfigMap and in
@@ -118,6 +119,7 @@ pub(crate) struct PostgresFile {
     password_file: Option<String>,
     ca_file: Option<String>,
     pool_size: Option<u32>,
+    kek_file: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for StateFile {
@@ -126,7 +128,7 @@ impl<'de> Deserialize<'de> for StateFile {
         impl<'de> Visitor<'de> for Either {
             type Value = StateFile;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a SQLite file path, or { postgres: { url, password_file, ca_file, pool_size } }")
+                f.write_str("a SQLite file path, or { postgres: { url, password_file, ca_file, pool_size, kek_file } }")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<StateFile, E> {
                 Ok(StateFile::Path(v.to_owned()))
@@ -155,6 +157,16 @@ fn is_local(host: &Host) -> bool {
 }
 
 impl StateFile {
+    /// The key-encryption key file of a PostgreSQL state (relative to `base`); `Err` if a
+    /// PostgreSQL state lacks one. `None` for SQLite.
+    pub(crate) fn kek_file(&self, base: &Path) -> Result<Option<PathBuf>, String> {
+        match self {
+            Self::Path(_) => Ok(None),
+            Self::Postgres(PostgresFile { kek_file: Some(f), .. }) => Ok(Some(base.join(f))),
+            Self::Postgres(_) => Err("state.postgres.kek_file: required: the replicas keep the CA keys in the database, sealed under this key-encryption key (32 random bytes from a Secret; `ward-ca init --config` creates the file when it is missing)".into()),
+        }
+    }
+
     /// Validates what was written; relative paths are relative to `base`. `Err` is the
     /// problem, for the caller to place at the key's line.
     pub(crate) fn validate(&self, base: &Path) -> Result<StateConfig, String> {

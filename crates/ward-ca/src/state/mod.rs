@@ -61,6 +61,10 @@ pub enum StateError {
     /// Something that must exist does not.
     #[error("{0}")]
     NotFound(String),
+    /// Another writer changed the record between this one's read and its write (nothing
+    /// was written; read again and retry).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// The CA's state, in whichever engine the config names. Clones share the engine.

@@ -1,5 +1,5 @@
 //! The `state:` key (what it refuses, how it resolves paths) and `ward-ca state copy`, the
-//! move from a single node's SQLite to PostgreSQL.
+//! move from a single node's SQLite and CA directory to PostgreSQL.
 
 use std::path::Path;
 
@@ -13,12 +13,18 @@ use super::{cert, pg_config, sqlite, token};
 /// `state:` refuses what would leak or weaken the database connection, naming file and line.
 #[test]
 fn state_config_fails_closed() {
-    let parse = |state: &str| {
-        let yaml = format!("trust_domain: example.org\nca_dir: ca\nlisten: 127.0.0.1:0\n{state}");
+    // A SQLite node names its CA directory; replicas keep the CA in the database.
+    let parse_full = |state: &str| {
+        let keys = if state.contains("postgres") {
+            "# keys: in the database\n"
+        } else {
+            "ca_dir: ca\n"
+        };
+        let yaml = format!("trust_domain: example.org\n{keys}listen: 127.0.0.1:0\n{state}");
         ward_ca::config::CaConfig::parse("ca.yaml", &yaml, Path::new("/etc/ward"))
-            .map(|c| c.state)
             .map_err(|e| e.to_string())
     };
+    let parse = |state: &str| parse_full(state).map(|c| c.state);
     let refused = [
         (
             "state:\n  postgres:\n    url: postgres://ward:hunter2@127.0.0.1/ward\n",
@@ -45,6 +51,10 @@ fn state_config_fails_closed() {
             "state:\n  postgres:\n    url: 'not a url ::'\n",
             "not a PostgreSQL URL",
         ),
+        (
+            "state:\n  postgres:\n    url: postgres://ward@127.0.0.1/ward\n",
+            "state.postgres.kek_file: required",
+        ),
     ];
     for (state, expected) in refused {
         let err = parse(state).expect_err(state);
@@ -63,7 +73,13 @@ fn state_config_fails_closed() {
         StateConfig::Sqlite(path) => assert_eq!(path, Path::new("/etc/ward/state.db")),
         other => panic!("{other:?}"),
     }
-    let tls = "state:\n  postgres:\n    url: postgres://ward@db.example.org:5433/ward\n    password_file: secret/pw\n    ca_file: secret/ca.crt\n";
+    let tls = "state:\n  postgres:\n    url: postgres://ward@db.example.org:5433/ward\n    password_file: secret/pw\n    ca_file: secret/ca.crt\n    kek_file: secret/kek\n";
+    assert_eq!(
+        parse_full(tls).unwrap().keys,
+        ward_ca::config::CaKeys::Database {
+            kek_file: "/etc/ward/secret/kek".into()
+        }
+    );
     match parse(tls).unwrap() {
         StateConfig::Postgres(pg) => {
             assert_eq!(
@@ -78,6 +94,30 @@ fn state_config_fails_closed() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// Where the CA keys are follows from the state: a CA directory for SQLite, the database
+/// (under a KEK) for PostgreSQL; the other combinations are refused at their line.
+#[test]
+fn ca_keys_follow_the_state() {
+    let parse = |yaml: &str| {
+        ward_ca::config::CaConfig::parse("ca.yaml", yaml, Path::new("/etc/ward"))
+            .map(|c| c.keys)
+            .map_err(|e| e.to_string())
+    };
+    let head = "trust_domain: example.org\nlisten: 127.0.0.1:0\n";
+    let pg = "state:\n  postgres:\n    url: postgres://ward@127.0.0.1/ward\n    kek_file: kek\n";
+    let both = parse(&format!("{head}ca_dir: ca\n{pg}")).unwrap_err();
+    assert!(
+        both.starts_with("ca.yaml:3:") && both.contains("ca_dir: not used with a PostgreSQL state"),
+        "{both}"
+    );
+    let none = parse(&format!("{head}state: state.db\n")).unwrap_err();
+    assert!(none.contains("ca_dir: required"), "{none}");
+    assert_eq!(
+        parse(&format!("{head}ca_dir: ca\nstate: s.db\n")).unwrap(),
+        ward_ca::config::CaKeys::Dir("/etc/ward/ca".into())
+    );
 }
 
 /// `ward-ca state copy` moves a single node's SQLite state into PostgreSQL whole (so no
@@ -112,13 +152,17 @@ async fn state_copy_moves_a_sqlite_state_into_postgres() {
     std::fs::write(
         &config,
         format!(
-            "trust_domain: example.org\nca_dir: ca\nlisten: 127.0.0.1:0\n{}",
+            "trust_domain: example.org\nlisten: 127.0.0.1:0\n{}",
             pg.state_yaml(&db)
         ),
     )
     .unwrap();
-    let copy = || {
-        let args = [
+    // The node's CA, in the middle of a rotation: that moves too.
+    let ca_dir = dir.path().join("ca");
+    ward_ca::ca_dir::init(&ca_dir, &"example.org".parse().unwrap(), false).unwrap();
+    ward_ca::rotate::prepare(&ca_dir, false, now).unwrap();
+    let copy = |with_ca: bool| {
+        let mut args = vec![
             "ward-ca",
             "state",
             "copy",
@@ -127,19 +171,58 @@ async fn state_copy_moves_a_sqlite_state_into_postgres() {
             "--config",
             config.to_str().unwrap(),
         ];
+        if with_ca {
+            args.extend(["--ca-dir", ca_dir.to_str().unwrap()]);
+        }
         let cli = <ward_ca::cli::Cli as clap::Parser>::try_parse_from(args).unwrap();
         let mut status = Vec::new();
         ward_ca::cli::run(cli, &mut Vec::new(), &mut status)
             .map(|()| String::from_utf8_lossy(&status).into_owned())
             .map_err(|e| e.to_string())
     };
-    let said = copy().unwrap();
+    let target = Store::open(&pg_config(&pg, &db)).await.unwrap();
+    let without = copy(false).unwrap_err();
+    assert!(
+        without.contains("--ca-dir") && without.contains("required"),
+        "{without}"
+    );
+    assert!(
+        target.snapshot().await.unwrap().certs.is_empty(),
+        "nothing copied"
+    );
+    let said = copy(true).unwrap();
     assert!(
         said.contains("copied 2 join tokens, 2 certificate records and 2 revocations"),
         "{said}"
     );
-
-    let target = Store::open(&pg_config(&pg, &db)).await.unwrap();
+    assert!(
+        said.contains("copied the CA (2 generation(s), rotation Prepared)"),
+        "{said}"
+    );
+    let kek = ward_ca::kek::Kek::load(&pg.kek_file()).unwrap();
+    let stored = ward_ca::ca_store::DbCa::on(&target, kek, "example.org".parse().unwrap())
+        .unwrap()
+        .load()
+        .await
+        .unwrap()
+        .expect("a CA in the database");
+    let on_disk = ward_ca::material::CaMaterial::read_dir(&ca_dir).unwrap();
+    assert_eq!(
+        stored.0.journal, on_disk.journal,
+        "the rotation state moved"
+    );
+    for (db_gen, disk_gen) in [
+        (Some(&stored.0.signing), Some(&on_disk.signing)),
+        (stored.0.next.as_ref(), on_disk.next.as_ref()),
+    ] {
+        let (a, b) = (db_gen.unwrap(), disk_gen.unwrap());
+        assert_eq!(a.issuer_pem, b.issuer_pem);
+        assert_eq!(
+            a.issuer_key_pem, b.issuer_key_pem,
+            "the key opens as it was"
+        );
+        assert_eq!(a.root_key_pem, b.root_key_pem);
+    }
     let (want, got) = (
         source.snapshot().await.unwrap(),
         target.snapshot().await.unwrap(),
@@ -162,45 +245,11 @@ async fn state_copy_moves_a_sqlite_state_into_postgres() {
         "a used token stays used"
     );
 
-    let again = copy().unwrap_err();
-    assert!(again.contains("not empty"), "{again}");
+    let again = copy(true).unwrap_err();
+    assert!(again.contains("already holds a CA"), "{again}");
     assert_eq!(
         target.snapshot().await.unwrap().normalized(),
         got.normalized(),
         "nothing written"
-    );
-}
-
-/// `ward-ca rotate` refuses to change one replica's CA directory (the others would go on with
-/// another generation) and says what to do instead; `status` still answers.
-#[test]
-fn rotation_refuses_a_replicated_state() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("ha.yaml");
-    std::fs::write(
-        &config,
-        "trust_domain: example.org\nca_dir: ca\nlisten: 127.0.0.1:0\nstate:\n  postgres:\n    url: postgres://ward@127.0.0.1:1/ward\n",
-    )
-    .unwrap();
-    for step in ["prepare", "activate", "finish", "retire"] {
-        let args = [
-            "ward-ca",
-            "rotate",
-            step,
-            "--config",
-            config.to_str().unwrap(),
-        ];
-        let cli = <ward_ca::cli::Cli as clap::Parser>::try_parse_from(args).unwrap();
-        let err = ward_ca::cli::run(cli, &mut Vec::new(), &mut Vec::new())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("does not rotate replicas yet"),
-            "{step}: {err}"
-        );
-    }
-    assert!(
-        !dir.path().join("ca").exists(),
-        "nothing was written where a CA directory would be"
     );
 }

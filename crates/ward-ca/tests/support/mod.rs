@@ -50,16 +50,27 @@ impl Harness {
         let ca = TestCa::new("example.org");
         let signer = JwtSigner::es256("k1");
         std::fs::write(dir.path().join("jwks.json"), jwks(&[&signer])).unwrap();
+        // With PostgreSQL the replicas keep the CA in the database: the test CA goes there.
+        let in_db = state.contains("postgres:");
+        let ca_dir = if in_db {
+            String::new()
+        } else {
+            format!("ca_dir: {}\n", ca.path().display())
+        };
         let text = format!(
-            "trust_domain: example.org\nca_dir: {}\nlisten: \"127.0.0.1:0\"\n{state}dns_names: [localhost]\n\
+            "trust_domain: example.org\n{ca_dir}listen: \"127.0.0.1:0\"\n{state}dns_names: [localhost]\n\
              attestors:\n  join_token: {{ enabled: true }}\n  kubernetes: {{ issuer: \"{ISSUER}\", audience: {AUDIENCE}, {jwks_source} }}\n\
-             admins: [\"{ADMIN}\"]\n{extra}",
-            ca.path().display()
+             admins: [\"{ADMIN}\"]\n{extra}"
         );
         // Also on disk, for the operator commands (`ward-ca ... --config`).
         std::fs::write(dir.path().join("ca.yaml"), &text).unwrap();
         let config =
             CaConfig::parse("ca.yaml", &text, dir.path()).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        if in_db {
+            ward_ca::ca_store::import_dir(&config, &ca.path())
+                .await
+                .unwrap();
+        }
         let running = ward_ca::server::start(config).await.unwrap();
         Self {
             ca,
@@ -69,8 +80,8 @@ impl Harness {
         }
     }
 
-    /// Another replica: a second daemon with the same config (CA directory, state, limits)
-    /// on its own port.
+    /// Another replica: a second daemon with the same config (CA, state, limits) on its own
+    /// port.
     pub async fn replica(&self) -> RunningCa {
         let text = std::fs::read_to_string(self.dir.path().join("ca.yaml")).unwrap();
         let config = CaConfig::parse("ca.yaml", &text, self.dir.path()).unwrap();

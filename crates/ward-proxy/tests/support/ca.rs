@@ -25,15 +25,30 @@ pub async fn start_ca(ca: &ward_e2e::TestCa, extra: &str) -> Ca {
 }
 
 /// Starts a CA over the CA directory of `ca` with `state` (a `state:` YAML block): several
-/// started on one PostgreSQL database are replicas of one CA.
+/// started on one PostgreSQL database are replicas of one CA (the first stores `ca` there).
 pub async fn start_ca_on(ca: &ward_e2e::TestCa, state: &str, extra: &str) -> Ca {
     let dir = tempfile::tempdir().unwrap();
+    // With PostgreSQL the replicas keep the CA in the database; the first one puts the test
+    // CA there.
+    let in_db = state.contains("postgres:");
+    let ca_dir = if in_db {
+        String::new()
+    } else {
+        format!("ca_dir: {}\n", ca.path().display())
+    };
     let text = format!(
-        "trust_domain: example.org\nca_dir: {}\nlisten: \"127.0.0.1:0\"\n{state}dns_names: [localhost]\n{extra}",
-        ca.path().display()
+        "trust_domain: example.org\n{ca_dir}listen: \"127.0.0.1:0\"\n{state}dns_names: [localhost]\n{extra}"
     );
     std::fs::write(dir.path().join("ca.yaml"), &text).unwrap();
     let config = ward_ca::config::CaConfig::parse("ca.yaml", &text, dir.path()).unwrap();
+    if in_db {
+        match ward_ca::ca_store::import_dir(&config, &ca.path()).await {
+            Ok(_) => {}
+            // A replica after the first: the CA is there already.
+            Err(ward_ca::CaError::State(ward_ca::state::StateError::Conflict(_))) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
     let running = ward_ca::server::start(config).await.unwrap();
     Ca {
         ca_dir: ca.path(),

@@ -14,6 +14,7 @@
 //! batched issuing statement ([`batch`]).
 
 pub mod batch;
+pub mod ca;
 mod copy;
 pub mod lookup;
 pub mod pool;

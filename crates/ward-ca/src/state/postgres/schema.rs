@@ -48,6 +48,34 @@ const MIGRATIONS: &[&str] = &[
      );
      CREATE INDEX revocations_by_id ON revocations (spiffe_id);
      CREATE INDEX revocations_by_serial ON revocations (serial);",
+    // 2: the CA's own generations (keys sealed under the KEK), its rotation journal, and
+    // the replicas' heartbeats (see `ca.rs`).
+    "CREATE TABLE ca_generations (
+        id TEXT PRIMARY KEY,
+        role TEXT UNIQUE CHECK (role IN ('signing', 'next', 'previous')),
+        root_pem TEXT NOT NULL,
+        root_key BYTEA,
+        issuer_pem TEXT NOT NULL,
+        issuer_key BYTEA,
+        kek_id TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        retired_at BIGINT
+     );
+     CREATE TABLE ca_rotation (
+        one BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one),
+        version BIGINT NOT NULL,
+        phase TEXT NOT NULL,
+        new_root BOOLEAN NOT NULL,
+        prepared_at BIGINT,
+        activated_at BIGINT,
+        bundle_version BIGINT NOT NULL
+     );
+     CREATE TABLE ca_replicas (
+        replica TEXT PRIMARY KEY,
+        ca_version BIGINT NOT NULL,
+        started_at BIGINT NOT NULL,
+        seen_at BIGINT NOT NULL
+     );",
 ];
 
 /// The newest schema version this binary writes.

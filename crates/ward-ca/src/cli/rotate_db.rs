@@ -1,0 +1,114 @@
+//! `ward-ca rotate` against a CA kept in PostgreSQL: one command, run anywhere the config
+//! and the KEK are, moves every replica.
+//!
+//! Each step reads the stored generations, applies the same step as a CA directory's
+//! ([`crate::material`]), checks that the result loads, and writes it in one transaction that
+//! fails if another step got there first. Replicas check the stored version every second and
+//! report the one they serve; the command then waits until every live replica serves the new
+//! one (up to [`keys::ROLLOUT_WAIT`]) and names any that do not. That wait is also why
+//! `activate`'s publication delay is honest: `prepare` returned only once every replica
+//! published the next issuer.
+
+use std::io::Write;
+
+use super::keys::{self, report};
+use super::ops::OpState;
+use super::rotate::{
+    activated_message, check_nothing_live, describe, finished_message, next_step, prepared_message,
+    retired_message, RotateCommand,
+};
+use crate::ca_store::DbCa;
+use crate::config::CaConfig;
+use crate::error::CaError;
+use crate::issuer::Issuer;
+use crate::material::CaMaterial;
+use crate::rotate::Phase;
+use crate::state::unix_now;
+
+fn signing(m: &CaMaterial) -> Result<Issuer, CaError> {
+    Issuer::from_generation(&DbCa::origin(), &m.signing)
+}
+
+/// Runs one `rotate` subcommand against the database.
+pub(super) fn run(
+    command: RotateCommand,
+    cfg: &CaConfig,
+    db: &DbCa,
+    state: &OpState,
+    status: &mut dyn Write,
+) -> Result<(), CaError> {
+    let hint = cfg.bundle_refresh_hint.as_secs() as i64;
+    let td = cfg.trust_domain.clone();
+    match command {
+        RotateCommand::Prepare { root, .. } => {
+            let (p, rollout) = keys::change(db, state, |m| m.prepare(&td, root, unix_now()))?;
+            let _ = writeln!(
+                status,
+                "prepared issuer {} in the database; still signing with the current issuer\n{}",
+                p.issuer_name,
+                prepared_message(cfg, &p)
+            );
+            report(&rollout, status)
+        }
+        RotateCommand::Activate { force, .. } => {
+            let (message, rollout) = keys::change(db, state, |m| {
+                m.activate(unix_now(), hint, force)?;
+                Ok(activated_message(&signing(m)?))
+            })?;
+            let _ = writeln!(status, "{message}");
+            report(&rollout, status)
+        }
+        RotateCommand::Finish { force, .. } => {
+            let (m, _) = keys::material(db, state)?;
+            if m.journal.phase == Phase::Activated {
+                check_nothing_live(&signing(&m)?, state, force, status)?;
+            }
+            let ((), rollout) = keys::change(db, state, CaMaterial::finish)?;
+            let _ = writeln!(status, "{}", finished_message(cfg));
+            report(&rollout, status)
+        }
+        RotateCommand::Retire { force, .. } => {
+            let (activated, rollout) =
+                keys::change(db, state, |m| m.retire(unix_now(), hint, force))?;
+            let (m, _) = keys::material(db, state)?;
+            let message = retired_message(cfg, &signing(&m)?, state, activated)?;
+            let _ = writeln!(status, "{message}");
+            report(&rollout, status)
+        }
+        RotateCommand::Status { .. } => status_of(db, state, status),
+    }
+}
+
+fn status_of(db: &DbCa, state: &OpState, out: &mut dyn Write) -> Result<(), CaError> {
+    let (m, version) = keys::material(db, state)?;
+    let signing = signing(&m)?;
+    for (role, g) in m.generations() {
+        let issuer = Issuer::from_generation(&DbCa::origin().join(role.as_str()), g)?;
+        describe(&issuer, &format!("{}:", role.as_str()), out)?;
+    }
+    let _ = writeln!(
+        out,
+        "bundle:   {} root(s), version {}; CA version {version} (in the database)",
+        m.roots()?.len(),
+        m.journal.bundle_version
+    );
+    let replicas = state.block(async { Ok(db.replicas().await?) })?;
+    let now = unix_now();
+    let _ = writeln!(out, "replicas: {} live", replicas.len());
+    for r in &replicas {
+        let _ = writeln!(
+            out,
+            "  {} serves version {}{} (heard {}s ago)",
+            r.replica,
+            r.ca_version,
+            if r.ca_version < version {
+                " (behind)"
+            } else {
+                ""
+            },
+            now - r.seen_at
+        );
+    }
+    let _ = writeln!(out, "{}", next_step(&m.journal, &signing, state)?);
+    Ok(())
+}
