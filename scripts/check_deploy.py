@@ -33,11 +33,12 @@ def run(binary, config, label):
 
 
 def kind_of(text):
-    """Which binary's config a YAML text is: ward-ca has ca_dir, ward-proxy has policy."""
+    """Which binary's config a YAML text is: ward-ca has state (and ca_dir, unless its keys
+    are in PostgreSQL), ward-proxy has policy."""
     doc = yaml.safe_load(text)
     if not isinstance(doc, dict):
         return None
-    if "ca_dir" in doc:
+    if "ca_dir" in doc or ("state" in doc and "listen" in doc):
         return "ward-ca"
     if "policy" in doc and "trust_domain" in doc:
         return "ward-proxy"
