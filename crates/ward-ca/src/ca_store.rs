@@ -179,6 +179,12 @@ impl DbCa {
             .await
     }
 
+    /// Forgets replicas silent for a day: a killed replica's heartbeat row would otherwise
+    /// stay (it is not live after [`LIVE_WINDOW_SECS`] anyway; this only keeps the table small).
+    pub async fn prune(&self) -> Result<(), StateError> {
+        self.pg.ca_prune(unix_now() - 86_400).await
+    }
+
     /// Forgets `replica` (it is shutting down: nobody waits for it).
     pub async fn leave(&self, replica: &str) -> Result<(), StateError> {
         self.pg.ca_leave(replica).await

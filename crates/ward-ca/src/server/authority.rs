@@ -269,6 +269,9 @@ pub(super) async fn watch(service: Arc<CaService>, dir: std::path::PathBuf) {
 /// `ward-ca rotate` waits for.
 pub(super) async fn follow_db(service: Arc<CaService>, ca: DbCa, mut loaded: i64, name: String) {
     let started = crate::state::unix_now();
+    if let Err(e) = ca.prune().await {
+        tracing::warn!(error = %e, "could not prune old replica heartbeats");
+    }
     let mut refused = None;
     let mut unreachable = false;
     // The first heartbeat goes out at once: a replica that serves is one `rotate` waits for.

@@ -124,6 +124,19 @@ impl PgStore {
         .await
     }
 
+    /// Forgets replicas not heard from since `before` (killed ones never say goodbye).
+    pub async fn ca_prune(&self, before: i64) -> Result<(), StateError> {
+        bounded(async {
+            let c = self.pool.get().await?;
+            c.client()
+                .execute("DELETE FROM ca_replicas WHERE seen_at < $1", &[&before])
+                .await
+                .map_err(db)?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Forgets a replica that is shutting down.
     pub async fn ca_leave(&self, replica: &str) -> Result<(), StateError> {
         bounded(async {
