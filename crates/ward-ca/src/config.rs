@@ -10,7 +10,8 @@ use ward_identity::{SpiffeId, TrustDomain};
 use ward_yaml::{Location, Spanned, YamlError};
 
 use crate::issuer::{ABSOLUTE_MIN_TTL, MAX_TTL};
-use crate::state::config::{StateConfig, StateFile};
+pub use crate::state::config::CaKeys;
+use crate::state::config::{At, StateConfig, StateFile};
 
 /// Certificate lifetimes the daemon grants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,19 +70,6 @@ pub struct CaLimits {
     pub idle_timeout: Duration,
     /// Connections one client IP address may hold open at once.
     pub max_connections_per_ip: usize,
-}
-
-/// Where the CA's own keys and certificates are kept.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum CaKeys {
-    /// A CA directory from `ward-ca init` (one node, SQLite state).
-    Dir(PathBuf),
-    /// In the PostgreSQL state, sealed under the key-encryption key in this file.
-    Database {
-        /// The key-encryption key file.
-        kek_file: PathBuf,
-    },
 }
 
 impl CaConfig {
@@ -386,27 +374,14 @@ impl CaConfig {
             .value
             .validate(base)
             .map_err(|problem| at(&raw.state.referenced, problem))?;
-        let kek_file = raw
-            .state
-            .value
-            .kek_file(base)
-            .map_err(|problem| at(&raw.state.referenced, problem))?;
-        let keys = match (kek_file, &raw.ca_dir) {
-            (None, Some(dir)) => CaKeys::Dir(base.join(&dir.value)),
-            (None, None) => {
-                return Err(YamlError::whole_file(
-                    file,
-                    "ca_dir: required: the CA directory made by `ward-ca init`",
-                ))
-            }
-            (Some(kek_file), None) => CaKeys::Database { kek_file },
-            (Some(_), Some(dir)) => {
-                return Err(at(
-                    &dir.referenced,
-                    "ca_dir: not used with a PostgreSQL state: every replica signs with the CA keys kept in the database (sealed under state.postgres.kek_file); remove ca_dir, and move an existing CA directory in with `ward-ca state copy --ca-dir`".into(),
-                ))
-            }
-        };
+        // Where the keys are follows from the state; a misplaced key is named at its line.
+        let keys = raw.state.value.keys(base, raw.ca_dir.as_ref()).map_err(
+            |(place, problem)| match place {
+                At::Key(l) => at(l, problem),
+                At::State => at(&raw.state.referenced, problem),
+                At::File => YamlError::whole_file(file, problem),
+            },
+        )?;
 
         let bundle_refresh_hint = match &raw.bundle_refresh_hint {
             None => Duration::from_secs(30),

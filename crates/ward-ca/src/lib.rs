@@ -21,6 +21,7 @@ pub mod jwt;
 pub mod kek;
 pub mod material;
 pub mod rotate;
+pub mod rotation;
 pub mod server;
 pub mod state;
 pub mod tokens;

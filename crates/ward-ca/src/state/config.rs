@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use tokio_postgres::config::{Host, SslMode};
+use ward_yaml::{Location, Spanned};
 
 use super::postgres::pool::Target;
 use super::postgres::tls::MakeRustls;
@@ -29,6 +30,19 @@ use super::StateError;
 
 /// Connections per replica when `pool_size` is not given.
 pub const DEFAULT_POOL_SIZE: usize = 8;
+
+/// Where the CA's own keys and certificates are kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CaKeys {
+    /// A CA directory from `ward-ca init` (one node, SQLite state).
+    Dir(PathBuf),
+    /// In the PostgreSQL state, sealed under the key-encryption key in this file.
+    Database {
+        /// The key-encryption key file.
+        kek_file: PathBuf,
+    },
+}
 
 /// Where the CA keeps its state.
 #[derive(Clone, Debug)]
@@ -100,6 +114,16 @@ impl std::fmt::Display for StateConfig {
     }
 }
 
+/// Where a problem of [`StateFile::keys`] is.
+pub(crate) enum At<'a> {
+    /// At this key.
+    Key(&'a Location),
+    /// At `state:`.
+    State,
+    /// In the file as a whole (a missing key).
+    File,
+}
+
 /// `state:` as written.
 pub(crate) enum StateFile {
     Path(String),
@@ -157,13 +181,19 @@ fn is_local(host: &Host) -> bool {
 }
 
 impl StateFile {
-    /// The key-encryption key file of a PostgreSQL state (relative to `base`); `Err` if a
-    /// PostgreSQL state lacks one. `None` for SQLite.
-    pub(crate) fn kek_file(&self, base: &Path) -> Result<Option<PathBuf>, String> {
-        match self {
-            Self::Path(_) => Ok(None),
-            Self::Postgres(PostgresFile { kek_file: Some(f), .. }) => Ok(Some(base.join(f))),
-            Self::Postgres(_) => Err("state.postgres.kek_file: required: the replicas keep the CA keys in the database, sealed under this key-encryption key (32 random bytes from a Secret; `ward-ca init --config` creates the file when it is missing)".into()),
+    /// Where the CA keys are: the CA directory `ca_dir` with SQLite, the database (sealed
+    /// under `kek_file`) with PostgreSQL. `Err` names the problem and where it is.
+    pub(crate) fn keys<'a>(
+        &self,
+        base: &Path,
+        ca_dir: Option<&'a Spanned<String>>,
+    ) -> Result<CaKeys, (At<'a>, String)> {
+        match (self, ca_dir) {
+            (Self::Path(_), Some(dir)) => Ok(CaKeys::Dir(base.join(&dir.value))),
+            (Self::Path(_), None) => Err((At::File, "ca_dir: required: the CA directory made by `ward-ca init`".into())),
+            (Self::Postgres(_), Some(dir)) => Err((At::Key(&dir.referenced), "ca_dir: not used with a PostgreSQL state: every replica signs with the CA keys kept in the database (sealed under state.postgres.kek_file); remove ca_dir, and move an existing CA directory in with `ward-ca state copy --ca-dir`".into())),
+            (Self::Postgres(PostgresFile { kek_file: Some(f), .. }), None) => Ok(CaKeys::Database { kek_file: base.join(f) }),
+            (Self::Postgres(_), None) => Err((At::State, "state.postgres.kek_file: required: the replicas keep the CA keys in the database, sealed under this key-encryption key (32 random bytes from a Secret; `ward-ca init --config` creates the file when it is missing)".into())),
         }
     }
 

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::pool::{db, Pool};
-use super::{bounded, drain};
+use super::{bounded, gather};
 use crate::state::records::CertRecord;
 use crate::state::StateError;
 
@@ -83,7 +83,7 @@ impl Batcher {
 
 async fn run(pool: Arc<Pool>, mut rx: mpsc::UnboundedReceiver<Job>) {
     while let Some(first) = rx.recv().await {
-        let batch = drain(&mut rx, first, MAX_BATCH);
+        let batch = gather(&mut rx, first, MAX_BATCH).await;
         // One token per batch: the later claimants lose at once.
         let mut claimed = HashSet::new();
         let mut sent = Vec::with_capacity(batch.len());

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::pool::{db, Pool};
-use super::{bounded, drain, token_row};
+use super::{bounded, gather, token_row};
 use crate::state::records::TokenRecord;
 use crate::state::StateError;
 
@@ -44,7 +44,7 @@ impl TokenLookups {
 
 async fn run(pool: Arc<Pool>, mut rx: mpsc::UnboundedReceiver<(String, oneshot::Sender<Answer>)>) {
     while let Some(first) = rx.recv().await {
-        let batch = drain(&mut rx, first, MAX_BATCH);
+        let batch = gather(&mut rx, first, MAX_BATCH).await;
         let hashes: Vec<&str> = batch.iter().map(|(h, _)| h.as_str()).collect();
         match bounded(find(&pool, &hashes)).await {
             Ok(found) => {
