@@ -118,21 +118,26 @@ pub struct SpiffeBundle {
     pub spiffe_refresh_hint: u64,
 }
 
-/// A root as an X.509-SVID bundle key (P-256 only, as ward's CA directories make).
+/// A key of a SPIFFE bundle: a root (`use: x509-svid`, with its certificate in `x5c`) or a
+/// JWT-SVID signing key (`use: jwt-svid`, named by `kid`). P-256 only, as ward's CA makes them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Jwk {
-    /// `x509-svid`.
+    /// `x509-svid` or `jwt-svid`.
     #[serde(rename = "use")]
     pub key_use: String,
     /// `EC`.
     pub kty: String,
     /// `P-256`.
     pub crv: String,
+    /// The key id JWT-SVIDs name in their header (`jwt-svid` keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
     /// The point's x coordinate, base64url.
     pub x: String,
     /// The point's y coordinate, base64url.
     pub y: String,
-    /// The root certificate, base64 DER.
+    /// The root certificate, base64 DER (`x509-svid` keys).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub x5c: Vec<String>,
 }
 

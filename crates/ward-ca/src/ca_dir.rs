@@ -34,6 +34,8 @@ pub const ROOT_KEY: &str = "root.key";
 pub const ISSUER_CERT: &str = "issuer.pem";
 /// Issuer private key file name.
 pub const ISSUER_KEY: &str = "issuer.key";
+/// JWT-SVID signing key file name (P-256; a generation made before JWT-SVIDs has none).
+pub const JWT_KEY: &str = "jwt.key";
 /// Trust bundle (roots) file name.
 pub const BUNDLE: &str = "bundle.pem";
 
@@ -152,6 +154,9 @@ pub(crate) fn generate(
             root_key_pem: Some(root_key_pem),
             issuer_pem: encode_block("CERTIFICATE", issuer_cert.der()),
             issuer_key_pem: key_pem(&issuer_key),
+            jwt_key_pem: Some(key_pem(&KeyPair::generate_for(
+                &rcgen::PKCS_ECDSA_P256_SHA256,
+            )?)),
         },
         root_not_after,
         issuer_not_after,
@@ -173,6 +178,9 @@ pub(crate) fn write_generation(dir: &Path, generation: &Generation) -> Result<()
         pem.issuer_key_pem.as_bytes(),
         KEY_MODE,
     )?;
+    if let Some(jwt_key) = &pem.jwt_key_pem {
+        write_atomic(&dir.join(JWT_KEY), jwt_key.as_bytes(), KEY_MODE)?;
+    }
     write_atomic(&dir.join(ROOT_CERT), pem.root_pem.as_bytes(), PUBLIC_MODE)?;
     write_atomic(
         &dir.join(ISSUER_CERT),
@@ -203,6 +211,7 @@ pub fn init(dir: &Path, trust_domain: &TrustDomain, force: bool) -> Result<InitS
             ROOT_KEY,
             ISSUER_CERT,
             ISSUER_KEY,
+            JWT_KEY,
             BUNDLE,
             rotate::JOURNAL,
         ] {

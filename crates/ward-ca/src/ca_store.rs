@@ -114,6 +114,7 @@ impl DbCa {
                 root_key_pem: g.root_key.as_deref().map(|k| open("root", k)).transpose()?,
                 issuer_pem: g.issuer_pem.clone(),
                 issuer_key_pem: open("issuer", &g.issuer_key)?,
+                jwt_key_pem: g.jwt_key.as_deref().map(|k| open("jwt", k)).transpose()?,
             };
             match g.role {
                 IssuerRole::Signing => signing = Some(pem),
@@ -152,6 +153,11 @@ impl DbCa {
                 issuer_key: self
                     .kek
                     .seal(&aad(td, &id, "issuer"), g.issuer_key_pem.as_bytes())?,
+                jwt_key: g
+                    .jwt_key_pem
+                    .as_ref()
+                    .map(|k| self.kek.seal(&aad(td, &id, "jwt"), k.as_bytes()))
+                    .transpose()?,
                 id,
                 role,
                 root_pem: g.root_pem.clone(),

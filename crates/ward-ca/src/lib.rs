@@ -18,6 +18,7 @@ pub mod error;
 pub mod issuer;
 mod jwks_fetch;
 pub mod jwt;
+pub mod jwt_key;
 pub mod kek;
 pub mod material;
 pub mod rotate;

@@ -15,7 +15,7 @@ use rustls_pki_types::CertificateDer;
 use ward_identity::TrustDomain;
 use ward_tls::pem::certs_from_pem;
 
-use crate::ca_dir::{self, ISSUER_CERT, ISSUER_KEY, ROOT_CERT, ROOT_KEY};
+use crate::ca_dir::{self, ISSUER_CERT, ISSUER_KEY, JWT_KEY, ROOT_CERT, ROOT_KEY};
 use crate::error::CaError;
 use crate::rotate::{
     check_finish, check_prepare, check_published, IssuerRole, Journal, Phase, Prepared,
@@ -33,6 +33,8 @@ pub struct GenerationPem {
     pub issuer_pem: String,
     /// The issuer's key.
     pub issuer_key_pem: String,
+    /// The JWT-SVID signing key (P-256); `None` in generations made before JWT-SVIDs.
+    pub jwt_key_pem: Option<String>,
 }
 
 impl std::fmt::Debug for GenerationPem {
@@ -68,6 +70,10 @@ impl GenerationPem {
             },
             issuer_pem: read(&dir.join(ISSUER_CERT))?,
             issuer_key_pem: read_key(&dir.join(ISSUER_KEY))?,
+            jwt_key_pem: {
+                let path = dir.join(JWT_KEY);
+                path.exists().then(|| read_key(&path)).transpose()?
+            },
         })
     }
 

@@ -21,7 +21,7 @@ use rustls_pki_types::CertificateDer;
 use ward_tls::files::{write_atomic, KEY_MODE, PUBLIC_MODE};
 use ward_tls::pem::{certs_to_pem, load_certs};
 
-use crate::ca_dir::{self, BUNDLE, ISSUER_CERT, ISSUER_KEY, ROOT_CERT, ROOT_KEY};
+use crate::ca_dir::{self, BUNDLE, ISSUER_CERT, ISSUER_KEY, JWT_KEY, ROOT_CERT, ROOT_KEY};
 use crate::error::CaError;
 use crate::issuer::Issuer;
 pub(crate) use crate::rotation::{check_finish, check_prepare, check_published};
@@ -85,6 +85,19 @@ fn remove_dir(dir: &Path) -> Result<(), CaError> {
 
 /// Copies a generation's files from `from` to `to`, keys first.
 fn copy_generation(from: &Path, to: &Path) -> Result<(), CaError> {
+    // The JWT key first (a key before its certificates); a generation made before JWT-SVIDs
+    // has none, and then none of another generation may be left behind.
+    match fs::read(from.join(JWT_KEY)) {
+        Ok(bytes) => write_atomic(&to.join(JWT_KEY), &bytes, KEY_MODE)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            match fs::remove_file(to.join(JWT_KEY)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(&to.join(JWT_KEY))(e)),
+            }
+        }
+        Err(e) => return Err(io(&from.join(JWT_KEY))(e)),
+    }
     for (name, mode) in FILES {
         let bytes = fs::read(from.join(name)).map_err(io(&from.join(name)))?;
         write_atomic(&to.join(name), &bytes, mode)?;

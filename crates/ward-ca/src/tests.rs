@@ -60,6 +60,7 @@ fn init_writes_keys_0600_and_refuses_to_overwrite() {
     assert_eq!(mode(&ca), 0o700);
     assert_eq!(mode(&ca.join(ROOT_KEY)), 0o600);
     assert_eq!(mode(&ca.join(ISSUER_KEY)), 0o600);
+    assert_eq!(mode(&ca.join(ca_dir::JWT_KEY)), 0o600);
     assert_eq!(mode(&ca.join(ROOT_CERT)), 0o644);
     assert_eq!(
         std::fs::read(ca.join(BUNDLE)).unwrap(),
@@ -84,8 +85,8 @@ fn init_writes_keys_0600_and_refuses_to_overwrite() {
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    // Four CA files, the bundle and the rotation journal.
-    assert_eq!(names.len(), 6, "{names:?}");
+    // Four CA files, the JWT-SVID key, the bundle and the rotation journal.
+    assert_eq!(names.len(), 7, "{names:?}");
 }
 
 #[test]

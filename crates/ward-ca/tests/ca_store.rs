@@ -99,7 +99,7 @@ async fn the_stored_ca_is_sealed_bound_and_changed_only_from_its_current_version
     ca.save(&material, Some(v)).await.unwrap();
     let rows = pg.psql_in(
         &db2,
-        "SELECT coalesce(role, 'retired'), root_key IS NULL, issuer_key IS NULL, retired_at IS NULL FROM ca_generations ORDER BY role NULLS LAST",
+        "SELECT coalesce(role, 'retired'), root_key IS NULL, issuer_key IS NULL, jwt_key IS NULL, retired_at IS NULL FROM ca_generations ORDER BY role NULLS LAST",
     );
-    assert_eq!(rows.trim(), "signing|f|f|t\nretired|t|t|f", "{rows}");
+    assert_eq!(rows.trim(), "signing|f|f|f|t\nretired|t|t|t|f", "{rows}");
 }

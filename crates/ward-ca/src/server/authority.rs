@@ -15,17 +15,18 @@ use std::time::Duration;
 
 use rustls_pki_types::CertificateDer;
 use ward_identity::TrustDomain;
-use ward_tls::files::{ContentDigest, ContentWatch};
+use ward_tls::files::{check_key_permissions, ContentDigest, ContentWatch};
 use ward_tls::pem::{certs_to_pem, load_certs};
 use ward_tls::{PemError, SpkiHash, TrustBundles};
 
 use super::CaService;
-use crate::ca_dir::{BUNDLE, ISSUER_CERT, ROOT_CERT};
+use crate::ca_dir::{BUNDLE, ISSUER_CERT, JWT_KEY, ROOT_CERT};
 use crate::ca_store::{DbCa, BEAT_EVERY};
 use crate::error::CaError;
 use crate::issuer::{ca_trust_domain, Issuer};
+use crate::jwt_key::JwtKey;
 use crate::material::CaMaterial;
-use crate::rotate::{bundle_issuers, IssuerRole, Journal, Phase, JOURNAL};
+use crate::rotate::{bundle_issuers, IssuerRole, Journal, Phase, JOURNAL, NEXT, PREVIOUS};
 
 /// An issuer the bundle allows to sign leaves.
 #[derive(Clone, Debug)]
@@ -56,6 +57,8 @@ pub struct Authority {
     pub issuers: Vec<AllowedIssuer>,
     /// Moves whenever the bundle changes (from `rotation.json`).
     pub bundle_version: u64,
+    /// The JWT-SVID keys of the generations that have one, the signing generation's first.
+    pub jwt_keys: Vec<(IssuerRole, JwtKey)>,
 }
 
 impl Authority {
@@ -64,14 +67,32 @@ impl Authority {
         let issuer = Issuer::load(dir)?;
         let roots = load_certs(&dir.join(BUNDLE))?;
         let journal = Journal::load(dir)?;
-        Self::assemble(
+        let mut jwt_keys = Vec::new();
+        for (role, sub) in [
+            (IssuerRole::Signing, dir.to_path_buf()),
+            (IssuerRole::Next, dir.join(NEXT)),
+            (IssuerRole::Previous, dir.join(PREVIOUS)),
+        ] {
+            let path = sub.join(JWT_KEY);
+            if path.exists() {
+                check_key_permissions(&path)?;
+                let pem = std::fs::read_to_string(&path).map_err(|source| CaError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                jwt_keys.push((role, JwtKey::from_pem(&pem, &path)?));
+            }
+        }
+        let mut authority = Self::assemble(
             issuer,
             roots,
             bundle_issuers(dir)?,
             journal.bundle_version,
             trust_domain,
             dir,
-        )
+        )?;
+        authority.jwt_keys = jwt_keys;
+        Ok(authority)
     }
 
     /// The material of a CA held in the database; `origin` names it in errors.
@@ -86,14 +107,23 @@ impl Authority {
                 Issuer::from_generation(&origin.join(role.as_str()), g)?;
             }
         }
-        Self::assemble(
+        let mut jwt_keys = Vec::new();
+        for (role, g) in material.generations() {
+            if let Some(pem) = &g.jwt_key_pem {
+                let path = origin.join(role.as_str()).join(JWT_KEY);
+                jwt_keys.push((role, JwtKey::from_pem(pem, &path)?));
+            }
+        }
+        let mut authority = Self::assemble(
             issuer,
             material.roots()?,
             material.issuers()?,
             material.journal.bundle_version,
             trust_domain,
             origin,
-        )
+        )?;
+        authority.jwt_keys = jwt_keys;
+        Ok(authority)
     }
 
     /// Checks the published roots (CA certificates of this trust domain, the signing root
@@ -164,6 +194,7 @@ impl Authority {
                 .collect::<Result<_, _>>()?,
             roots,
             bundle_version,
+            jwt_keys: Vec::new(),
         })
     }
 }
@@ -175,6 +206,20 @@ impl Authority {
         let mut bundles = TrustBundles::single(td.clone(), self.roots.clone())?;
         bundles.restrict_issuers(td, self.issuers.iter().map(|i| i.spki).collect())?;
         Ok(bundles)
+    }
+
+    /// The key that signs JWT-SVIDs now: the signing generation's (none in a generation made
+    /// before JWT-SVIDs; rotate to get one).
+    pub fn jwt_signer(&self) -> Option<&JwtKey> {
+        self.jwt_keys
+            .iter()
+            .find(|(role, _)| *role == IssuerRole::Signing)
+            .map(|(_, key)| key)
+    }
+
+    /// Every JWT-SVID key relying parties must accept: signing, next and previous.
+    pub fn jwt_jwks(&self) -> Vec<ward_api::Jwk> {
+        self.jwt_keys.iter().map(|(_, key)| key.jwk()).collect()
     }
 
     /// The allowed issuers as published in `/v1/bundle` and enrollment answers.

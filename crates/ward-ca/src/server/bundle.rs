@@ -56,6 +56,7 @@ pub(super) fn jwk(der: &CertificateDer<'_>, path: &Path) -> Result<Jwk, CaError>
         key_use: "x509-svid".into(),
         kty: "EC".into(),
         crv: "P-256".into(),
+        kid: None,
         x: URL_SAFE_NO_PAD.encode(&point[1..33]),
         y: URL_SAFE_NO_PAD.encode(&point[33..65]),
         x5c: vec![STANDARD.encode(der.as_ref())],

@@ -222,6 +222,8 @@ async fn state_copy_moves_a_sqlite_state_into_postgres() {
             "the key opens as it was"
         );
         assert_eq!(a.root_key_pem, b.root_key_pem);
+        assert!(a.jwt_key_pem.is_some());
+        assert_eq!(a.jwt_key_pem, b.jwt_key_pem, "the JWT-SVID key moves too");
     }
     let (want, got) = (
         source.snapshot().await.unwrap(),

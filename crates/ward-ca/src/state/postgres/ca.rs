@@ -32,6 +32,8 @@ pub struct StoredGeneration {
     pub issuer_pem: String,
     /// Issuer key, sealed.
     pub issuer_key: Vec<u8>,
+    /// JWT-SVID signing key, sealed; `None` in generations made before JWT-SVIDs.
+    pub jwt_key: Option<Vec<u8>>,
     /// Which KEK sealed the keys.
     pub kek_id: String,
 }
@@ -192,7 +194,7 @@ impl PgStore {
             let rows = c
                 .client()
                 .query(
-                    "SELECT id, role, root_pem, root_key, issuer_pem, issuer_key, kek_id
+                    "SELECT id, role, root_pem, root_key, issuer_pem, issuer_key, kek_id, jwt_key
                      FROM ca_generations WHERE role IS NOT NULL AND issuer_key IS NOT NULL",
                     &[],
                 )
@@ -221,6 +223,7 @@ impl PgStore {
                             issuer_pem: r.get(4),
                             issuer_key: r.get(5),
                             kek_id: r.get(6),
+                            jwt_key: r.get(7),
                         }
                     })
                     .collect(),
@@ -262,7 +265,7 @@ impl PgStore {
                 .await
                 .map_err(db)?;
             for g in &ca.generations {
-                let params: [&(dyn ToSql + Sync); 8] = [
+                let params: [&(dyn ToSql + Sync); 9] = [
                     &g.id,
                     &g.role.as_str(),
                     &g.root_pem,
@@ -271,10 +274,11 @@ impl PgStore {
                     &g.issuer_key,
                     &g.kek_id,
                     &now,
+                    &g.jwt_key,
                 ];
                 tx.execute(
-                    "INSERT INTO ca_generations (id, role, root_pem, root_key, issuer_pem, issuer_key, kek_id, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                    "INSERT INTO ca_generations (id, role, root_pem, root_key, issuer_pem, issuer_key, kek_id, created_at, jwt_key)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                      ON CONFLICT (id) DO UPDATE SET role = EXCLUDED.role, retired_at = NULL",
                     &params,
                 )
@@ -282,7 +286,7 @@ impl PgStore {
                 .map_err(db)?;
             }
             tx.execute(
-                "UPDATE ca_generations SET root_key = NULL, issuer_key = NULL, retired_at = $1
+                "UPDATE ca_generations SET root_key = NULL, issuer_key = NULL, jwt_key = NULL, retired_at = $1
                  WHERE role IS NULL AND retired_at IS NULL",
                 &[&now],
             )

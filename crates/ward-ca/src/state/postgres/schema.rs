@@ -76,6 +76,9 @@ const MIGRATIONS: &[&str] = &[
         started_at BIGINT NOT NULL,
         seen_at BIGINT NOT NULL
      );",
+    // 3: each generation's JWT-SVID signing key, sealed like the others (NULL in generations
+    // made before JWT-SVIDs).
+    "ALTER TABLE ca_generations ADD COLUMN jwt_key BYTEA;",
 ];
 
 /// The newest schema version this binary writes.
