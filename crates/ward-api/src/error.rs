@@ -97,6 +97,10 @@ pub enum ErrorCode {
     IssuerUnavailable,
     /// The bundle document cannot be served.
     BundleUnavailable,
+    /// `/v1/jwt`: the audience list is empty, too long, or holds an unusable value.
+    InvalidAudience,
+    /// `/v1/jwt` on a CA not configured to issue JWT-SVIDs.
+    JwtSvidDisabled,
 }
 
 impl ErrorCode {
@@ -106,11 +110,12 @@ impl ErrorCode {
         match self {
             MalformedJson | BadBody | MalformedCsr | BadCsrSignature | UnsupportedKey
             | MalformedToken | InvalidId | InvalidSerial | InvalidRevocation | InvalidReason
-            | InvalidTtl => 400,
+            | InvalidTtl | InvalidAudience => 400,
             InvalidToken | TokenUsed | TokenExpired | TokenRevoked | BadSignature | UnknownKey
             | WrongIssuer | WrongAudience | UnsupportedAlgorithm | TokenNotYetValid
             | MissingClaims | ClientCertRequired | InvalidClientCert | UnknownCertificate => 401,
-            AttestorDisabled | WrongTrustDomain | Revoked | NotAdmin | ReservedId => 403,
+            AttestorDisabled | WrongTrustDomain | Revoked | NotAdmin | ReservedId
+            | JwtSvidDisabled => 403,
             NotFound => 404,
             MethodNotAllowed => 405,
             RequestTimeout => 408,
@@ -163,6 +168,8 @@ impl ErrorCode {
             AttestorUnavailable => "attestor_unavailable",
             IssuerUnavailable => "issuer_unavailable",
             BundleUnavailable => "bundle_unavailable",
+            InvalidAudience => "invalid_audience",
+            JwtSvidDisabled => "jwt_svid_disabled",
         }
     }
 

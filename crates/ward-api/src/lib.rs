@@ -14,8 +14,8 @@ pub mod messages;
 
 pub use error::{ErrorBody, ErrorCode};
 pub use messages::{
-    AllowedIssuer, BundleDocument, EnrollRequest, Issued, IssuerRole, Jwk, RenewRequest,
-    RevocationEntry, RevokeRequest, Revoked, SpiffeBundle,
+    AllowedIssuer, BundleDocument, EnrollRequest, Issued, IssuerRole, Jwk, JwtIssued, JwtRequest,
+    RenewRequest, RevocationEntry, RevokeRequest, Revoked, SpiffeBundle,
 };
 
 /// `POST`: enroll with a join token or a Kubernetes service-account token.
@@ -26,6 +26,8 @@ pub const RENEW: &str = "/v1/renew";
 pub const BUNDLE: &str = "/v1/bundle";
 /// `POST` over mTLS, admins only: record a revocation.
 pub const REVOKE: &str = "/v1/revoke";
+/// `POST` over mTLS: a JWT-SVID for the caller's own ID.
+pub const JWT: &str = "/v1/jwt";
 
 #[cfg(test)]
 mod tests;

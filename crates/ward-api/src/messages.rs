@@ -40,6 +40,28 @@ pub struct RevokeRequest {
     pub reason: Option<String>,
 }
 
+/// `POST /v1/jwt` (mTLS with the caller's SVID): a JWT-SVID for the caller's own ID.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtRequest {
+    /// The audiences (`aud`); at least one.
+    pub audience: Vec<String>,
+    /// Lifetime in seconds; the CA's default when absent.
+    #[serde(default)]
+    pub ttl: Option<u64>,
+}
+
+/// The answer to `/v1/jwt`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JwtIssued {
+    /// The compact JWS (`header.claims.signature`).
+    pub token: String,
+    /// Its `sub`: the caller's SPIFFE ID.
+    pub spiffe_id: String,
+    /// Its `exp`, Unix seconds.
+    pub expires_at: i64,
+}
+
 /// The answer to `/v1/enroll` and `/v1/renew`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Issued {

@@ -10,6 +10,7 @@ use ward_identity::{SpiffeId, TrustDomain};
 use ward_yaml::{Location, Spanned, YamlError};
 
 use crate::issuer::{ABSOLUTE_MIN_TTL, MAX_TTL};
+pub use crate::jwt_svid::{JwtSvidConfig, OidcConfig};
 pub use crate::state::config::CaKeys;
 use crate::state::config::{At, StateConfig, StateFile};
 
@@ -108,6 +109,10 @@ pub struct CaConfig {
     /// How often workloads should fetch `/v1/bundle`: the bound on how long a revocation or
     /// a new root takes to reach them.
     pub bundle_refresh_hint: Duration,
+    /// JWT-SVIDs (`POST /v1/jwt`), if enabled.
+    pub jwt_svid: Option<JwtSvidConfig>,
+    /// OIDC discovery for the JWT-SVID keys, if enabled.
+    pub oidc: Option<OidcConfig>,
 }
 
 type D = Spanned<ward_yaml::Duration>;
@@ -129,6 +134,8 @@ struct File {
     #[serde(default)]
     limits: LimitsFile,
     bundle_refresh_hint: Option<D>,
+    jwt_svid: Option<crate::jwt_svid::JwtSvidFile>,
+    oidc: Option<Spanned<crate::jwt_svid::OidcFile>>,
 }
 
 #[derive(Deserialize)]
@@ -394,7 +401,12 @@ impl CaConfig {
             }
         };
 
+        let (jwt_svid, oidc) =
+            crate::jwt_svid::validate(raw.jwt_svid.as_ref(), raw.oidc.as_ref(), &at)?;
+
         Ok(Self {
+            jwt_svid,
+            oidc,
             trust_domain,
             keys,
             listen,

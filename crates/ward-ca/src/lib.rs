@@ -19,6 +19,7 @@ pub mod issuer;
 mod jwks_fetch;
 pub mod jwt;
 pub mod jwt_key;
+pub mod jwt_svid;
 pub mod kek;
 pub mod material;
 pub mod rotate;

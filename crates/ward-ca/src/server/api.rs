@@ -1,4 +1,5 @@
-//! The HTTP API: routing, request parsing with limits, the four `/v1` endpoints and health.
+//! The HTTP API: routing, request parsing with limits, the `/v1` endpoints (`/v1/jwt` in
+//! [`super::jwt`]) and health.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -48,10 +49,10 @@ impl ConnInfo {
     }
 }
 
-type Resp = Response<Full<Bytes>>;
+pub(super) type Resp = Response<Full<Bytes>>;
 
 /// A 200 with one of the contract's documents as its JSON body.
-fn json_response(value: &impl serde::Serialize) -> Resp {
+pub(super) fn json_response(value: &impl serde::Serialize) -> Resp {
     let body = serde_json::to_vec(value).unwrap_or_default();
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     resp.headers_mut().insert(
@@ -75,14 +76,15 @@ pub async fn handle(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> 
         (Method::POST, "/v1/enroll") => ("/v1/enroll", enroll(req, ca, conn).await),
         (Method::POST, "/v1/renew") => ("/v1/renew", renew(req, ca, conn).await),
         (Method::POST, "/v1/revoke") => ("/v1/revoke", revoke(req, ca, conn).await),
+        (Method::POST, "/v1/jwt") => ("/v1/jwt", super::jwt::issue(req, ca, conn).await),
         (Method::GET, "/v1/bundle") => ("/v1/bundle", bundle(&req, ca).await),
         (Method::GET, "/healthz") => ("/healthz", Ok(text(StatusCode::OK, "ok\n"))),
         (Method::GET, "/readyz") => ("/readyz", Ok(ready(ca).await)),
         (Method::GET, "/metrics") => ("/metrics", Ok(text(StatusCode::OK, ca.metrics.encode()))),
         (
             _,
-            "/v1/enroll" | "/v1/renew" | "/v1/revoke" | "/v1/bundle" | "/healthz" | "/readyz"
-            | "/metrics",
+            "/v1/enroll" | "/v1/renew" | "/v1/revoke" | "/v1/jwt" | "/v1/bundle" | "/healthz"
+            | "/readyz" | "/metrics",
         ) => (
             "other",
             read_body(req, ca).await.and(Err(ApiError::new(
@@ -134,7 +136,7 @@ async fn ready(ca: &CaService) -> Resp {
     }
 }
 
-fn state_error(e: StateError) -> ApiError {
+pub(super) fn state_error(e: StateError) -> ApiError {
     tracing::error!(error = %e, "state database error");
     ApiError::new(
         ErrorCode::StateUnavailable,
@@ -145,7 +147,7 @@ fn state_error(e: StateError) -> ApiError {
 /// Reads the whole body within the size and time limits. Endpoints read it before they
 /// refuse anything: answering early and closing with unread bytes in the socket makes the
 /// kernel send RST, and the client may lose the answer.
-async fn read_body(req: Request<Incoming>, ca: &CaService) -> Result<Bytes, ApiError> {
+pub(super) async fn read_body(req: Request<Incoming>, ca: &CaService) -> Result<Bytes, ApiError> {
     let limit = ca.config.limits.max_body_bytes;
     let body = Limited::new(req.into_body(), limit);
     let bytes = match tokio::time::timeout(ca.config.limits.request_timeout, body.collect()).await {
@@ -301,7 +303,10 @@ async fn enroll(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> Resu
 
 /// The verified client SVID of this connection: unexpired, unrevoked, and one the CA issued
 /// and recorded (a leaf forged with a stolen issuer key chains fine, but matches no record).
-async fn client_svid(ca: &CaService, conn: &ConnInfo) -> Result<ward_identity::SvidLeaf, ApiError> {
+pub(super) async fn client_svid(
+    ca: &CaService,
+    conn: &ConnInfo,
+) -> Result<ward_identity::SvidLeaf, ApiError> {
     let Some(svid) = conn.client.clone() else {
         return Err(ApiError::new(
             ErrorCode::ClientCertRequired,
@@ -448,7 +453,7 @@ async fn bundle(req: &Request<Incoming>, ca: &CaService) -> Result<Resp, ApiErro
     let hint = ca.config.bundle_refresh_hint;
     let doc = ca
         .bundle
-        .get(&ca.state, &ca.authority(), &ca.config.trust_domain, hint)
+        .get(&ca.state, &ca.authority(), &ca.config, hint)
         .await
         .map_err(state_error)?;
     let etag = hyper::header::HeaderValue::from_str(&doc.etag)

@@ -15,9 +15,9 @@ use base64::Engine;
 use bytes::Bytes;
 use rustls_pki_types::CertificateDer;
 use ward_api::{BundleDocument, Jwk, SpiffeBundle};
-use ward_identity::TrustDomain;
 
 use super::authority::Authority;
+use crate::config::CaConfig;
 use crate::error::CaError;
 use crate::state::records::Revocation;
 use crate::state::{StateError, Store};
@@ -64,15 +64,17 @@ pub(super) fn jwk(der: &CertificateDer<'_>, path: &Path) -> Result<Jwk, CaError>
 }
 
 impl BundleCache {
-    /// The current document for `authority`'s roots, telling clients to come back after
-    /// `refresh_hint`.
+    /// The current document for `authority`'s roots (and JWT-SVID keys, when the CA issues
+    /// JWT-SVIDs: published only then, so sidecars too old to parse such keys never see
+    /// them), telling clients to come back after `refresh_hint`.
     pub async fn get(
         &self,
         state: &Store,
         authority: &Authority,
-        trust_domain: &TrustDomain,
+        config: &CaConfig,
         refresh_hint: Duration,
     ) -> Result<RenderedBundle, StateError> {
+        let trust_domain = &config.trust_domain;
         if let Ok(guard) = self.cached.lock() {
             if let Some((at, version, doc)) = guard.as_ref() {
                 if at.elapsed() < CACHE_FOR && *version == authority.bundle_version {
@@ -87,7 +89,16 @@ impl BundleCache {
             trust_domain: trust_domain.to_string(),
             bundle_pem: authority.bundle_pem.clone(),
             spiffe_bundle: SpiffeBundle {
-                keys: authority.jwks.clone(),
+                keys: if config.jwt_svid.is_some() {
+                    authority
+                        .jwks
+                        .iter()
+                        .cloned()
+                        .chain(authority.jwt_jwks())
+                        .collect()
+                } else {
+                    authority.jwks.clone()
+                },
                 spiffe_sequence: sequence,
                 spiffe_refresh_hint: refresh_hint.as_secs(),
             },

@@ -11,8 +11,10 @@ pub mod api;
 pub mod authority;
 pub mod bundle;
 pub mod error;
+mod jwt;
 mod listener;
 pub mod metrics;
+pub mod oidc;
 pub mod ratelimit;
 pub mod requests;
 
@@ -83,6 +85,8 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub struct RunningCa {
     /// Bound address.
     pub addr: SocketAddr,
+    /// The OIDC discovery listener's address, when configured.
+    pub oidc_addr: Option<SocketAddr>,
     /// Shared service state (tests read metrics from it).
     pub service: Arc<CaService>,
     lifecycle: Lifecycle,
@@ -257,6 +261,19 @@ pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
         .await
         .map_err(bind)?;
     let addr = listener.local_addr().map_err(bind)?;
+    // The discovery listener is bound before anything starts, so a taken port fails start-up
+    // cleanly.
+    let (mut oidc_listener, mut oidc_addr) = (None, None);
+    if let Some(oidc) = &service.config.oidc {
+        let bind = |source| ServeError::Bind {
+            addr: oidc.listen,
+            source,
+        };
+        let l = TcpListener::bind(oidc.listen).await.map_err(bind)?;
+        oidc_addr = Some(l.local_addr().map_err(bind)?);
+        oidc_listener = Some(l);
+        tracing::info!(addr = ?oidc_addr, issuer = %oidc.issuer, "OIDC discovery serving");
+    }
     let lifecycle = Lifecycle::default();
     let accept = tokio::spawn(listener::accept_loop(
         listener,
@@ -273,10 +290,14 @@ pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
             tokio::spawn(authority::follow_db(service.clone(), ca, version, name))
         }
     };
-    let background = vec![tokio::spawn(renew_own_identity(service.clone())), follow];
+    let mut background = vec![tokio::spawn(renew_own_identity(service.clone())), follow];
+    if let Some(listener) = oidc_listener {
+        background.push(tokio::spawn(oidc::serve(listener, service.clone())));
+    }
     tracing::info!(%addr, trust_domain = %service.config.trust_domain, "ward-ca serving");
     Ok(RunningCa {
         addr,
+        oidc_addr,
         service,
         lifecycle,
         accept,

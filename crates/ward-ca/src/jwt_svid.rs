@@ -1,0 +1,211 @@
+//! JWT-SVIDs: their config, the checks on a request, and the token itself.
+//!
+//! A JWT-SVID (SPIFFE JWT-SVID specification) is a compact JWS signed ES256 with the signing
+//! generation's JWT key ([`crate::jwt_key`]), header `{alg, kid, typ}`, claims `sub` (the
+//! caller's verified SPIFFE ID, never taken from the request), `aud` (a string for one
+//! audience, an array for several: relying parties such as AWS STS compare a string), `iat`,
+//! `exp` and, with an OIDC issuer configured, `iss`. Config:
+//!
+//! ```yaml
+//! jwt_svid: { default_ttl: 5m, max_ttl: 1h }      # enables POST /v1/jwt (max_ttl <= 1h)
+//! oidc: { listen: "0.0.0.0:8444", issuer: https://oidc.example.com }
+//! ```
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::json;
+use ward_api::ErrorCode;
+use ward_identity::SpiffeId;
+use ward_yaml::{Location, Spanned, YamlError};
+
+use crate::error::CaError;
+use crate::jwt_key::JwtKey;
+use crate::server::error::ApiError;
+
+/// Most audiences one token may name.
+pub const MAX_AUDIENCES: usize = 16;
+/// Longest audience, bytes.
+pub const MAX_AUDIENCE_LEN: usize = 256;
+/// Shortest lifetime a JWT-SVID gets.
+pub const MIN_TTL: Duration = Duration::from_secs(10);
+/// Longest lifetime a JWT-SVID may be configured to get.
+pub const MAX_TTL: Duration = Duration::from_secs(3600);
+
+/// `jwt_svid:` validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JwtSvidConfig {
+    /// Lifetime when the request names none.
+    pub default_ttl: Duration,
+    /// Longest lifetime granted.
+    pub max_ttl: Duration,
+}
+
+/// `oidc:` validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OidcConfig {
+    /// Where the discovery document and keys are served (plain HTTP, for an ingress in
+    /// front with a public certificate).
+    pub listen: SocketAddr,
+    /// The `issuer` of the discovery document and the `iss` of every JWT-SVID.
+    pub issuer: String,
+}
+
+type D = Spanned<ward_yaml::Duration>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct JwtSvidFile {
+    default_ttl: Option<D>,
+    max_ttl: Option<D>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OidcFile {
+    listen: Spanned<String>,
+    issuer: Spanned<String>,
+}
+
+/// Validates `jwt_svid:` and `oidc:`; `at` places a problem at its line.
+pub(crate) fn validate(
+    jwt: Option<&JwtSvidFile>,
+    oidc: Option<&Spanned<OidcFile>>,
+    at: &dyn Fn(&Location, String) -> YamlError,
+) -> Result<(Option<JwtSvidConfig>, Option<OidcConfig>), YamlError> {
+    let jwt = match jwt {
+        None => None,
+        Some(j) => {
+            let get = |d: &Option<D>, default: Duration| -> Result<Duration, YamlError> {
+                match d {
+                    None => Ok(default),
+                    Some(d) if (MIN_TTL..=MAX_TTL).contains(&d.value.get()) => Ok(d.value.get()),
+                    Some(d) => Err(at(
+                        &d.referenced,
+                        "jwt_svid: lifetimes must be between 10s and 1h".into(),
+                    )),
+                }
+            };
+            let default_ttl = get(&j.default_ttl, Duration::from_secs(300))?;
+            let max_ttl = get(&j.max_ttl, MAX_TTL)?;
+            // One of the two was given, or the defaults (5m, 1h) would agree.
+            let place = j.default_ttl.as_ref().or(j.max_ttl.as_ref());
+            if let (true, Some(d)) = (default_ttl > max_ttl, place) {
+                return Err(at(
+                    &d.referenced,
+                    "jwt_svid.default_ttl is longer than max_ttl".into(),
+                ));
+            }
+            Some(JwtSvidConfig {
+                default_ttl,
+                max_ttl,
+            })
+        }
+    };
+    let oidc = match oidc {
+        None => None,
+        Some(o) => {
+            if jwt.is_none() {
+                return Err(at(
+                    &o.referenced,
+                    "oidc: serves the JWT-SVID keys; enable jwt_svid too".into(),
+                ));
+            }
+            let listen = o.value.listen.value.parse().map_err(|_| {
+                at(
+                    &o.value.listen.referenced,
+                    format!(
+                        "oidc.listen: {:?} is not an address:port",
+                        o.value.listen.value
+                    ),
+                )
+            })?;
+            let issuer = o.value.issuer.value.trim_end_matches('/').to_owned();
+            let valid = issuer.starts_with("https://")
+                && issuer.len() > "https://".len()
+                && !issuer.contains(['?', '#', ' '])
+                && issuer.is_ascii();
+            if !valid {
+                return Err(at(
+                    &o.value.issuer.referenced,
+                    "oidc.issuer: an https:// URL without query or fragment (what relying parties fetch /.well-known/openid-configuration under)".into(),
+                ));
+            }
+            Some(OidcConfig { listen, issuer })
+        }
+    };
+    Ok((jwt, oidc))
+}
+
+/// Checks a request's audiences and lifetime against `cfg`; the lifetime to grant.
+pub fn check_request(
+    cfg: &JwtSvidConfig,
+    audience: &[String],
+    ttl: Option<u64>,
+) -> Result<Duration, ApiError> {
+    let bad = |m: String| ApiError::new(ErrorCode::InvalidAudience, m);
+    if audience.is_empty() || audience.len() > MAX_AUDIENCES {
+        return Err(bad(format!(
+            "audience: give 1 to {MAX_AUDIENCES} audiences, not {}",
+            audience.len()
+        )));
+    }
+    for a in audience {
+        if a.is_empty() || a.len() > MAX_AUDIENCE_LEN || a.chars().any(char::is_control) {
+            return Err(bad(format!(
+                "audience: each is 1 to {MAX_AUDIENCE_LEN} bytes without control characters"
+            )));
+        }
+    }
+    let ttl = ttl.map_or(cfg.default_ttl, Duration::from_secs);
+    if ttl < MIN_TTL || ttl > cfg.max_ttl {
+        return Err(ApiError::new(
+            ErrorCode::InvalidTtl,
+            format!(
+                "ttl: {}s is outside {}s to {}s",
+                ttl.as_secs(),
+                MIN_TTL.as_secs(),
+                cfg.max_ttl.as_secs()
+            ),
+        ));
+    }
+    Ok(ttl)
+}
+
+/// A signed JWT-SVID for `id` and its `exp`.
+pub fn sign(
+    key: &JwtKey,
+    id: &SpiffeId,
+    audience: &[String],
+    ttl: Duration,
+    issuer: Option<&str>,
+    now: i64,
+) -> Result<(String, i64), CaError> {
+    let exp = now + ttl.as_secs() as i64;
+    let header = json!({"alg": "ES256", "kid": key.kid(), "typ": "JWT"});
+    let mut claims = json!({
+        "sub": id.as_str(),
+        "aud": match audience {
+            [one] => json!(one),
+            many => json!(many),
+        },
+        "iat": now,
+        "exp": exp,
+    });
+    if let (Some(iss), Some(map)) = (issuer, claims.as_object_mut()) {
+        map.insert("iss".into(), json!(iss));
+    }
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let signature = key.sign(input.as_bytes())?;
+    Ok((
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature)),
+        exp,
+    ))
+}
