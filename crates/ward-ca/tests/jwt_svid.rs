@@ -275,3 +275,70 @@ async fn a_rotated_key_verifies_until_finish_and_then_no_longer() {
     }
     verify(oidc, &new, "rp").await.unwrap();
 }
+
+/// `jwt_svid:` and `oidc:` refuse what would make tokens no relying party can check, at the
+/// line.
+#[test]
+fn jwt_config_fails_closed() {
+    let parse = |extra: &str| {
+        let yaml = format!(
+            "trust_domain: example.org\nca_dir: ca\nlisten: 127.0.0.1:0\nstate: s.db\n{extra}"
+        );
+        ward_ca::config::CaConfig::parse("ca.yaml", &yaml, std::path::Path::new("/etc/ward"))
+            .map_err(|e| e.to_string())
+    };
+    let refused = [
+        (
+            "jwt_svid: { max_ttl: 2h }\n",
+            "ca.yaml:5:",
+            "between 10s and 1h",
+        ),
+        (
+            "jwt_svid: { default_ttl: 20m, max_ttl: 10m }\n",
+            "ca.yaml:5:",
+            "longer than max_ttl",
+        ),
+        (
+            "jwt_svid: { lifetime: 5m }\n",
+            "ca.yaml:5:",
+            "unknown field `lifetime`",
+        ),
+        (
+            "oidc: { listen: \"127.0.0.1:0\", issuer: https://x.test }\n",
+            "ca.yaml:5:",
+            "enable jwt_svid",
+        ),
+        (
+            "jwt_svid: {}\noidc: { listen: \"127.0.0.1:0\", issuer: http://x.test }\n",
+            "ca.yaml:6:",
+            "an https:// URL",
+        ),
+        (
+            "jwt_svid: {}\noidc: { listen: \"127.0.0.1:0\", issuer: \"https://x.test/?a=b\" }\n",
+            "ca.yaml:6:",
+            "without query",
+        ),
+        (
+            "jwt_svid: {}\noidc: { listen: nowhere, issuer: https://x.test }\n",
+            "ca.yaml:6:",
+            "oidc.listen",
+        ),
+    ];
+    for (extra, at, expected) in refused {
+        let err = parse(extra).expect_err(extra);
+        assert!(
+            err.starts_with(at) && err.contains(expected),
+            "{extra}: {err}"
+        );
+    }
+    let ok = parse(
+        "jwt_svid: {}\noidc: { listen: \"0.0.0.0:8444\", issuer: \"https://oidc.example.com/\" }\n",
+    )
+    .unwrap();
+    assert_eq!(ok.jwt_svid.unwrap().default_ttl.as_secs(), 300);
+    assert_eq!(
+        ok.oidc.unwrap().issuer,
+        "https://oidc.example.com",
+        "one issuer spelling"
+    );
+}
