@@ -100,6 +100,43 @@ fn in_process(dir: &Path) -> (f64, f64, f64) {
     (median(floors), median(issues), median(ratios))
 }
 
+/// JWT-SVID signing on one core against its floor, in the same rounds: the floor is one ES256
+/// signature (ring) over a message of a JWT-SVID's size; the measured path is the whole
+/// `jwt_svid::sign` (header and claims as JSON, base64url, sign). (floor, jwt, median ratio).
+fn in_process_jwt(dir: &Path) -> (f64, f64, f64) {
+    use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let raw =
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+    let msg = [7u8; 250];
+    let pem = std::fs::read_to_string(dir.join("ca").join(ward_ca::ca_dir::JWT_KEY)).unwrap();
+    let key = ward_ca::jwt_key::JwtKey::from_pem(&pem, Path::new("jwt.key")).unwrap();
+    let id = SpiffeId::parse("spiffe://example.org/ns/bench/sa/app").unwrap();
+    let audience = vec!["sts.amazonaws.com".to_owned()];
+    let (mut floors, mut jwts, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        let floor = per_second(|| {
+            raw.sign(&rng, &msg).unwrap();
+        });
+        let jwt = per_second(|| {
+            ward_ca::jwt_svid::sign(
+                &key,
+                &id,
+                &audience,
+                Duration::from_secs(300),
+                Some("https://oidc.example.com"),
+                1_800_000_000,
+            )
+            .unwrap();
+        });
+        floors.push(floor);
+        jwts.push(jwt);
+        ratios.push(jwt / floor);
+    }
+    (median(floors), median(jwts), median(ratios))
+}
+
 /// `CLIENTS` keep-alive clients, split over `addrs`, POSTing `bodies` in turn for `SECONDS`:
 /// (200s per second, non-200 answers, 200s).
 async fn load(
@@ -159,6 +196,7 @@ fn main() {
     let dir = tmp.path();
     ward_ca::ca_dir::init(&dir.join("ca"), &"example.org".parse().unwrap(), false).unwrap();
     let (floor, issuance, ratio) = in_process(dir);
+    let (jwt_floor, jwt_rate, jwt_ratio) = in_process_jwt(dir);
 
     let key = rcgen::KeyPair::generate().unwrap();
     let csr = rcgen::CertificateParams::default()
@@ -191,6 +229,10 @@ fn main() {
     println!("|---|---|---|");
     println!("| crypto floor: one P-256 verify + one sign (ring), 1 core, same run | {floor:.0} | baseline |");
     println!("| in-process issuance (CSR verify + sign + self-check), 1 core | {issuance:.0} ({:.0}% of the floor) | >= 8000 |", 100.0 * ratio);
+    println!(
+        "| ES256 floor: one P-256 sign (ring), 1 core, same run | {jwt_floor:.0} | baseline |"
+    );
+    println!("| in-process JWT-SVID signing (claims, JSON, base64url, sign), 1 core | {jwt_rate:.0} ({:.0}% of the ES256 floor) | >= 80% of the floor |", 100.0 * jwt_ratio);
     let sqlite = engines[0].medians().0;
     for fig in &engines {
         let (enroll, renew, round_trips) = fig.medians();
@@ -208,6 +250,11 @@ fn main() {
         println!(
             "| `/v1/renew` end to end (mTLS), {} | {renew:.0} | >= 3000 |",
             fig.name
+        );
+        println!(
+            "| `/v1/jwt` end to end (mTLS, the caller's standing checked), {} | {:.0} | |",
+            fig.name,
+            median(fig.jwt.clone())
         );
         if fig.errors > 0 {
             println!("\nnon-200 responses, {}: {}", fig.name, fig.errors);

@@ -35,6 +35,8 @@ pub struct Figures {
     pub errors: usize,
     /// Database transactions per enrollment (PostgreSQL), one per round.
     pub round_trips: Vec<f64>,
+    /// JWT-SVIDs per second through `/v1/jwt`, one per round.
+    pub jwt: Vec<f64>,
 }
 
 impl Figures {
@@ -73,7 +75,7 @@ fn start_replicas(dir: &Path, tag: &str, state: &str, n: usize) -> Replicas {
         let config = dir.join(format!("ca-{tag}-{i}.yaml"));
         std::fs::write(
             &config,
-            format!("trust_domain: example.org\n{keys}listen: \"127.0.0.1:{port}\"\n{state}limits: {{ enroll_per_ip_per_sec: 1000000 }}\n"),
+            format!("trust_domain: example.org\n{keys}listen: \"127.0.0.1:{port}\"\n{state}limits: {{ enroll_per_ip_per_sec: 1000000 }}\njwt_svid: {{}}\n"),
         )
         .unwrap();
         children.push(
@@ -199,7 +201,11 @@ pub async fn run(dir: &Path, rounds: usize, key: &rcgen::KeyPair, csr: &str) -> 
             );
             let renew_body = Arc::new(vec![json!({"csr": csr}).to_string()]);
             let (renew, renew_errors, _) =
-                load(&replicas.addrs, mtls, "/v1/renew", renew_body).await;
+                load(&replicas.addrs, mtls.clone(), "/v1/renew", renew_body).await;
+            let jwt_body = Arc::new(vec![json!({"audience": ["sts.amazonaws.com"]}).to_string()]);
+            let (jwt, jwt_errors, _) = load(&replicas.addrs, mtls, "/v1/jwt", jwt_body).await;
+            fig.jwt.push(jwt);
+            fig.errors += jwt_errors;
             fig.enroll.push(enroll);
             fig.renew.push(renew);
             fig.errors += enroll_errors + renew_errors;
