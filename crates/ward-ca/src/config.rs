@@ -11,6 +11,8 @@ use ward_yaml::{Location, Spanned, YamlError};
 
 use crate::issuer::{ABSOLUTE_MIN_TTL, MAX_TTL};
 pub use crate::jwt_svid::{JwtSvidConfig, OidcConfig};
+pub use crate::limits::CaLimits;
+use crate::limits::LimitsFile;
 pub use crate::state::config::CaKeys;
 use crate::state::config::{At, StateConfig, StateFile};
 
@@ -54,23 +56,6 @@ impl std::fmt::Display for JwksSource {
             Self::Url(u) => write!(f, "{}", u.url),
         }
     }
-}
-
-/// Request limits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CaLimits {
-    /// Largest request body.
-    pub max_body_bytes: usize,
-    /// Enrollments per second per client IP (burst the same).
-    pub enroll_per_ip_per_sec: u32,
-    /// Time to read a request's headers and body; also the deadline for the first complete
-    /// request head after the TLS handshake.
-    pub request_timeout: Duration,
-    /// An open connection with no request in flight for this long is closed (HTTP/1.1
-    /// keep-alive and HTTP/2 alike).
-    pub idle_timeout: Duration,
-    /// Connections one client IP address may hold open at once.
-    pub max_connections_per_ip: usize,
 }
 
 impl CaConfig {
@@ -169,16 +154,6 @@ struct KubeFile {
     jwks_ca_file: Option<String>,
     jwks_token_file: Option<String>,
     id_template: Option<Spanned<String>>,
-}
-
-#[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LimitsFile {
-    max_body_bytes: Option<Spanned<u64>>,
-    enroll_per_ip_per_sec: Option<Spanned<u32>>,
-    request_timeout: Option<D>,
-    idle_timeout: Option<D>,
-    max_connections_per_ip: Option<Spanned<u32>>,
 }
 
 /// The path of the CA's own SPIFFE ID (`spiffe://<trust domain>/ward/ca`).
@@ -328,53 +303,7 @@ impl CaConfig {
             admins.push(id);
         }
 
-        let l = &raw.limits;
-        let limits = CaLimits {
-            max_body_bytes: l
-                .max_body_bytes
-                .as_ref()
-                .map_or(65_536, |v| v.value as usize),
-            enroll_per_ip_per_sec: match &l.enroll_per_ip_per_sec {
-                Some(v) if v.value == 0 => {
-                    return Err(at(
-                        &v.referenced,
-                        "limits.enroll_per_ip_per_sec must be at least 1".into(),
-                    ))
-                }
-                Some(v) => v.value,
-                None => 20,
-            },
-            request_timeout: l
-                .request_timeout
-                .as_ref()
-                .map_or(Duration::from_secs(10), |d| d.value.get()),
-            idle_timeout: match &l.idle_timeout {
-                Some(d) if d.value.get() < Duration::from_secs(1) => {
-                    return Err(at(
-                        &d.referenced,
-                        "limits.idle_timeout must be at least 1s".into(),
-                    ))
-                }
-                Some(d) => d.value.get(),
-                None => Duration::from_secs(60),
-            },
-            max_connections_per_ip: match &l.max_connections_per_ip {
-                Some(v) if v.value == 0 => {
-                    return Err(at(
-                        &v.referenced,
-                        "limits.max_connections_per_ip must be at least 1".into(),
-                    ))
-                }
-                Some(v) => v.value as usize,
-                None => 64,
-            },
-        };
-        if limits.max_body_bytes < 1024 {
-            return Err(YamlError::whole_file(
-                file,
-                "limits.max_body_bytes must be at least 1024",
-            ));
-        }
+        let limits = raw.limits.validate(file, &at)?;
 
         let state = raw
             .state

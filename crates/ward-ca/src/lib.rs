@@ -21,6 +21,7 @@ pub mod jwt;
 pub mod jwt_key;
 pub mod jwt_svid;
 pub mod kek;
+pub mod limits;
 pub mod material;
 pub mod rotate;
 pub mod rotation;

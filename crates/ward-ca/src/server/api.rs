@@ -16,10 +16,10 @@ use ward_identity::SpiffeId;
 
 use super::error::ApiError;
 use super::metrics::{AttestorLabel, EndpointLabel, ReasonLabel};
-use super::requests::{parse_json, EnrollRequest, RenewRequest, RevokeRequest};
+use super::requests::{parse_json, EnrollRequest, RenewRequest};
 use super::CaService;
 use crate::attest::KubeError;
-use crate::state::records::{fingerprint, CertRecord, Revocation};
+use crate::state::records::{fingerprint, CertRecord};
 use crate::state::{unix_now, StateError};
 use crate::{csr, tokens};
 
@@ -51,6 +51,8 @@ impl ConnInfo {
 
 pub(super) type Resp = Response<Full<Bytes>>;
 
+pub use super::revoke::revocation_from;
+
 /// A 200 with one of the contract's documents as its JSON body.
 pub(super) fn json_response(value: &impl serde::Serialize) -> Resp {
     let body = serde_json::to_vec(value).unwrap_or_default();
@@ -75,7 +77,7 @@ pub async fn handle(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> 
     let (endpoint, result) = match (req.method().clone(), path.as_str()) {
         (Method::POST, "/v1/enroll") => ("/v1/enroll", enroll(req, ca, conn).await),
         (Method::POST, "/v1/renew") => ("/v1/renew", renew(req, ca, conn).await),
-        (Method::POST, "/v1/revoke") => ("/v1/revoke", revoke(req, ca, conn).await),
+        (Method::POST, "/v1/revoke") => ("/v1/revoke", super::revoke::revoke(req, ca, conn).await),
         (Method::POST, "/v1/jwt") => ("/v1/jwt", super::jwt::issue(req, ca, conn).await),
         (Method::GET, "/v1/bundle") => ("/v1/bundle", bundle(&req, ca).await),
         (Method::GET, "/healthz") => ("/healthz", Ok(text(StatusCode::OK, "ok\n"))),
@@ -365,88 +367,6 @@ async fn renew(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> Resul
         Some(svid.serial_hex),
     )
     .await
-}
-
-async fn revoke(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> Result<Resp, ApiError> {
-    let body = read_body(req, ca).await?;
-    let caller = client_svid(ca, conn).await?;
-    if !ca.config.admins.contains(&caller.id) {
-        return Err(ApiError::new(
-            ErrorCode::NotAdmin,
-            format!("{} is not in admins", caller.id),
-        ));
-    }
-    let body: RevokeRequest = parse_json(&body)?;
-    let revocation = revocation_from(
-        body.spiffe_id,
-        body.serial,
-        body.reason,
-        &ca.config.trust_domain,
-    )?;
-    ca.state
-        .revoke(revocation.clone())
-        .await
-        .map_err(state_error)?;
-    // An ID revocation covers what is issued up to its second: answer once that second is
-    // over, so an enrollment the caller starts next is not covered.
-    while unix_now() <= revocation.revoked_at {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    tracing::info!(target: "ward::audit", event = "revoked", by = %caller.id, spiffe_id = ?revocation.spiffe_id, serial = ?revocation.serial, reason = %revocation.reason, "revocation recorded");
-    Ok(json_response(&ward_api::Revoked {
-        revoked: revocation.entry(),
-    }))
-}
-
-/// Validates a revocation request (shared by the API and the CLI).
-pub fn revocation_from(
-    spiffe_id: Option<String>,
-    serial: Option<String>,
-    reason: Option<String>,
-    td: &ward_identity::TrustDomain,
-) -> Result<Revocation, ApiError> {
-    let reason = reason.unwrap_or_else(|| "unspecified".into());
-    if reason.len() > 512 {
-        return Err(ApiError::new(
-            ErrorCode::InvalidReason,
-            "reason is longer than 512 bytes",
-        ));
-    }
-    let (spiffe_id, serial) = match (spiffe_id, serial) {
-        (Some(id), None) => {
-            let id = SpiffeId::parse(&id)
-                .map_err(|e| ApiError::new(ErrorCode::InvalidId, format!("{id:?}: {e}")))?;
-            if !id.is_member_of(td) || !id.is_workload() {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidId,
-                    format!("{id} is not a workload ID in {td}"),
-                ));
-            }
-            (Some(id.to_string()), None)
-        }
-        (None, Some(s)) => {
-            let s = s.trim_start_matches("0x").to_ascii_lowercase();
-            if s.is_empty() || s.len() > 40 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidSerial,
-                    format!("{s:?} is not a hex serial"),
-                ));
-            }
-            (None, Some(s))
-        }
-        _ => {
-            return Err(ApiError::new(
-                ErrorCode::InvalidRevocation,
-                "give exactly one of spiffe_id or serial",
-            ))
-        }
-    };
-    Ok(Revocation {
-        spiffe_id,
-        serial,
-        reason,
-        revoked_at: unix_now(),
-    })
 }
 
 async fn bundle(req: &Request<Incoming>, ca: &CaService) -> Result<Resp, ApiError> {

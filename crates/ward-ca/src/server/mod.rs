@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod oidc;
 pub mod ratelimit;
 pub mod requests;
+mod revoke;
 
 use std::net::SocketAddr;
 use std::path::Path;
