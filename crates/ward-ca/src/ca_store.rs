@@ -95,7 +95,7 @@ impl DbCa {
 
     /// The stored CA and its version, keys opened; `None` if no CA was ever stored.
     pub async fn load(&self) -> Result<Option<(CaMaterial, i64)>, CaError> {
-        let Some(stored) = self.pg.ca_load().await? else {
+        let Some((stored, version)) = self.pg.ca_load().await? else {
             return Ok(None);
         };
         let td = &self.trust_domain;
@@ -133,7 +133,7 @@ impl DbCa {
                 previous,
                 journal: stored.journal,
             },
-            stored.version,
+            version,
         )))
     }
 
@@ -166,7 +166,6 @@ impl DbCa {
             });
         }
         let stored = StoredCa {
-            version: expected.unwrap_or(0),
             journal: material.journal.clone(),
             generations,
         };

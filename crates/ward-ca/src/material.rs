@@ -17,9 +17,9 @@ use ward_tls::pem::certs_from_pem;
 
 use crate::ca_dir::{self, ISSUER_CERT, ISSUER_KEY, JWT_KEY, ROOT_CERT, ROOT_KEY};
 use crate::error::CaError;
-use crate::rotate::{
-    check_finish, check_prepare, check_published, IssuerRole, Journal, Phase, Prepared,
-    RotationError, NEXT, PREVIOUS,
+use crate::rotate::{IssuerRole, NEXT, PREVIOUS};
+use crate::rotation::{
+    check_finish, check_prepare, check_published, Journal, Phase, Prepared, RotationError,
 };
 
 /// One generation's certificates and keys, as PEM.
@@ -55,25 +55,23 @@ fn read_key(path: &Path) -> Result<String, CaError> {
     read(path)
 }
 
+/// A key file that a generation may lack (a root kept offline, a generation made before
+/// JWT-SVIDs), checked as every key file is when it is there.
+pub(crate) fn read_optional_key(path: &Path) -> Result<Option<String>, CaError> {
+    path.exists().then(|| read_key(path)).transpose()
+}
+
 impl GenerationPem {
     /// Reads the generation whose files are in `dir` (checked as [`crate::Issuer::load`]
     /// checks them).
     pub fn read(dir: &Path) -> Result<Self, CaError> {
         crate::Issuer::load(dir)?;
-        let root_key = dir.join(ROOT_KEY);
         Ok(Self {
             root_pem: read(&dir.join(ROOT_CERT))?,
-            root_key_pem: if root_key.exists() {
-                Some(read_key(&root_key)?)
-            } else {
-                None
-            },
+            root_key_pem: read_optional_key(&dir.join(ROOT_KEY))?,
             issuer_pem: read(&dir.join(ISSUER_CERT))?,
             issuer_key_pem: read_key(&dir.join(ISSUER_KEY))?,
-            jwt_key_pem: {
-                let path = dir.join(JWT_KEY);
-                path.exists().then(|| read_key(&path)).transpose()?
-            },
+            jwt_key_pem: read_optional_key(&dir.join(JWT_KEY))?,
         })
     }
 

@@ -24,7 +24,7 @@ use ward_tls::pem::{certs_to_pem, load_certs};
 use crate::ca_dir::{self, BUNDLE, ISSUER_CERT, ISSUER_KEY, JWT_KEY, ROOT_CERT, ROOT_KEY};
 use crate::error::CaError;
 use crate::issuer::Issuer;
-pub(crate) use crate::rotation::{check_finish, check_prepare, check_published};
+use crate::rotation::{check_finish, check_prepare, check_published};
 pub use crate::rotation::{Journal, Phase, Prepared, RotationError};
 
 /// Directory of the prepared, not yet signing, generation.

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use rustls_pki_types::CertificateDer;
 use ward_identity::TrustDomain;
-use ward_tls::files::{check_key_permissions, ContentDigest, ContentWatch};
+use ward_tls::files::{ContentDigest, ContentWatch};
 use ward_tls::pem::{certs_to_pem, load_certs};
 use ward_tls::{PemError, SpkiHash, TrustBundles};
 
@@ -25,7 +25,7 @@ use crate::ca_store::{DbCa, BEAT_EVERY};
 use crate::error::CaError;
 use crate::issuer::{ca_trust_domain, Issuer};
 use crate::jwt_key::JwtKey;
-use crate::material::CaMaterial;
+use crate::material::{read_optional_key, CaMaterial};
 use crate::rotate::{bundle_issuers, IssuerRole, Journal, Phase, JOURNAL, NEXT, PREVIOUS};
 
 /// An issuer the bundle allows to sign leaves.
@@ -74,12 +74,7 @@ impl Authority {
             (IssuerRole::Previous, dir.join(PREVIOUS)),
         ] {
             let path = sub.join(JWT_KEY);
-            if path.exists() {
-                check_key_permissions(&path)?;
-                let pem = std::fs::read_to_string(&path).map_err(|source| CaError::Io {
-                    path: path.clone(),
-                    source,
-                })?;
+            if let Some(pem) = read_optional_key(&path)? {
                 jwt_keys.push((role, JwtKey::from_pem(&pem, &path)?));
             }
         }

@@ -47,11 +47,9 @@ impl std::fmt::Debug for StoredGeneration {
     }
 }
 
-/// The CA as stored: its version, journal and live generations.
+/// The CA as stored: its journal and live generations.
 #[derive(Clone, Debug)]
 pub struct StoredCa {
-    /// Moves with every change.
-    pub version: i64,
     /// Where the rotation stands.
     pub journal: Journal,
     /// Generations with a role.
@@ -176,8 +174,9 @@ impl PgStore {
         .await
     }
 
-    /// The stored CA, or `None` if none was ever stored.
-    pub async fn ca_load(&self) -> Result<Option<StoredCa>, StateError> {
+    /// The stored CA and its version (which moves with every change), or `None` if none was
+    /// ever stored.
+    pub async fn ca_load(&self) -> Result<Option<(StoredCa, i64)>, StateError> {
         bounded(async {
             let c = self.pool.get().await?;
             let Some(j) = c
@@ -202,8 +201,7 @@ impl PgStore {
                 .map_err(db)?;
             let phase: String = j.get(1);
             let bundle_version: i64 = j.get(5);
-            Ok(Some(StoredCa {
-                version: j.get(0),
+            let ca = StoredCa {
                 journal: Journal {
                     phase: phase_of(&phase),
                     new_root: j.get(2),
@@ -227,7 +225,8 @@ impl PgStore {
                         }
                     })
                     .collect(),
-            }))
+            };
+            Ok(Some((ca, j.get(0))))
         })
         .await
     }
