@@ -41,6 +41,15 @@ pub struct Material {
     pub key: PrivateKeyDer<'static>,
 }
 
+/// Stores a join token for `id`, valid `ttl_secs`, through a CA's state (any engine) and
+/// returns the token.
+pub async fn token_in_state(state: &ward_ca::state::Store, id: &str, ttl_secs: i64) -> String {
+    let t = ward_ca::tokens::generate().unwrap();
+    let record = t.record(id, ward_ca::state::unix_now(), ttl_secs);
+    state.create_token(record).await.unwrap();
+    t.secret
+}
+
 /// A CA created with `ward_ca::ca_dir::init` in a temporary directory.
 #[derive(Debug)]
 pub struct TestCa {
@@ -67,6 +76,28 @@ impl TestCa {
     /// The CA directory.
     pub fn path(&self) -> PathBuf {
         self.dir.path().join("ca")
+    }
+
+    /// The `ca_dir:` line of a daemon config over this CA whose state is `state` (a `state:`
+    /// block): none with PostgreSQL, whose replicas keep the CA in the database instead.
+    pub fn ca_dir_yaml(&self, state: &str) -> String {
+        if state.contains("postgres:") {
+            String::new()
+        } else {
+            format!("ca_dir: {}\n", self.path().display())
+        }
+    }
+
+    /// Puts this CA into the database `config` keeps its keys in (nothing when it names a CA
+    /// directory); for a later replica on the same database it is there already.
+    pub async fn store_for(&self, config: &ward_ca::config::CaConfig) {
+        if !matches!(config.keys, ward_ca::config::CaKeys::Database { .. }) {
+            return;
+        }
+        match ward_ca::ca_store::import_dir(config, &self.path()).await {
+            Ok(_) | Err(ward_ca::CaError::State(ward_ca::state::StateError::Conflict(_))) => {}
+            Err(e) => panic!("{e}"),
+        }
     }
 
     /// A bundle store trusting this CA's root for its trust domain.

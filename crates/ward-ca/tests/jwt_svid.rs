@@ -73,6 +73,18 @@ async fn verify(addr: SocketAddr, token: &str, audience: &str) -> Result<Value, 
         .map_err(|e| e.to_string())
 }
 
+/// The keys of the CA's `/v1/bundle` SPIFFE bundle.
+async fn bundle_keys(h: &Harness) -> Vec<Value> {
+    let doc = h
+        .conn(None)
+        .await
+        .request("GET", "/v1/bundle", b"")
+        .await
+        .unwrap()
+        .json();
+    doc["spiffe_bundle"]["keys"].as_array().unwrap().clone()
+}
+
 fn copy(m: &Material) -> Material {
     Material {
         chain: m.chain.clone(),
@@ -128,17 +140,9 @@ async fn a_jwt_svid_verifies_through_discovery_and_bad_requests_are_refused() {
         .all(|k| k.get("x5c").is_none() && k["alg"] == "ES256"));
     assert_eq!(get(oidc, "/v1/bundle").await.0, 404);
     // The same key in the SPIFFE bundle, as `jwt-svid`.
-    let bundle = h
-        .conn(None)
-        .await
-        .request("GET", "/v1/bundle", b"")
-        .await
-        .unwrap()
-        .json();
     let kid = decode_header(&token).unwrap().kid.unwrap();
-    assert!(bundle["spiffe_bundle"]["keys"]
-        .as_array()
-        .unwrap()
+    assert!(bundle_keys(&h)
+        .await
         .iter()
         .any(|k| k["use"] == "jwt-svid" && k["kid"] == kid.as_str()));
 
@@ -214,16 +218,8 @@ async fn a_ca_without_jwt_svid_issues_none_and_publishes_no_jwt_key() {
         403,
         "jwt_svid_disabled",
     );
-    let bundle = h
-        .conn(None)
+    assert!(bundle_keys(&h)
         .await
-        .request("GET", "/v1/bundle", b"")
-        .await
-        .unwrap()
-        .json();
-    assert!(bundle["spiffe_bundle"]["keys"]
-        .as_array()
-        .unwrap()
         .iter()
         .all(|k| k["use"] == "x509-svid"));
 }

@@ -51,12 +51,7 @@ impl Harness {
         let signer = JwtSigner::es256("k1");
         std::fs::write(dir.path().join("jwks.json"), jwks(&[&signer])).unwrap();
         // With PostgreSQL the replicas keep the CA in the database: the test CA goes there.
-        let in_db = state.contains("postgres:");
-        let ca_dir = if in_db {
-            String::new()
-        } else {
-            format!("ca_dir: {}\n", ca.path().display())
-        };
+        let ca_dir = ca.ca_dir_yaml(state);
         let text = format!(
             "trust_domain: example.org\n{ca_dir}listen: \"127.0.0.1:0\"\n{state}dns_names: [localhost]\n\
              attestors:\n  join_token: {{ enabled: true }}\n  kubernetes: {{ issuer: \"{ISSUER}\", audience: {AUDIENCE}, {jwks_source} }}\n\
@@ -66,11 +61,7 @@ impl Harness {
         std::fs::write(dir.path().join("ca.yaml"), &text).unwrap();
         let config =
             CaConfig::parse("ca.yaml", &text, dir.path()).unwrap_or_else(|e| panic!("{e}\n{text}"));
-        if in_db {
-            ward_ca::ca_store::import_dir(&config, &ca.path())
-                .await
-                .unwrap();
-        }
+        ca.store_for(&config).await;
         let running = ward_ca::server::start(config).await.unwrap();
         Self {
             ca,
@@ -96,15 +87,7 @@ impl Harness {
 
     /// Stores a join token through the running daemon's state (any engine).
     pub async fn token_in_state(&self, id: &str, ttl_secs: i64) -> String {
-        let t = tokens::generate().unwrap();
-        let record = t.record(id, unix_now(), ttl_secs);
-        self.running
-            .service
-            .state
-            .create_token(record)
-            .await
-            .unwrap();
-        t.secret
+        ward_e2e::token_in_state(&self.running.service.state, id, ttl_secs).await
     }
 
     pub fn state_path(&self) -> PathBuf {

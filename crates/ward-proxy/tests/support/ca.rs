@@ -30,25 +30,13 @@ pub async fn start_ca_on(ca: &ward_e2e::TestCa, state: &str, extra: &str) -> Ca 
     let dir = tempfile::tempdir().unwrap();
     // With PostgreSQL the replicas keep the CA in the database; the first one puts the test
     // CA there.
-    let in_db = state.contains("postgres:");
-    let ca_dir = if in_db {
-        String::new()
-    } else {
-        format!("ca_dir: {}\n", ca.path().display())
-    };
+    let ca_dir = ca.ca_dir_yaml(state);
     let text = format!(
         "trust_domain: example.org\n{ca_dir}listen: \"127.0.0.1:0\"\n{state}dns_names: [localhost]\n{extra}"
     );
     std::fs::write(dir.path().join("ca.yaml"), &text).unwrap();
     let config = ward_ca::config::CaConfig::parse("ca.yaml", &text, dir.path()).unwrap();
-    if in_db {
-        match ward_ca::ca_store::import_dir(&config, &ca.path()).await {
-            Ok(_) => {}
-            // A replica after the first: the CA is there already.
-            Err(ward_ca::CaError::State(ward_ca::state::StateError::Conflict(_))) => {}
-            Err(e) => panic!("{e}"),
-        }
-    }
+    ca.store_for(&config).await;
     let running = ward_ca::server::start(config).await.unwrap();
     Ca {
         ca_dir: ca.path(),
@@ -72,15 +60,7 @@ impl Ca {
 
     /// Stores a join token for `id` through the daemon's own state (any engine).
     pub async fn token_in_state(&self, id: &str) -> String {
-        let t = ward_ca::tokens::generate().unwrap();
-        let record = t.record(id, unix_now(), 600);
-        self.running
-            .service
-            .state
-            .create_token(record)
-            .await
-            .unwrap();
-        t.secret
+        ward_e2e::token_in_state(&self.running.service.state, id, 600).await
     }
 
     /// `https://localhost:<port>`.
