@@ -1,8 +1,9 @@
 //! The CA directory: creating a new root and issuer (`ward-ca init`) and loading them back.
 //!
 //! Layout: `root.pem`/`root.key` (P-256, 10 years, self-signed), `issuer.pem`/`issuer.key`
-//! (P-256, 1 year, CA with pathLen 0, signed by the root) and `bundle.pem` (the roots workloads
-//! trust). Keys are written atomically with mode 0600 and refused on load if group or others
+//! (P-256, 1 year, CA with pathLen 0, signed by the root), `jwt.key` (the generation's P-256
+//! JWT-SVID key; absent in directories made before JWT-SVIDs) and `bundle.pem` (the roots
+//! workloads trust). Keys are written atomically with mode 0600 and refused on load if group or others
 //! can read them. Both CA certificates carry the trust domain's own SPIFFE ID as a URI SAN, so
 //! the directory describes itself. Rotation (`ward-ca rotate`, see [`crate::rotate`]) adds
 //! `next/`, `previous/` and `rotation.json` beside them; the top-level files are always the
