@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use ward_identity::{SvidLeaf, TrustDomain};
 
 use crate::error::PemError;
+use crate::jwt::JwtAuthority;
 
 /// SHA-256 of a CA certificate's DER SubjectPublicKeyInfo (with its SEQUENCE header): how a
 /// bundle names an issuer. It names the key, so it holds whatever certificate carries it.
@@ -100,6 +101,8 @@ impl Revocation {
 #[derive(Clone, Debug, Default)]
 pub struct TrustBundles {
     domains: HashMap<TrustDomain, Bundle>,
+    /// JWT-SVID signing keys by trust domain (a domain may have these without roots).
+    jwt: HashMap<TrustDomain, Vec<JwtAuthority>>,
     revocations: Vec<Revocation>,
     /// Counts changes of the roots (not of revocations) through a [`BundleStore`]; sessions
     /// verified under one epoch are not resumed under another.
@@ -181,6 +184,28 @@ impl TrustBundles {
     /// The root certificates of `td`.
     pub fn roots(&self, td: &TrustDomain) -> Option<&[CertificateDer<'static>]> {
         self.domains.get(td).map(|b| b.roots.as_slice())
+    }
+
+    /// Sets (replaces) the JWT-SVID signing keys of `td`; an empty list removes them.
+    pub fn set_jwt_authorities(&mut self, td: TrustDomain, keys: Vec<JwtAuthority>) {
+        if keys.is_empty() {
+            self.jwt.remove(&td);
+        } else {
+            self.jwt.insert(td, keys);
+        }
+    }
+
+    /// The JWT-SVID signing keys of the trust domain named `td` (none if not held).
+    pub fn jwt_authorities(&self, td: &str) -> &[JwtAuthority] {
+        self.jwt
+            .iter()
+            .find(|(k, _)| k.as_str() == td)
+            .map_or(&[], |(_, keys)| keys.as_slice())
+    }
+
+    /// Every trust domain's JWT-SVID signing keys.
+    pub fn all_jwt_authorities(&self) -> impl Iterator<Item = (&TrustDomain, &[JwtAuthority])> {
+        self.jwt.iter().map(|(td, keys)| (td, keys.as_slice()))
     }
 
     /// Replaces the revocation list.

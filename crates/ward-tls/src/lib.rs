@@ -4,7 +4,8 @@
 //! ([`provider`]), SPIFFE verification of peers against per-trust-domain bundles
 //! ([`verify`], [`bundle`]), TLS 1.3 session resumption that re-checks the peer every time
 //! ([`session`]), the hot-swappable store of this workload's own certificate
-//! ([`store`]), the client and server configs built from them ([`config`]), and the PEM and
+//! ([`store`]), the JWT-SVID keys a bundle may carry and
+//! their signature check ([`jwt`]), the client and server configs built from them ([`config`]), and the PEM and
 //! atomic-file helpers that keep key material safe on disk ([`pem`], [`files`]). Nothing here
 //! weakens verification; should such a thing ever be needed (tests only), it belongs in a
 //! module named `danger`.
@@ -15,6 +16,7 @@ pub mod bundle;
 pub mod config;
 pub mod error;
 pub mod files;
+pub mod jwt;
 pub mod pem;
 pub mod provider;
 pub mod session;
@@ -23,6 +25,7 @@ pub mod verify;
 
 pub use bundle::{BundleStore, Revocation, SpkiHash, TrustBundles};
 pub use config::{client_config, server_config, server_config_optional_client_auth, Resumption};
+pub use jwt::{JwtAuthority, JwtKeyError, JwtPublicKey};
 pub use error::{FileError, PemError, StoreError, TlsError, VerifyError};
 pub use store::{CertResolver, CertStore, Identity};
 pub use verify::{

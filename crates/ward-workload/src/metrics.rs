@@ -1,0 +1,61 @@
+//! The endpoint's metrics, registered into the sidecar's registry: open streams, and calls by
+//! method and by what became of them at the door.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Labels of `ward_workload_api_calls_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    /// The gRPC method (`FetchX509SVID`, ...), or `unknown`.
+    pub method: String,
+    /// `admitted`, `invalid_argument` (no `workload.spiffe.io` header) or `permission_denied`
+    /// (a caller the kernel says is not allowed).
+    pub result: &'static str,
+}
+
+/// The Workload API's metrics; clones share the same series.
+#[derive(Clone, Debug, Default)]
+pub struct ApiMetrics {
+    /// Streams open now.
+    pub streams: Gauge,
+    /// Calls, by method and admission.
+    pub calls: Family<CallLabels, Counter>,
+}
+
+impl ApiMetrics {
+    /// Adds the series to `registry`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "ward_workload_api_streams",
+            "Workload API streams open now",
+            self.streams.clone(),
+        );
+        registry.register(
+            "ward_workload_api_calls",
+            "Workload API calls by method and admission",
+            self.calls.clone(),
+        );
+    }
+}
+
+/// Counts one open stream until dropped.
+#[derive(Debug)]
+pub struct StreamGuard(Gauge);
+
+impl StreamGuard {
+    /// Counts a stream opening.
+    pub fn open(metrics: &ApiMetrics) -> Self {
+        metrics.streams.inc();
+        Self(metrics.streams.clone())
+    }
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
