@@ -121,6 +121,8 @@ pub struct Config {
     pub reload_interval: Duration,
     /// Resume TLS 1.3 sessions between sidecars (TCP listeners; see ward-tls `session`).
     pub session_resumption: bool,
+    /// The SPIFFE Workload API for the app, if served.
+    pub workload_api: Option<ward_workload::WorkloadApiConfig>,
 }
 
 #[derive(Deserialize)]
@@ -139,6 +141,7 @@ struct ConfigFile {
     reload_interval: Option<Spanned<ward_yaml::Duration>>,
     #[serde(default = "yes")]
     session_resumption: bool,
+    workload_api: Option<Spanned<ward_workload::WorkloadApiConfig>>,
 }
 
 fn yes() -> bool {
@@ -402,6 +405,8 @@ impl Config {
             Duration::from_secs(2),
         )?;
 
+        let workload_api = crate::workload::parse(&raw.workload_api, &identity, &file, base)?;
+
         Ok(Self {
             source: source.to_path_buf(),
             trust_domain,
@@ -413,6 +418,7 @@ impl Config {
             limits,
             reload_interval,
             session_resumption: raw.session_resumption,
+            workload_api,
         })
     }
 

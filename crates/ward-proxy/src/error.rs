@@ -28,4 +28,7 @@ pub enum ProxyError {
     /// TLS configuration failed.
     #[error(transparent)]
     Tls(#[from] ward_tls::TlsError),
+    /// The Workload API socket could not be set up.
+    #[error("workload_api: {0}")]
+    WorkloadApi(#[from] ward_workload::WorkloadError),
 }

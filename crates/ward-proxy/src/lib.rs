@@ -26,6 +26,7 @@ mod outbound;
 mod pipe;
 mod policy_store;
 mod svid_source;
+mod workload;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -100,8 +101,13 @@ impl RunningProxy {
     /// Stops accepting, gives open connections the grace period, closes the rest.
     pub async fn shutdown(self) {
         self.lifecycle.shutdown(self.grace).await;
-        for task in self.tasks {
+        for task in &self.tasks {
             task.abort();
+        }
+        // Wait until every task is gone, so what they own (the Workload API socket file) is
+        // cleaned up by the time this returns.
+        for task in self.tasks {
+            let _ = task.await;
         }
     }
 }
@@ -223,6 +229,11 @@ pub async fn start(config: Config) -> Result<RunningProxy, ProxyError> {
     }
     let admin_socket = bind("admin", config.admin).await?;
     let admin = local_addr(&admin_socket, "admin", config.admin)?;
+    let workload_api = config
+        .workload_api
+        .as_ref()
+        .map(workload::prepare)
+        .transpose()?;
 
     let mut tasks = Vec::new();
     for (socket, listener) in inbound_ready {
@@ -252,6 +263,15 @@ pub async fn start(config: Config) -> Result<RunningProxy, ProxyError> {
         lifecycle: lifecycle.clone(),
     });
     tasks.push(tokio::spawn(admin::serve(admin_socket, admin_state)));
+    if let Some(spawn) = workload_api {
+        tasks.extend(spawn(workload::Spawn {
+            identity: &config.identity,
+            store: store.clone(),
+            trust_domain: config.trust_domain.clone(),
+            metrics: &metrics,
+            lifecycle: lifecycle.clone(),
+        }));
+    }
 
     let reload = Arc::new(Notify::new());
     tasks.push(tokio::spawn(reload_loop(

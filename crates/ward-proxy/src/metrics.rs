@@ -116,6 +116,8 @@ pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     /// HTTP request latencies in seconds (arrival to response head).
     pub request_duration: HistogramFamily,
+    /// The Workload API's streams and calls.
+    pub workload_api: ward_workload::ApiMetrics,
 }
 
 fn duration_histogram() -> Histogram {
@@ -140,8 +142,10 @@ impl Default for Metrics {
             refused: Family::default(),
             requests: Family::default(),
             request_duration: Family::new_with_constructor(duration_histogram),
+            workload_api: ward_workload::ApiMetrics::default(),
             registry: Registry::default(),
         };
+        m.workload_api.register(&mut registry);
         registry.register(
             "ward_connections_opened",
             "Connections accepted",

@@ -25,8 +25,8 @@ pub mod verify;
 
 pub use bundle::{BundleStore, Revocation, SpkiHash, TrustBundles};
 pub use config::{client_config, server_config, server_config_optional_client_auth, Resumption};
-pub use jwt::{JwtAuthority, JwtKeyError, JwtPublicKey};
 pub use error::{FileError, PemError, StoreError, TlsError, VerifyError};
+pub use jwt::{JwtAuthority, JwtKeyError, JwtPublicKey};
 pub use store::{CertResolver, CertStore, Identity};
 pub use verify::{
     describe, handshake_failure, peer_id, refusal_reason, verify_svid, verify_svid_path,

@@ -31,8 +31,7 @@ fn stamp(m: &std::fs::Metadata) -> (u64, u64, i64, i64) {
 
 impl Drop for SocketGuard {
     fn drop(&mut self) {
-        let ours = std::fs::symlink_metadata(&self.path)
-            .is_ok_and(|m| stamp(&m) == self.stamp);
+        let ours = std::fs::symlink_metadata(&self.path).is_ok_and(|m| stamp(&m) == self.stamp);
         if ours {
             let _ = std::fs::remove_file(&self.path);
         }

@@ -25,7 +25,7 @@ use ward_api::{
 };
 use ward_identity::{unix_now, TrustDomain};
 use ward_tls::pem::certs_from_pem;
-use ward_tls::{CertStore, Identity, Revocation, SpkiHash, TrustBundles};
+use ward_tls::{CertStore, Identity, JwtAuthority, Revocation, SpkiHash, TrustBundles};
 
 use super::ca_client::CaClient;
 use super::IdentityError;
@@ -80,9 +80,42 @@ fn allowed_issuers(
     Ok((hashes, signing))
 }
 
+/// The JWT-SVID signing keys a bundle document publishes (`use: jwt-svid`); one malformed
+/// key refuses the whole document, as for issuers.
+fn jwt_authorities(
+    path: &'static str,
+    keys: &[ward_api::Jwk],
+) -> Result<Vec<JwtAuthority>, IdentityError> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    keys.iter()
+        .filter(|k| k.key_use == "jwt-svid")
+        .map(|k| {
+            let bad = |detail: String| IdentityError::BadAnswer { path, detail };
+            if k.kty != "EC" || k.crv != "P-256" {
+                return Err(bad(format!(
+                    "JWT key {:?}: {} {} is not supported",
+                    k.kid, k.kty, k.crv
+                )));
+            }
+            let coord = |c: &str| {
+                URL_SAFE_NO_PAD
+                    .decode(c)
+                    .map_err(|_| bad(format!("JWT key {:?}: coordinate is not base64url", k.kid)))
+            };
+            JwtAuthority::p256(
+                k.kid.clone().unwrap_or_default(),
+                &coord(&k.x)?,
+                &coord(&k.y)?,
+            )
+            .map_err(|e| bad(format!("JWT key {:?}: {e}", k.kid)))
+        })
+        .collect()
+}
+
 /// What the CA said when it refused: its code and message when the body is the API's error
 /// document, else the status and the first bytes of whatever came back.
-fn refusal(path: &'static str, status: StatusCode, body: &[u8]) -> IdentityError {
+pub(crate) fn refusal(path: &'static str, status: StatusCode, body: &[u8]) -> IdentityError {
     let detail = match serde_json::from_slice::<ErrorBody>(body) {
         Ok(e) => format!("{}: {}", e.error, e.message),
         Err(_) => String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
@@ -95,7 +128,7 @@ fn refusal(path: &'static str, status: StatusCode, body: &[u8]) -> IdentityError
 }
 
 /// The CA's answer on `path` as the contract's document `T`.
-fn decode<T: serde::de::DeserializeOwned>(
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
     path: &'static str,
     body: &[u8],
 ) -> Result<T, IdentityError> {
@@ -105,8 +138,19 @@ fn decode<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// A fresh key pair (in memory only) and a CSR for it, as PEM.
+pub(crate) fn key_and_csr() -> Result<(KeyPair, String), IdentityError> {
+    let keygen = |e: rcgen::Error| IdentityError::KeyGeneration(e.to_string());
+    let key = KeyPair::generate().map_err(keygen)?;
+    let csr = CertificateParams::default()
+        .serialize_request(&key)
+        .and_then(|c| c.pem())
+        .map_err(keygen)?;
+    Ok((key, csr))
+}
+
 /// A uniform random factor in [1 - spread, 1 + spread].
-fn jitter(spread: f64) -> f64 {
+pub(crate) fn jitter(spread: f64) -> f64 {
     let mut b = [0u8; 4];
     let r = SystemRandom::new().fill(&mut b).map_or(0.5, |()| {
         f64::from(u32::from_be_bytes(b)) / f64::from(u32::MAX)
@@ -193,12 +237,7 @@ impl CaSource {
         store: &CertStore,
         renew: bool,
     ) -> Result<Arc<Identity>, IdentityError> {
-        let keygen = |e: rcgen::Error| IdentityError::KeyGeneration(e.to_string());
-        let key = KeyPair::generate().map_err(keygen)?;
-        let csr = CertificateParams::default()
-            .serialize_request(&key)
-            .and_then(|c| c.pem())
-            .map_err(keygen)?;
+        let (key, csr) = key_and_csr()?;
         let (path, body) = if renew {
             (
                 ward_api::RENEW,
@@ -232,7 +271,12 @@ impl CaSource {
         let mut bundles = TrustBundles::single(self.trust_domain.clone(), roots)?;
         bundles.restrict_issuers(&self.trust_domain, issuers)?;
         self.signing_issuer = signing;
-        bundles.set_revocations(store.bundles().current().revocations().to_vec());
+        let current = store.bundles().current();
+        bundles.set_revocations(current.revocations().to_vec());
+        bundles.set_jwt_authorities(
+            self.trust_domain.clone(),
+            current.jwt_authorities(self.trust_domain.as_str()).to_vec(),
+        );
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
         store
             .publish_with_bundles(chain, key, bundles)
@@ -265,8 +309,10 @@ impl CaSource {
         let doc: BundleDocument = decode(ward_api::BUNDLE, &resp.body)?;
         let roots = certs_from_pem(ward_api::BUNDLE, doc.bundle_pem.as_bytes())?;
         let (issuers, signing) = allowed_issuers(ward_api::BUNDLE, &doc.issuers)?;
+        let jwt_keys = jwt_authorities(ward_api::BUNDLE, &doc.spiffe_bundle.keys)?;
         let mut bundles = TrustBundles::single(self.trust_domain.clone(), roots)?;
         bundles.restrict_issuers(&self.trust_domain, issuers)?;
+        bundles.set_jwt_authorities(self.trust_domain.clone(), jwt_keys);
         self.signing_issuer = signing;
         bundles.set_revocations(
             doc.revocations

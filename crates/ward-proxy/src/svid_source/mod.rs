@@ -7,6 +7,7 @@
 //! follows its bundle, allowed issuers and revocations. Failures are [`IdentityError`]s that
 //! keep their cause.
 
+pub(crate) mod app;
 pub(crate) mod ca;
 pub(crate) mod ca_client;
 pub(crate) mod files;
