@@ -4,13 +4,14 @@
 # A CA daemon with embedded state; three workloads (frontend, backend, intruder) that enroll
 # with join tokens, each behind its own sidecar with a tiny app. It shows frontend -> backend
 # allowed, intruder -> backend denied (reason and rule), a live policy edit that lets intruder
-# in, and a revocation that shuts it out again. Every step is checked: if ward misbehaves the
+# in, a revocation that shuts it out again, and the frontend app fetching its own SVID and a
+# JWT-SVID over its sidecar's Workload API (verified through OIDC discovery). Every step is checked: if ward misbehaves the
 # demo says so and exits non-zero, which is why `make test` runs it too. Temporary files only;
 # every process is stopped on exit or Ctrl-C.
 set -euo pipefail
 
 bin="$(cd "$(dirname "$0")/.." && pwd)/target/debug"
-for b in ward-ca ward-proxy ward-demo-app; do
+for b in ward-ca ward-proxy ward-demo-app ward-demo-workload; do
   [ -x "$bin/$b" ] || { echo "missing $bin/$b: run 'make build' first" >&2; exit 1; }
 done
 . "$(dirname "$0")/lib.sh"
@@ -37,13 +38,15 @@ id() { echo "spiffe://$TD/ns/demo/sa/$1"; }
 
 step "1. Start the CA (ward-ca serve, state in SQLite)"
 "$bin/ward-ca" init --dir ca --trust-domain "$TD" >/dev/null 2>&1
-ca_port=$(port)
+ca_port=$(port); oidc_port=$(port)
 cat > ca.yaml <<EOF
 trust_domain: $TD
 ca_dir: ca
 listen: "127.0.0.1:$ca_port"
 state: state.db
 dns_names: [localhost]
+jwt_svid: { default_ttl: 5m }
+oidc: { listen: "127.0.0.1:$oidc_port", issuer: "https://oidc.demo.example" }
 EOF
 "$bin/ward-ca" check --config ca.yaml >/dev/null
 "$bin/ward-ca" serve --config ca.yaml 2> ca.log & pids+=($!)
@@ -76,6 +79,10 @@ $3
 admin: "127.0.0.1:$2"
 reload_interval: 1s
 EOF
+  # The frontend app also speaks SPIFFE itself: its sidecar serves it the Workload API.
+  if [ "$1" = frontend ]; then
+    echo "workload_api: { socket: frontend-workload.sock, allowed_uids: [$(command id -u)] }" >> "$1.yaml"
+  fi
   "$bin/ward-proxy" check --config "$1.yaml" >/dev/null
   "$bin/ward-proxy" run --config "$1.yaml" 2> "$1.log" & pids+=($!)
   wait_for "http://127.0.0.1:$2/ready"
@@ -156,5 +163,11 @@ metric 'reason="revoked"'
 reply=$(call "$front_out")
 [ "$reply" = "hello from backend" ] || fail "frontend lost access after the revocation"
 ok "frontend is unaffected: $reply"
+
+step "8. The frontend app speaks SPIFFE itself: Workload API and a JWT-SVID for a cloud"
+info "the app (the spiffe crate) asks its sidecar's Workload API; the sidecar asks the kernel who is calling"
+out=$("$bin/ward-demo-workload" "$PWD/frontend-workload.sock" sts.example "127.0.0.1:$oidc_port" 2>&1) || fail "Workload API step: $out"
+while IFS= read -r line; do ok "$line"; done <<< "$out"
+info "the relying party (jsonwebtoken) found the key through /.well-known/openid-configuration, as AWS STS would"
 
 step "Done. All processes stopped, temporary files removed."
