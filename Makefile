@@ -41,9 +41,10 @@ demo: tools build
 certs-dev: build
 	$(WARD_CA) init --dir certs-dev/ca --trust-domain $(DEV_TRUST_DOMAIN) $(if $(FORCE),--force,)
 
-## bench-ca: CA issuance benchmarks (release build; not part of make test)
+## bench-ca: CA issuance and JWT-SVID benchmarks, then Workload API latency (release build; not part of make test)
 bench-ca: tools
 	$(CARGO) bench -p ward-ca --bench ca
+	$(CARGO) bench -p ward-proxy --bench workload_api
 
 ## fuzz: every cargo-fuzz target for FUZZ_SECONDS each (default 60; nightly and cargo-fuzz installed when missing; not part of make test)
 fuzz:

@@ -22,8 +22,11 @@ use ward_tls::{TrustBundles, Usage};
 /// One plain HTTP GET (the discovery listener speaks HTTP; TLS is the ingress's job).
 fn get(addr: &str, path: &str) -> Result<Value, String> {
     let mut s = TcpStream::connect(addr).map_err(|e| format!("{addr}: {e}"))?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
-        .map_err(|e| e.to_string())?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
     let mut text = String::new();
     s.read_to_string(&mut text).map_err(|e| e.to_string())?;
     let (head, body) = text.split_once("\r\n\r\n").ok_or("no HTTP response")?;
@@ -40,7 +43,10 @@ async fn run(socket: &str, audience: &str, oidc: &str) -> Result<(), String> {
     let svid = client.fetch_x509_svid().await.map_err(|e| e.to_string())?;
     let id = svid.spiffe_id().to_string();
     let td = TrustDomain::new(svid.spiffe_id().trust_domain_name()).map_err(|e| e.to_string())?;
-    let bundles = client.fetch_x509_bundles().await.map_err(|e| e.to_string())?;
+    let bundles = client
+        .fetch_x509_bundles()
+        .await
+        .map_err(|e| e.to_string())?;
     let roots = bundles
         .get(&td)
         .ok_or("no bundle for my trust domain")?
@@ -48,7 +54,8 @@ async fn run(socket: &str, audience: &str, oidc: &str) -> Result<(), String> {
         .iter()
         .map(|c| rustls_pki_types::CertificateDer::from(c.as_ref().to_vec()))
         .collect();
-    let ward_td = ward_identity::TrustDomain::new(svid.spiffe_id().trust_domain_name()).map_err(|e| e.to_string())?;
+    let ward_td = ward_identity::TrustDomain::new(svid.spiffe_id().trust_domain_name())
+        .map_err(|e| e.to_string())?;
     let ours = TrustBundles::single(ward_td, roots).map_err(|e| e.to_string())?;
     let chain: Vec<rustls_pki_types::CertificateDer<'static>> = svid
         .cert_chain()
@@ -116,7 +123,10 @@ fn main() -> ExitCode {
         eprintln!("usage: ward-demo-workload <socket> <audience> <oidc-host:port>");
         return ExitCode::from(2);
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("ward-demo-workload: {e}");
