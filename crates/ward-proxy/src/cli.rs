@@ -156,6 +156,15 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, CliError> {
                 if policy.policy.mode == Mode::Audit { "audit" } else { "enforce" },
                 &policy.hash[..12],
             );
+            if let Some(api) = &cfg.workload_api {
+                let _ = writeln!(
+                    out,
+                    "    Workload API on {} for uids {:?}, gids {:?}",
+                    api.socket.display(),
+                    api.allowed_uids,
+                    api.allowed_gids
+                );
+            }
             Ok(Outcome::Success)
         }
         Command::Policy {

@@ -215,6 +215,11 @@ fn check_reports_file_line_and_column() {
         (base.replace("forward: \"127.0.0.1:8080\" }", "forward: \"127.0.0.1:8080\", protocol: http, headers_with_underscores: keep }"), "bad.yaml:6:", "unknown variant `keep`"),
         (base.replace("files: { cert: a.pem, key: a.key, bundle: b.pem }", "ca: { url: [\"https://ca-0:8443\", \"http://ca-1:8443\"], bundle: b.pem, token_file: t }"), "bad.yaml:3:", "\"http://ca-1:8443\" must be https://host:port"),
         (base.replace("files: { cert: a.pem, key: a.key, bundle: b.pem }", "ca: { url: [], bundle: b.pem, token_file: t }"), "bad.yaml:3:", "give at least one https:// URL"),
+        // The Workload API: never with the sidecar's own key (files), never open to all.
+        (format!("{base}workload_api: {{ socket: w.sock, allowed_uids: [1000] }}\n"), "bad.yaml:7:", "needs `identity: ca`"),
+        (format!("{}workload_api: {{ socket: w.sock }}\n", base.replace("files: { cert: a.pem, key: a.key, bundle: b.pem }", "ca: { url: \"https://ca:8443\", bundle: b.pem, token_file: t }")), "bad.yaml:7:", "at least one of allowed_uids or allowed_gids"),
+        (format!("{}workload_api: {{ socket: w.sock, allowed_users: [1] }}\n", base.replace("files: { cert: a.pem, key: a.key, bundle: b.pem }", "ca: { url: \"https://ca:8443\", bundle: b.pem, token_file: t }")), "bad.yaml:7:", "unknown field `allowed_users`"),
+        (format!("{}workload_api: {{ socket: /{}, allowed_uids: [1] }}\n", base.replace("files: { cert: a.pem, key: a.key, bundle: b.pem }", "ca: { url: \"https://ca:8443\", bundle: b.pem, token_file: t }"), "s".repeat(120)), "bad.yaml:7:", "at most 107"),
     ];
     for (text, location, want) in cases {
         let name = if want.contains("admn") {
