@@ -141,23 +141,32 @@ pub struct SpiffeBundle {
 }
 
 /// A key of a SPIFFE bundle: a root (`use: x509-svid`, with its certificate in `x5c`) or a
-/// JWT-SVID signing key (`use: jwt-svid`, named by `kid`). P-256 only, as ward's CA makes them.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// JWT-SVID signing key (`use: jwt-svid`, named by `kid`): P-256, or RSA for RS256 keys.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Jwk {
     /// `x509-svid` or `jwt-svid`.
     #[serde(rename = "use")]
     pub key_use: String,
-    /// `EC`.
+    /// `EC`, or `RSA` (an RS256 `jwt-svid` key).
     pub kty: String,
-    /// `P-256`.
+    /// `P-256` (EC keys).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub crv: String,
     /// The key id JWT-SVIDs name in their header (`jwt-svid` keys).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kid: Option<String>,
-    /// The point's x coordinate, base64url.
+    /// The point's x coordinate, base64url (EC keys).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub x: String,
-    /// The point's y coordinate, base64url.
+    /// The point's y coordinate, base64url (EC keys).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub y: String,
+    /// The modulus, base64url (RSA keys).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub n: String,
+    /// The public exponent, base64url (RSA keys).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub e: String,
     /// The root certificate, base64 DER (`x509-svid` keys).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub x5c: Vec<String>,

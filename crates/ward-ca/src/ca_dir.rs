@@ -1,8 +1,8 @@
 //! The CA directory: creating a new root and issuer (`ward-ca init`) and loading them back.
 //!
 //! Layout: `root.pem`/`root.key` (P-256, 10 years, self-signed), `issuer.pem`/`issuer.key`
-//! (P-256, 1 year, CA with pathLen 0, signed by the root), `jwt.key` (the generation's P-256
-//! JWT-SVID key; absent in directories made before JWT-SVIDs) and `bundle.pem` (the roots
+//! (P-256, 1 year, CA with pathLen 0, signed by the root), `jwt.key` (the generation's JWT-SVID
+//! key, P-256 or RSA; absent in directories made before JWT-SVIDs) and `bundle.pem` (the roots
 //! workloads trust). Keys are written atomically with mode 0600 and refused on load if group or others
 //! can read them. Both CA certificates carry the trust domain's own SPIFFE ID as a URI SAN, so
 //! the directory describes itself. Rotation (`ward-ca rotate`, see [`crate::rotate`]) adds
@@ -24,6 +24,7 @@ use ward_tls::files::{write_atomic, KEY_MODE, PUBLIC_MODE};
 use ward_tls::pem::encode_block;
 
 use crate::error::CaError;
+use crate::jwt_svid::JwtAlgorithm;
 use crate::material::GenerationPem;
 use crate::rotate;
 
@@ -81,6 +82,7 @@ fn key_pem(k: &KeyPair) -> String {
 pub(crate) fn generate(
     trust_domain: &TrustDomain,
     root: Option<(&CertificateDer<'static>, &str)>,
+    jwt: JwtAlgorithm,
 ) -> Result<Generation, CaError> {
     let now = OffsetDateTime::now_utc();
     let td_id = trust_domain.id();
@@ -155,9 +157,7 @@ pub(crate) fn generate(
             root_key_pem: Some(root_key_pem),
             issuer_pem: encode_block("CERTIFICATE", issuer_cert.der()),
             issuer_key_pem: key_pem(&issuer_key),
-            jwt_key_pem: Some(key_pem(&KeyPair::generate_for(
-                &rcgen::PKCS_ECDSA_P256_SHA256,
-            )?)),
+            jwt_key_pem: Some(crate::jwt_key::generate_pem(jwt)?),
         },
         root_not_after,
         issuer_not_after,
@@ -206,6 +206,16 @@ pub(crate) fn create_dir(dir: &Path) -> Result<(), CaError> {
 /// Creates a new CA in `dir` (created 0700 if missing). Refuses to replace an existing CA
 /// unless `force`, which also abandons any rotation in progress.
 pub fn init(dir: &Path, trust_domain: &TrustDomain, force: bool) -> Result<InitSummary, CaError> {
+    init_with(dir, trust_domain, force, JwtAlgorithm::default())
+}
+
+/// `init` with a JWT-SVID key for `jwt` (what `init --config` asks for).
+pub fn init_with(
+    dir: &Path,
+    trust_domain: &TrustDomain,
+    force: bool,
+    jwt: JwtAlgorithm,
+) -> Result<InitSummary, CaError> {
     if !force {
         for name in [
             ROOT_CERT,
@@ -226,7 +236,7 @@ pub fn init(dir: &Path, trust_domain: &TrustDomain, force: bool) -> Result<InitS
         }
     }
     create_dir(dir)?;
-    let generation = generate(trust_domain, None)?;
+    let generation = generate(trust_domain, None, jwt)?;
     write_generation(dir, &generation)?;
     rotate::reset(dir)?;
     Ok(InitSummary {

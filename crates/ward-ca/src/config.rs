@@ -66,6 +66,14 @@ impl CaConfig {
             CaKeys::Database { .. } => None,
         }
     }
+
+    /// The algorithm new JWT-SVID keys are made for (ES256 unless `jwt_svid.algorithm` says).
+    pub fn jwt_algorithm(&self) -> crate::jwt_svid::JwtAlgorithm {
+        self.jwt_svid
+            .as_ref()
+            .map(|j| j.algorithm)
+            .unwrap_or_default()
+    }
 }
 
 /// A validated daemon config.

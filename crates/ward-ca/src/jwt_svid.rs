@@ -1,13 +1,13 @@
 //! JWT-SVIDs: their config, the checks on a request, and the token itself.
 //!
-//! A JWT-SVID (SPIFFE JWT-SVID specification) is a compact JWS signed ES256 with the signing
-//! generation's JWT key ([`crate::jwt_key`]), header `{alg, kid, typ}`, claims `sub` (the
+//! A JWT-SVID (SPIFFE JWT-SVID specification) is a compact JWS signed ES256 (or RS256, by the
+//! key's kind) with the signing generation's JWT key ([`crate::jwt_key`]), header `{alg, kid, typ}`, claims `sub` (the
 //! caller's verified SPIFFE ID, never taken from the request), `aud` (a string for one
 //! audience, an array for several: relying parties such as AWS STS compare a string), `iat`,
 //! `exp` and, with an OIDC issuer configured, `iss`. Config:
 //!
 //! ```yaml
-//! jwt_svid: { default_ttl: 5m, max_ttl: 1h }      # enables POST /v1/jwt (max_ttl <= 1h)
+//! jwt_svid: { default_ttl: 5m, max_ttl: 1h, algorithm: ES256 }  # enables POST /v1/jwt
 //! oidc: { listen: "0.0.0.0:8444", issuer: https://oidc.example.com }
 //! ```
 
@@ -35,6 +35,34 @@ pub const MIN_TTL: Duration = Duration::from_secs(10);
 /// Longest lifetime a JWT-SVID may be configured to get.
 pub const MAX_TTL: Duration = Duration::from_secs(3600);
 
+/// The algorithm of new JWT-SVID keys (each key signs with the one it was made for).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+pub enum JwtAlgorithm {
+    /// ECDSA P-256 with SHA-256.
+    #[default]
+    #[serde(rename = "ES256")]
+    Es256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256, RSA-3072.
+    #[serde(rename = "RS256")]
+    Rs256,
+}
+
+impl JwtAlgorithm {
+    /// Its JWS name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Es256 => "ES256",
+            Self::Rs256 => "RS256",
+        }
+    }
+}
+
+impl std::fmt::Display for JwtAlgorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// `jwt_svid:` validated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JwtSvidConfig {
@@ -42,6 +70,8 @@ pub struct JwtSvidConfig {
     pub default_ttl: Duration,
     /// Longest lifetime granted.
     pub max_ttl: Duration,
+    /// The algorithm of keys made from now on (`rotate prepare`, `init --config`).
+    pub algorithm: JwtAlgorithm,
 }
 
 /// `oidc:` validated.
@@ -61,6 +91,8 @@ type D = Spanned<ward_yaml::Duration>;
 pub(crate) struct JwtSvidFile {
     default_ttl: Option<D>,
     max_ttl: Option<D>,
+    #[serde(default)]
+    algorithm: JwtAlgorithm,
 }
 
 #[derive(Deserialize)]
@@ -102,6 +134,7 @@ pub(crate) fn validate(
             Some(JwtSvidConfig {
                 default_ttl,
                 max_ttl,
+                algorithm: j.algorithm,
             })
         }
     };
@@ -185,7 +218,7 @@ pub fn sign(
     now: i64,
 ) -> Result<(String, i64), CaError> {
     let exp = now + ttl.as_secs() as i64;
-    let header = json!({"alg": "ES256", "kid": key.kid(), "typ": "JWT"});
+    let header = json!({"alg": key.algorithm().as_str(), "kid": key.kid(), "typ": "JWT"});
     let mut claims = json!({
         "sub": id.as_str(),
         "aud": match audience {

@@ -17,6 +17,7 @@ use ward_tls::pem::certs_from_pem;
 
 use crate::ca_dir::{self, ISSUER_CERT, ISSUER_KEY, JWT_KEY, ROOT_CERT, ROOT_KEY};
 use crate::error::CaError;
+use crate::jwt_svid::JwtAlgorithm;
 use crate::rotate::{IssuerRole, NEXT, PREVIOUS};
 use crate::rotation::{
     check_finish, check_prepare, check_published, Journal, Phase, Prepared, RotationError,
@@ -105,9 +106,9 @@ pub struct CaMaterial {
 
 impl CaMaterial {
     /// A CA that has never rotated.
-    pub fn new(trust_domain: &TrustDomain) -> Result<Self, CaError> {
+    pub fn new(trust_domain: &TrustDomain, jwt: JwtAlgorithm) -> Result<Self, CaError> {
         Ok(Self {
-            signing: ca_dir::generate(trust_domain, None)?.pem,
+            signing: ca_dir::generate(trust_domain, None, jwt)?.pem,
             next: None,
             previous: None,
             journal: Journal {
@@ -183,16 +184,17 @@ impl CaMaterial {
         trust_domain: &TrustDomain,
         new_root: bool,
         now: i64,
+        jwt: JwtAlgorithm,
     ) -> Result<Prepared, CaError> {
         check_prepare(&self.journal)?;
         let generation = if new_root {
-            ca_dir::generate(trust_domain, None)?
+            ca_dir::generate(trust_domain, None, jwt)?
         } else {
             let key = self.signing.root_key_pem.as_deref().ok_or_else(|| CaError::BadCa {
                 path: ROOT_KEY.into(),
                 problem: "the root key is not held here, so no new issuer can be signed under the root; rotate with --root".into(),
             })?;
-            ca_dir::generate(trust_domain, Some((&self.signing.root()?, key)))?
+            ca_dir::generate(trust_domain, Some((&self.signing.root()?, key)), jwt)?
         };
         self.next = Some(generation.pem);
         self.journal.phase = Phase::Prepared;

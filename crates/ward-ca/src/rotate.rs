@@ -24,6 +24,7 @@ use ward_tls::pem::{certs_to_pem, load_certs};
 use crate::ca_dir::{self, BUNDLE, ISSUER_CERT, ISSUER_KEY, JWT_KEY, ROOT_CERT, ROOT_KEY};
 use crate::error::CaError;
 use crate::issuer::Issuer;
+use crate::jwt_svid::JwtAlgorithm;
 use crate::rotation::{check_finish, check_prepare, check_published};
 pub use crate::rotation::{Journal, Phase, Prepared, RotationError};
 
@@ -187,7 +188,12 @@ pub(crate) fn reset(dir: &Path) -> Result<(), CaError> {
 
 /// `ward-ca rotate prepare`: a new issuer (under a new root with `new_root`) in `next/`, its
 /// root published in the bundle.
-pub fn prepare(dir: &Path, new_root: bool, now: i64) -> Result<Prepared, CaError> {
+pub fn prepare(
+    dir: &Path,
+    new_root: bool,
+    now: i64,
+    jwt: JwtAlgorithm,
+) -> Result<Prepared, CaError> {
     let mut journal = Journal::load(dir)?;
     check_prepare(&journal)?;
     if dir.join(PREVIOUS).exists() {
@@ -198,10 +204,10 @@ pub fn prepare(dir: &Path, new_root: bool, now: i64) -> Result<Prepared, CaError
     }
     let current = Issuer::load(dir)?;
     let generation = if new_root {
-        ca_dir::generate(current.trust_domain(), None)?
+        ca_dir::generate(current.trust_domain(), None, jwt)?
     } else {
         let key = fs::read_to_string(dir.join(ROOT_KEY)).map_err(io(&dir.join(ROOT_KEY)))?;
-        ca_dir::generate(current.trust_domain(), Some((current.root(), &key)))?
+        ca_dir::generate(current.trust_domain(), Some((current.root(), &key)), jwt)?
     };
     // A next/ without a journal entry is what an interrupted prepare leaves: replace it.
     remove_dir(&dir.join(NEXT))?;

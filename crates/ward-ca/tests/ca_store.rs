@@ -32,7 +32,7 @@ async fn the_stored_ca_is_sealed_bound_and_changed_only_from_its_current_version
     let db = pg.create_database("castore");
     let ca = db_ca(&pg, &db).await;
     let td = "example.org".parse().unwrap();
-    let mut material = CaMaterial::new(&td).unwrap();
+    let mut material = CaMaterial::new(&td, Default::default()).unwrap();
     let v1 = ca.save(&material, None).await.unwrap();
     assert!(
         matches!(
@@ -54,8 +54,8 @@ async fn the_stored_ca_is_sealed_bound_and_changed_only_from_its_current_version
     let (mut a, va) = ca.load().await.unwrap().unwrap();
     let (mut b, vb) = ca.load().await.unwrap().unwrap();
     assert_eq!((va, vb), (v1, v1));
-    a.prepare(&td, false, 1).unwrap();
-    b.prepare(&td, false, 1).unwrap();
+    a.prepare(&td, false, 1, Default::default()).unwrap();
+    b.prepare(&td, false, 1, Default::default()).unwrap();
     let v2 = ca.save(&a, Some(va)).await.unwrap();
     assert!(matches!(
         ca.save(&b, Some(vb)).await,
@@ -91,7 +91,7 @@ async fn the_stored_ca_is_sealed_bound_and_changed_only_from_its_current_version
     let db2 = pg.create_database("castore2");
     let ca = db_ca(&pg, &db2).await;
     let v = ca.save(&material, None).await.unwrap();
-    material.prepare(&td, false, 1).unwrap();
+    material.prepare(&td, false, 1, Default::default()).unwrap();
     let v = ca.save(&material, Some(v)).await.unwrap();
     material.activate(10, 1, false).unwrap();
     let v = ca.save(&material, Some(v)).await.unwrap();

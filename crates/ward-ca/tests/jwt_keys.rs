@@ -37,7 +37,7 @@ fn the_jwt_key_moves_with_its_generation() {
     assert_eq!(mode, 0o600);
     let first = signer(&dir).expect("a new CA signs JWT-SVIDs");
 
-    rotate::prepare(&dir, false, 0).unwrap();
+    rotate::prepare(&dir, false, 0, Default::default()).unwrap();
     assert!(dir.join(NEXT).join(JWT_KEY).exists());
     let prepared = kids(&dir);
     assert_eq!(prepared.len(), 2, "{prepared:?}");
@@ -69,7 +69,7 @@ fn a_ca_made_before_jwt_svids_loads_and_rotates_into_one_with_a_key() {
     std::fs::remove_file(dir.join(JWT_KEY)).unwrap();
     assert_eq!(signer(&dir), None, "no key: no JWT-SVIDs, but the CA loads");
 
-    rotate::prepare(&dir, false, 0).unwrap();
+    rotate::prepare(&dir, false, 0, Default::default()).unwrap();
     rotate::activate(&dir, 1000, 1, false).unwrap();
     assert!(signer(&dir).is_some(), "the new generation signs JWT-SVIDs");
     assert!(

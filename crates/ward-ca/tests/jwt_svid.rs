@@ -62,10 +62,23 @@ async fn verify(addr: SocketAddr, token: &str, audience: &str) -> Result<Value, 
         .iter()
         .find(|k| k["kid"] == kid.as_str())
         .ok_or_else(|| format!("no key {kid} in the issuer's JWKS"))?;
-    let key =
-        DecodingKey::from_ec_components(jwk["x"].as_str().unwrap(), jwk["y"].as_str().unwrap())
-            .unwrap();
-    let mut validation = Validation::new(Algorithm::ES256);
+    let s = |k: &str| jwk[k].as_str().unwrap();
+    let (key, alg) = match s("kty") {
+        "RSA" => (
+            DecodingKey::from_rsa_components(s("n"), s("e")).unwrap(),
+            Algorithm::RS256,
+        ),
+        _ => (
+            DecodingKey::from_ec_components(s("x"), s("y")).unwrap(),
+            Algorithm::ES256,
+        ),
+    };
+    assert_eq!(
+        jwk["alg"],
+        format!("{alg:?}"),
+        "the JWK names its algorithm"
+    );
+    let mut validation = Validation::new(alg);
     validation.set_audience(&[audience]);
     validation.set_issuer(&[ISSUER]);
     decode::<Value>(token, &key, &validation)
@@ -236,7 +249,7 @@ async fn a_rotated_key_verifies_until_finish_and_then_no_longer() {
         .unwrap()
         .to_owned();
     let dir = h.ca.path();
-    ward_ca::rotate::prepare(&dir, false, 0).unwrap();
+    ward_ca::rotate::prepare(&dir, false, 0, Default::default()).unwrap();
     ward_ca::rotate::activate(&dir, 1000, 1, false).unwrap();
     // The daemon picks the directory up within a second.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -272,6 +285,66 @@ async fn a_rotated_key_verifies_until_finish_and_then_no_longer() {
     verify(oidc, &new, "rp").await.unwrap();
 }
 
+/// Moving to RS256 (for relying parties that accept only RSA) is one rotation: `prepare`
+/// makes an RSA key and publishes it beside the EC one, `activate` signs RS256 with it, and
+/// `finish` retires the EC key; discovery names the algorithms in use throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_to_rs256_is_one_rotation() {
+    let h = Harness::start(&CONFIG.replace("max_ttl: 10m", "max_ttl: 10m, algorithm: RS256")).await;
+    let oidc = h.running.oidc_addr.unwrap();
+    let me = h.recorded(FRONTEND);
+    let algs = |doc: &Value| doc["id_token_signing_alg_values_supported"].clone();
+    let (_, _, doc) = get(oidc, "/.well-known/openid-configuration").await;
+    assert_eq!(
+        algs(&doc),
+        json!(["ES256"]),
+        "the CA was made with an EC key"
+    );
+    let dir = h.ca.path();
+    ward_ca::rotate::prepare(&dir, false, 0, ward_ca::jwt_svid::JwtAlgorithm::Rs256).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !bundle_keys(&h).await.iter().any(|k| k["kty"] == "RSA") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the RSA key was never published"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (_, _, doc) = get(oidc, "/.well-known/openid-configuration").await;
+    assert_eq!(algs(&doc), json!(["ES256", "RS256"]));
+    ward_ca::rotate::activate(&dir, 1000, 1, false).unwrap();
+    let token = loop {
+        let t = jwt(&h, Some(copy(&me)), json!({"audience": ["entra"]}))
+            .await
+            .json()["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        if decode_header(&t).unwrap().alg == Algorithm::RS256 {
+            break t;
+        }
+        assert!(std::time::Instant::now() < deadline, "RS256 never signed");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let claims = verify(oidc, &token, "entra").await.unwrap();
+    assert_eq!(claims["sub"], FRONTEND);
+    ward_ca::rotate::finish(&dir).unwrap();
+    while bundle_keys(&h)
+        .await
+        .iter()
+        .any(|k| k["kty"] == "EC" && k["use"] == "jwt-svid")
+    {
+        assert!(
+            std::time::Instant::now() < deadline + std::time::Duration::from_secs(10),
+            "the EC key stayed published"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (_, _, doc) = get(oidc, "/.well-known/openid-configuration").await;
+    assert_eq!(algs(&doc), json!(["RS256"]));
+    verify(oidc, &token, "entra").await.unwrap();
+}
+
 /// `jwt_svid:` and `oidc:` refuse what would make tokens no relying party can check, at the
 /// line.
 #[test]
@@ -298,6 +371,11 @@ fn jwt_config_fails_closed() {
             "jwt_svid: { lifetime: 5m }\n",
             "ca.yaml:5:",
             "unknown field `lifetime`",
+        ),
+        (
+            "jwt_svid: { algorithm: HS256 }\n",
+            "ca.yaml:5:",
+            "unknown variant `HS256`, expected one of ES256, RS256",
         ),
         (
             "oidc: { listen: \"127.0.0.1:0\", issuer: https://x.test }\n",

@@ -37,10 +37,10 @@ fn steps_refuse_to_run_out_of_order_and_an_interrupted_activation_completes() {
     // Intermediate only: the root and the bundle's roots stay; the next issuer is published
     // and may not sign before workloads had two refreshes to learn it.
     let first = Issuer::load(&dir).unwrap();
-    let p = rotate::prepare(&dir, false, 100).unwrap();
+    let p = rotate::prepare(&dir, false, 100, Default::default()).unwrap();
     assert!(!p.new_root);
     assert_eq!(roots(&dir), 1);
-    assert!(rotate::prepare(&dir, false, 100).is_err());
+    assert!(rotate::prepare(&dir, false, 100, Default::default()).is_err());
     assert!(err(rotate::finish(&dir)).contains("rotate activate"));
     assert!(err(rotate::activate(&dir, 101, 30, false)).contains("wait 59s more"));
     rotate::activate(&dir, 160, 30, false).unwrap();
@@ -48,13 +48,16 @@ fn steps_refuse_to_run_out_of_order_and_an_interrupted_activation_completes() {
     assert_ne!(first.issuer_serial(), second.issuer_serial());
     assert_eq!(first.root(), second.root());
     assert!(!dir.join(NEXT).exists() && dir.join(PREVIOUS).exists());
-    assert!(err(rotate::prepare(&dir, true, 102).map(|_| ())).contains("rotate finish"));
+    assert!(
+        err(rotate::prepare(&dir, true, 102, Default::default()).map(|_| ()))
+            .contains("rotate finish")
+    );
     rotate::finish(&dir).unwrap();
     assert!(!dir.join(PREVIOUS).exists());
 
     // A new root is published at once and may not sign before workloads had two refreshes.
     let before = Journal::load(&dir).unwrap().bundle_version;
-    rotate::prepare(&dir, true, 1000).unwrap();
+    rotate::prepare(&dir, true, 1000, Default::default()).unwrap();
     assert_eq!(roots(&dir), 2);
     assert!(Journal::load(&dir).unwrap().bundle_version > before);
     let early = err(rotate::activate(&dir, 1010, 30, false));

@@ -136,3 +136,37 @@ fn forged_and_unfit_tokens_are_refused() {
     refuse("!!.!!.!!".into(), "sts.example", "base64url");
     refuse("x".repeat(20_000), "sts.example", "longer");
 }
+
+#[test]
+fn rs256_tokens_verify_with_an_rsa_key_and_not_under_another_algorithm() {
+    use rsa::pkcs8::EncodePrivateKey;
+    use rsa::Generate;
+    let private = rsa::PrivateKey::try_generate().unwrap();
+    let der = private.to_pkcs8_der().unwrap();
+    let key = ring::signature::RsaKeyPair::from_pkcs8(der.as_bytes()).unwrap();
+    let public = ring::rsa::PublicKeyComponents::<Vec<u8>>::from(key.public());
+    let mut b = TrustBundles::default();
+    let authority = JwtAuthority::rsa("r1".into(), &public.n, &public.e).unwrap();
+    b.set_jwt_authorities(TrustDomain::new("a.test").unwrap(), vec![authority]);
+    let sign = |alg: &str| {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(json!({"alg": alg, "kid": "r1"}).to_string()),
+            URL_SAFE_NO_PAD.encode(claims("spiffe://a.test/app").to_string())
+        );
+        let mut sig = vec![0; key.public().modulus_len()];
+        key.sign(
+            &ring::signature::RSA_PKCS1_SHA256,
+            &SystemRandom::new(),
+            input.as_bytes(),
+            &mut sig,
+        )
+        .unwrap();
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+    };
+    let ok = validate(&b, &sign("RS256"), "sts.example", NOW).unwrap();
+    assert_eq!(ok.spiffe_id.as_str(), "spiffe://a.test/app");
+    // The same signature presented as ES256 does not fit an RSA key.
+    let err = validate(&b, &sign("ES256"), "sts.example", NOW).unwrap_err();
+    assert!(err.contains("signature"), "{err}");
+}

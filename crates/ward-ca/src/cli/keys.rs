@@ -135,7 +135,11 @@ pub fn init_config(config: &Path, force: bool, status: &mut dyn Write) -> Result
     let (cfg, state) = load(config)?;
     let td = &cfg.trust_domain;
     match open_with(&cfg, &state, true)? {
-        OpCa::Dir(dir) => created_dir(&dir, &ca_dir::init(&dir, td, force)?, status),
+        OpCa::Dir(dir) => created_dir(
+            &dir,
+            &ca_dir::init_with(&dir, td, force, cfg.jwt_algorithm())?,
+            status,
+        ),
         OpCa::Db(db) => {
             let (material, version) = state.block(async {
                 let found = db.load().await?;
@@ -145,7 +149,7 @@ pub fn init_config(config: &Path, force: bool, status: &mut dyn Write) -> Result
                         problem: format!("the database already holds a CA (version {v}); pass --force to replace it (every workload must enroll again)"),
                     });
                 }
-                let mut material = CaMaterial::new(td)?;
+                let mut material = CaMaterial::new(td, cfg.jwt_algorithm())?;
                 if let Some((old, _)) = &found {
                     material.journal.bundle_version = old.journal.bundle_version + 1;
                 }

@@ -186,7 +186,7 @@ fn run_dir(
     let hint = cfg.bundle_refresh_hint.as_secs() as i64;
     match command {
         RotateCommand::Prepare { root, .. } => {
-            let p = rotate::prepare(dir, root, unix_now())?;
+            let p = rotate::prepare(dir, root, unix_now(), cfg.jwt_algorithm())?;
             let _ = writeln!(
                 status,
                 "prepared issuer {} in {}; still signing with the current issuer\n{}",

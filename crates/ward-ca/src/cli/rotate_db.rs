@@ -41,7 +41,8 @@ pub(super) fn run(
     let td = cfg.trust_domain.clone();
     match command {
         RotateCommand::Prepare { root, .. } => {
-            let (p, rollout) = keys::change(db, state, |m| m.prepare(&td, root, unix_now()))?;
+            let jwt = cfg.jwt_algorithm();
+            let (p, rollout) = keys::change(db, state, |m| m.prepare(&td, root, unix_now(), jwt))?;
             let _ = writeln!(
                 status,
                 "prepared issuer {} in the database; still signing with the current issuer\n{}",

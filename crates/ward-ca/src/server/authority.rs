@@ -217,6 +217,21 @@ impl Authority {
         self.jwt_keys.iter().map(|(_, key)| key.jwk()).collect()
     }
 
+    /// The algorithms of the published JWT-SVID keys, each once (ES256 when there are none).
+    pub fn jwt_algorithms(&self) -> Vec<&'static str> {
+        let mut algs: Vec<&'static str> = self
+            .jwt_keys
+            .iter()
+            .map(|(_, key)| key.algorithm().as_str())
+            .collect();
+        algs.sort_unstable();
+        algs.dedup();
+        if algs.is_empty() {
+            algs.push("ES256");
+        }
+        algs
+    }
+
     /// The allowed issuers as published in `/v1/bundle` and enrollment answers.
     pub fn allowed_issuers(&self) -> Vec<ward_api::AllowedIssuer> {
         self.issuers

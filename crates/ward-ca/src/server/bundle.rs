@@ -60,6 +60,7 @@ pub(super) fn jwk(der: &CertificateDer<'_>, path: &Path) -> Result<Jwk, CaError>
         x: URL_SAFE_NO_PAD.encode(&point[1..33]),
         y: URL_SAFE_NO_PAD.encode(&point[33..65]),
         x5c: vec![STANDARD.encode(der.as_ref())],
+        ..Jwk::default()
     })
 }
 

@@ -43,13 +43,13 @@ fn respond(status: StatusCode, body: String, cache: Option<u64>) -> Response<Ful
 }
 
 /// The discovery document for `issuer`.
-pub fn discovery(issuer: &str) -> serde_json::Value {
+pub fn discovery(issuer: &str, algorithms: &[&str]) -> serde_json::Value {
     json!({
         "issuer": issuer,
         "jwks_uri": format!("{issuer}/keys"),
         "response_types_supported": ["id_token"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["ES256"],
+        "id_token_signing_alg_values_supported": algorithms,
         "claims_supported": ["sub", "aud", "exp", "iat", "iss"],
     })
 }
@@ -67,7 +67,7 @@ fn answer(req: &Request<Incoming>, ca: &CaService) -> Response<Full<Bytes>> {
     match path {
         "/.well-known/openid-configuration" => respond(
             StatusCode::OK,
-            discovery(&oidc.issuer).to_string(),
+            discovery(&oidc.issuer, &ca.authority().jwt_algorithms()).to_string(),
             Some(hint),
         ),
         "/keys" => {
@@ -76,7 +76,11 @@ fn answer(req: &Request<Incoming>, ca: &CaService) -> Response<Full<Bytes>> {
                 .jwt_jwks()
                 .into_iter()
                 .map(|k| {
-                    json!({"kty": k.kty, "crv": k.crv, "x": k.x, "y": k.y, "kid": k.kid, "use": "sig", "alg": "ES256"})
+                    if k.kty == "RSA" {
+                        json!({"kty": k.kty, "n": k.n, "e": k.e, "kid": k.kid, "use": "sig", "alg": "RS256"})
+                    } else {
+                        json!({"kty": k.kty, "crv": k.crv, "x": k.x, "y": k.y, "kid": k.kid, "use": "sig", "alg": "ES256"})
+                    }
                 })
                 .collect();
             respond(

@@ -160,7 +160,7 @@ async fn state_copy_moves_a_sqlite_state_into_postgres() {
     // The node's CA, in the middle of a rotation: that moves too.
     let ca_dir = dir.path().join("ca");
     ward_ca::ca_dir::init(&ca_dir, &"example.org".parse().unwrap(), false).unwrap();
-    ward_ca::rotate::prepare(&ca_dir, false, now).unwrap();
+    ward_ca::rotate::prepare(&ca_dir, false, now, Default::default()).unwrap();
     let copy = |with_ca: bool| {
         let mut args = vec![
             "ward-ca",

@@ -92,23 +92,23 @@ fn jwt_authorities(
         .filter(|k| k.key_use == "jwt-svid")
         .map(|k| {
             let bad = |detail: String| IdentityError::BadAnswer { path, detail };
-            if k.kty != "EC" || k.crv != "P-256" {
-                return Err(bad(format!(
-                    "JWT key {:?}: {} {} is not supported",
-                    k.kid, k.kty, k.crv
-                )));
-            }
-            let coord = |c: &str| {
+            let part = |c: &str| {
                 URL_SAFE_NO_PAD
                     .decode(c)
-                    .map_err(|_| bad(format!("JWT key {:?}: coordinate is not base64url", k.kid)))
+                    .map_err(|_| bad(format!("JWT key {:?}: a parameter is not base64url", k.kid)))
             };
-            JwtAuthority::p256(
-                k.kid.clone().unwrap_or_default(),
-                &coord(&k.x)?,
-                &coord(&k.y)?,
-            )
-            .map_err(|e| bad(format!("JWT key {:?}: {e}", k.kid)))
+            let kid = k.kid.clone().unwrap_or_default();
+            let key = match (k.kty.as_str(), k.crv.as_str()) {
+                ("EC", "P-256") => JwtAuthority::p256(kid, &part(&k.x)?, &part(&k.y)?),
+                ("RSA", _) => JwtAuthority::rsa(kid, &part(&k.n)?, &part(&k.e)?),
+                (kty, crv) => {
+                    return Err(bad(format!(
+                        "JWT key {:?}: {kty} {crv} is not supported",
+                        k.kid
+                    )))
+                }
+            };
+            key.map_err(|e| bad(format!("JWT key {:?}: {e}", k.kid)))
         })
         .collect()
 }
