@@ -19,12 +19,14 @@ mod conn;
 mod copy;
 mod error;
 mod http;
+mod identity_config;
 mod inbound;
 mod limits;
 mod metrics;
 mod outbound;
 mod pipe;
 mod policy_store;
+mod reload;
 mod svid_source;
 mod workload;
 
@@ -38,7 +40,6 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use ward_tls::{BundleStore, CertStore, TrustBundles};
-use ward_yaml::YamlError;
 
 pub use config::Config;
 pub use error::ProxyError;
@@ -54,7 +55,6 @@ use crate::outbound::OutboundListener;
 use crate::policy_store::PolicyStore;
 use crate::svid_source::IdentitySource;
 use ward_daemon::{Gate, Lifecycle};
-use ward_tls::files::{ContentDigest, ContentWatch};
 
 /// State every connection task shares.
 #[derive(Debug)]
@@ -274,7 +274,7 @@ pub async fn start(config: Config) -> Result<RunningProxy, ProxyError> {
     }
 
     let reload = Arc::new(Notify::new());
-    tasks.push(tokio::spawn(reload_loop(
+    tasks.push(tokio::spawn(reload::reload_loop(
         config.clone(),
         source,
         store,
@@ -300,84 +300,6 @@ pub async fn start(config: Config) -> Result<RunningProxy, ProxyError> {
         grace: config.limits.shutdown_grace,
         tasks,
     })
-}
-
-/// Polls the policy and identity files every `reload_interval`, and at once when notified.
-/// A file that fails leaves the previous version in force; the failure is logged (with
-/// file:line:column for YAML) and counted once per distinct content.
-async fn reload_loop(
-    config: Config,
-    mut source: IdentitySource,
-    store: Arc<CertStore>,
-    policy: PolicyStore,
-    metrics: Arc<Metrics>,
-    trigger: Arc<Notify>,
-    initial_policy: String,
-) {
-    let listeners = config.policy_listeners();
-    let mut watch = ContentWatch::seen(ContentDigest::of(&[initial_policy.as_bytes()]));
-    // Everything was just loaded by `start`; the first check is one interval from now.
-    let first = tokio::time::Instant::now() + config.reload_interval;
-    let mut ticker = tokio::time::interval_at(first, config.reload_interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let forced = tokio::select! {
-            _ = ticker.tick() => false,
-            () = trigger.notified() => true,
-        };
-        // Off the async workers: a slow or hung file system must not stall connections.
-        let path = config.policy.clone();
-        let read = tokio::task::spawn_blocking(move || ward_yaml::read_file(&path))
-            .await
-            .unwrap_or_else(|e| {
-                Err(YamlError::whole_file(
-                    &config.policy.display().to_string(),
-                    format!("cannot read: {e}"),
-                ))
-            });
-        match read {
-            Ok(text) => {
-                if watch.changed(ContentDigest::of(&[text.as_bytes()])) || forced {
-                    match policy_store::compile(&config.policy, &text, &listeners) {
-                        Ok(new) => {
-                            tracing::info!(version = %new.hash, rules = new.policy.rules.len(), mode = ?new.policy.mode, "policy loaded");
-                            policy.replace(new);
-                            metrics.reload("policy", true);
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "policy reload failed; keeping the previous policy");
-                            metrics.reload("policy", false);
-                        }
-                    }
-                }
-            }
-            // The file could not be opened (mid-swap, say): report it only when asked to.
-            Err(e) if e.message.starts_with("cannot read") => {
-                if forced {
-                    tracing::error!(path = %config.policy.display(), error = %e, "cannot read policy; keeping the previous policy");
-                    metrics.reload("policy", false);
-                }
-            }
-            // Read, but unusable as text (too large, not UTF-8): once per distinct failure.
-            Err(e) => {
-                if watch.changed(ContentDigest::of(&[e.to_string().as_bytes()])) || forced {
-                    tracing::error!(error = %e, "policy reload failed; keeping the previous policy");
-                    metrics.reload("policy", false);
-                }
-            }
-        }
-        match source.refresh(&store, forced).await {
-            Ok(None) => {}
-            Ok(Some(id)) => {
-                metrics.identity_expiry.set(id.leaf().not_after);
-                metrics.reload("identity", true);
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "identity reload failed; keeping the previous identity");
-                metrics.reload("identity", false);
-            }
-        }
-    }
 }
 
 /// The proxy's accept loop (ward-daemon's, under the proxy-wide cap): a connection over the
