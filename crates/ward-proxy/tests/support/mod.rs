@@ -6,6 +6,7 @@
 
 pub mod ca;
 pub mod http;
+pub mod workload;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
