@@ -188,39 +188,52 @@ fn hex(bytes: &[u8]) -> String {
     trimmed.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// curl speaking gRPC over the socket: the response headers (and trailers), as text.
-fn grpc_by_curl(socket: &Path, method: &str, headers: &[&str]) -> String {
-    let mut cmd = Command::new("curl");
-    cmd.args([
-        "-s",
-        "-i",
-        "--http2-prior-knowledge",
-        "--max-time",
-        "5",
-        "--unix-socket",
-    ])
-    .arg(socket)
-    .args(["-H", "content-type: application/grpc", "-H", "te: trailers"]);
-    for h in headers {
-        cmd.args(["-H", h]);
-    }
-    // An empty request message: flag 0, length 0.
-    cmd.args(["--data-binary", "@-"])
-        .arg(format!("http://localhost/SpiffeWorkloadAPI/{method}"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .expect("curl must be installed (make test installs it)");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(&[0, 0, 0, 0, 0])
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stdout).to_lowercase()
+/// curl speaking gRPC over the socket: the response headers (and trailers), as text; curl's
+/// exit status and errors too when it fails. Run off the runtime's workers, which serve the
+/// sidecar under test. A stream that is admitted stays open: curl stops after `max_time`.
+async fn grpc_by_curl(socket: &Path, method: &str, headers: &[&str], max_time: u32) -> String {
+    let socket = socket.to_path_buf();
+    let method = method.to_owned();
+    let headers: Vec<String> = headers.iter().map(|h| (*h).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "-i", "--http2-prior-knowledge", "--max-time"])
+            .arg(max_time.to_string())
+            .arg("--unix-socket")
+            .arg(&socket)
+            .args(["-H", "content-type: application/grpc", "-H", "te: trailers"]);
+        for h in &headers {
+            cmd.args(["-H", h]);
+        }
+        // An empty request message: flag 0, length 0.
+        cmd.args(["--data-binary", "@-"])
+            .arg(format!("http://localhost/SpiffeWorkloadAPI/{method}"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .expect("curl must be installed (make test installs it)");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(&[0, 0, 0, 0, 0])
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let mut text = String::from_utf8_lossy(&out.stdout).to_lowercase();
+        if !out.status.success() {
+            text.push_str(&format!(
+                "\n[curl {}: {}]",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        text
+    })
+    .await
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -235,10 +248,10 @@ async fn callers_without_the_header_or_not_allowed_are_refused_and_the_socket_is
         .unwrap();
 
     // No security header: InvalidArgument (gRPC status 3), before anything else is looked at.
-    let bare = grpc_by_curl(&socket, "FetchJWTBundles", &[]);
+    let bare = grpc_by_curl(&socket, "FetchJWTBundles", &[], 20).await;
     assert!(bare.contains("grpc-status: 3"), "{bare}");
     assert!(bare.contains("security%20header%20missing"), "{bare}");
-    let with = grpc_by_curl(&socket, "FetchJWTBundles", &["workload.spiffe.io: true"]);
+    let with = grpc_by_curl(&socket, "FetchJWTBundles", &["workload.spiffe.io: true"], 2).await;
     assert!(with.contains("200"), "{with}");
     assert!(!with.contains("grpc-status: 3"), "{with}");
 
@@ -261,7 +274,7 @@ async fn callers_without_the_header_or_not_allowed_are_refused_and_the_socket_is
     let client = client(&socket).await;
     let err = client.fetch_x509_svid().await.unwrap_err().to_string();
     assert!(err.contains("may not use this Workload API"), "{err}");
-    let denied = grpc_by_curl(&socket, "FetchX509SVID", &["workload.spiffe.io: true"]);
+    let denied = grpc_by_curl(&socket, "FetchX509SVID", &["workload.spiffe.io: true"], 20).await;
     assert!(denied.contains("grpc-status: 7"), "{denied}");
     assert!(
         metric(

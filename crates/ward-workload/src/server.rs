@@ -11,6 +11,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::UnixListener;
@@ -30,6 +31,8 @@ pub const MAX_CONNECTIONS: usize = 1024;
 const MAX_STREAMS_PER_CONNECTION: u32 = 1024;
 /// The largest request message (requests are an audience list or one token).
 const MAX_REQUEST: usize = 64 * 1024;
+/// How long a refused call's request may take to arrive before the refusal goes out anyway.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The header every Workload API call carries.
 pub const SECURITY_HEADER: &str = "workload.spiffe.io";
@@ -123,7 +126,14 @@ pub async fn serve(
             async move {
                 match verdict {
                     Ok(()) => grpc.call(req).await,
-                    Err(status) => Ok::<_, Infallible>(status.into_http()),
+                    Err(status) => {
+                        // Read the (small) request before refusing: answering while a client
+                        // still uploads makes HTTP/2 reset the stream, which some clients
+                        // (curl) report as a framing error instead of the status.
+                        let body = http_body_util::Limited::new(req.into_body(), MAX_REQUEST);
+                        let _ = tokio::time::timeout(DRAIN, body.collect()).await;
+                        Ok::<_, Infallible>(status.into_http())
+                    }
                 }
             }
         });
