@@ -88,6 +88,28 @@ pub enum RotationError {
         /// When the last expires (RFC 3339).
         last: String,
     },
+    /// JWT-SVIDs the previous generation's key signed may still be valid.
+    #[error("JWT-SVIDs signed by the previous generation's key may be valid until {until} (activation + jwt_svid.max_ttl + {JWT_SKEW_SECS}s of clock skew), and relying parties need its public key until then; retiring it now would make them refuse those tokens. Wait, or pass --force")]
+    JwtStillLive {
+        /// When the last may expire (RFC 3339).
+        until: String,
+    },
+}
+
+/// Clock skew allowed between the CA and relying parties when judging whether a JWT-SVID of
+/// a retired key can still be valid somewhere (as for certificates: 150 s).
+pub const JWT_SKEW_SECS: i64 = 150;
+
+/// Until when a JWT-SVID signed by the previous generation's key may be valid: its last
+/// token was signed no later than the activation and lives at most `max_ttl`. `None` when no
+/// activation is recorded or the previous generation had no JWT key.
+pub fn jwt_live_until(
+    journal: &Journal,
+    max_ttl: Option<std::time::Duration>,
+    previous_had_key: bool,
+) -> Option<i64> {
+    let at = journal.activated_at.filter(|_| previous_had_key)?;
+    Some(at + max_ttl?.as_secs() as i64 + JWT_SKEW_SECS)
 }
 
 fn out_of_order(phase: Phase, wanted: &str) -> String {

@@ -11,10 +11,12 @@ use clap::Subcommand;
 
 use super::keys::{self, OpCa};
 use super::ops::{load, when, OpState};
+use crate::ca_dir::JWT_KEY;
 use crate::config::CaConfig;
 use crate::error::CaError;
 use crate::issuer::{rfc3339, Issuer};
 use crate::rotate::{self, Journal, Phase, RotationError, NEXT, PREVIOUS};
+use crate::rotation::jwt_live_until;
 use crate::state::unix_now;
 
 /// `ward-ca rotate` subcommands.
@@ -105,9 +107,18 @@ pub(super) fn activated_message(issuer: &Issuer) -> String {
     )
 }
 
-/// Refuses `finish` while certificates of the previous issuer live, unless `force`.
+/// What `finish` must wait for besides certificates: until when JWT-SVIDs of the previous
+/// generation's key may be valid (when this CA issues them and that key existed).
+pub(super) fn jwt_wait(cfg: &CaConfig, journal: &Journal, previous_had_key: bool) -> Option<i64> {
+    let max_ttl = cfg.jwt_svid.as_ref().map(|j| j.max_ttl);
+    jwt_live_until(journal, max_ttl, previous_had_key)
+}
+
+/// Refuses `finish` while certificates of the previous issuer, or JWT-SVIDs of the previous
+/// key (`jwt_until`, from [`jwt_wait`]), live, unless `force`.
 pub(super) fn check_nothing_live(
     signing: &Issuer,
+    jwt_until: Option<i64>,
     state: &OpState,
     force: bool,
     status: &mut dyn Write,
@@ -122,6 +133,12 @@ pub(super) fn check_nothing_live(
     }
     if live > 0 {
         let _ = writeln!(status, "warning: {live} certificate(s) of the previous issuer stop being trusted now (--force)");
+    }
+    if let Some(until) = jwt_until.filter(|u| *u > unix_now()) {
+        if !force {
+            return Err(RotationError::JwtStillLive { until: when(until) }.into());
+        }
+        let _ = writeln!(status, "warning: JWT-SVIDs of the previous key (valid until {} at the latest) stop verifying now (--force)", when(until));
     }
     Ok(())
 }
@@ -153,8 +170,10 @@ pub(super) fn retired_message(
 pub(super) fn next_step(
     journal: &Journal,
     signing: &Issuer,
+    jwt_until: Option<i64>,
     state: &OpState,
 ) -> Result<String, CaError> {
+    let jwt_pending = jwt_until.filter(|u| *u > unix_now());
     Ok(match journal.phase {
         Phase::Idle => {
             "no rotation in progress; start one with `ward-ca rotate prepare [--root]`".to_owned()
@@ -166,9 +185,13 @@ pub(super) fn next_step(
         Phase::Activating => {
             "an activation was interrupted; rerun `ward-ca rotate activate`".into()
         }
-        Phase::Activated => match live_under_previous(signing, state)? {
-            (0, _) => "activated; nothing live depends on the previous issuer: run `ward-ca rotate finish`".into(),
-            (n, last) => format!(
+        Phase::Activated => match (live_under_previous(signing, state)?, jwt_pending) {
+            ((0, _), Some(until)) => format!(
+                "activated; JWT-SVIDs of the previous key may be valid until {}: `ward-ca rotate finish` after that",
+                when(until)
+            ),
+            ((0, _), None) => "activated; nothing live depends on the previous issuer: run `ward-ca rotate finish`".into(),
+            ((n, last), _) => format!(
                 "activated; {n} certificate(s) of the previous issuer are still valid and not renewed, the last until {}: `ward-ca rotate finish` after that (or `ward-ca rotate retire` now, in an emergency)",
                 when(last.unwrap_or(0))
             ),
@@ -204,8 +227,10 @@ fn run_dir(
             );
         }
         RotateCommand::Finish { force, .. } => {
-            if Journal::load(dir)?.phase == Phase::Activated {
-                check_nothing_live(&Issuer::load(dir)?, state, force, status)?;
+            let journal = Journal::load(dir)?;
+            if journal.phase == Phase::Activated {
+                let jwt = jwt_wait(cfg, &journal, dir.join(PREVIOUS).join(JWT_KEY).exists());
+                check_nothing_live(&Issuer::load(dir)?, jwt, state, force, status)?;
             }
             rotate::finish(dir)?;
             let _ = writeln!(status, "{}", finished_message(cfg));
@@ -215,7 +240,7 @@ fn run_dir(
             let message = retired_message(cfg, &Issuer::load(dir)?, state, activated)?;
             let _ = writeln!(status, "{message}");
         }
-        RotateCommand::Status { .. } => rotation_status(dir, state, status)?,
+        RotateCommand::Status { .. } => rotation_status(cfg, dir, state, status)?,
     }
     Ok(())
 }
@@ -242,7 +267,12 @@ pub(super) fn describe(issuer: &Issuer, label: &str, out: &mut dyn Write) -> Res
     Ok(())
 }
 
-fn rotation_status(dir: &Path, state: &OpState, out: &mut dyn Write) -> Result<(), CaError> {
+fn rotation_status(
+    cfg: &CaConfig,
+    dir: &Path,
+    state: &OpState,
+    out: &mut dyn Write,
+) -> Result<(), CaError> {
     let journal = Journal::load(dir)?;
     let signing = Issuer::load(dir)?;
     describe(&signing, "signing:", out)?;
@@ -253,7 +283,8 @@ fn rotation_status(dir: &Path, state: &OpState, out: &mut dyn Write) -> Result<(
         describe(&Issuer::load(&dir.join(PREVIOUS))?, "previous:", out)?;
     }
     let roots = rotate::bundle_roots(dir)?.len();
-    let next = next_step(&journal, &signing, state)?;
+    let jwt = jwt_wait(cfg, &journal, dir.join(PREVIOUS).join(JWT_KEY).exists());
+    let next = next_step(&journal, &signing, jwt, state)?;
     let _ = writeln!(
         out,
         "bundle:   {roots} root(s), version {}\n{next}",

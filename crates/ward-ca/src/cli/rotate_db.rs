@@ -14,8 +14,8 @@ use std::io::Write;
 use super::keys::{self, report};
 use super::ops::OpState;
 use super::rotate::{
-    activated_message, check_nothing_live, describe, finished_message, next_step, prepared_message,
-    retired_message, RotateCommand,
+    activated_message, check_nothing_live, describe, finished_message, jwt_wait, next_step,
+    prepared_message, retired_message, RotateCommand,
 };
 use crate::ca_store::DbCa;
 use crate::config::CaConfig;
@@ -62,7 +62,9 @@ pub(super) fn run(
         RotateCommand::Finish { force, .. } => {
             let (m, _) = keys::material(db, state)?;
             if m.journal.phase == Phase::Activated {
-                check_nothing_live(&signing(&m)?, state, force, status)?;
+                let had_key = m.previous.as_ref().is_some_and(|g| g.jwt_key_pem.is_some());
+                let jwt = jwt_wait(cfg, &m.journal, had_key);
+                check_nothing_live(&signing(&m)?, jwt, state, force, status)?;
             }
             let ((), rollout) = keys::change(db, state, CaMaterial::finish)?;
             let _ = writeln!(status, "{}", finished_message(cfg));
@@ -76,11 +78,16 @@ pub(super) fn run(
             let _ = writeln!(status, "{message}");
             report(&rollout, status)
         }
-        RotateCommand::Status { .. } => status_of(db, state, status),
+        RotateCommand::Status { .. } => status_of(cfg, db, state, status),
     }
 }
 
-fn status_of(db: &DbCa, state: &OpState, out: &mut dyn Write) -> Result<(), CaError> {
+fn status_of(
+    cfg: &CaConfig,
+    db: &DbCa,
+    state: &OpState,
+    out: &mut dyn Write,
+) -> Result<(), CaError> {
     let (m, version) = keys::material(db, state)?;
     let signing = signing(&m)?;
     for (role, g) in m.generations() {
@@ -110,6 +117,8 @@ fn status_of(db: &DbCa, state: &OpState, out: &mut dyn Write) -> Result<(), CaEr
             now - r.seen_at
         );
     }
-    let _ = writeln!(out, "{}", next_step(&m.journal, &signing, state)?);
+    let had_key = m.previous.as_ref().is_some_and(|g| g.jwt_key_pem.is_some());
+    let jwt = jwt_wait(cfg, &m.journal, had_key);
+    let _ = writeln!(out, "{}", next_step(&m.journal, &signing, jwt, state)?);
     Ok(())
 }

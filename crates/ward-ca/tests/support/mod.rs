@@ -3,6 +3,8 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // each test file uses a subset
 
+pub mod jwt;
+
 use std::path::PathBuf;
 
 use rcgen::{CertificateParams, KeyPair, SanType};
