@@ -106,6 +106,8 @@ pub struct CaConfig {
     pub jwt_svid: Option<JwtSvidConfig>,
     /// OIDC discovery for the JWT-SVID keys, if enabled.
     pub oidc: Option<OidcConfig>,
+    /// Trust-domain federation: our bundle endpoint and the foreign domains we trust.
+    pub federation: crate::federation::FederationConfig,
 }
 
 type D = Spanned<ward_yaml::Duration>;
@@ -129,6 +131,7 @@ struct File {
     bundle_refresh_hint: Option<D>,
     jwt_svid: Option<crate::jwt_svid::JwtSvidFile>,
     oidc: Option<Spanned<crate::jwt_svid::OidcFile>>,
+    federation: Option<Spanned<crate::federation::FederationFile>>,
 }
 
 #[derive(Deserialize)]
@@ -340,8 +343,11 @@ impl CaConfig {
 
         let (jwt_svid, oidc) =
             crate::jwt_svid::validate(raw.jwt_svid.as_ref(), raw.oidc.as_ref(), &at)?;
+        let federation =
+            crate::federation::validate(raw.federation.as_ref(), &trust_domain, base, &at)?;
 
         Ok(Self {
+            federation,
             jwt_svid,
             oidc,
             trust_domain,

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod csr;
 pub mod error;
+pub mod federation;
 pub mod issuer;
 mod jwks_fetch;
 pub mod jwt;

@@ -61,6 +61,42 @@ pub fn server_config_optional_client_auth(
     )
 }
 
+/// A server config that asks for no client certificate: for endpoints anyone may read (the
+/// SPIFFE bundle endpoint), served with the store's identity, TLS 1.3 only.
+pub fn server_config_public(store: &CertStore, alpn: &[&[u8]]) -> Result<ServerConfig, TlsError> {
+    public_config(store.resolver(), alpn)
+}
+
+/// The same with a fixed certificate chain and key (an operator's web certificate).
+pub fn server_config_web(
+    chain: Vec<rustls_pki_types::CertificateDer<'static>>,
+    key: rustls_pki_types::PrivateKeyDer<'static>,
+    alpn: &[&[u8]],
+) -> Result<ServerConfig, TlsError> {
+    let mut config = ServerConfig::builder_with_provider(crypto_provider())
+        .with_protocol_versions(PROTOCOL_VERSIONS)?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(config)
+}
+
+fn public_config(
+    resolver: Arc<dyn rustls::server::ResolvesServerCert>,
+    alpn: &[&[u8]],
+) -> Result<ServerConfig, TlsError> {
+    let mut config = ServerConfig::builder_with_provider(crypto_provider())
+        .with_protocol_versions(PROTOCOL_VERSIONS)?
+        .with_no_client_auth()
+        .with_cert_resolver(resolver);
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(config)
+}
+
 /// The one way ward builds a server config: TLS 1.3, the given client verifier, the store's
 /// identity, no session resumption (until the caller installs ward's session store).
 fn server_config_with(

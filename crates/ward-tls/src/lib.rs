@@ -24,7 +24,10 @@ pub mod store;
 pub mod verify;
 
 pub use bundle::{BundleStore, Revocation, SpkiHash, TrustBundles};
-pub use config::{client_config, server_config, server_config_optional_client_auth, Resumption};
+pub use config::{
+    client_config, server_config, server_config_optional_client_auth, server_config_public,
+    server_config_web, Resumption,
+};
 pub use error::{FileError, PemError, StoreError, TlsError, VerifyError};
 pub use jwt::{JwtAuthority, JwtKeyError, JwtPublicKey};
 pub use store::{CertResolver, CertStore, Identity};

@@ -29,6 +29,8 @@ const CACHE_FOR: Duration = Duration::from_secs(1);
 pub struct RenderedBundle {
     /// JSON body.
     pub body: Bytes,
+    /// The SPIFFE bundle alone (what the federation bundle endpoint serves).
+    pub spiffe: Bytes,
     /// Strong ETag (quoted).
     pub etag: String,
 }
@@ -107,6 +109,7 @@ impl BundleCache {
             revocations: revoked.iter().map(Revocation::entry).collect(),
         };
         let body = serde_json::to_string(&document).unwrap_or_default();
+        let spiffe = serde_json::to_string(&document.spiffe_bundle).unwrap_or_default();
         let digest = ring::digest::digest(&ring::digest::SHA256, body.as_bytes());
         let etag = format!(
             "\"{}\"",
@@ -117,6 +120,7 @@ impl BundleCache {
         );
         let doc = RenderedBundle {
             body: Bytes::from(body),
+            spiffe: Bytes::from(spiffe),
             etag,
         };
         if let Ok(mut guard) = self.cached.lock() {

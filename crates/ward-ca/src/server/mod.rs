@@ -10,6 +10,7 @@
 pub mod api;
 pub mod authority;
 pub mod bundle;
+pub mod bundle_endpoint;
 pub mod error;
 mod jwt;
 mod listener;
@@ -88,6 +89,8 @@ pub struct RunningCa {
     pub addr: SocketAddr,
     /// The OIDC discovery listener's address, when configured.
     pub oidc_addr: Option<SocketAddr>,
+    /// The federation bundle endpoint's address, when configured.
+    pub bundle_endpoint_addr: Option<SocketAddr>,
     /// Shared service state (tests read metrics from it).
     pub service: Arc<CaService>,
     lifecycle: Lifecycle,
@@ -275,6 +278,18 @@ pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
         oidc_listener = Some(l);
         tracing::info!(addr = ?oidc_addr, issuer = %oidc.issuer, "OIDC discovery serving");
     }
+    let (mut endpoint, mut bundle_endpoint_addr) = (None, None);
+    if let Some(e) = &service.config.federation.bundle_endpoint {
+        let bind = |source| ServeError::Bind {
+            addr: e.listen,
+            source,
+        };
+        let tls = bundle_endpoint::tls(e, &service)?;
+        let l = TcpListener::bind(e.listen).await.map_err(bind)?;
+        bundle_endpoint_addr = Some(l.local_addr().map_err(bind)?);
+        endpoint = Some((l, TlsAcceptor::from(Arc::new(tls)), e.path.clone()));
+        tracing::info!(addr = ?bundle_endpoint_addr, path = %e.path, web = e.web_cert.is_some(), "SPIFFE bundle endpoint serving");
+    }
     let lifecycle = Lifecycle::default();
     let accept = tokio::spawn(listener::accept_loop(
         listener,
@@ -295,10 +310,19 @@ pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
     if let Some(listener) = oidc_listener {
         background.push(tokio::spawn(oidc::serve(listener, service.clone())));
     }
+    if let Some((listener, acceptor, path)) = endpoint {
+        background.push(tokio::spawn(bundle_endpoint::serve(
+            listener,
+            acceptor,
+            service.clone(),
+            path,
+        )));
+    }
     tracing::info!(%addr, trust_domain = %service.config.trust_domain, "ward-ca serving");
     Ok(RunningCa {
         addr,
         oidc_addr,
+        bundle_endpoint_addr,
         service,
         lifecycle,
         accept,
