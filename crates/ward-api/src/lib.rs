@@ -14,8 +14,8 @@ pub mod messages;
 
 pub use error::{ErrorBody, ErrorCode};
 pub use messages::{
-    AllowedIssuer, BundleDocument, EnrollRequest, Issued, IssuerRole, Jwk, JwtIssued, JwtRequest,
-    RenewRequest, RevocationEntry, RevokeRequest, Revoked, SpiffeBundle,
+    AllowedIssuer, BundleDocument, EnrollRequest, FederatedBundle, Issued, IssuerRole, Jwk,
+    JwtIssued, JwtRequest, RenewRequest, RevocationEntry, RevokeRequest, Revoked, SpiffeBundle,
 };
 
 /// `POST`: enroll with a join token or a Kubernetes service-account token.

@@ -127,6 +127,24 @@ pub struct BundleDocument {
     /// Revocations in force.
     #[serde(default)]
     pub revocations: Vec<RevocationEntry>,
+    /// The bundles of the trust domains this CA federates with, one per domain (never merged
+    /// with ours): their workloads are trusted as themselves, by their own roots.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub federated: Vec<FederatedBundle>,
+}
+
+/// A foreign trust domain's bundle, as the CA last fetched and accepted it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FederatedBundle {
+    /// The foreign trust domain.
+    pub trust_domain: String,
+    /// Its X.509 roots, PEM.
+    pub bundle_pem: String,
+    /// Its JWT-SVID keys.
+    #[serde(default)]
+    pub jwt_keys: Vec<Jwk>,
+    /// Its `spiffe_sequence`.
+    pub spiffe_sequence: u64,
 }
 
 /// A SPIFFE trust bundle (a JWK set with SPIFFE's two extra members).

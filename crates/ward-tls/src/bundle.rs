@@ -104,6 +104,9 @@ pub struct TrustBundles {
     /// JWT-SVID signing keys by trust domain (a domain may have these without roots).
     jwt: HashMap<TrustDomain, Vec<JwtAuthority>>,
     revocations: Vec<Revocation>,
+    /// The trust domain whose CA published the revocations: they cover its leaves only (a
+    /// domain revokes its own identities, never a federated domain's).
+    revocations_of: Option<TrustDomain>,
     /// Counts changes of the roots (not of revocations) through a [`BundleStore`]; sessions
     /// verified under one epoch are not resumed under another.
     anchors_epoch: u64,
@@ -208,9 +211,15 @@ impl TrustBundles {
         self.jwt.iter().map(|(td, keys)| (td, keys.as_slice()))
     }
 
-    /// Replaces the revocation list.
+    /// Replaces the revocation list (covering leaves of every domain held).
     pub fn set_revocations(&mut self, revocations: Vec<Revocation>) {
         self.revocations = revocations;
+    }
+
+    /// Replaces the revocation list, as published by `td`'s CA: it covers `td`'s leaves only.
+    pub fn set_revocations_of(&mut self, td: TrustDomain, revocations: Vec<Revocation>) {
+        self.revocations = revocations;
+        self.revocations_of = Some(td);
     }
 
     /// The revocations in force.
@@ -220,6 +229,11 @@ impl TrustBundles {
 
     /// The revocation covering `leaf`, if any.
     pub fn revocation_for(&self, leaf: &SvidLeaf) -> Option<&Revocation> {
+        if let Some(td) = &self.revocations_of {
+            if !leaf.id.is_member_of(td) {
+                return None;
+            }
+        }
         self.revocations.iter().find(|r| r.covers(leaf))
     }
 

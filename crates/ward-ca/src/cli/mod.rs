@@ -12,6 +12,7 @@ use ward_cli::LogFormat;
 use ward_identity::{SpiffeId, TrustDomain};
 use ward_tls::files::{write_atomic, PUBLIC_MODE};
 
+mod federation;
 mod keys;
 mod ops;
 mod rotate;
@@ -138,6 +139,12 @@ pub enum Command {
         /// Why (recorded and published).
         #[arg(long, value_name = "TEXT")]
         reason: Option<String>,
+    },
+    /// Trust-domain federation: this CA's bundle document, the foreign bundles in force.
+    Federation {
+        /// Federation subcommand.
+        #[command(subcommand)]
+        command: federation::FederationCommand,
     },
     /// Rotate the CA's issuer (and with --root its root) without an outage:
     /// prepare, then activate, then finish.
@@ -349,6 +356,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, status: &mut dyn Write) -> Result<(), 
             command: CertsCommand::List { config, id },
         } => ops::certs_list(&config, id.as_deref(), out),
         Command::Rotate { command } => rotate::run(command, status),
+        Command::Federation { command } => federation::run(command, out),
     }
 }
 

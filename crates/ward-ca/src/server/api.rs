@@ -373,7 +373,7 @@ async fn bundle(req: &Request<Incoming>, ca: &CaService) -> Result<Resp, ApiErro
     let hint = ca.config.bundle_refresh_hint;
     let doc = ca
         .bundle
-        .get(&ca.state, &ca.authority(), &ca.config, hint)
+        .get(&ca.state, &ca.authority(), &ca.config, hint, &ca.foreign)
         .await
         .map_err(state_error)?;
     let etag = hyper::header::HeaderValue::from_str(&doc.etag)

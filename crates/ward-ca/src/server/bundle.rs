@@ -19,6 +19,7 @@ use ward_api::{BundleDocument, Jwk, SpiffeBundle};
 use super::authority::Authority;
 use crate::config::CaConfig;
 use crate::error::CaError;
+use crate::federation::Foreign;
 use crate::state::records::Revocation;
 use crate::state::{StateError, Store};
 
@@ -38,7 +39,7 @@ pub struct RenderedBundle {
 /// Builds and caches the bundle document (for a second, and only while the roots stay).
 #[derive(Debug, Default)]
 pub struct BundleCache {
-    cached: Mutex<Option<(Instant, u64, RenderedBundle)>>,
+    cached: Mutex<Option<(Instant, (u64, u64), RenderedBundle)>>,
 }
 
 /// A root (read from `path`) as a SPIFFE bundle JWK (P-256 only, as ward's CA directories
@@ -76,11 +77,14 @@ impl BundleCache {
         authority: &Authority,
         config: &CaConfig,
         refresh_hint: Duration,
+        foreign: &Foreign,
     ) -> Result<RenderedBundle, StateError> {
         let trust_domain = &config.trust_domain;
+        let (foreign_version, foreign) = foreign.snapshot();
+        let version = (authority.bundle_version, foreign_version);
         if let Ok(guard) = self.cached.lock() {
-            if let Some((at, version, doc)) = guard.as_ref() {
-                if at.elapsed() < CACHE_FOR && *version == authority.bundle_version {
+            if let Some((at, cached, doc)) = guard.as_ref() {
+                if at.elapsed() < CACHE_FOR && *cached == version {
                     return Ok(doc.clone());
                 }
             }
@@ -107,6 +111,7 @@ impl BundleCache {
             },
             issuers: authority.allowed_issuers(),
             revocations: revoked.iter().map(Revocation::entry).collect(),
+            federated: foreign.iter().map(|b| b.entry()).collect(),
         };
         let body = serde_json::to_string(&document).unwrap_or_default();
         let spiffe = serde_json::to_string(&document.spiffe_bundle).unwrap_or_default();
@@ -124,7 +129,7 @@ impl BundleCache {
             etag,
         };
         if let Ok(mut guard) = self.cached.lock() {
-            *guard = Some((Instant::now(), authority.bundle_version, doc.clone()));
+            *guard = Some((Instant::now(), version, doc.clone()));
         }
         Ok(doc)
     }

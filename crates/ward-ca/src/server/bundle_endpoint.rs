@@ -78,7 +78,7 @@ async fn answer(
     let hint = ca.config.bundle_refresh_hint;
     match ca
         .bundle
-        .get(&ca.state, &ca.authority(), &ca.config, hint)
+        .get(&ca.state, &ca.authority(), &ca.config, hint, &ca.foreign)
         .await
     {
         Ok(doc) => respond(StatusCode::OK, doc.spiffe, Some(hint.as_secs())),

@@ -30,6 +30,13 @@ pub struct EndpointLabel {
 
 type Latency = Family<EndpointLabel, Histogram, fn() -> Histogram>;
 
+/// A foreign trust domain.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DomainLabel {
+    /// Its name.
+    pub trust_domain: String,
+}
+
 /// Every metric the CA exports.
 #[derive(Debug)]
 pub struct CaMetrics {
@@ -46,6 +53,12 @@ pub struct CaMetrics {
     pub latency: Latency,
     /// notAfter of the issuing certificate, Unix seconds.
     pub issuer_expiry: Gauge,
+    /// Federation: per foreign trust domain, when its bundle was last fetched and accepted.
+    pub federation_refreshed: Family<DomainLabel, Gauge>,
+    /// Federation: the `spiffe_sequence` of each foreign bundle in force.
+    pub federation_sequence: Family<DomainLabel, Gauge>,
+    /// Federation: fetches that failed or were refused, by foreign trust domain.
+    pub federation_failures: Family<DomainLabel, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -91,8 +104,29 @@ impl Default for CaMetrics {
             "notAfter of the issuing certificate",
             issuer_expiry.clone(),
         );
+        let federation_refreshed = Family::<DomainLabel, Gauge>::default();
+        let federation_sequence = Family::<DomainLabel, Gauge>::default();
+        let federation_failures = Family::<DomainLabel, Counter>::default();
+        registry.register(
+            "ward_ca_federation_refreshed_timestamp_seconds",
+            "When each foreign trust domain's bundle was last fetched and accepted",
+            federation_refreshed.clone(),
+        );
+        registry.register(
+            "ward_ca_federation_sequence",
+            "spiffe_sequence of each foreign bundle in force",
+            federation_sequence.clone(),
+        );
+        registry.register(
+            "ward_ca_federation_failures",
+            "Foreign bundle fetches that failed or were refused, by trust domain",
+            federation_failures.clone(),
+        );
         Self {
             registry,
+            federation_refreshed,
+            federation_sequence,
+            federation_failures,
             issuances,
             handshake_failures,
             connections_refused,

@@ -12,6 +12,7 @@ pub mod authority;
 pub mod bundle;
 pub mod bundle_endpoint;
 pub mod error;
+mod federation;
 mod jwt;
 mod listener;
 pub mod metrics;
@@ -61,6 +62,8 @@ pub struct CaService {
     pub kube: Option<Arc<KubernetesAttestor>>,
     /// `/v1/bundle` document cache.
     pub bundle: BundleCache,
+    /// The bundles of the trust domains this CA federates with.
+    pub foreign: crate::federation::Foreign,
     /// Per-IP enrollment limiter.
     pub limiter: RateLimiter,
     /// Metrics.
@@ -247,6 +250,7 @@ pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
     let service = Arc::new(CaService {
         authority: RwLock::new(Arc::new(authority)),
         bundle: BundleCache::default(),
+        foreign: crate::federation::Foreign::default(),
         limiter: RateLimiter::new(config.limits.enroll_per_ip_per_sec),
         config,
         state,
@@ -255,6 +259,7 @@ pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
         store,
     });
     issue_own_identity(&service).await?;
+    federation::load(&service).await?;
 
     let tls = ward_tls::server_config_optional_client_auth(&service.store, &[b"h2", b"http/1.1"])?;
     let bind = |source| ServeError::Bind {
@@ -309,6 +314,9 @@ pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
     let mut background = vec![tokio::spawn(renew_own_identity(service.clone())), follow];
     if let Some(listener) = oidc_listener {
         background.push(tokio::spawn(oidc::serve(listener, service.clone())));
+    }
+    for f in &service.config.federation.federates_with {
+        background.push(tokio::spawn(federation::follow(service.clone(), f.clone())));
     }
     if let Some((listener, acceptor, path)) = endpoint {
         background.push(tokio::spawn(bundle_endpoint::serve(

@@ -20,7 +20,7 @@ use thiserror::Error;
 
 use self::config::StateConfig;
 use self::postgres::PgStore;
-use self::records::{CertRecord, Revocation, Snapshot, TokenRecord};
+use self::records::{CertRecord, FederatedRecord, Revocation, Snapshot, TokenRecord};
 use self::sqlite::SqliteStore;
 
 /// State failures. Client mistakes are never reported through this type.
@@ -112,6 +112,22 @@ impl Store {
         match self {
             Self::Sqlite(s) => s.issue(cert, token_hash).await,
             Self::Postgres(p) => p.issue(cert, token_hash).await,
+        }
+    }
+
+    /// Every foreign trust domain's last good bundle (federation).
+    pub async fn federated_bundles(&self) -> Result<Vec<FederatedRecord>, StateError> {
+        match self {
+            Self::Sqlite(s) => s.federated(),
+            Self::Postgres(p) => p.federated().await,
+        }
+    }
+
+    /// Stores a foreign bundle unless the one stored has a higher sequence.
+    pub async fn store_federated(&self, r: FederatedRecord) -> Result<(), StateError> {
+        match self {
+            Self::Sqlite(s) => s.store_federated(r).await,
+            Self::Postgres(p) => p.store_federated(r).await,
         }
     }
 

@@ -138,3 +138,16 @@ impl Snapshot {
         self
     }
 }
+
+/// A foreign trust domain's SPIFFE bundle as last fetched and accepted (federation).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FederatedRecord {
+    /// The foreign trust domain.
+    pub trust_domain: String,
+    /// The bundle document, as served (JSON).
+    pub document: String,
+    /// Its `spiffe_sequence` (never goes backwards).
+    pub sequence: i64,
+    /// When it was fetched (or, for a bundle from a file, loaded), Unix seconds.
+    pub refreshed_at: i64,
+}

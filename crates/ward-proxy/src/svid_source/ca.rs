@@ -268,15 +268,12 @@ impl CaSource {
         let chain = certs_from_pem(path, issued.chain.as_bytes())?;
         let roots = certs_from_pem(path, issued.bundle.as_bytes())?;
         let (issuers, signing) = allowed_issuers(path, &issued.issuers)?;
-        let mut bundles = TrustBundles::single(self.trust_domain.clone(), roots)?;
+        // Our roots from the answer; everything else (JWT keys, revocations, federated
+        // domains) as the last bundle said.
+        let mut bundles = (*store.bundles().current()).clone();
+        bundles.insert(self.trust_domain.clone(), roots)?;
         bundles.restrict_issuers(&self.trust_domain, issuers)?;
         self.signing_issuer = signing;
-        let current = store.bundles().current();
-        bundles.set_revocations(current.revocations().to_vec());
-        bundles.set_jwt_authorities(
-            self.trust_domain.clone(),
-            current.jwt_authorities(self.trust_domain.as_str()).to_vec(),
-        );
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
         store
             .publish_with_bundles(chain, key, bundles)
@@ -313,8 +310,26 @@ impl CaSource {
         let mut bundles = TrustBundles::single(self.trust_domain.clone(), roots)?;
         bundles.restrict_issuers(&self.trust_domain, issuers)?;
         bundles.set_jwt_authorities(self.trust_domain.clone(), jwt_keys);
+        // Each federated domain as its own bundle, never merged with ours; one the CA no
+        // longer federates with is gone with this document.
+        for f in &doc.federated {
+            let td = TrustDomain::new(&f.trust_domain).map_err(|e| IdentityError::BadAnswer {
+                path: ward_api::BUNDLE,
+                detail: format!("federated trust domain {:?}: {e}", f.trust_domain),
+            })?;
+            if td == self.trust_domain {
+                return Err(IdentityError::BadAnswer {
+                    path: ward_api::BUNDLE,
+                    detail: "a federated bundle for our own trust domain".into(),
+                });
+            }
+            let roots = certs_from_pem(ward_api::BUNDLE, f.bundle_pem.as_bytes())?;
+            bundles.insert(td.clone(), roots)?;
+            bundles.set_jwt_authorities(td, jwt_authorities(ward_api::BUNDLE, &f.jwt_keys)?);
+        }
         self.signing_issuer = signing;
-        bundles.set_revocations(
+        bundles.set_revocations_of(
+            self.trust_domain.clone(),
             doc.revocations
                 .into_iter()
                 .map(|r| Revocation {

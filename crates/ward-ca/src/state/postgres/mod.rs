@@ -18,6 +18,7 @@
 pub mod batch;
 pub mod ca;
 mod copy;
+mod federation;
 pub mod lookup;
 pub mod pool;
 pub mod schema;

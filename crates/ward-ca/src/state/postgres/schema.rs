@@ -79,6 +79,13 @@ const MIGRATIONS: &[&str] = &[
     // 3: each generation's JWT-SVID signing key, sealed like the others (NULL in generations
     // made before JWT-SVIDs).
     "ALTER TABLE ca_generations ADD COLUMN jwt_key BYTEA;",
+    // 4: federation: the last good bundle of each foreign trust domain (as in SQLite).
+    "CREATE TABLE federated_bundles (
+        trust_domain TEXT PRIMARY KEY,
+        document TEXT NOT NULL,
+        sequence BIGINT NOT NULL,
+        refreshed_at BIGINT NOT NULL
+     );",
 ];
 
 /// The newest schema version this binary writes.

@@ -9,7 +9,12 @@
 //! Schema versions live in `PRAGMA user_version` and migrate forward in one transaction,
 //! under SQLite's write lock (`BEGIN IMMEDIATE`), so processes starting together migrate once.
 
+mod federation;
 pub mod queries;
+/// The federation statements, shared with PostgreSQL (the same SQL runs on both).
+pub(crate) mod federation_sql {
+    pub(crate) use super::federation::{SELECT, UPSERT};
+}
 pub mod writer;
 
 use std::path::Path;
@@ -70,6 +75,14 @@ const MIGRATIONS: &[&str] = &[
     // certificate that was already replaced from one still in use.
     "ALTER TABLE certs ADD COLUMN fingerprint TEXT;
      CREATE INDEX certs_by_parent ON certs (parent_serial);",
+    // 4: federation: the last good bundle of each foreign trust domain, so a restart (or an
+    // unreachable endpoint) keeps trusting what was fetched.
+    "CREATE TABLE federated_bundles (
+        trust_domain TEXT PRIMARY KEY,
+        document TEXT NOT NULL,
+        sequence INTEGER NOT NULL,
+        refreshed_at INTEGER NOT NULL
+     ) STRICT;",
 ];
 
 /// The newest schema version this binary writes.

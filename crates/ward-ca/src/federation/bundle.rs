@@ -1,0 +1,139 @@
+//! A foreign trust domain's SPIFFE bundle, read and judged whole before it is trusted.
+//!
+//! The document is the JWKS of the SPIFFE Trust Domain and Bundle specification. Accepted
+//! only when: it is at most [`MAX_DOCUMENT`] bytes of JSON with a `keys` array; every
+//! `x509-svid` key carries exactly one certificate that is a usable trust anchor, and none
+//! names another trust domain in a SPIFFE URI SAN (ward's roots name their own); every
+//! `jwt-svid` key has a `kid` and is a P-256 or 2048-bit-or-larger RSA key; there is at least
+//! one root. Keys of any other `use` are ignored, as the specification asks. Anything else
+//! refuses the whole document: a half-understood bundle is never trusted in part.
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use rustls_pki_types::CertificateDer;
+use serde_json::Value;
+use ward_identity::TrustDomain;
+use ward_tls::{JwtAuthority, TrustBundles};
+
+/// The largest bundle document accepted.
+pub const MAX_DOCUMENT: usize = 1024 * 1024;
+
+/// A foreign bundle that passed every check.
+#[derive(Clone, Debug)]
+pub struct ForeignBundle {
+    /// Its trust domain.
+    pub trust_domain: TrustDomain,
+    /// Its X.509 roots.
+    pub roots: Vec<CertificateDer<'static>>,
+    /// Its JWT-SVID keys, as they came.
+    pub jwt_keys: Vec<ward_api::Jwk>,
+    /// `spiffe_sequence` (0 when absent).
+    pub sequence: u64,
+    /// `spiffe_refresh_hint`, seconds, if given.
+    pub refresh_hint: Option<u64>,
+    /// The document itself.
+    pub document: String,
+}
+
+fn text<'a>(key: &'a Value, field: &str) -> &'a str {
+    key.get(field).and_then(Value::as_str).unwrap_or("")
+}
+
+/// The SPIFFE trust domain a root names in a URI SAN, if any.
+fn named_domain(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let san = cert.subject_alternative_name().ok()??;
+    san.value.general_names.iter().find_map(|n| match n {
+        x509_parser::extensions::GeneralName::URI(u) => u
+            .strip_prefix("spiffe://")
+            .map(|rest| rest.split('/').next().unwrap_or("").to_owned()),
+        _ => None,
+    })
+}
+
+/// Reads and judges `document` as the bundle of `td`.
+pub fn parse(td: &TrustDomain, document: &[u8]) -> Result<ForeignBundle, String> {
+    if document.len() > MAX_DOCUMENT {
+        return Err(format!(
+            "the document is {} bytes, more than {MAX_DOCUMENT}",
+            document.len()
+        ));
+    }
+    let doc: Value =
+        serde_json::from_slice(document).map_err(|e| format!("not a JSON document: {e}"))?;
+    let keys = doc
+        .get("keys")
+        .and_then(Value::as_array)
+        .ok_or("no `keys` array: not a SPIFFE bundle")?;
+    let mut roots = Vec::new();
+    let mut jwt_keys = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let bad = |m: String| format!("key {i}: {m}");
+        match text(key, "use") {
+            "x509-svid" => {
+                let x5c = key
+                    .get("x5c")
+                    .and_then(Value::as_array)
+                    .filter(|a| a.len() == 1)
+                    .ok_or_else(|| {
+                        bad("an x509-svid key needs exactly one x5c certificate".into())
+                    })?;
+                let der = x5c[0]
+                    .as_str()
+                    .and_then(|b| STANDARD.decode(b).ok())
+                    .ok_or_else(|| bad("x5c is not base64".into()))?;
+                if let Some(named) = named_domain(&der).filter(|n| n != td.as_str()) {
+                    return Err(bad(format!(
+                        "the root names trust domain {named}, not {td}: a bundle for another trust domain"
+                    )));
+                }
+                roots.push(CertificateDer::from(der));
+            }
+            "jwt-svid" => {
+                let kid = text(key, "kid").to_owned();
+                let part = |f: &str| {
+                    URL_SAFE_NO_PAD
+                        .decode(text(key, f))
+                        .map_err(|_| bad(format!("{f} is not base64url")))
+                };
+                let authority = match (text(key, "kty"), text(key, "crv")) {
+                    ("EC", "P-256") => JwtAuthority::p256(kid, &part("x")?, &part("y")?),
+                    ("RSA", _) => JwtAuthority::rsa(kid, &part("n")?, &part("e")?),
+                    (kty, crv) => {
+                        return Err(bad(format!("JWT key type {kty} {crv} is not supported")))
+                    }
+                };
+                authority.map_err(|e| bad(e.to_string()))?;
+                let jwk: ward_api::Jwk = serde_json::from_value(key.clone())
+                    .map_err(|e| bad(format!("not a JWK: {e}")))?;
+                jwt_keys.push(jwk);
+            }
+            _ => {}
+        }
+    }
+    // Every root must be a usable anchor; this is the check the sidecars will make.
+    TrustBundles::single(td.clone(), roots.clone()).map_err(|e| e.to_string())?;
+    Ok(ForeignBundle {
+        trust_domain: td.clone(),
+        roots,
+        jwt_keys,
+        sequence: doc
+            .get("spiffe_sequence")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
+        refresh_hint: doc.get("spiffe_refresh_hint").and_then(Value::as_u64),
+        document: String::from_utf8_lossy(document).into_owned(),
+    })
+}
+
+impl ForeignBundle {
+    /// As handed to sidecars inside `/v1/bundle`.
+    pub fn entry(&self) -> ward_api::FederatedBundle {
+        ward_api::FederatedBundle {
+            trust_domain: self.trust_domain.to_string(),
+            bundle_pem: ward_tls::pem::certs_to_pem(&self.roots),
+            jwt_keys: self.jwt_keys.clone(),
+            spiffe_sequence: self.sequence,
+        }
+    }
+}

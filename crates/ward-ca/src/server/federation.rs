@@ -1,0 +1,205 @@
+//! Following the bundles of the trust domains this CA federates with.
+//!
+//! At start each configured domain's bundle comes from the state (the last one accepted, so a
+//! restart keeps trusting it) or else from its `bundle_file`. Then one task per domain fetches
+//! its bundle endpoint at the domain's own refresh hint (between [`MIN_REFRESH`] and
+//! [`MAX_REFRESH`]): `https_spiffe` endpoints are authenticated with the domain's bundle in
+//! force, so a root rotation over there is followed without touching the config; `https_web`
+//! ones with the configured roots. A document is accepted only whole ([`crate::federation::
+//! bundle::parse`]) and only if its sequence does not go backwards; then it is stored and
+//! served to sidecars. Any failure keeps the last good bundle, is logged (once per distinct
+//! failure) and counted, and is retried with backoff: never an empty or merged bundle.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::{Method, StatusCode, Uri};
+use ward_https::{HttpsRequest, Limits, ServerAuth};
+use ward_identity::IdPattern;
+use ward_tls::{BundleStore, TrustBundles};
+
+use super::metrics::DomainLabel;
+use super::CaService;
+use crate::federation::bundle::{self, ForeignBundle, MAX_DOCUMENT};
+use crate::federation::{Federate, FetchAuth};
+use crate::state::records::FederatedRecord;
+use crate::state::unix_now;
+
+/// Shortest wait between fetches of one domain.
+pub const MIN_REFRESH: Duration = Duration::from_secs(1);
+/// Longest wait between fetches of one domain.
+pub const MAX_REFRESH: Duration = Duration::from_secs(3600);
+/// The wait when a bundle names no refresh hint.
+const DEFAULT_REFRESH: Duration = Duration::from_secs(300);
+/// Longest wait after failures.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+const LIMITS: Limits = Limits {
+    timeout: Duration::from_secs(15),
+    max_body: MAX_DOCUMENT,
+};
+
+/// Puts each configured domain's starting bundle in force: the state's, else `bundle_file`'s.
+pub(super) async fn load(service: &CaService) -> Result<(), crate::error::CaError> {
+    let stored = service.state.federated_bundles().await?;
+    for f in &service.config.federation.federates_with {
+        let td = &f.trust_domain;
+        let from_state = stored
+            .iter()
+            .find(|r| r.trust_domain == td.as_str())
+            .and_then(|r| match bundle::parse(td, r.document.as_bytes()) {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    tracing::error!(trust_domain = %td, error = %e, "the stored foreign bundle is unusable; trying bundle_file");
+                    None
+                }
+            });
+        let found = match (from_state, &f.bundle_file) {
+            (Some(b), _) => Some(b),
+            (None, Some(file)) => {
+                let bad = |problem: String| crate::error::CaError::BadCa {
+                    path: file.clone(),
+                    problem,
+                };
+                let bytes = std::fs::read(file).map_err(|e| bad(e.to_string()))?;
+                let b = bundle::parse(td, &bytes)
+                    .map_err(|e| bad(format!("not a usable SPIFFE bundle of {td}: {e}")))?;
+                store(service, &b).await?;
+                Some(b)
+            }
+            (None, None) => None,
+        };
+        match found {
+            Some(b) => {
+                tracing::info!(trust_domain = %td, sequence = b.sequence, roots = b.roots.len(), "foreign bundle in force");
+                record(service, &b);
+                service.foreign.set(b);
+            }
+            None => {
+                tracing::warn!(trust_domain = %td, "no bundle yet for this foreign trust domain: its workloads are refused until the first fetch")
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn store(service: &CaService, b: &ForeignBundle) -> Result<(), crate::state::StateError> {
+    service
+        .state
+        .store_federated(FederatedRecord {
+            trust_domain: b.trust_domain.to_string(),
+            document: b.document.clone(),
+            sequence: i64::try_from(b.sequence).unwrap_or(i64::MAX),
+            refreshed_at: unix_now(),
+        })
+        .await
+}
+
+fn record(service: &CaService, b: &ForeignBundle) {
+    let label = DomainLabel {
+        trust_domain: b.trust_domain.to_string(),
+    };
+    service
+        .metrics
+        .federation_refreshed
+        .get_or_create(&label)
+        .set(unix_now());
+    service
+        .metrics
+        .federation_sequence
+        .get_or_create(&label)
+        .set(i64::try_from(b.sequence).unwrap_or(i64::MAX));
+}
+
+/// One fetch: the new bundle's refresh hint, or why nothing changed.
+async fn fetch_once(service: &CaService, f: &Federate) -> Result<Duration, String> {
+    let td = &f.trust_domain;
+    let current = service.foreign.get(td);
+    let auth = match &f.auth {
+        FetchAuth::HttpsSpiffe { endpoint_id } => {
+            let known = current.as_ref().ok_or_else(|| {
+                format!("no bundle of {td} to authenticate its endpoint with (give bundle_file)")
+            })?;
+            let bundles =
+                TrustBundles::single(td.clone(), known.roots.clone()).map_err(|e| e.to_string())?;
+            ServerAuth::Spiffe {
+                bundles: BundleStore::new(bundles),
+                expected: vec![IdPattern::parse(endpoint_id.as_str()).map_err(|e| e.to_string())?],
+                identity: None,
+            }
+        }
+        FetchAuth::HttpsWeb { ca_file } => {
+            ServerAuth::Roots(ward_tls::pem::load_certs(ca_file).map_err(|e| e.to_string())?)
+        }
+    };
+    let url: Uri = f.url.parse().map_err(|_| format!("bad url {}", f.url))?;
+    let path = url.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    let req = HttpsRequest {
+        method: Method::GET,
+        url: &url,
+        path: &path,
+        headers: Vec::new(),
+        body: None,
+    };
+    let resp = ward_https::send(&auth, req, LIMITS)
+        .await
+        .map_err(|e| e.to_string())?;
+    if resp.status != StatusCode::OK {
+        return Err(format!("{}: HTTP {}", f.url, resp.status));
+    }
+    let new = bundle::parse(td, &resp.body).map_err(|e| format!("{}: {e}", f.url))?;
+    if let Some(cur) = &current {
+        if new.sequence < cur.sequence {
+            return Err(format!(
+                "{}: spiffe_sequence went backwards ({} after {}); keeping the bundle in force",
+                f.url, new.sequence, cur.sequence
+            ));
+        }
+    }
+    let hint = new
+        .refresh_hint
+        .map_or(DEFAULT_REFRESH, Duration::from_secs)
+        .clamp(MIN_REFRESH, MAX_REFRESH);
+    record(service, &new);
+    if current.as_ref().is_none_or(|c| c.document != new.document) {
+        store(service, &new).await.map_err(|e| e.to_string())?;
+        tracing::info!(trust_domain = %td, sequence = new.sequence, roots = new.roots.len(), jwt_keys = new.jwt_keys.len(), "foreign bundle updated");
+        service.foreign.set(new);
+    }
+    Ok(hint)
+}
+
+/// Keeps the bundle of `f`'s trust domain current until the task is aborted.
+pub(super) async fn follow(service: Arc<CaService>, f: Federate) {
+    let label = DomainLabel {
+        trust_domain: f.trust_domain.to_string(),
+    };
+    let mut failures = 0u32;
+    let mut last_error = String::new();
+    loop {
+        let wait = match fetch_once(&service, &f).await {
+            Ok(hint) => {
+                if failures > 0 {
+                    tracing::info!(trust_domain = %f.trust_domain, "foreign bundle endpoint answers again");
+                }
+                failures = 0;
+                last_error.clear();
+                hint
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                service
+                    .metrics
+                    .federation_failures
+                    .get_or_create(&label)
+                    .inc();
+                if e != last_error {
+                    tracing::error!(trust_domain = %f.trust_domain, error = %e, "foreign bundle refresh failed; keeping the last good bundle");
+                    last_error = e;
+                }
+                Duration::from_secs(1u64 << failures.min(6)).min(MAX_BACKOFF)
+            }
+        };
+        tokio::time::sleep(wait).await;
+    }
+}

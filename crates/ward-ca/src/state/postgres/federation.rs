@@ -1,0 +1,43 @@
+//! Foreign bundles (federation) in PostgreSQL: the same statements as SQLite's.
+
+use super::{bounded, db, PgStore};
+use crate::state::records::FederatedRecord;
+use crate::state::sqlite::federation_sql::{SELECT, UPSERT};
+use crate::state::StateError;
+
+impl PgStore {
+    pub(in crate::state) async fn federated(&self) -> Result<Vec<FederatedRecord>, StateError> {
+        bounded(async {
+            let c = self.pool.get().await?;
+            let rows = c.client().query(SELECT, &[]).await.map_err(db)?;
+            Ok(rows
+                .iter()
+                .map(|r| FederatedRecord {
+                    trust_domain: r.get(0),
+                    document: r.get(1),
+                    sequence: r.get(2),
+                    refreshed_at: r.get(3),
+                })
+                .collect())
+        })
+        .await
+    }
+
+    pub(in crate::state) async fn store_federated(
+        &self,
+        r: FederatedRecord,
+    ) -> Result<(), StateError> {
+        bounded(async {
+            let c = self.pool.get().await?;
+            c.client()
+                .execute(
+                    UPSERT,
+                    &[&r.trust_domain, &r.document, &r.sequence, &r.refreshed_at],
+                )
+                .await
+                .map_err(db)?;
+            Ok(())
+        })
+        .await
+    }
+}
