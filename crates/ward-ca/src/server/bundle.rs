@@ -39,8 +39,11 @@ pub struct RenderedBundle {
 /// Builds and caches the bundle document (for a second, and only while the roots stay).
 #[derive(Debug, Default)]
 pub struct BundleCache {
-    cached: Mutex<Option<(Instant, (u64, u64), RenderedBundle)>>,
+    cached: Mutex<Option<Cached>>,
 }
+
+/// When a document was rendered, for which (roots version, foreign bundles version), and it.
+type Cached = (Instant, (u64, u64), RenderedBundle);
 
 /// A root (read from `path`) as a SPIFFE bundle JWK (P-256 only, as ward's CA directories
 /// make).
