@@ -111,6 +111,9 @@ pub fn parse(td: &TrustDomain, document: &[u8]) -> Result<ForeignBundle, String>
             _ => {}
         }
     }
+    if roots.is_empty() {
+        return Err("no x509-svid root: a bundle that anchors nothing is never accepted".into());
+    }
     // Every root must be a usable anchor; this is the check the sidecars will make.
     TrustBundles::single(td.clone(), roots.clone()).map_err(|e| e.to_string())?;
     Ok(ForeignBundle {
@@ -134,6 +137,71 @@ impl ForeignBundle {
             bundle_pem: ward_tls::pem::certs_to_pem(&self.roots),
             jwt_keys: self.jwt_keys.clone(),
             spiffe_sequence: self.sequence,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn root_of(td: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        crate::ca_dir::init(&dir.path().join("ca"), &td.parse().unwrap(), false).unwrap();
+        let der = ward_tls::pem::load_certs(&dir.path().join("ca").join("root.pem")).unwrap();
+        STANDARD.encode(der[0].as_ref())
+    }
+
+    fn td() -> TrustDomain {
+        "b.example".parse().unwrap()
+    }
+
+    #[test]
+    fn a_good_bundle_is_read_and_unknown_uses_are_ignored() {
+        let doc = json!({
+            "keys": [
+                {"use": "x509-svid", "kty": "EC", "crv": "P-256", "x": "", "y": "", "x5c": [root_of("b.example")]},
+                {"use": "something-new", "kty": "OKP"},
+            ],
+            "spiffe_sequence": 7,
+            "spiffe_refresh_hint": 60,
+        });
+        let b = parse(&td(), doc.to_string().as_bytes()).unwrap();
+        assert_eq!(
+            (b.roots.len(), b.sequence, b.refresh_hint),
+            (1, 7, Some(60))
+        );
+    }
+
+    #[test]
+    fn garbage_and_half_understood_bundles_are_refused_whole() {
+        let good_root = root_of("b.example");
+        let x509 = |x5c: Value| json!({"use": "x509-svid", "kty": "EC", "x5c": x5c});
+        let cases = [
+            (json!("not an object").to_string(), "no `keys` array"),
+            ("{".to_string(), "not a JSON document"),
+            (json!({"keys": []}).to_string(), "no x509-svid root"),
+            (json!({"keys": [x509(json!([]))]}).to_string(), "exactly one x5c"),
+            (json!({"keys": [x509(json!(["!!"]))]}).to_string(), "not base64"),
+            (json!({"keys": [x509(json!([STANDARD.encode(b"junk")]))]}).to_string(), "usable"),
+            (
+                json!({"keys": [x509(json!([root_of("a.example")]))]}).to_string(),
+                "names trust domain a.example",
+            ),
+            (
+                json!({"keys": [x509(json!([good_root])), {"use": "jwt-svid", "kty": "EC", "crv": "P-256", "kid": "k", "x": "AA", "y": "AA"}]}).to_string(),
+                "x and y",
+            ),
+            (
+                json!({"keys": [x509(json!([good_root])), {"use": "jwt-svid", "kty": "oct", "kid": "k", "k": "c2VjcmV0"}]}).to_string(),
+                "not supported",
+            ),
+            ("x".repeat(MAX_DOCUMENT + 1), "more than"),
+        ];
+        for (doc, want) in cases {
+            let err = parse(&td(), doc.as_bytes()).unwrap_err();
+            assert!(err.contains(want), "want {want:?} in {err:?}");
         }
     }
 }
