@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use ward_ca::state::config::StateConfig;
-use ward_ca::state::records::{CertRecord, Revocation, TokenRecord};
+use ward_ca::state::records::{CertRecord, FederatedRecord, Revocation, TokenRecord};
 use ward_ca::state::{sqlite, unix_now, StateError, Store};
 use ward_e2e::postgres::Postgres;
 
@@ -51,6 +51,7 @@ async fn suite(store: Store, reopen: impl Fn() -> Store) {
     revocations_cover_what_they_say(&store).await;
     rotation_counts_only_live_unrenewed_certificates(&store).await;
     concurrent_use_of_one_token_issues_once(&store).await;
+    foreign_bundles_never_go_backwards(&store).await;
     let again = reopen();
     assert!(
         again.cert("c1").await.unwrap().is_some(),
@@ -60,6 +61,29 @@ async fn suite(store: Store, reopen: impl Fn() -> Store) {
         again.revocations().await.unwrap(),
         store.revocations().await.unwrap(),
         "two handles on the same state read the same revocations and generation"
+    );
+}
+
+/// Federation: a foreign bundle is kept per trust domain, replaced by a newer sequence (or
+/// the same), never by an older one.
+async fn foreign_bundles_never_go_backwards(store: &Store) {
+    let rec = |td: &str, doc: &str, sequence: i64| FederatedRecord {
+        trust_domain: td.into(),
+        document: doc.into(),
+        sequence,
+        refreshed_at: 100 + sequence,
+    };
+    store.store_federated(rec("b.example", "v5", 5)).await.unwrap();
+    store.store_federated(rec("c.example", "c1", 1)).await.unwrap();
+    store.store_federated(rec("b.example", "v3", 3)).await.unwrap();
+    store.store_federated(rec("b.example", "v6", 6)).await.unwrap();
+    store.store_federated(rec("c.example", "c1b", 1)).await.unwrap();
+    let all = store.federated_bundles().await.unwrap();
+    assert_eq!(
+        all.iter()
+            .map(|r| (r.trust_domain.as_str(), r.document.as_str(), r.sequence))
+            .collect::<Vec<_>>(),
+        vec![("b.example", "v6", 6), ("c.example", "c1b", 1)]
     );
 }
 
