@@ -9,6 +9,7 @@
 mod support;
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
@@ -16,6 +17,7 @@ use base64::Engine;
 use hyper::{Method, StatusCode, Uri};
 use serde_json::Value;
 use support::Harness;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use ward_https::{HttpsRequest, Limits, ServerAuth};
 
 const LIMITS: Limits = Limits {
@@ -122,30 +124,8 @@ async fn the_bundle_endpoint_serves_the_spiffe_bundle_that_a_spiffe_library_read
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_web_serves_the_bundle_with_the_operators_certificate() {
-    // A web PKI of the test's own: a root and a certificate for localhost.
-    let root_key = rcgen::KeyPair::generate().unwrap();
-    let mut root_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    root_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let root = root_params.self_signed(&root_key).unwrap();
-    let issuer = rcgen::Issuer::new(root_params, &root_key);
-    let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()])
-        .unwrap()
-        .signed_by(&leaf_key, &issuer)
-        .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    ward_tls::files::write_atomic(
-        &dir.path().join("web.pem"),
-        leaf.pem().as_bytes(),
-        ward_tls::files::PUBLIC_MODE,
-    )
-    .unwrap();
-    ward_tls::files::write_atomic(
-        &dir.path().join("web.key"),
-        leaf_key.serialize_pem().as_bytes(),
-        ward_tls::files::KEY_MODE,
-    )
-    .unwrap();
+    let root = web_pki(dir.path());
     let extra = format!(
         "federation:\n  bundle_endpoint: {{ listen: \"127.0.0.1:0\", path: /spiffe/bundle, profile: https_web, cert_file: {}, key_file: {} }}\n",
         dir.path().join("web.pem").display(),
@@ -153,7 +133,7 @@ async fn https_web_serves_the_bundle_with_the_operators_certificate() {
     );
     let h = Harness::start(&extra).await;
     let addr = h.running.bundle_endpoint_addr.unwrap();
-    let web = ServerAuth::Roots(vec![root.der().clone()]);
+    let web = ServerAuth::Roots(vec![root]);
     let resp = fetch(&web, &url(addr), Method::GET, "/spiffe/bundle").await;
     assert_eq!(resp.status, StatusCode::OK);
     let doc: Value = serde_json::from_slice(&resp.body).unwrap();
@@ -177,6 +157,167 @@ async fn https_web_serves_the_bundle_with_the_operators_certificate() {
     )
     .await;
     assert!(spiffe.is_err());
+}
+
+/// A web PKI of the test's own in `dir`: `web.pem`/`web.key`, a certificate for localhost
+/// under the returned root (also written as `web-root.pem`).
+fn web_pki(dir: &std::path::Path) -> rustls_pki_types::CertificateDer<'static> {
+    let root_key = rcgen::KeyPair::generate().unwrap();
+    let mut root_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    root_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let root = root_params.self_signed(&root_key).unwrap();
+    let issuer = rcgen::Issuer::new(root_params, &root_key);
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let write = |name: &str, text: String, mode| {
+        ward_tls::files::write_atomic(&dir.join(name), text.as_bytes(), mode).unwrap();
+    };
+    write("web.pem", leaf.pem(), ward_tls::files::PUBLIC_MODE);
+    write(
+        "web.key",
+        leaf_key.serialize_pem(),
+        ward_tls::files::KEY_MODE,
+    );
+    write("web-root.pem", root.pem(), ward_tls::files::PUBLIC_MODE);
+    root.der().clone()
+}
+
+/// A bundle endpoint under the test's control (https_web with the certificate in `dir`): it
+/// answers whatever `body` holds when asked.
+async fn fake_endpoint(dir: &std::path::Path, body: Arc<Mutex<String>>) -> SocketAddr {
+    let chain = ward_tls::pem::load_certs(&dir.join("web.pem")).unwrap();
+    let key = ward_tls::pem::load_private_key(&dir.join("web.key")).unwrap();
+    let tls = ward_tls::server_config_web(chain, key, &[b"http/1.1"]).unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            let (acceptor, body) = (acceptor.clone(), body.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(sock).await else {
+                    return;
+                };
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = body.lock().unwrap().clone();
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+                    text.len()
+                );
+                let _ = tls.write_all(resp.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+/// A SPIFFE bundle of `ca`'s roots with `sequence`.
+fn document(ca: &ward_e2e::TestCa, sequence: u64) -> String {
+    let roots = ward_tls::pem::load_certs(&ca.path().join("bundle.pem")).unwrap();
+    let keys: Vec<Value> = roots
+        .iter()
+        .map(|r| serde_json::json!({"use": "x509-svid", "kty": "EC", "x5c": [STANDARD.encode(r.as_ref())]}))
+        .collect();
+    serde_json::json!({"keys": keys, "spiffe_sequence": sequence, "spiffe_refresh_hint": 1})
+        .to_string()
+}
+
+/// A foreign endpoint that serves garbage, an older sequence, another domain's bundle, and
+/// at last a good newer bundle: only the last is accepted, the rest are counted, and the
+/// bundle in force never changes (or empties) in between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_endpoint_serving_garbage_or_going_backwards_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    web_pki(dir.path());
+    let c = ward_e2e::TestCa::new("c.example");
+    let other = ward_e2e::TestCa::new("d.example");
+    std::fs::write(dir.path().join("c.json"), document(&c, 5)).unwrap();
+    let body = Arc::new(Mutex::new("{ not json".to_string()));
+    let endpoint = fake_endpoint(dir.path(), body.clone()).await;
+    let extra = format!(
+        "bundle_refresh_hint: 1s\nfederation:\n  federates_with:\n    - {{ trust_domain: c.example, url: \"https://localhost:{}/bundle\", profile: https_web, ca_file: {}, bundle_file: {} }}\n",
+        endpoint.port(),
+        dir.path().join("web-root.pem").display(),
+        dir.path().join("c.json").display()
+    );
+    let h = Harness::start(&extra).await;
+    let td: ward_identity::TrustDomain = "c.example".parse().unwrap();
+    let sequence = || h.running.service.foreign.get(&td).map(|b| b.sequence);
+    let failures = || {
+        ward_e2e::metrics::sample_or_zero(
+            &h.running.service.metrics.encode(),
+            "ward_ca_federation_failures_total{trust_domain=\"c.example\"}",
+        )
+    };
+    assert_eq!(sequence(), Some(5), "the bundle_file is in force at start");
+    for bad in [document(&c, 3), document(&other, 9)] {
+        let before = failures();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while failures() <= before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a bad document was not refused"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            sequence(),
+            Some(5),
+            "a refused document changed the bundle in force"
+        );
+        *body.lock().unwrap() = bad;
+    }
+    let before = failures();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while failures() <= before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the other domain's bundle was not refused"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    *body.lock().unwrap() = document(&c, 6);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while sequence() != Some(6) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the good newer bundle was not accepted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Sidecars get it; the operator sees it.
+    let doc = h
+        .conn(None)
+        .await
+        .request("GET", "/v1/bundle", b"")
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(doc["federated"][0]["trust_domain"], "c.example");
+    assert_eq!(doc["federated"][0]["spiffe_sequence"], 6);
+    let listed = std::process::Command::new(env!("CARGO_BIN_EXE_ward-ca"))
+        .current_dir(h.dir.path())
+        .args(["federation", "list", "--config", "ca.yaml"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.status.success(), "{out}");
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("c.example"))
+        .unwrap_or_default();
+    assert!(row.split_whitespace().nth(1) == Some("6"), "{out}");
 }
 
 /// `federation:` refuses, at the line, what could only fail later or trust the wrong party.

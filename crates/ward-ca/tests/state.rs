@@ -73,11 +73,26 @@ async fn foreign_bundles_never_go_backwards(store: &Store) {
         sequence,
         refreshed_at: 100 + sequence,
     };
-    store.store_federated(rec("b.example", "v5", 5)).await.unwrap();
-    store.store_federated(rec("c.example", "c1", 1)).await.unwrap();
-    store.store_federated(rec("b.example", "v3", 3)).await.unwrap();
-    store.store_federated(rec("b.example", "v6", 6)).await.unwrap();
-    store.store_federated(rec("c.example", "c1b", 1)).await.unwrap();
+    store
+        .store_federated(rec("b.example", "v5", 5))
+        .await
+        .unwrap();
+    store
+        .store_federated(rec("c.example", "c1", 1))
+        .await
+        .unwrap();
+    store
+        .store_federated(rec("b.example", "v3", 3))
+        .await
+        .unwrap();
+    store
+        .store_federated(rec("b.example", "v6", 6))
+        .await
+        .unwrap();
+    store
+        .store_federated(rec("c.example", "c1b", 1))
+        .await
+        .unwrap();
     let all = store.federated_bundles().await.unwrap();
     assert_eq!(
         all.iter()
