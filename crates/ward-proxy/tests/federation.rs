@@ -195,3 +195,108 @@ async fn federated_domains_talk_by_policy_and_never_vouch_for_each_other() {
         p.shutdown().await;
     }
 }
+
+/// b.example rotates its root (`prepare --root`, `activate`, `finish`) while a.example's
+/// frontend calls its backend: a.example's CA follows b.example's bundle through the rotation
+/// (authenticating each fetch with the bundle it already holds) and no request fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_root_rotation_is_followed_without_a_failed_request() {
+    let (ta, tb) = (TestCa::new("a.example"), TestCa::new("b.example"));
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (pa, pb) = (free_port(), free_port());
+    std::fs::write(
+        da.path().join("peer.json"),
+        bundle_document(&tb, "b.example"),
+    )
+    .unwrap();
+    std::fs::write(
+        db.path().join("peer.json"),
+        bundle_document(&ta, "a.example"),
+    )
+    .unwrap();
+    let ca_a = start_ca(da.path(), &ca_yaml(&ta, "a.example", pa, ("b.example", pb))).await;
+    let ca_b = start_ca(db.path(), &ca_yaml(&tb, "b.example", pb, ("a.example", pa))).await;
+    let url_a = format!("https://localhost:{}", ca_a.addr.port());
+    let url_b = format!("https://localhost:{}", ca_b.addr.port());
+    let pki = Pki::new();
+    let app = EchoApp::start().await;
+    let backend = sidecar(
+        &pki,
+        "backend",
+        "b.example",
+        (&tb, db.path(), &url_b),
+        B_BACKEND,
+        &format!("inbound:\n  - {{ name: api, listen: \"127.0.0.1:0\", forward: \"{}\" }}\n", app.addr),
+        &format!("rules:\n  - name: a-frontend\n    from: [\"{A_FRONTEND}\"]\n    to: {{ listeners: [api] }}\n"),
+    )
+    .await;
+    let api = addr_of(&backend.inbound, "api");
+    let out = format!("outbound:\n  - {{ name: b, listen: \"127.0.0.1:0\", upstream: \"{api}\", server_id: \"{B_BACKEND}\" }}\n");
+    let frontend = sidecar(
+        &pki,
+        "frontend",
+        "a.example",
+        (&ta, da.path(), &url_a),
+        A_FRONTEND,
+        &out,
+        "rules: []\n",
+    )
+    .await;
+    let via = addr_of(&frontend.outbound, "b");
+    assert_eq!(echo(via).await.unwrap(), b"across");
+    let b_td: ward_identity::TrustDomain = "b.example".parse().unwrap();
+    let first_root = ca_a.service.foreign.get(&b_td).unwrap().roots[0].clone();
+
+    // Traffic all along: one new connection every 50 ms.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let traffic = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match echo(via).await {
+                    Ok(got) if got == b"across" => ok += 1,
+                    other => failed.push(format!("{other:?}")),
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            (ok, failed)
+        })
+    };
+    let dir = tb.path();
+    ward_ca::rotate::prepare(&dir, true, 0, Default::default()).unwrap();
+    // The new root reaches a.example's CA and then its sidecars (1 s hints), before
+    // anything is signed under it.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    ward_ca::rotate::activate(&dir, ward_identity::unix_now(), 1, false).unwrap();
+    // b.example's sidecar renews under the new root at its next bundle fetch.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    ward_ca::rotate::finish(&dir).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let roots = ca_a.service.foreign.get(&b_td).unwrap().roots.clone();
+        if roots.len() == 1 && roots[0] != first_root {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a.example never followed b.example's new root"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = traffic.await.unwrap();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failed.len(),
+        ok as usize + failed.len(),
+        &failed[..failed.len().min(3)]
+    );
+    assert!(ok > 50, "too little traffic to tell: {ok}");
+    frontend.shutdown().await;
+    backend.shutdown().await;
+    ca_a.shutdown().await;
+    ca_b.shutdown().await;
+}
