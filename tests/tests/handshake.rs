@@ -335,3 +335,55 @@ fn clock_skew_of_two_minutes_is_tolerated_and_no_more() {
     let err = out.server_saw.unwrap_err();
     assert!(err.contains("not valid yet"), "{err}");
 }
+
+/// A CA's revocation list covers its own trust domain only: a federated peer whose serial
+/// happens to equal a revoked local serial (or whose ID a local CA tries to revoke) is not
+/// refused by it. The same list without a domain would refuse it.
+#[test]
+fn revocations_cover_their_own_trust_domain_only() {
+    let ca = TestCa::new("example.org");
+    let foreign = TestCa::new("b.example");
+    const PARTNER: &str = "spiffe://b.example/ns/pay/sa/billing";
+    let server = store_with(&ca, ca.issue(BACKEND));
+    let partner_material = foreign.issue(PARTNER);
+    let serial = ward_identity::SvidProfile::check(&partner_material.chain[0])
+        .unwrap()
+        .serial_hex;
+    let partner = store_with(&foreign, partner_material);
+    // Each side holds the other's bundle, as federated sidecars do.
+    let trust = |store: &CertStore, other: &TestCa, td: &str| {
+        let mut b = store.bundles().current().as_ref().clone();
+        let roots = ward_tls::pem::load_certs(&other.path().join("bundle.pem")).unwrap();
+        b.insert(td.parse().unwrap(), roots).unwrap();
+        store.bundles().replace(b);
+    };
+    trust(&server, &foreign, "b.example");
+    trust(&partner, &ca, "example.org");
+    assert!(handshake(&server, &partner, BACKEND).server_saw.is_ok());
+
+    let revoked = || {
+        vec![
+            ward_tls::Revocation {
+                spiffe_id: None,
+                serial: Some(serial.clone()),
+                revoked_at: 0,
+            },
+            ward_tls::Revocation {
+                spiffe_id: Some(PARTNER.into()),
+                serial: None,
+                revoked_at: i64::MAX / 2,
+            },
+        ]
+    };
+    let mut b = server.bundles().current().as_ref().clone();
+    b.set_revocations_of("example.org".parse().unwrap(), revoked());
+    server.bundles().replace(b);
+    assert!(
+        handshake(&server, &partner, BACKEND).server_saw.is_ok(),
+        "example.org's revocations reached a b.example identity"
+    );
+    let mut b = server.bundles().current().as_ref().clone();
+    b.set_revocations(revoked());
+    server.bundles().replace(b);
+    assert!(handshake(&server, &partner, BACKEND).server_saw.is_err());
+}

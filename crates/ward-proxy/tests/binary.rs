@@ -375,3 +375,52 @@ fn docs_examples_pass_check() {
         assert_eq!(code, 0, "docs/policy.md block fails check: {err}\n{block}");
     }
 }
+
+/// Rules may name identities of federated trust domains; `policy test` decides them like any
+/// other, and `check` accepts a foreign outbound `server_id` with `identity: ca` only.
+#[test]
+fn foreign_identities_in_policy_and_server_id() {
+    let pki = Pki::new();
+    let policy = pki.file(
+        "p.yaml",
+        "rules:\n  - name: partner\n    from: [\"spiffe://b.example/ns/pay/*\"]\n    to: { listeners: [api] }\n",
+    );
+    let p = policy.to_str().unwrap();
+    let t = |from: &str| {
+        run(&[
+            "policy",
+            "test",
+            "--policy",
+            p,
+            "--from",
+            from,
+            "--listener",
+            "api",
+        ])
+    };
+    let (code, out, _) = t("spiffe://b.example/ns/pay/sa/billing");
+    assert_eq!(code, 0);
+    assert!(out.contains("allow") && out.contains("partner"), "{out}");
+    let (code, out, _) = t("spiffe://c.example/ns/pay/sa/billing");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("deny"), "{out}");
+
+    let listeners = "inbound:\n  - { name: api, listen: \"127.0.0.1:8443\", forward: \"127.0.0.1:8080\" }\noutbound:\n  - { name: b, listen: \"127.0.0.1:9001\", upstream: \"b:8443\", server_id: \"spiffe://b.example/ns/api/sa/backend\" }\n";
+    let with = |identity: &str| {
+        let path = pki.file(
+            "fed.yaml",
+            &format!(
+                "trust_domain: example.org\nidentity:\n  {identity}\npolicy: {p}\n{listeners}"
+            ),
+        );
+        run(&["check", "--config", path.to_str().unwrap()])
+    };
+    let (code, _, err) = with("ca: { url: \"https://ca:8443\", bundle: b.pem, token_file: t }");
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = with("files: { cert: a.pem, key: a.key, bundle: b.pem }");
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("only one trusted with identity: files"),
+        "{err}"
+    );
+}

@@ -115,13 +115,20 @@ async fn federated_domains_talk_by_policy_and_never_vouch_for_each_other() {
     .await;
     let api = addr_of(&backend.inbound, "api");
     let out = format!("outbound:\n  - {{ name: b, listen: \"127.0.0.1:0\", upstream: \"{api}\", server_id: \"{B_BACKEND}\" }}\n");
+    // The frontend also serves the Workload API: its app sees b.example's bundle as federated.
+    let socket = pki.path("frontend.sock");
+    let uid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(pki.path("")).unwrap());
+    let with_api = format!(
+        "{out}workload_api: {{ socket: {}, allowed_uids: [{uid}] }}\n",
+        socket.display()
+    );
     let frontend = sidecar(
         &pki,
         "frontend",
         "a.example",
         (&ta, da.path(), &url_a),
         A_FRONTEND,
-        &out,
+        &with_api,
         "rules: []\n",
     )
     .await;
@@ -143,6 +150,17 @@ async fn federated_domains_talk_by_policy_and_never_vouch_for_each_other() {
         echo(addr_of(&intruder.outbound, "b")).await.is_err(),
         "an identity b.example's policy does not name got in"
     );
+
+    let app = spiffe::WorkloadApiClient::connect_to(format!("unix:{}", socket.display()))
+        .await
+        .unwrap();
+    let bundles = app.fetch_x509_bundles().await.unwrap();
+    let b_roots = ward_tls::pem::load_certs(&tb.path().join("bundle.pem")).unwrap();
+    let got = bundles
+        .get(&spiffe::TrustDomain::new("b.example").unwrap())
+        .expect("the app gets b.example's bundle");
+    assert_eq!(got.authorities()[0].as_ref(), b_roots[0].as_ref());
+    drop(app);
 
     // b.example's CA signs a certificate claiming an a.example ID: b.example's sidecar judges
     // it with a.example's bundle and refuses it. The same ID signed by a.example's CA passes.

@@ -214,6 +214,7 @@ impl TrustBundles {
     /// Replaces the revocation list (covering leaves of every domain held).
     pub fn set_revocations(&mut self, revocations: Vec<Revocation>) {
         self.revocations = revocations;
+        self.revocations_of = None;
     }
 
     /// Replaces the revocation list, as published by `td`'s CA: it covers `td`'s leaves only.

@@ -204,4 +204,63 @@ mod tests {
             assert!(err.contains(want), "want {want:?} in {err:?}");
         }
     }
+
+    /// A JWKS produced by a JWT library nobody here wrote (`jsonwebtoken`'s `JwkSet`), with a
+    /// root in `x5c` and a JWT key, reads as a SPIFFE bundle. (The `spiffe` crate, which reads
+    /// our documents in tests/federation.rs, has no bundle serializer to produce one.)
+    #[test]
+    fn a_jwks_written_by_another_library_is_read() {
+        use jsonwebtoken::jwk::{
+            AlgorithmParameters, CommonParameters, EllipticCurve, EllipticCurveKeyParameters,
+            EllipticCurveKeyType, Jwk, JwkSet, PublicKeyUse,
+        };
+        let root = root_of("b.example");
+        let der = STANDARD.decode(&root).unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+        let point = cert.public_key().subject_public_key.data.to_vec();
+        let ec = |x: &[u8], y: &[u8]| {
+            AlgorithmParameters::EllipticCurve(EllipticCurveKeyParameters {
+                key_type: EllipticCurveKeyType::EC,
+                curve: EllipticCurve::P256,
+                x: URL_SAFE_NO_PAD.encode(x),
+                y: URL_SAFE_NO_PAD.encode(y),
+            })
+        };
+        let jwt_key = crate::jwt_key::JwtKey::from_pem(
+            &crate::jwt_key::generate_pem(crate::jwt_svid::JwtAlgorithm::Es256).unwrap(),
+            std::path::Path::new("jwt.key"),
+        )
+        .unwrap();
+        let jwk = jwt_key.jwk();
+        let set = JwkSet {
+            keys: vec![
+                Jwk {
+                    common: CommonParameters {
+                        public_key_use: Some(PublicKeyUse::Other("x509-svid".into())),
+                        x509_chain: Some(vec![root.clone()]),
+                        ..CommonParameters::default()
+                    },
+                    algorithm: ec(&point[1..33], &point[33..]),
+                },
+                Jwk {
+                    common: CommonParameters {
+                        public_key_use: Some(PublicKeyUse::Other("jwt-svid".into())),
+                        key_id: jwk.kid.clone(),
+                        ..CommonParameters::default()
+                    },
+                    algorithm: ec(
+                        &URL_SAFE_NO_PAD.decode(&jwk.x).unwrap(),
+                        &URL_SAFE_NO_PAD.decode(&jwk.y).unwrap(),
+                    ),
+                },
+            ],
+        };
+        let text = serde_json::to_string(&set).unwrap();
+        let b = parse(&td(), text.as_bytes()).unwrap();
+        assert_eq!(b.roots.len(), 1);
+        assert_eq!(b.roots[0].as_ref(), der.as_slice());
+        assert_eq!(b.jwt_keys.len(), 1);
+        assert_eq!(b.jwt_keys[0].kid, jwk.kid);
+        assert_eq!(b.sequence, 0, "spiffe_sequence is optional");
+    }
 }
