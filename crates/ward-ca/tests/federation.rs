@@ -73,7 +73,7 @@ async fn the_bundle_endpoint_serves_the_spiffe_bundle_that_a_spiffe_library_read
     );
     assert_eq!(
         resp.header(&hyper::header::CACHE_CONTROL),
-        Some("max-age=7")
+        Some("public, max-age=7")
     );
     let doc: Value = serde_json::from_slice(&resp.body).unwrap();
     assert!(doc["spiffe_sequence"].as_u64().unwrap() > 0);

@@ -79,8 +79,25 @@ async fn echo(addr: std::net::SocketAddr) -> Result<Vec<u8>, std::io::Error> {
     round_trip(&mut s, b"across").await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn federated_domains_talk_by_policy_and_never_vouch_for_each_other() {
+/// Two CAs federated both ways, and b.example's backend sidecar in front of an echo app,
+/// allowing a.example's frontend by policy.
+struct Pair {
+    ta: TestCa,
+    tb: TestCa,
+    da: tempfile::TempDir,
+    ca_a: ward_ca::server::RunningCa,
+    ca_b: ward_ca::server::RunningCa,
+    url_a: String,
+    pki: Pki,
+    backend: ward_proxy::RunningProxy,
+    /// The backend sidecar's inbound listener.
+    api: std::net::SocketAddr,
+    /// The outbound listener YAML an a.example client uses to reach it.
+    out: String,
+    _keep: (tempfile::TempDir, EchoApp),
+}
+
+async fn pair() -> Pair {
     let (ta, tb) = (TestCa::new("a.example"), TestCa::new("b.example"));
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (pa, pb) = (free_port(), free_port());
@@ -115,6 +132,36 @@ async fn federated_domains_talk_by_policy_and_never_vouch_for_each_other() {
     .await;
     let api = addr_of(&backend.inbound, "api");
     let out = format!("outbound:\n  - {{ name: b, listen: \"127.0.0.1:0\", upstream: \"{api}\", server_id: \"{B_BACKEND}\" }}\n");
+    Pair {
+        ta,
+        tb,
+        da,
+        ca_a,
+        ca_b,
+        url_a,
+        pki,
+        backend,
+        api,
+        out,
+        _keep: (db, app),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn federated_domains_talk_by_policy_and_never_vouch_for_each_other() {
+    let Pair {
+        ta,
+        tb,
+        da,
+        ca_a,
+        ca_b,
+        url_a,
+        pki,
+        backend,
+        api,
+        out,
+        _keep,
+    } = pair().await;
     // The frontend also serves the Workload API: its app sees b.example's bundle as federated.
     let socket = pki.path("frontend.sock");
     let uid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(pki.path("")).unwrap());
@@ -219,37 +266,19 @@ async fn federated_domains_talk_by_policy_and_never_vouch_for_each_other() {
 /// (authenticating each fetch with the bundle it already holds) and no request fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreign_root_rotation_is_followed_without_a_failed_request() {
-    let (ta, tb) = (TestCa::new("a.example"), TestCa::new("b.example"));
-    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (pa, pb) = (free_port(), free_port());
-    std::fs::write(
-        da.path().join("peer.json"),
-        bundle_document(&tb, "b.example"),
-    )
-    .unwrap();
-    std::fs::write(
-        db.path().join("peer.json"),
-        bundle_document(&ta, "a.example"),
-    )
-    .unwrap();
-    let ca_a = start_ca(da.path(), &ca_yaml(&ta, "a.example", pa, ("b.example", pb))).await;
-    let ca_b = start_ca(db.path(), &ca_yaml(&tb, "b.example", pb, ("a.example", pa))).await;
-    let url_a = format!("https://localhost:{}", ca_a.addr.port());
-    let url_b = format!("https://localhost:{}", ca_b.addr.port());
-    let pki = Pki::new();
-    let app = EchoApp::start().await;
-    let backend = sidecar(
-        &pki,
-        "backend",
-        "b.example",
-        (&tb, db.path(), &url_b),
-        B_BACKEND,
-        &format!("inbound:\n  - {{ name: api, listen: \"127.0.0.1:0\", forward: \"{}\" }}\n", app.addr),
-        &format!("rules:\n  - name: a-frontend\n    from: [\"{A_FRONTEND}\"]\n    to: {{ listeners: [api] }}\n"),
-    )
-    .await;
-    let api = addr_of(&backend.inbound, "api");
-    let out = format!("outbound:\n  - {{ name: b, listen: \"127.0.0.1:0\", upstream: \"{api}\", server_id: \"{B_BACKEND}\" }}\n");
+    let Pair {
+        ta,
+        tb,
+        da,
+        ca_a,
+        ca_b,
+        url_a,
+        pki,
+        backend,
+        out,
+        _keep,
+        ..
+    } = pair().await;
     let frontend = sidecar(
         &pki,
         "frontend",

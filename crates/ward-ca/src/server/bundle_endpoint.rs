@@ -15,13 +15,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{CACHE_CONTROL, CONTENT_TYPE};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use super::oidc::respond;
 use super::CaService;
 use crate::federation::BundleEndpoint;
 
@@ -42,22 +42,6 @@ pub(super) fn tls(
             ward_tls::server_config_web(chain, key, alpn)?
         }
     })
-}
-
-fn respond(status: StatusCode, body: Bytes, cache: Option<u64>) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(body));
-    *resp.status_mut() = status;
-    let headers = resp.headers_mut();
-    headers.insert(
-        CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    if let Some(secs) = cache {
-        if let Ok(v) = hyper::header::HeaderValue::from_str(&format!("max-age={secs}")) {
-            headers.insert(CACHE_CONTROL, v);
-        }
-    }
-    resp
 }
 
 async fn answer(

@@ -26,8 +26,14 @@ use super::CaService;
 /// Connections served at once; more wait in the kernel's backlog.
 pub const MAX_CONNECTIONS: usize = 256;
 
-fn respond(status: StatusCode, body: String, cache: Option<u64>) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+/// A JSON response, cacheable by anyone for `cache` seconds when given (the discovery
+/// listener and the federation bundle endpoint serve public documents).
+pub(super) fn respond(
+    status: StatusCode,
+    body: impl Into<Bytes>,
+    cache: Option<u64>,
+) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(body.into()));
     *resp.status_mut() = status;
     let headers = resp.headers_mut();
     headers.insert(
@@ -56,13 +62,13 @@ pub fn discovery(issuer: &str, algorithms: &[&str]) -> serde_json::Value {
 
 fn answer(req: &Request<Incoming>, ca: &CaService) -> Response<Full<Bytes>> {
     let Some(oidc) = &ca.config.oidc else {
-        return respond(StatusCode::NOT_FOUND, "{}".into(), None);
+        return respond(StatusCode::NOT_FOUND, "{}", None);
     };
     let hint = ca.config.bundle_refresh_hint.as_secs();
     let path = req.uri().path();
     let known = matches!(path, "/.well-known/openid-configuration" | "/keys");
     if known && req.method() != Method::GET && req.method() != Method::HEAD {
-        return respond(StatusCode::METHOD_NOT_ALLOWED, "{}".into(), None);
+        return respond(StatusCode::METHOD_NOT_ALLOWED, "{}", None);
     }
     match path {
         "/.well-known/openid-configuration" => respond(
@@ -89,7 +95,7 @@ fn answer(req: &Request<Incoming>, ca: &CaService) -> Response<Full<Bytes>> {
                 Some(hint),
             )
         }
-        _ => respond(StatusCode::NOT_FOUND, "{}".into(), None),
+        _ => respond(StatusCode::NOT_FOUND, "{}", None),
     }
 }
 
