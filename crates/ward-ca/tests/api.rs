@@ -407,7 +407,16 @@ async fn health_and_metrics() {
     assert_eq!(c.request("GET", "/healthz", b"").await.unwrap().status, 200);
     assert_eq!(c.request("GET", "/readyz", b"").await.unwrap().status, 200);
     let m = c.request("GET", "/metrics", b"").await.unwrap();
+    assert_eq!(
+        m.header("content-type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        "Prometheus 3 refuses a scrape without its format"
+    );
     let text = String::from_utf8_lossy(&m.body);
+    assert!(
+        text.trim_end().ends_with("# EOF"),
+        "OpenMetrics ends with # EOF"
+    );
     assert!(
         text.contains("ward_ca_issuances_total{attestor=\"ca\"} 1"),
         "{text}"

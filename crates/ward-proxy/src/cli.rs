@@ -109,6 +109,20 @@ pub enum CliError {
     /// Runtime or signal setup failed.
     #[error("{0}")]
     Runtime(String),
+    /// `policy test` could not decide (a broken policy, an unknown listener, a bad request):
+    /// exit 2, so a script tells "denied" (1) from "could not tell".
+    #[error(transparent)]
+    Undecided(Box<CliError>),
+}
+
+impl CliError {
+    /// The exit status this error ends the process with.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Undecided(_) => 2,
+            _ => 1,
+        }
+    }
 }
 
 impl From<YamlError> for CliError {
@@ -180,6 +194,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, CliError> {
         } => {
             let request = method.zip(path);
             policy_test(&policy, &from, &listener, config.as_deref(), request, out)
+                .map_err(|e| CliError::Undecided(Box::new(e)))
         }
         Command::Run { config, log_format } => {
             ward_cli::init_logging(log_format);

@@ -1,5 +1,6 @@
 //! The `ward-proxy` binary: parse arguments, run, and turn any error into one line on stderr
-//! (exit 1 for a refused operation or a failed check, 2 for a malformed command line).
+//! (exit 1 for a refused operation or a failed check, 2 for a malformed command line or a
+//! `policy test` that could not decide).
 
 use std::process::ExitCode;
 
@@ -16,7 +17,7 @@ fn main() -> ExitCode {
         Ok(Outcome::Refused) => ExitCode::FAILURE,
         Err(err) => {
             eprintln!("ward-proxy: error: {err}");
-            ExitCode::FAILURE
+            ExitCode::from(err.exit_code())
         }
     }
 }

@@ -278,9 +278,22 @@ fn policy_test_prints_the_deciding_rule() {
         t("spiffe://example.org/ns/legacy/x", "api").1,
         "deny (rule: block-legacy)\n"
     );
+    // Could not decide (an invalid ID, a policy that does not load): 2, never 1 (deny).
     let (code, _, err) = t("spiffe://example.org/a b", "api");
-    assert_eq!(code, 1);
+    assert_eq!(code, 2);
     assert!(err.starts_with("ward-proxy: error: --from"), "{err}");
+    let broken = pki.file("broken.yaml", "rules:\n  - name: x\n    from: []\n");
+    let (code, _, err) = run(&[
+        "policy",
+        "test",
+        "--policy",
+        broken.to_str().unwrap(),
+        "--from",
+        FRONTEND,
+        "--listener",
+        "api",
+    ]);
+    assert_eq!(code, 2, "a broken policy is not a denial: {err}");
     let audit = pki.file("audit.yaml", &format!("mode: audit\n{ALLOW_FRONTEND}"));
     let (code, out, _) = run(&[
         "policy",
@@ -323,13 +336,13 @@ fn policy_test_decides_http_requests_by_method_and_normalized_path() {
     assert_eq!((code, out.as_str()), (1, "deny (rule: default-deny)\n"));
     assert_eq!(t("web", &["--method", "POST", "--path", "/v1/a"]).0, 1);
     let (code, _, err) = t("web", &["--method", "GET", "--path", "/v1/%2F"]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2);
     assert!(err.contains("--path") && err.contains("400"), "{err}");
     let (code, out, _) = t("web", &[]);
     assert_eq!(code, 0);
     assert!(out.contains("pass --method and --path"), "{out}");
     let (code, _, err) = t("api", &["--method", "GET", "--path", "/"]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2);
     assert!(err.contains("protocol tcp"), "{err}");
     let (code, _, err) = t("web", &["--method", "GET"]);
     assert_eq!(code, 2, "--method needs --path: {err}");

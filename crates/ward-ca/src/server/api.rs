@@ -64,7 +64,7 @@ pub(super) fn json_response(value: &impl serde::Serialize) -> Resp {
     resp
 }
 
-fn text(status: StatusCode, body: impl Into<Bytes>) -> Resp {
+pub(super) fn text(status: StatusCode, body: impl Into<Bytes>) -> Resp {
     let mut resp = Response::new(Full::new(body.into()));
     *resp.status_mut() = status;
     resp
@@ -81,8 +81,8 @@ pub async fn handle(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> 
         (Method::POST, "/v1/jwt") => ("/v1/jwt", super::jwt::issue(req, ca, conn).await),
         (Method::GET, "/v1/bundle") => ("/v1/bundle", bundle(&req, ca).await),
         (Method::GET, "/healthz") => ("/healthz", Ok(text(StatusCode::OK, "ok\n"))),
-        (Method::GET, "/readyz") => ("/readyz", Ok(ready(ca).await)),
-        (Method::GET, "/metrics") => ("/metrics", Ok(text(StatusCode::OK, ca.metrics.encode()))),
+        (Method::GET, "/readyz") => ("/readyz", Ok(super::health::ready(ca).await)),
+        (Method::GET, "/metrics") => ("/metrics", Ok(super::health::metrics(ca))),
         (
             _,
             "/v1/enroll" | "/v1/renew" | "/v1/revoke" | "/v1/jwt" | "/v1/bundle" | "/healthz"
@@ -122,22 +122,6 @@ pub async fn handle(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> 
 
 /// Ready when the CA has a valid serving certificate and its state answers (a replica whose
 /// database is unreachable leaves the Service rather than answer 503 to every enrollment).
-async fn ready(ca: &CaService) -> Resp {
-    match ca.store.current() {
-        Some(id) if !id.is_expired_at(unix_now()) => {}
-        _ => {
-            return text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not ready: no serving certificate\n",
-            )
-        }
-    }
-    match ca.state.ping().await {
-        Ok(()) => text(StatusCode::OK, "ready\n"),
-        Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")),
-    }
-}
-
 pub(super) fn state_error(e: StateError) -> ApiError {
     tracing::error!(error = %e, "state database error");
     ApiError::new(

@@ -197,7 +197,7 @@ pub(super) async fn follow(service: Arc<CaService>, f: Federate) {
                     tracing::error!(trust_domain = %f.trust_domain, error = %e, "foreign bundle refresh failed; keeping the last good bundle");
                     last_error = e;
                 }
-                Duration::from_secs(1u64 << failures.min(6)).min(MAX_BACKOFF)
+                Duration::from_secs(1u64 << (failures - 1).min(6)).min(MAX_BACKOFF)
             }
         };
         tokio::time::sleep(wait).await;

@@ -13,6 +13,7 @@ pub mod bundle;
 pub mod bundle_endpoint;
 pub mod error;
 mod federation;
+mod health;
 mod jwt;
 mod listener;
 pub mod metrics;

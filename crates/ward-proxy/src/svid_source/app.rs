@@ -73,7 +73,8 @@ pub(crate) async fn keep_app_svid(
                 }
                 Err(e) => {
                     failures = failures.saturating_add(1);
-                    let backoff = Duration::from_secs(1u64 << failures.min(6)).min(MAX_BACKOFF);
+                    let backoff =
+                        Duration::from_secs(1u64 << (failures - 1).min(6)).min(MAX_BACKOFF);
                     renew_at = Instant::now() + backoff.mul_f64(jitter(0.2));
                     tracing::warn!(error = %e, retry_in_secs = backoff.as_secs(), "app SVID renewal failed; the current one stays in use");
                 }

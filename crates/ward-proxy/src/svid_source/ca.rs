@@ -221,7 +221,9 @@ impl CaSource {
             }
             Err(e) => {
                 self.failures = self.failures.saturating_add(1);
-                let backoff = Duration::from_secs(1u64 << self.failures.min(6)).min(MAX_BACKOFF);
+                // 1 s after the first failure, doubling to MAX_BACKOFF (as docs/proxy.md says).
+                let backoff =
+                    Duration::from_secs(1u64 << (self.failures - 1).min(6)).min(MAX_BACKOFF);
                 self.retry_at = Instant::now() + backoff.mul_f64(jitter(0.2));
                 Err(IdentityError::Backoff {
                     source: Box::new(e),
