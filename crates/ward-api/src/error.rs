@@ -104,6 +104,103 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in declaration order (the docs' error table is checked against it).
+    pub const ALL: [ErrorCode; 41] = {
+        use ErrorCode::*;
+        [
+            MalformedJson,
+            BadBody,
+            MalformedCsr,
+            BadCsrSignature,
+            UnsupportedKey,
+            MalformedToken,
+            InvalidId,
+            InvalidSerial,
+            InvalidRevocation,
+            InvalidReason,
+            InvalidTtl,
+            InvalidToken,
+            TokenUsed,
+            TokenExpired,
+            TokenRevoked,
+            BadSignature,
+            UnknownKey,
+            WrongIssuer,
+            WrongAudience,
+            UnsupportedAlgorithm,
+            TokenNotYetValid,
+            MissingClaims,
+            ClientCertRequired,
+            InvalidClientCert,
+            UnknownCertificate,
+            AttestorDisabled,
+            WrongTrustDomain,
+            Revoked,
+            NotAdmin,
+            ReservedId,
+            NotFound,
+            MethodNotAllowed,
+            RequestTimeout,
+            BodyTooLarge,
+            RateLimited,
+            StateUnavailable,
+            AttestorUnavailable,
+            IssuerUnavailable,
+            BundleUnavailable,
+            InvalidAudience,
+            JwtSvidDisabled,
+        ]
+    };
+
+    /// Where `self` is in [`ErrorCode::ALL`]; the match is exhaustive, so a new code that is
+    /// not added to `ALL` (and so to the docs) does not compile.
+    pub const fn index(self) -> usize {
+        use ErrorCode::*;
+        match self {
+            MalformedJson => 0,
+            BadBody => 1,
+            MalformedCsr => 2,
+            BadCsrSignature => 3,
+            UnsupportedKey => 4,
+            MalformedToken => 5,
+            InvalidId => 6,
+            InvalidSerial => 7,
+            InvalidRevocation => 8,
+            InvalidReason => 9,
+            InvalidTtl => 10,
+            InvalidToken => 11,
+            TokenUsed => 12,
+            TokenExpired => 13,
+            TokenRevoked => 14,
+            BadSignature => 15,
+            UnknownKey => 16,
+            WrongIssuer => 17,
+            WrongAudience => 18,
+            UnsupportedAlgorithm => 19,
+            TokenNotYetValid => 20,
+            MissingClaims => 21,
+            ClientCertRequired => 22,
+            InvalidClientCert => 23,
+            UnknownCertificate => 24,
+            AttestorDisabled => 25,
+            WrongTrustDomain => 26,
+            Revoked => 27,
+            NotAdmin => 28,
+            ReservedId => 29,
+            NotFound => 30,
+            MethodNotAllowed => 31,
+            RequestTimeout => 32,
+            BodyTooLarge => 33,
+            RateLimited => 34,
+            StateUnavailable => 35,
+            AttestorUnavailable => 36,
+            IssuerUnavailable => 37,
+            BundleUnavailable => 38,
+            InvalidAudience => 39,
+            JwtSvidDisabled => 40,
+        }
+    }
+
     /// The HTTP status this refusal is sent with.
     pub fn status(self) -> u16 {
         use ErrorCode::*;
@@ -183,5 +280,17 @@ impl ErrorCode {
 impl std::fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorCode;
+
+    #[test]
+    fn all_lists_every_code_once_in_its_place() {
+        for (i, code) in ErrorCode::ALL.iter().enumerate() {
+            assert_eq!(code.index(), i, "{code}");
+        }
     }
 }
