@@ -338,3 +338,46 @@ fn bad_inputs_get_one_line_errors() {
         "a refused init must create nothing"
     );
 }
+
+/// Operator commands take their config from `WARD_CA_CONFIG` when `--config` is not given
+/// (and `--config` still wins).
+#[test]
+fn the_config_defaults_from_ward_ca_config() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    ok(&ward(
+        dir,
+        &["init", "--dir", "ca", "--trust-domain", "example.org"],
+    ));
+    std::fs::write(
+        dir.join("ca.yaml"),
+        "trust_domain: example.org\nca_dir: ca\nlisten: \"127.0.0.1:0\"\nstate: state.db\n",
+    )
+    .unwrap();
+    let with_env = |args: &[&str]| {
+        run(Command::new(WARD_CA)
+            .current_dir(dir)
+            .env("WARD_CA_CONFIG", "ca.yaml")
+            .args(args))
+    };
+    assert!(ok(&with_env(&["check"])).contains("ok"));
+    let token = ok(&with_env(&[
+        "token",
+        "create",
+        "--id",
+        "spiffe://example.org/ns/web/sa/frontend",
+    ]));
+    assert!(!token.trim().is_empty());
+    assert!(ok(&with_env(&["token", "list"])).contains("spiffe://example.org/ns/web/sa/frontend"));
+    let wrong = with_env(&["check", "--config", "missing.yaml"]);
+    assert!(
+        !wrong.status.success(),
+        "--config wins over the environment"
+    );
+    let none = ward(dir, &["token", "list"]);
+    assert_eq!(
+        none.status.code(),
+        Some(2),
+        "without either, --config is required"
+    );
+}

@@ -44,5 +44,8 @@ fn the_documented_error_table_matches_the_codes() {
             code.status()
         );
     }
-    assert!(documented.is_empty(), "documented but not codes: {documented:?}");
+    assert!(
+        documented.is_empty(),
+        "documented but not codes: {documented:?}"
+    );
 }

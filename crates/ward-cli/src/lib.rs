@@ -71,7 +71,9 @@ pub fn log_filter(
             Ok(f) => (f, None),
             Err(e) => (
                 tracing_subscriber::EnvFilter::new("info"),
-                Some(format!("{name}={v:?} is not a log filter ({e}); logging at info")),
+                Some(format!(
+                    "{name}={v:?} is not a log filter ({e}); logging at info"
+                )),
             ),
         },
     }
@@ -106,7 +108,10 @@ mod tests {
             (f.to_string(), problem.is_some())
         };
         assert_eq!(shown(Some("debug"), Some("warn")), ("debug".into(), false));
-        assert_eq!(shown(None, Some("ward::access=info,warn")).0, "ward::access=info,warn");
+        assert_eq!(
+            shown(None, Some("ward::access=info,warn")).0,
+            "ward::access=info,warn"
+        );
         assert_eq!(shown(Some(" "), Some("error")), ("error".into(), false));
         assert_eq!(shown(None, None), ("info".into(), false));
         assert_eq!(shown(Some("=][="), None), ("info".into(), true));

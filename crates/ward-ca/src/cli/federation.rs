@@ -21,19 +21,19 @@ pub enum FederationCommand {
     /// partner's `bundle_file`.
     Bundle {
         /// Daemon config file.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", env = "WARD_CA_CONFIG")]
         config: PathBuf,
     },
     /// The foreign trust domains: configured, and the bundle of each in force.
     List {
         /// Daemon config file.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", env = "WARD_CA_CONFIG")]
         config: PathBuf,
     },
     /// One foreign trust domain's bundle document, as accepted.
     Show {
         /// Daemon config file.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", env = "WARD_CA_CONFIG")]
         config: PathBuf,
         /// The foreign trust domain.
         #[arg(long, value_name = "TD")]

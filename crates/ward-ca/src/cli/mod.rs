@@ -102,13 +102,13 @@ pub enum Command {
     /// values, trust domain, lifetimes, attestors. Errors name file, line and column.
     Check {
         /// Daemon config file.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", env = "WARD_CA_CONFIG")]
         config: PathBuf,
     },
     /// Run the enrollment daemon (HTTPS API) until SIGTERM/SIGINT.
     Serve {
         /// Daemon config file.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", env = "WARD_CA_CONFIG")]
         config: PathBuf,
         /// Log format.
         #[arg(long, value_enum, default_value = "text")]
@@ -123,7 +123,7 @@ pub enum Command {
     /// Revoke every certificate of an ID (issued before now), or one certificate by serial.
     Revoke {
         /// Daemon config file.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", env = "WARD_CA_CONFIG")]
         config: PathBuf,
         /// SPIFFE ID to revoke.
         #[arg(
@@ -173,7 +173,7 @@ pub enum TokenCommand {
     /// Create a single-use join token for one SPIFFE ID; prints it once.
     Create {
         /// Daemon config file.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", env = "WARD_CA_CONFIG")]
         config: PathBuf,
         /// The ID the token enrolls.
         #[arg(long, value_name = "SPIFFE_ID")]
@@ -185,13 +185,13 @@ pub enum TokenCommand {
     /// List tokens (ids and states, never the tokens).
     List {
         /// Daemon config file.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", env = "WARD_CA_CONFIG")]
         config: PathBuf,
     },
     /// Revoke an unused token by its id.
     Revoke {
         /// Daemon config file.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", env = "WARD_CA_CONFIG")]
         config: PathBuf,
         /// Token id from `token list`.
         #[arg(long, value_name = "ID")]
@@ -216,7 +216,7 @@ pub enum StateCommand {
         #[arg(long, value_name = "DIR")]
         ca_dir: Option<PathBuf>,
         /// Daemon config whose `state:` receives the copy.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", env = "WARD_CA_CONFIG")]
         config: PathBuf,
     },
 }
@@ -227,7 +227,7 @@ pub enum CertsCommand {
     /// List issued certificates, newest first.
     List {
         /// Daemon config file.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", env = "WARD_CA_CONFIG")]
         config: PathBuf,
         /// Only this SPIFFE ID.
         #[arg(long, value_name = "SPIFFE_ID")]

@@ -26,7 +26,7 @@ pub enum RotateCommand {
     /// bundle; the current issuer keeps signing.
     Prepare {
         /// Daemon config file.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", env = "WARD_CA_CONFIG")]
         config: std::path::PathBuf,
         /// Rotate the root too, not only the issuing intermediate.
         #[arg(long)]
@@ -35,7 +35,7 @@ pub enum RotateCommand {
     /// Sign with the prepared issuer from now on (the daemon picks it up within a second).
     Activate {
         /// Daemon config file.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", env = "WARD_CA_CONFIG")]
         config: std::path::PathBuf,
         /// Activate a new root before workloads have had two bundle refreshes to fetch it.
         #[arg(long)]
@@ -45,7 +45,7 @@ pub enum RotateCommand {
     /// then on a certificate it signed is refused everywhere.
     Finish {
         /// Daemon config file.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", env = "WARD_CA_CONFIG")]
         config: std::path::PathBuf,
         /// Retire it even though certificates it signed are still valid and not yet renewed
         /// (they stop working at once).
@@ -57,7 +57,7 @@ pub enum RotateCommand {
     /// signed are refused everywhere within one bundle refresh.
     Retire {
         /// Daemon config file.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", env = "WARD_CA_CONFIG")]
         config: std::path::PathBuf,
         /// Activate a prepared issuer even before workloads had two bundle refreshes to fetch
         /// it (CA-fed sidecars that had not could no longer verify the CA until restarted).
@@ -67,7 +67,7 @@ pub enum RotateCommand {
     /// Where a rotation stands and what to do next.
     Status {
         /// Daemon config file.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", env = "WARD_CA_CONFIG")]
         config: std::path::PathBuf,
     },
 }
