@@ -146,6 +146,8 @@ fn route(req: &Request<Incoming>, state: &AdminState) -> Response<Full<Bytes>> {
                         "action": r.action,
                         "from": r.from.iter().map(ToString::to_string).collect::<Vec<_>>(),
                         "listeners": r.listeners,
+                        "methods": r.methods,
+                        "paths": r.paths.as_ref().map(|p| p.iter().map(ToString::to_string).collect::<Vec<_>>()),
                     })
                 })
                 .collect();

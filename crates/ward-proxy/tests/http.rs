@@ -18,6 +18,19 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_are_authorized_one_by_one_and_the_app_learns_who_called() {
     let s = setup().await;
+    // The admin /policy shows each rule whole, methods and paths included.
+    let out = std::process::Command::new("curl")
+        .args(["-s", &format!("http://{}/policy", s.proxy.admin)])
+        .output()
+        .unwrap();
+    let policy = json(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(policy["rules"][0]["methods"], serde_json::json!(["GET"]));
+    assert_eq!(
+        policy["rules"][0]["paths"],
+        serde_json::json!(["/v1/orders/*"])
+    );
+    assert_eq!(policy["rules"][1]["methods"], serde_json::json!(["DELETE"]));
+    assert!(policy["rules"][1]["paths"].is_null(), "{policy}");
     let leaf = pki_leaf_sha256(&s.pki, "frontend.pem");
     for version in ["--http1.1", "--http2"] {
         let (code, status, body) = curl(
