@@ -6,27 +6,21 @@
 //!
 //! On a listener of its own, TLS 1.3 without client authentication: `https_spiffe` serves
 //! with the CA's own SVID (renewed with it), `https_web` with the operator's certificate,
-//! read at start. HTTP/1.1; anything but the path is 404, anything but GET/HEAD 405; at most
-//! [`MAX_CONNECTIONS`] connections, each with a handshake and header deadline.
+//! read at start. HTTP/1.1; anything but the path is 404, anything but GET/HEAD 405; connections
+//! are limited as every public listener's ([`super::public`]).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use super::oidc::respond;
+use super::public::respond;
 use super::CaService;
 use crate::federation::BundleEndpoint;
-
-/// Connections served at once; more wait in the kernel's backlog.
-pub const MAX_CONNECTIONS: usize = 256;
 
 /// The TLS config the endpoint serves with, per its profile.
 pub(super) fn tls(
@@ -85,38 +79,8 @@ pub(super) async fn serve(
     path: String,
 ) {
     let path: Arc<str> = path.into();
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let Ok(permit) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let (stream, _) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                tracing::warn!(error = %e, "bundle endpoint: accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let (ca, path, acceptor) = (ca.clone(), path.clone(), acceptor.clone());
-        tokio::spawn(async move {
-            let Ok(Ok(tls)) =
-                tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await
-            else {
-                return;
-            };
-            let svc = service_fn(move |req: Request<Incoming>| {
-                let (ca, path) = (ca.clone(), path.clone());
-                async move { Ok::<_, std::convert::Infallible>(answer(req, ca, path).await) }
-            });
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10));
-            let conn = builder.serve_connection(TokioIo::new(tls), svc);
-            // A fetch is one small GET; a connection lives at most a minute.
-            let _ = tokio::time::timeout(Duration::from_secs(60), conn).await;
-            drop(permit);
-        });
-    }
+    super::public::serve(listener, Some(acceptor), "bundle endpoint", move |req| {
+        answer(req, ca.clone(), path.clone())
+    })
+    .await;
 }

@@ -18,6 +18,7 @@ mod jwt;
 mod listener;
 pub mod metrics;
 pub mod oidc;
+mod public;
 pub mod ratelimit;
 pub mod requests;
 mod revoke;

@@ -5,48 +5,20 @@
 //! for the issuer's host. Only the JWT-SVID keys are listed (signing, next, previous), never a
 //! root; `Cache-Control` lets relying parties keep them for one bundle refresh hint, so a key
 //! published by `rotate prepare` reaches them before `activate` can sign with it (that waits
-//! two hints). Anything else is a 404 or 405; at most [`MAX_CONNECTIONS`] connections at once,
-//! each with a header deadline.
+//! two hints). Anything else is a 404 or 405; connections are limited as every public listener's
+//! ([`super::public`]).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{CACHE_CONTROL, CONTENT_TYPE};
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use super::public::respond;
 use super::CaService;
-
-/// Connections served at once; more wait in the kernel's backlog.
-pub const MAX_CONNECTIONS: usize = 256;
-
-/// A JSON response, cacheable by anyone for `cache` seconds when given (the discovery
-/// listener and the federation bundle endpoint serve public documents).
-pub(super) fn respond(
-    status: StatusCode,
-    body: impl Into<Bytes>,
-    cache: Option<u64>,
-) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(body.into()));
-    *resp.status_mut() = status;
-    let headers = resp.headers_mut();
-    headers.insert(
-        CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    if let Some(secs) = cache {
-        if let Ok(v) = hyper::header::HeaderValue::from_str(&format!("public, max-age={secs}")) {
-            headers.insert(CACHE_CONTROL, v);
-        }
-    }
-    resp
-}
 
 /// The discovery document for `issuer`.
 pub fn discovery(issuer: &str, algorithms: &[&str]) -> serde_json::Value {
@@ -101,33 +73,9 @@ fn answer(req: &Request<Incoming>, ca: &CaService) -> Response<Full<Bytes>> {
 
 /// Serves discovery on `listener` until the task is aborted.
 pub(super) async fn serve(listener: TcpListener, ca: Arc<CaService>) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let Ok(permit) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let (stream, _) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                tracing::warn!(error = %e, "OIDC listener: accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let ca = ca.clone();
-        tokio::spawn(async move {
-            let svc = service_fn(move |req: Request<Incoming>| {
-                let resp = answer(&req, &ca);
-                async move { Ok::<_, std::convert::Infallible>(resp) }
-            });
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10));
-            let conn = builder.serve_connection(TokioIo::new(stream), svc);
-            // A connection lives at most a minute: discovery is two small GETs.
-            let _ = tokio::time::timeout(Duration::from_secs(60), conn).await;
-            drop(permit);
-        });
-    }
+    super::public::serve(listener, None, "OIDC listener", move |req| {
+        let resp = answer(&req, &ca);
+        async move { resp }
+    })
+    .await;
 }
