@@ -64,7 +64,11 @@ pub fn server_config_optional_client_auth(
 /// A server config that asks for no client certificate: for endpoints anyone may read (the
 /// SPIFFE bundle endpoint), served with the store's identity, TLS 1.3 only.
 pub fn server_config_public(store: &CertStore, alpn: &[&[u8]]) -> Result<ServerConfig, TlsError> {
-    public_config(store.resolver(), alpn)
+    let config = ServerConfig::builder_with_provider(crypto_provider())
+        .with_protocol_versions(PROTOCOL_VERSIONS)?
+        .with_no_client_auth()
+        .with_cert_resolver(store.resolver());
+    Ok(ward_settings(config, alpn))
 }
 
 /// The same with a fixed certificate chain and key (an operator's web certificate).
@@ -73,45 +77,33 @@ pub fn server_config_web(
     key: rustls_pki_types::PrivateKeyDer<'static>,
     alpn: &[&[u8]],
 ) -> Result<ServerConfig, TlsError> {
-    let mut config = ServerConfig::builder_with_provider(crypto_provider())
+    let config = ServerConfig::builder_with_provider(crypto_provider())
         .with_protocol_versions(PROTOCOL_VERSIONS)?
         .with_no_client_auth()
         .with_single_cert(chain, key)?;
-    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
-    config.send_tls13_tickets = 0;
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Ok(config)
+    Ok(ward_settings(config, alpn))
 }
 
-fn public_config(
-    resolver: Arc<dyn rustls::server::ResolvesServerCert>,
-    alpn: &[&[u8]],
-) -> Result<ServerConfig, TlsError> {
-    let mut config = ServerConfig::builder_with_provider(crypto_provider())
-        .with_protocol_versions(PROTOCOL_VERSIONS)?
-        .with_no_client_auth()
-        .with_cert_resolver(resolver);
-    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
-    config.send_tls13_tickets = 0;
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Ok(config)
-}
-
-/// The one way ward builds a server config: TLS 1.3, the given client verifier, the store's
-/// identity, no session resumption (until the caller installs ward's session store).
+/// A server config with the given client verifier and the store's identity, TLS 1.3 only.
 fn server_config_with(
     store: &CertStore,
     verifier: SpiffeClientVerifier,
     alpn: &[&[u8]],
 ) -> Result<ServerConfig, TlsError> {
-    let mut config = ServerConfig::builder_with_provider(crypto_provider())
+    let config = ServerConfig::builder_with_provider(crypto_provider())
         .with_protocol_versions(PROTOCOL_VERSIONS)?
         .with_client_cert_verifier(Arc::new(verifier))
         .with_cert_resolver(store.resolver());
+    Ok(ward_settings(config, alpn))
+}
+
+/// What every ward server config has: no session resumption (until a caller installs ward's
+/// session store) and the given ALPN protocols.
+fn ward_settings(mut config: ServerConfig, alpn: &[&[u8]]) -> ServerConfig {
     config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     config.send_tls13_tickets = 0;
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Ok(config)
+    config
 }
 
 /// A client config: presents the store's identity and accepts only a server whose SVID
