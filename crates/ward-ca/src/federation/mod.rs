@@ -219,6 +219,11 @@ pub struct Foreign {
 }
 
 impl Foreign {
+    /// The version alone (what a cached document is checked against).
+    pub fn version(&self) -> u64 {
+        self.inner.read().map(|g| g.0).unwrap_or_default()
+    }
+
     /// The version and every bundle, by trust domain.
     pub fn snapshot(&self) -> (u64, Vec<Arc<bundle::ForeignBundle>>) {
         self.inner

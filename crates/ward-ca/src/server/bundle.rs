@@ -83,15 +83,17 @@ impl BundleCache {
         foreign: &Foreign,
     ) -> Result<RenderedBundle, StateError> {
         let trust_domain = &config.trust_domain;
-        let (foreign_version, foreign) = foreign.snapshot();
-        let version = (authority.bundle_version, foreign_version);
         if let Ok(guard) = self.cached.lock() {
             if let Some((at, cached, doc)) = guard.as_ref() {
-                if at.elapsed() < CACHE_FOR && *cached == version {
+                if at.elapsed() < CACHE_FOR
+                    && *cached == (authority.bundle_version, foreign.version())
+                {
                     return Ok(doc.clone());
                 }
             }
         }
+        let (foreign_version, foreign) = foreign.snapshot();
+        let version = (authority.bundle_version, foreign_version);
         let (revoked, generation) = state.revocations().await?;
         // Both counters only grow, so their sum moves whenever either does.
         let sequence = generation.unsigned_abs() + authority.bundle_version + 1;
