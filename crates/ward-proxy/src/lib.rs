@@ -263,9 +263,11 @@ pub async fn start(config: Config) -> Result<RunningProxy, ProxyError> {
         lifecycle: lifecycle.clone(),
     });
     tasks.push(tokio::spawn(admin::serve(admin_socket, admin_state)));
-    if let Some(spawn) = workload_api {
+    // `workload_api` is refused by the config parser unless `identity: ca`, so a Workload API
+    // always has the CA source's client.
+    if let (Some(spawn), Some(client)) = (workload_api, source.ca_client()) {
         tasks.extend(spawn(workload::Spawn {
-            identity: &config.identity,
+            client,
             store: store.clone(),
             trust_domain: config.trust_domain.clone(),
             metrics: &metrics,

@@ -58,17 +58,7 @@ pub(crate) fn prepare(
     let (listener, guard) = ward_workload::socket::bind(config)?;
     let config = config.clone();
     Ok(move |s: Spawn| {
-        let IdentityConfig::Ca {
-            urls, server_id, ..
-        } = s.identity
-        else {
-            return Vec::new();
-        };
-        let client = CaClient::new(
-            urls.clone(),
-            server_id.clone(),
-            s.metrics.ca_unreachable_since.clone(),
-        );
+        let client = s.client;
         let (tx, svid) = watch::channel(None);
         let issuer = Arc::new(CaJwtIssuer {
             client: client.clone(),
@@ -99,7 +89,8 @@ pub(crate) fn prepare(
 
 /// What the Workload API's tasks need from the running proxy.
 pub(crate) struct Spawn<'a> {
-    pub identity: &'a IdentityConfig,
+    /// The proxy's own CA client (`workload_api` requires `identity: ca`).
+    pub client: CaClient,
     pub store: Arc<CertStore>,
     pub trust_domain: TrustDomain,
     pub metrics: &'a Metrics,

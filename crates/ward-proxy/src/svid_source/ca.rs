@@ -176,6 +176,11 @@ impl CaSource {
         }
     }
 
+    /// The client of the CA (shared: clones keep the replica that answered last).
+    pub fn client(&self) -> &CaClient {
+        &self.client
+    }
+
     /// Does whatever is due: refresh the bundle, enroll or renew. `force` makes both due now.
     pub async fn refresh(
         &mut self,

@@ -144,6 +144,14 @@ impl IdentitySource {
         }
     }
 
+    /// The CA client, for a CA source (the Workload API asks the same CA for the app).
+    pub fn ca_client(&self) -> Option<CaClient> {
+        match self {
+            Self::Ca { source, .. } => Some(source.client().clone()),
+            Self::Files(_) => None,
+        }
+    }
+
     /// Whether a failure at start-up should stop the proxy. Files must be right at once; a CA
     /// may be briefly unreachable, so the proxy starts unready and keeps trying.
     pub fn required_at_start(&self) -> bool {
