@@ -14,6 +14,7 @@ declare -A package=(
   [haproxy]=haproxy
   [postgres]=postgresql
   [runuser]=util-linux
+  [promtool]=prometheus
 )
 
 # Debian keeps PostgreSQL's server programs off PATH, under /usr/lib/postgresql/<version>/bin.

@@ -4,6 +4,8 @@
 #     virtualenv under target/ that is created when missing), strictly: unknown fields fail.
 #  2. Every ward config in deploy/, docs/ and the demo passes the real binaries' `check`
 #     (scripts/check_deploy.py; the demo checks its own configs as it starts them).
+#  3. deploy/monitoring: the alert rules pass `promtool check rules` and their unit tests
+#     (`promtool test rules`), and every dashboard query parses (scripts/check_monitoring.py).
 # Needs target/debug/ward-ca and target/debug/ward-proxy (the Makefile builds them first).
 set -euo pipefail
 
@@ -29,3 +31,4 @@ mapfile -t manifests < <(find deploy/kubernetes -name '*.yaml' ! -name kustomiza
 echo "kubernetes manifests valid against Kubernetes $k8s_version: ${#manifests[@]} files"
 
 "$venv/bin/python" scripts/check_deploy.py
+python3 scripts/check_monitoring.py

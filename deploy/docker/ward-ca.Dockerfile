@@ -3,6 +3,10 @@
 # Build stage: the pinned toolchain, the locked dependency set, a release build of one binary.
 FROM rust:1.89-bookworm AS build
 WORKDIR /src
+# .git is not copied: pass the commit for ward_build_info and --version, e.g.
+#   --build-arg WARD_COMMIT=$(git rev-parse --short=12 HEAD)
+ARG WARD_COMMIT=unknown
+ENV WARD_COMMIT=$WARD_COMMIT
 COPY . .
 RUN cargo build --release --locked -p ward-ca --bin ward-ca \
  && strip target/release/ward-ca

@@ -85,6 +85,9 @@ pub struct CaConfig {
     pub keys: CaKeys,
     /// HTTPS address.
     pub listen: SocketAddr,
+    /// Plain-HTTP address of `/healthz`, `/readyz` and `/metrics` for probes and scrapers,
+    /// if configured (they are on the HTTPS API too, behind a client certificate).
+    pub ops: Option<SocketAddr>,
     /// Where tokens, certificate records and revocations are kept.
     pub state: StateConfig,
     /// DNS names in the CA's own serving certificate.
@@ -118,6 +121,7 @@ struct File {
     trust_domain: Spanned<String>,
     ca_dir: Option<Spanned<String>>,
     listen: Spanned<String>,
+    ops: Option<Spanned<String>>,
     state: Spanned<StateFile>,
     #[serde(default)]
     dns_names: Vec<Spanned<String>>,
@@ -346,7 +350,18 @@ impl CaConfig {
         let federation =
             crate::federation::validate(raw.federation.as_ref(), &trust_domain, base, &at)?;
 
+        let ops = match &raw.ops {
+            None => None,
+            Some(o) => Some(o.value.parse().map_err(|_| {
+                at(
+                    &o.referenced,
+                    format!("ops: {:?} is not an IP:port address", o.value),
+                )
+            })?),
+        };
+
         Ok(Self {
+            ops,
             federation,
             jwt_svid,
             oidc,

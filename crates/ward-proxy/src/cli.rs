@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 use tokio::signal::unix::{signal, SignalKind};
-use ward_cli::LogFormat;
+use ward_cli::Output;
 use ward_identity::SpiffeId;
 use ward_policy::{Listener, Mode};
 use ward_yaml::YamlError;
@@ -18,7 +18,7 @@ use crate::policy_store;
 #[derive(Debug, Parser)]
 #[command(
     name = "ward-proxy",
-    version,
+    version = ward_cli::LONG_VERSION,
     about = "ward sidecar: mTLS in and out, SPIFFE allow-lists"
 )]
 pub struct Cli {
@@ -31,15 +31,19 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the proxy until SIGTERM/SIGINT (SIGHUP reloads policy and identity).
+    #[command(
+        after_help = "Example:\n  ward-proxy run --config /etc/ward/proxy.yaml --log-format json --log-level info,ward::access=warn"
+    )]
     Run {
         /// Config file.
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
-        /// Log format.
-        #[arg(long, value_enum, default_value = "text")]
-        log_format: LogFormat,
+        /// Logging.
+        #[command(flatten)]
+        log: ward_cli::LogArgs,
     },
     /// Validate a config file and its policy; print errors as file:line:column.
+    #[command(after_help = "Example:\n  ward-proxy check --config /etc/ward/proxy.yaml")]
     Check {
         /// Config file.
         #[arg(long, value_name = "FILE")]
@@ -51,13 +55,26 @@ pub enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(
+        after_help = "Example:\n  ward-proxy completions bash > /etc/bash_completion.d/ward-proxy\n  ward-proxy completions fish > ~/.config/fish/completions/ward-proxy.fish"
+    )]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: ward_cli::Shell,
+    },
 }
 
 /// `ward-proxy policy` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
     /// Print whether a peer may connect through a listener, and the rule that decided.
-    /// Exit status 0 when the connection would be let through, 1 when refused.
+    /// Exit status 0 when the connection would be let through, 1 when refused, 2 when it
+    /// cannot tell (a broken policy, an unknown listener, a bad ID or request).
+    #[command(
+        after_help = "Example:\n  ward-proxy policy test --policy /etc/ward/policy.yaml --config /etc/ward/proxy.yaml \\\n    --listener api --from spiffe://example.org/ns/web/sa/frontend --method GET --path /v1/orders"
+    )]
     Test {
         /// Policy file.
         #[arg(long, value_name = "FILE")]
@@ -77,6 +94,9 @@ pub enum PolicyCommand {
         /// The request's path, for per-request rules (normalized as the sidecar does).
         #[arg(long, value_name = "PATH", requires = "method")]
         path: Option<String>,
+        /// Text or JSON.
+        #[command(flatten)]
+        output: ward_cli::OutputArg,
     },
 }
 
@@ -190,14 +210,30 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, CliError> {
                     config,
                     method,
                     path,
+                    output,
                 },
         } => {
             let request = method.zip(path);
-            policy_test(&policy, &from, &listener, config.as_deref(), request, out)
+            let asked = Asked {
+                policy: &policy,
+                from: &from,
+                listener: &listener,
+                config: config.as_deref(),
+            };
+            policy_test(asked, request, output.output, out)
                 .map_err(|e| CliError::Undecided(Box::new(e)))
         }
-        Command::Run { config, log_format } => {
-            ward_cli::init_logging(log_format);
+        Command::Completions { shell } => {
+            ward_cli::completions(
+                shell,
+                <Cli as clap::CommandFactory>::command(),
+                "ward-proxy",
+                out,
+            );
+            Ok(Outcome::Success)
+        }
+        Command::Run { config, log } => {
+            ward_cli::init_logging(&log);
             let cfg = Config::load(&config)?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -209,15 +245,48 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, CliError> {
     }
 }
 
+/// What `policy test` was asked.
+struct Asked<'a> {
+    policy: &'a Path,
+    from: &'a str,
+    listener: &'a str,
+    config: Option<&'a Path>,
+}
+
+/// `policy test --output json`; the field names are part of the interface (docs/proxy.md).
+#[derive(serde::Serialize)]
+struct Verdict<'a> {
+    /// `allow` or `deny`: what the rules decided.
+    decision: &'static str,
+    /// The deciding rule's name, or `default-deny`.
+    rule: &'a str,
+    /// `enforce` or `audit`.
+    mode: &'static str,
+    /// Whether the sidecar lets the connection (or request) through: an allow, or any
+    /// decision in audit mode. The exit status says the same (0 or 1).
+    let_through: bool,
+    listener: &'a str,
+    from: &'a str,
+    method: Option<&'a str>,
+    path: Option<&'a str>,
+    /// True when rules with methods or paths then decide each request on this listener
+    /// (and no --method/--path was given).
+    per_request_rules: bool,
+}
+
 /// `ward-proxy policy test`: the verdict the sidecar would reach, and the deciding rule.
 fn policy_test(
-    policy: &Path,
-    from: &str,
-    listener: &str,
-    config: Option<&Path>,
+    asked: Asked<'_>,
     request: Option<(String, String)>,
+    output: Output,
     out: &mut dyn Write,
 ) -> Result<Outcome, CliError> {
+    let Asked {
+        policy,
+        from,
+        listener,
+        config,
+    } = asked;
     let peer = SpiffeId::parse(from).map_err(|e| CliError::Argument {
         flag: "--from",
         value: from.to_owned(),
@@ -285,7 +354,27 @@ fn policy_test(
     } else {
         ""
     };
-    let _ = writeln!(out, "{word} (rule: {}){audit}{note}", verdict.rule());
+    if output == Output::Json {
+        let shown = Verdict {
+            decision: word,
+            rule: verdict.rule(),
+            mode: if loaded.policy.mode == Mode::Audit {
+                "audit"
+            } else {
+                "enforce"
+            },
+            let_through: verdict.permits(),
+            listener,
+            from,
+            method: request.as_ref().map(|(m, _)| m.as_str()),
+            path: request.as_ref().map(|(_, p)| p.as_str()),
+            per_request_rules: per_request,
+        };
+        ward_cli::print_json(out, &shown)
+            .map_err(|e| CliError::Runtime(format!("writing the verdict: {e}")))?;
+    } else {
+        let _ = writeln!(out, "{word} (rule: {}){audit}{note}", verdict.rule());
+    }
     Ok(if verdict.permits() {
         Outcome::Success
     } else {
@@ -315,4 +404,15 @@ async fn serve(config: Config) -> Result<(), CliError> {
     proxy.shutdown().await;
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_subcommand_shows_an_example() {
+        let missing = ward_cli::missing_examples(&super::Cli::command());
+        assert!(missing.is_empty(), "no example in --help of: {missing:?}");
+    }
 }

@@ -155,11 +155,8 @@ pub async fn start(config: Config) -> Result<RunningProxy, ProxyError> {
         config.trust_domain.clone(),
         BundleStore::new(TrustBundles::default()),
     ));
-    let mut source = IdentitySource::from_config(
-        &config.identity,
-        &config.trust_domain,
-        metrics.ca_unreachable_since.clone(),
-    );
+    let mut source =
+        IdentitySource::from_config(&config.identity, &config.trust_domain, metrics.source());
     let identity = match source.refresh(&store, true).await {
         Ok(id) => id,
         Err(e) if source.required_at_start() => return Err(ProxyError::Identity(e)),

@@ -5,6 +5,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
 /// Listener and direction (`inbound` / `outbound`).
@@ -82,6 +83,26 @@ pub struct ReloadLabels {
     pub result: &'static str,
 }
 
+/// An attempt to get a certificate from the CA.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RenewalLabels {
+    /// `enroll` (with the token) or `renew` (with the current certificate).
+    pub kind: &'static str,
+    /// `success` or `failure`.
+    pub result: &'static str,
+}
+
+/// The metrics a CA identity source keeps up to date (clones share the values).
+#[derive(Clone, Debug, Default)]
+pub struct SourceMetrics {
+    /// See [`Metrics::ca_unreachable_since`].
+    pub ca_unreachable_since: Gauge,
+    /// See [`Metrics::bundle_refreshed`].
+    pub bundle_refreshed: Gauge,
+    /// See [`Metrics::renewals`].
+    pub renewals: Family<RenewalLabels, Counter>,
+}
+
 type HistogramFamily = Family<ConnLabels, Histogram, fn() -> Histogram>;
 
 /// Every metric the proxy exports.
@@ -108,6 +129,11 @@ pub struct Metrics {
     pub identity_expiry: Gauge,
     /// Since when no configured CA has answered, Unix seconds; 0 while one does.
     pub ca_unreachable_since: Gauge,
+    /// When the trust bundle was last fetched from the CA and found current (a 200 or a
+    /// 304), Unix seconds; 0 until the first time.
+    pub bundle_refreshed: Gauge,
+    /// Enrollments and renewals by result.
+    pub renewals: Family<RenewalLabels, Counter>,
     /// Policy and identity reloads by result.
     pub reloads: Family<ReloadLabels, Counter>,
     /// Connections closed at once because max_connections was reached.
@@ -138,6 +164,8 @@ impl Default for Metrics {
             duration: Family::new_with_constructor(duration_histogram),
             identity_expiry: Gauge::default(),
             ca_unreachable_since: Gauge::default(),
+            bundle_refreshed: Gauge::default(),
+            renewals: Family::default(),
             reloads: Family::default(),
             refused: Family::default(),
             requests: Family::default(),
@@ -197,6 +225,24 @@ impl Default for Metrics {
             m.ca_unreachable_since.clone(),
         );
         registry.register(
+            "ward_bundle_refreshed_timestamp_seconds",
+            "When the trust bundle was last fetched from the CA and found current (0: never)",
+            m.bundle_refreshed.clone(),
+        );
+        registry.register(
+            "ward_identity_renewals",
+            "Certificates asked of the CA, by kind (enroll, renew) and result",
+            m.renewals.clone(),
+        );
+        registry.register(
+            "ward_build",
+            "The running build: release and commit",
+            Info::new(vec![
+                ("version", ward_cli::VERSION),
+                ("commit", ward_cli::COMMIT),
+            ]),
+        );
+        registry.register(
             "ward_reloads",
             "Policy and identity reloads by result",
             m.reloads.clone(),
@@ -227,6 +273,15 @@ impl Metrics {
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+
+    /// The metrics a CA identity source updates.
+    pub fn source(&self) -> SourceMetrics {
+        SourceMetrics {
+            ca_unreachable_since: self.ca_unreachable_since.clone(),
+            bundle_refreshed: self.bundle_refreshed.clone(),
+            renewals: self.renewals.clone(),
+        }
     }
 
     /// Counts a reload attempt.

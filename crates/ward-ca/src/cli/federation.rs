@@ -17,6 +17,9 @@ use crate::server::authority::Authority;
 /// `ward-ca federation` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum FederationCommand {
+    #[command(
+        after_help = "Example:\n  ward-ca federation bundle --config /etc/ward/ca.yaml > example.org.bundle.json"
+    )]
     /// Print this CA's SPIFFE bundle document (roots, and JWT keys with jwt_svid), for a
     /// partner's `bundle_file`.
     Bundle {
@@ -24,12 +27,16 @@ pub enum FederationCommand {
         #[arg(long, value_name = "FILE", env = "WARD_CA_CONFIG")]
         config: PathBuf,
     },
+    #[command(after_help = "Example:\n  ward-ca federation list --config /etc/ward/ca.yaml")]
     /// The foreign trust domains: configured, and the bundle of each in force.
     List {
         /// Daemon config file.
         #[arg(long, value_name = "FILE", env = "WARD_CA_CONFIG")]
         config: PathBuf,
     },
+    #[command(
+        after_help = "Example:\n  ward-ca federation show --config /etc/ward/ca.yaml --trust-domain partner.example"
+    )]
     /// One foreign trust domain's bundle document, as accepted.
     Show {
         /// Daemon config file.

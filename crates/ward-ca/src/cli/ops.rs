@@ -220,34 +220,6 @@ pub fn token_create(
     Ok(())
 }
 
-/// `ward-ca token list`.
-pub fn token_list(config: &std::path::Path, out: &mut dyn Write) -> Result<(), CaError> {
-    let (_, state) = load(config)?;
-    let now = unix_now();
-    let _ = writeln!(
-        out,
-        "{:<18} {:<10} {:<22} SPIFFE ID",
-        "TOKEN ID", "STATE", "EXPIRES"
-    );
-    for t in state.run(|s| s.tokens())? {
-        let state = match (t.revoked_at, t.used_at) {
-            (Some(_), _) => "revoked",
-            (None, Some(_)) => "used",
-            _ if t.expires_at <= now => "expired",
-            _ => "unused",
-        };
-        let _ = writeln!(
-            out,
-            "{:<18} {:<10} {:<22} {}",
-            t.token_id,
-            state,
-            when(t.expires_at),
-            t.spiffe_id
-        );
-    }
-    Ok(())
-}
-
 /// `ward-ca token revoke`.
 pub fn token_revoke(
     config: &std::path::Path,
@@ -295,44 +267,6 @@ pub fn revoke(
     Ok(())
 }
 
-/// `ward-ca certs list`.
-pub fn certs_list(
-    config: &std::path::Path,
-    id: Option<&str>,
-    out: &mut dyn Write,
-) -> Result<(), CaError> {
-    let (_, state) = load(config)?;
-    let (revocations, _) = state.run(|s| s.revocations())?;
-    let _ = writeln!(
-        out,
-        "{:<34} {:<22} {:<11} {:<8} SPIFFE ID",
-        "SERIAL", "NOT AFTER", "ATTESTOR", "STATE"
-    );
-    for c in state.run(|s| s.certs(id))? {
-        let revoked = revocations
-            .iter()
-            .any(|r| r.covers(&c.serial, &c.spiffe_id, c.issued_at));
-        let state = if revoked {
-            "revoked"
-        } else if c.not_after <= unix_now() {
-            "expired"
-        } else {
-            "valid"
-        };
-        let _ = writeln!(
-            out,
-            "{:<34} {:<22} {:<11} {:<8} {}",
-            c.serial,
-            when(c.not_after),
-            c.attestor,
-            state,
-            c.spiffe_id
-        );
-    }
-    Ok(())
-}
-
-/// `ward-ca serve`: runs until SIGTERM or SIGINT.
 /// `ward-ca check`: the config parses and validates; one summary line on success.
 pub fn check(config: &std::path::Path, out: &mut dyn Write) -> Result<(), CaError> {
     let cfg = CaConfig::load(config)?;

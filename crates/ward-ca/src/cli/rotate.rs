@@ -22,6 +22,7 @@ use crate::state::unix_now;
 /// `ward-ca rotate` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum RotateCommand {
+    #[command(after_help = "Example:\n  ward-ca rotate prepare --config /etc/ward/ca.yaml --root")]
     /// Create the next issuer (with --root, also a new root) and publish its root in the
     /// bundle; the current issuer keeps signing.
     Prepare {
@@ -32,6 +33,7 @@ pub enum RotateCommand {
         #[arg(long)]
         root: bool,
     },
+    #[command(after_help = "Example:\n  ward-ca rotate activate --config /etc/ward/ca.yaml")]
     /// Sign with the prepared issuer from now on (the daemon picks it up within a second).
     Activate {
         /// Daemon config file.
@@ -41,6 +43,7 @@ pub enum RotateCommand {
         #[arg(long)]
         force: bool,
     },
+    #[command(after_help = "Example:\n  ward-ca rotate finish --config /etc/ward/ca.yaml")]
     /// Retire the previous issuer (and an old root) once nothing live chains to it: from
     /// then on a certificate it signed is refused everywhere.
     Finish {
@@ -52,6 +55,7 @@ pub enum RotateCommand {
         #[arg(long)]
         force: bool,
     },
+    #[command(after_help = "Example:\n  ward-ca rotate retire --config /etc/ward/ca.yaml --force")]
     /// Emergency (a stolen issuer key): retire the previous issuer now. Activates a prepared
     /// generation first if need be, then finishes without waiting; certificates the old issuer
     /// signed are refused everywhere within one bundle refresh.
@@ -64,27 +68,44 @@ pub enum RotateCommand {
         #[arg(long)]
         force: bool,
     },
+    #[command(
+        after_help = "Example:\n  ward-ca rotate status --config /etc/ward/ca.yaml --output json"
+    )]
     /// Where a rotation stands and what to do next.
     Status {
         /// Daemon config file.
         #[arg(long, value_name = "FILE", env = "WARD_CA_CONFIG")]
         config: std::path::PathBuf,
+        /// Text or JSON.
+        #[command(flatten)]
+        output: ward_cli::OutputArg,
     },
 }
 
-/// Runs one `rotate` subcommand; the human summary goes to `status`. Against a CA
-/// directory, or (with the keys in PostgreSQL) against the database, which moves every
-/// replica: see [`super::rotate_db`].
-pub fn run(command: RotateCommand, status: &mut dyn Write) -> Result<(), CaError> {
+/// Runs one `rotate` subcommand; the human summary goes to `status`, `status`'s report to
+/// `out`. Against a CA directory, or (with the keys in PostgreSQL) against the database, which
+/// moves every replica: see [`super::rotate_db`].
+pub fn run(
+    command: RotateCommand,
+    out: &mut dyn Write,
+    status: &mut dyn Write,
+) -> Result<(), CaError> {
     let (RotateCommand::Prepare { config, .. }
     | RotateCommand::Activate { config, .. }
     | RotateCommand::Finish { config, .. }
     | RotateCommand::Retire { config, .. }
-    | RotateCommand::Status { config }) = &command;
+    | RotateCommand::Status { config, .. }) = &command;
     let (cfg, state) = load(config)?;
-    match keys::open(&cfg, &state)? {
-        OpCa::Dir(dir) => run_dir(command, &cfg, &dir, &state, status),
-        OpCa::Db(db) => super::rotate_db::run(command, &cfg, &db, &state, status),
+    let ca = keys::open(&cfg, &state)?;
+    match (command, ca) {
+        (RotateCommand::Status { output, .. }, OpCa::Dir(dir)) => {
+            super::rotate_status::of_dir(&cfg, &dir, &state, output.output, out)
+        }
+        (RotateCommand::Status { output, .. }, OpCa::Db(db)) => {
+            super::rotate_status::of_db(&cfg, &db, &state, output.output, out)
+        }
+        (command, OpCa::Dir(dir)) => run_dir(command, &cfg, &dir, &state, status),
+        (command, OpCa::Db(db)) => super::rotate_db::run(command, &cfg, &db, &state, status),
     }
 }
 
@@ -166,15 +187,14 @@ pub(super) fn retired_message(
     ))
 }
 
-/// What comes next in a rotation, for `status`.
+/// What comes next in a rotation, for `status`; `live` is [`live_under_previous`].
 pub(super) fn next_step(
     journal: &Journal,
-    signing: &Issuer,
     jwt_until: Option<i64>,
-    state: &OpState,
-) -> Result<String, CaError> {
+    live: (i64, Option<i64>),
+) -> String {
     let jwt_pending = jwt_until.filter(|u| *u > unix_now());
-    Ok(match journal.phase {
+    match journal.phase {
         Phase::Idle => {
             "no rotation in progress; start one with `ward-ca rotate prepare [--root]`".to_owned()
         }
@@ -185,7 +205,7 @@ pub(super) fn next_step(
         Phase::Activating => {
             "an activation was interrupted; rerun `ward-ca rotate activate`".into()
         }
-        Phase::Activated => match (live_under_previous(signing, state)?, jwt_pending) {
+        Phase::Activated => match (live, jwt_pending) {
             ((0, _), Some(until)) => format!(
                 "activated; JWT-SVIDs of the previous key may be valid until {}: `ward-ca rotate finish` after that",
                 when(until)
@@ -196,7 +216,7 @@ pub(super) fn next_step(
                 when(last.unwrap_or(0))
             ),
         },
-    })
+    }
 }
 
 fn run_dir(
@@ -240,55 +260,18 @@ fn run_dir(
             let message = retired_message(cfg, &Issuer::load(dir)?, state, activated)?;
             let _ = writeln!(status, "{message}");
         }
-        RotateCommand::Status { .. } => rotation_status(cfg, dir, state, status)?,
+        // [`run`] reports status itself, to standard output.
+        RotateCommand::Status { output, .. } => {
+            super::rotate_status::of_dir(cfg, dir, state, output.output, status)?
+        }
     }
     Ok(())
 }
 
 /// Live, not yet renewed certificates not signed by the issuer that signs now.
-fn live_under_previous(signing: &Issuer, state: &OpState) -> Result<(i64, Option<i64>), CaError> {
-    state.run(|s| s.live_certs_not_from(signing.issuer_serial(), unix_now()))
-}
-
-/// One line about a generation, for `status`.
-pub(super) fn describe(issuer: &Issuer, label: &str, out: &mut dyn Write) -> Result<(), CaError> {
-    let (_, root) =
-        x509_parser::parse_x509_certificate(issuer.root()).map_err(|e| CaError::BadCa {
-            path: label.into(),
-            problem: e.to_string(),
-        })?;
-    let _ = writeln!(
-        out,
-        "{label:<9} issuer serial {} valid until {}; root {}",
-        issuer.issuer_serial(),
-        rfc3339(issuer.not_after()),
-        root.subject()
-    );
-    Ok(())
-}
-
-fn rotation_status(
-    cfg: &CaConfig,
-    dir: &Path,
+pub(super) fn live_under_previous(
+    signing: &Issuer,
     state: &OpState,
-    out: &mut dyn Write,
-) -> Result<(), CaError> {
-    let journal = Journal::load(dir)?;
-    let signing = Issuer::load(dir)?;
-    describe(&signing, "signing:", out)?;
-    if dir.join(NEXT).exists() {
-        describe(&Issuer::load(&dir.join(NEXT))?, "next:", out)?;
-    }
-    if dir.join(PREVIOUS).exists() {
-        describe(&Issuer::load(&dir.join(PREVIOUS))?, "previous:", out)?;
-    }
-    let roots = rotate::bundle_roots(dir)?.len();
-    let jwt = jwt_wait(cfg, &journal, dir.join(PREVIOUS).join(JWT_KEY).exists());
-    let next = next_step(&journal, &signing, jwt, state)?;
-    let _ = writeln!(
-        out,
-        "bundle:   {roots} root(s), version {}\n{next}",
-        journal.bundle_version
-    );
-    Ok(())
+) -> Result<(i64, Option<i64>), CaError> {
+    state.run(|s| s.live_certs_not_from(signing.issuer_serial(), unix_now()))
 }

@@ -14,8 +14,8 @@ use std::io::Write;
 use super::keys::{self, report};
 use super::ops::OpState;
 use super::rotate::{
-    activated_message, check_nothing_live, describe, finished_message, jwt_wait, next_step,
-    prepared_message, retired_message, RotateCommand,
+    activated_message, check_nothing_live, finished_message, jwt_wait, prepared_message,
+    retired_message, RotateCommand,
 };
 use crate::ca_store::DbCa;
 use crate::config::CaConfig;
@@ -78,47 +78,9 @@ pub(super) fn run(
             let _ = writeln!(status, "{message}");
             report(&rollout, status)
         }
-        RotateCommand::Status { .. } => status_of(cfg, db, state, status),
+        // [`super::rotate::run`] reports status itself, to standard output.
+        RotateCommand::Status { output, .. } => {
+            super::rotate_status::of_db(cfg, db, state, output.output, status)
+        }
     }
-}
-
-fn status_of(
-    cfg: &CaConfig,
-    db: &DbCa,
-    state: &OpState,
-    out: &mut dyn Write,
-) -> Result<(), CaError> {
-    let (m, version) = keys::material(db, state)?;
-    let signing = signing(&m)?;
-    for (role, g) in m.generations() {
-        let issuer = Issuer::from_generation(&DbCa::origin().join(role.as_str()), g)?;
-        describe(&issuer, &format!("{}:", role.as_str()), out)?;
-    }
-    let _ = writeln!(
-        out,
-        "bundle:   {} root(s), version {}; CA version {version} (in the database)",
-        m.roots()?.len(),
-        m.journal.bundle_version
-    );
-    let replicas = state.block(async { Ok(db.replicas().await?) })?;
-    let now = unix_now();
-    let _ = writeln!(out, "replicas: {} live", replicas.len());
-    for r in &replicas {
-        let _ = writeln!(
-            out,
-            "  {} serves version {}{} (heard {}s ago)",
-            r.replica,
-            r.ca_version,
-            if r.ca_version < version {
-                " (behind)"
-            } else {
-                ""
-            },
-            now - r.seen_at
-        );
-    }
-    let had_key = m.previous.as_ref().is_some_and(|g| g.jwt_key_pem.is_some());
-    let jwt = jwt_wait(cfg, &m.journal, had_key);
-    let _ = writeln!(out, "{}", next_step(&m.journal, &signing, jwt, state)?);
-    Ok(())
 }

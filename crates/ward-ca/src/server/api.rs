@@ -82,7 +82,7 @@ pub async fn handle(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> 
         (Method::GET, "/v1/bundle") => ("/v1/bundle", bundle(&req, ca).await),
         (Method::GET, "/healthz") => ("/healthz", Ok(text(StatusCode::OK, "ok\n"))),
         (Method::GET, "/readyz") => ("/readyz", Ok(super::health::ready(ca).await)),
-        (Method::GET, "/metrics") => ("/metrics", Ok(super::health::metrics(ca))),
+        (Method::GET, "/metrics") => ("/metrics", Ok(super::health::metrics(ca).await)),
         (
             _,
             "/v1/enroll" | "/v1/renew" | "/v1/revoke" | "/v1/jwt" | "/v1/bundle" | "/healthz"

@@ -1,5 +1,7 @@
-//! `/readyz` and `/metrics` of the CA's API: ready once it holds a valid serving certificate
-//! and its state answers; metrics in the OpenMetrics text format, labelled as such.
+//! `/healthz`, `/readyz` and `/metrics`, on the CA's API and on its plain-HTTP ops listener
+//! (`ops:`, for probes and scrapers that hold no client certificate): ready once it holds a
+//! valid serving certificate and its state answers, and not while draining; metrics in the
+//! OpenMetrics text format, labelled as such, with `ward_ca_ready` brought up to date first.
 
 use hyper::header::CONTENT_TYPE;
 use hyper::StatusCode;
@@ -8,18 +10,21 @@ use super::api::{text, Resp};
 use super::CaService;
 use crate::state::unix_now;
 
+/// Why the CA is not ready, or `Ok` when it is; sets `ward_ca_ready`.
+async fn readiness(ca: &CaService) -> Result<(), String> {
+    let verdict = match ca.store.current() {
+        Some(id) if !id.is_expired_at(unix_now()) => {
+            ca.state.ping().await.map_err(|e| e.to_string())
+        }
+        _ => Err("no serving certificate".to_owned()),
+    };
+    ca.metrics.ready.set(i64::from(verdict.is_ok()));
+    verdict
+}
+
 /// Ready: a valid serving certificate and a state that answers.
 pub(super) async fn ready(ca: &CaService) -> Resp {
-    match ca.store.current() {
-        Some(id) if !id.is_expired_at(unix_now()) => {}
-        _ => {
-            return text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not ready: no serving certificate\n",
-            )
-        }
-    }
-    match ca.state.ping().await {
+    match readiness(ca).await {
         Ok(()) => text(StatusCode::OK, "ready\n"),
         Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")),
     }
@@ -27,7 +32,8 @@ pub(super) async fn ready(ca: &CaService) -> Resp {
 
 /// The metrics in the OpenMetrics text format, labelled as such: a scraper that is not told
 /// the format (Prometheus 3) refuses the scrape.
-pub(super) fn metrics(ca: &CaService) -> Resp {
+pub(super) async fn metrics(ca: &CaService) -> Resp {
+    let _ = readiness(ca).await;
     let mut resp = text(StatusCode::OK, ca.metrics.encode());
     resp.headers_mut().insert(
         CONTENT_TYPE,

@@ -5,6 +5,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
 /// Issuances by attestor.
@@ -53,6 +54,9 @@ pub struct CaMetrics {
     pub latency: Latency,
     /// notAfter of the issuing certificate, Unix seconds.
     pub issuer_expiry: Gauge,
+    /// 1 while `/readyz` would answer 200 (a valid serving certificate, a state that
+    /// answers), else 0; brought up to date by every scrape and every `/readyz`.
+    pub ready: Gauge,
     /// Federation: per foreign trust domain, when its bundle was last fetched and accepted.
     pub federation_refreshed: Family<DomainLabel, Gauge>,
     /// Federation: the `spiffe_sequence` of each foreign bundle in force.
@@ -74,6 +78,20 @@ impl Default for CaMetrics {
         let connections_refused = Family::<ReasonLabel, Counter>::default();
         let latency: Latency = Family::new_with_constructor(latency_histogram);
         let issuer_expiry = Gauge::default();
+        let ready = Gauge::default();
+        registry.register(
+            "ward_build",
+            "The running build: release and commit",
+            Info::new(vec![
+                ("version", ward_cli::VERSION),
+                ("commit", ward_cli::COMMIT),
+            ]),
+        );
+        registry.register(
+            "ward_ca_ready",
+            "1 while the CA is ready (valid serving certificate, state answering), else 0",
+            ready.clone(),
+        );
         registry.register(
             "ward_ca_issuances",
             "Certificates issued, by attestor",
@@ -133,6 +151,7 @@ impl Default for CaMetrics {
             denials,
             latency,
             issuer_expiry,
+            ready,
         }
     }
 }

@@ -18,6 +18,7 @@ mod jwt;
 mod listener;
 pub mod metrics;
 pub mod oidc;
+mod ops;
 mod public;
 pub mod ratelimit;
 pub mod requests;
@@ -96,6 +97,8 @@ pub struct RunningCa {
     pub oidc_addr: Option<SocketAddr>,
     /// The federation bundle endpoint's address, when configured.
     pub bundle_endpoint_addr: Option<SocketAddr>,
+    /// The ops listener's address (`/healthz`, `/readyz`, `/metrics`), when configured.
+    pub ops_addr: Option<SocketAddr>,
     /// Shared service state (tests read metrics from it).
     pub service: Arc<CaService>,
     lifecycle: Lifecycle,
@@ -272,18 +275,16 @@ pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
         .await
         .map_err(bind)?;
     let addr = listener.local_addr().map_err(bind)?;
-    // The discovery listener is bound before anything starts, so a taken port fails start-up
+    // The other listeners are bound before anything starts, so a taken port fails start-up
     // cleanly.
-    let (mut oidc_listener, mut oidc_addr) = (None, None);
-    if let Some(oidc) = &service.config.oidc {
-        let bind = |source| ServeError::Bind {
-            addr: oidc.listen,
-            source,
-        };
-        let l = TcpListener::bind(oidc.listen).await.map_err(bind)?;
-        oidc_addr = Some(l.local_addr().map_err(bind)?);
-        oidc_listener = Some(l);
-        tracing::info!(addr = ?oidc_addr, issuer = %oidc.issuer, "OIDC discovery serving");
+    let (oidc_listener, oidc_addr) =
+        bind_optional(service.config.oidc.as_ref().map(|o| o.listen)).await?;
+    if let (Some(oidc), Some(a)) = (&service.config.oidc, oidc_addr) {
+        tracing::info!(addr = %a, issuer = %oidc.issuer, "OIDC discovery serving");
+    }
+    let (ops_listener, ops_addr) = bind_optional(service.config.ops).await?;
+    if let Some(a) = ops_addr {
+        tracing::info!(addr = %a, "ops listener serving /healthz /readyz /metrics");
     }
     let (mut endpoint, mut bundle_endpoint_addr) = (None, None);
     if let Some(e) = &service.config.federation.bundle_endpoint {
@@ -317,6 +318,13 @@ pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
     if let Some(listener) = oidc_listener {
         background.push(tokio::spawn(oidc::serve(listener, service.clone())));
     }
+    if let Some(listener) = ops_listener {
+        background.push(tokio::spawn(ops::serve(
+            listener,
+            service.clone(),
+            lifecycle.clone(),
+        )));
+    }
     for f in &service.config.federation.federates_with {
         background.push(tokio::spawn(federation::follow(service.clone(), f.clone())));
     }
@@ -333,12 +341,26 @@ pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
         addr,
         oidc_addr,
         bundle_endpoint_addr,
+        ops_addr,
         service,
         lifecycle,
         accept,
         background,
         replica,
     })
+}
+
+/// Binds `addr` when given: the listener and the address it got (port 0 picks one).
+async fn bind_optional(
+    addr: Option<SocketAddr>,
+) -> Result<(Option<TcpListener>, Option<SocketAddr>), ServeError> {
+    let Some(addr) = addr else {
+        return Ok((None, None));
+    };
+    let bind = |source| ServeError::Bind { addr, source };
+    let l = TcpListener::bind(addr).await.map_err(bind)?;
+    let bound = l.local_addr().map_err(bind)?;
+    Ok((Some(l), Some(bound)))
 }
 
 /// Re-issues the CA's own certificate at half its lifetime.

@@ -29,6 +29,7 @@ use ward_tls::{CertStore, Identity, JwtAuthority, Revocation, SpkiHash, TrustBun
 
 use super::ca_client::CaClient;
 use super::IdentityError;
+use crate::metrics::{RenewalLabels, SourceMetrics};
 
 /// Longest wait between retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -42,6 +43,8 @@ pub(crate) struct CaSource {
     token_file: PathBuf,
     trust_domain: TrustDomain,
     renew_at: Option<Instant>,
+    /// Renewals and bundle refreshes, counted.
+    metrics: SourceMetrics,
     failures: u32,
     retry_at: Instant,
     bundle_etag: Option<String>,
@@ -160,9 +163,15 @@ pub(crate) fn jitter(spread: f64) -> f64 {
 
 impl CaSource {
     /// A source for the CA at `client`, enrolling with the token in `token_file`.
-    pub fn new(client: CaClient, token_file: PathBuf, trust_domain: TrustDomain) -> Self {
+    pub fn new(
+        client: CaClient,
+        token_file: PathBuf,
+        trust_domain: TrustDomain,
+        metrics: SourceMetrics,
+    ) -> Self {
         let now = Instant::now();
         Self {
+            metrics,
             client,
             token_file,
             trust_domain,
@@ -213,7 +222,18 @@ impl CaSource {
         if !due || (now < self.retry_at && !force) {
             return Ok(None);
         }
-        match self.obtain(store, !expired).await {
+        let outcome = self.obtain(store, !expired).await;
+        let kind = if expired { "enroll" } else { "renew" };
+        let result = if outcome.is_ok() {
+            "success"
+        } else {
+            "failure"
+        };
+        self.metrics
+            .renewals
+            .get_or_create(&RenewalLabels { kind, result })
+            .inc();
+        match outcome {
             Ok(identity) => {
                 self.failures = 0;
                 // Half of what is left now (notBefore is backdated for clock skew, so it is
@@ -305,6 +325,7 @@ impl CaSource {
         match resp.status {
             StatusCode::NOT_MODIFIED => {
                 self.bundle_at = Instant::now() + self.bundle_hint;
+                self.metrics.bundle_refreshed.set(unix_now());
                 return Ok(());
             }
             StatusCode::OK => {}
@@ -351,6 +372,7 @@ impl CaSource {
         self.bundle_hint = Duration::from_secs(doc.spiffe_bundle.spiffe_refresh_hint)
             .clamp(Duration::from_secs(1), Duration::from_secs(3600));
         self.bundle_at = Instant::now() + self.bundle_hint;
+        self.metrics.bundle_refreshed.set(unix_now());
         Ok(())
     }
 }

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus_client::metrics::gauge::Gauge;
+use crate::metrics::SourceMetrics;
 use ward_identity::TrustDomain;
 use ward_tls::{CertStore, Identity, PemError, StoreError, TrustBundles};
 
@@ -113,12 +113,12 @@ pub(crate) enum IdentitySource {
 }
 
 impl IdentitySource {
-    /// The source a config describes; a CA source keeps `ca_unreachable_since` (Unix time
-    /// since when no CA has answered, 0 while one does) up to date.
+    /// The source a config describes; a CA source keeps `metrics` (CA reachability, bundle
+    /// refreshes, renewals) up to date.
     pub fn from_config(
         config: &IdentityConfig,
         trust_domain: &TrustDomain,
-        ca_unreachable_since: Gauge,
+        metrics: SourceMetrics,
     ) -> Self {
         match config {
             IdentityConfig::Files { cert, key, bundle } => Self::Files(FilesSource::new(
@@ -134,9 +134,14 @@ impl IdentitySource {
                 server_id,
             } => Self::Ca {
                 source: Box::new(CaSource::new(
-                    CaClient::new(urls.clone(), server_id.clone(), ca_unreachable_since),
+                    CaClient::new(
+                        urls.clone(),
+                        server_id.clone(),
+                        metrics.ca_unreachable_since.clone(),
+                    ),
                     token_file.clone(),
                     trust_domain.clone(),
+                    metrics,
                 )),
                 bootstrap: bundle.clone(),
                 trust_domain: trust_domain.clone(),
