@@ -15,7 +15,7 @@ all: build
 ## tools: install missing system tools used by tests and the demo (openssl, curl; unshare and mkfs.ext4 for the CA's disk fault tests; PostgreSQL for the CA's HA state tests; promtool for the alert rules; haproxy as a PROXY-protocol receiver)
 tools:
 	@scripts/ensure-toolchain.sh
-	@scripts/ensure-tools.sh openssl curl unshare mkfs.ext4 postgres runuser promtool haproxy
+	@scripts/ensure-tools.sh openssl curl unshare mkfs.ext4 postgres runuser promtool haproxy systemd-analyze
 
 ## build: compile every crate and binary (debug)
 build:

@@ -15,6 +15,7 @@ declare -A package=(
   [postgres]=postgresql
   [runuser]=util-linux
   [promtool]=prometheus
+  [systemd-analyze]=systemd
 )
 
 # Debian keeps PostgreSQL's server programs off PATH, under /usr/lib/postgresql/<version>/bin.

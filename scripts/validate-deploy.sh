@@ -4,7 +4,9 @@
 #     virtualenv under target/ that is created when missing), strictly: unknown fields fail.
 #  2. Every ward config in deploy/, docs/ and the demo passes the real binaries' `check`
 #     (scripts/check_deploy.py; the demo checks its own configs as it starts them).
-#  3. deploy/monitoring: the alert rules pass `promtool check rules` and their unit tests
+#  3. The systemd units pass `systemd-analyze verify` (unknown keys and bad values fail), with
+#     ExecStart pointed at the binaries just built.
+#  4. deploy/monitoring: the alert rules pass `promtool check rules` and their unit tests
 #     (`promtool test rules`), and every dashboard query parses (scripts/check_monitoring.py).
 # Needs target/debug/ward-ca and target/debug/ward-proxy (the Makefile builds them first).
 set -euo pipefail
@@ -31,4 +33,18 @@ mapfile -t manifests < <(find deploy/kubernetes -name '*.yaml' ! -name kustomiza
 echo "kubernetes manifests valid against Kubernetes $k8s_version: ${#manifests[@]} files"
 
 "$venv/bin/python" scripts/check_deploy.py
+units="$(mktemp -d)"
+trap 'rm -rf "$units"' EXIT
+for unit in deploy/systemd/*.service; do
+  name="$(basename "$unit")"
+  # A template is verified as an instance of itself.
+  [[ "$name" == *@.service ]] && name="${name/@./@check.}"
+  sed -e "s#/usr/local/bin/#$root/target/debug/#g" "$unit" > "$units/$name"
+  out="$(systemd-analyze verify "$units/$name" 2>&1)" || true
+  if [ -n "$out" ]; then
+    echo "$unit: systemd-analyze verify:" >&2; echo "$out" >&2; exit 1
+  fi
+done
+echo "systemd units verified: $(ls deploy/systemd/*.service | wc -l)"
+
 python3 scripts/check_monitoring.py

@@ -6,12 +6,14 @@
 //! cap, and optionally a per-client-IP cap) or closes it at once, and hands the admitted ones
 //! to the daemon with an [`Admission`] that gives every slot back when the connection ends.
 //! Shutdown is `Lifecycle::shutdown(grace)`: stop accepting, let open connections finish up
-//! to the grace period, then tell the rest to close and wait briefly for them.
+//! to the grace period, then tell the rest to close and wait briefly for them. [`notify`]
+//! speaks systemd's readiness and watchdog protocol for both daemons.
 
 #![forbid(unsafe_code)]
 
 mod gate;
 mod lifecycle;
+pub mod notify;
 
 pub use gate::{Admission, Gate, Refusal};
 pub use lifecycle::{ConnGuard, Lifecycle, Phase};

@@ -390,18 +390,26 @@ async fn serve(config: Config) -> Result<(), CliError> {
         sig(SignalKind::interrupt())?,
     );
     let proxy = crate::start(config).await?;
+    ward_daemon::notify::ready();
+    let watchdog = ward_daemon::notify::watchdog();
     loop {
         tokio::select! {
             _ = hup.recv() => {
                 tracing::info!("SIGHUP: reloading policy and identity");
+                ward_daemon::notify::reloading();
                 proxy.reload();
+                ward_daemon::notify::ready();
             }
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
     }
+    ward_daemon::notify::stopping();
     tracing::info!("shutting down: no longer accepting; draining open connections");
     proxy.shutdown().await;
+    if let Some(w) = watchdog {
+        w.abort();
+    }
     tracing::info!("shutdown complete");
     Ok(())
 }

@@ -293,6 +293,8 @@ pub fn check(config: &std::path::Path, out: &mut dyn Write) -> Result<(), CaErro
     Ok(())
 }
 
+/// `ward-ca serve`: runs until SIGTERM or SIGINT; SIGHUP reloads what can be reloaded and
+/// says what needs a restart (never exits on it).
 pub fn serve(config: &std::path::Path) -> Result<(), CaError> {
     let cfg = CaConfig::load(config)?;
     let runtime = runtime(&mut tokio::runtime::Builder::new_multi_thread())?;
@@ -303,13 +305,54 @@ pub fn serve(config: &std::path::Path) -> Result<(), CaError> {
                 source,
             })
         };
-        let (mut term, mut int) = (sig(SignalKind::terminate())?, sig(SignalKind::interrupt())?);
-        let signalled = async move {
+        let (mut term, mut int, mut hup) = (
+            sig(SignalKind::terminate())?,
+            sig(SignalKind::interrupt())?,
+            sig(SignalKind::hangup())?,
+        );
+        let ca = server::start(cfg).await?;
+        ward_daemon::notify::ready();
+        let watchdog = ward_daemon::notify::watchdog();
+        loop {
             tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+                _ = hup.recv() => reload(&ca, config).await,
+                _ = term.recv() => break,
+                _ = int.recv() => break,
             }
-        };
-        Ok(server::run(cfg, signalled).await?)
+        }
+        ward_daemon::notify::stopping();
+        tracing::info!("shutting down: no longer accepting; draining requests in flight");
+        ca.shutdown().await;
+        if let Some(w) = watchdog {
+            w.abort();
+        }
+        tracing::info!("shutdown complete");
+        Ok(())
     })
+}
+
+async fn reload(ca: &server::RunningCa, config: &std::path::Path) {
+    ward_daemon::notify::reloading();
+    match ca.reload(config).await {
+        Ok(done) => {
+            let applied = if done.applied.is_empty() {
+                "nothing changed".to_owned()
+            } else {
+                done.applied.join(", ")
+            };
+            tracing::info!(config = %config.display(), applied = %applied, "SIGHUP: config reloaded");
+            if !done.need_restart.is_empty() {
+                tracing::warn!(
+                    settings = %done.need_restart.join(", "),
+                    "SIGHUP: these changed in the file but take effect only after a restart; still running with the old values"
+                );
+            }
+        }
+        Err(e) => tracing::error!(
+            config = %config.display(),
+            error = %e,
+            "SIGHUP: reload refused; nothing changed"
+        ),
+    }
+    ward_daemon::notify::ready();
 }

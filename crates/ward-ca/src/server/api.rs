@@ -134,9 +134,10 @@ pub(super) fn state_error(e: StateError) -> ApiError {
 /// refuse anything: answering early and closing with unread bytes in the socket makes the
 /// kernel send RST, and the client may lose the answer.
 pub(super) async fn read_body(req: Request<Incoming>, ca: &CaService) -> Result<Bytes, ApiError> {
-    let limit = ca.config.limits.max_body_bytes;
+    let limits = ca.settings.get().limits;
+    let limit = limits.max_body_bytes;
     let body = Limited::new(req.into_body(), limit);
-    let bytes = match tokio::time::timeout(ca.config.limits.request_timeout, body.collect()).await {
+    let bytes = match tokio::time::timeout(limits.request_timeout, body.collect()).await {
         Err(_) => {
             return Err(ApiError::new(
                 ErrorCode::RequestTimeout,
@@ -171,7 +172,8 @@ async fn issue_and_record(
     token_hash: Option<String>,
     parent_serial: Option<String>,
 ) -> Result<Resp, ApiError> {
-    if ca.config.is_reserved(id) {
+    let settings = ca.settings.get();
+    if settings.is_reserved(&ca.config, id) {
         return Err(ApiError::new(ErrorCode::ReservedId,
             format!("{id} is reserved (the CA's own or an admin ID) and is never issued through the API"),
         ));
@@ -182,7 +184,7 @@ async fn issue_and_record(
         &der,
         id,
         &[],
-        ca.config.ttl.default,
+        settings.ttl.default,
         OffsetDateTime::now_utc(),
     )?;
     let record = CertRecord::issued(&issued, attestor, conn.peer.ip().to_string(), parent_serial);
@@ -225,7 +227,7 @@ async fn enroll(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> Resu
     let body: EnrollRequest = parse_json(&body)?;
     let now = unix_now();
     if tokens::looks_like_join_token(&body.token) {
-        if !ca.config.join_token {
+        if !ca.settings.get().join_token {
             return Err(ApiError::new(
                 ErrorCode::AttestorDisabled,
                 "join tokens are not accepted by this CA",
@@ -268,7 +270,7 @@ async fn enroll(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> Resu
         return issue_and_record(ca, &body.csr, &id, "join_token", conn, Some(hash), None).await;
     }
     if body.token.split('.').count() == 3 {
-        let Some(kube) = &ca.kube else {
+        let Some(kube) = ca.settings.get().kube.clone() else {
             return Err(ApiError::new(
                 ErrorCode::AttestorDisabled,
                 "Kubernetes tokens are not accepted by this CA",

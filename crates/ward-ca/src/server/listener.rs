@@ -118,7 +118,7 @@ async fn serve_one(
         Ok(Err(e)) => return handshake_refused(&service, peer, ward_tls::handshake_failure(&e)),
         Err(_) => return handshake_refused(&service, peer, ("handshake_timeout", String::new())),
     };
-    let limits = service.config.limits;
+    let limits = service.settings.get().limits;
     let conn_info = Arc::new(api::ConnInfo::new(
         peer,
         tls.get_ref().1.peer_certificates(),

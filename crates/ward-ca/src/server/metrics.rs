@@ -22,6 +22,13 @@ pub struct ReasonLabel {
     pub reason: &'static str,
 }
 
+/// Success or failure.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    /// `success` or `failure`.
+    pub result: &'static str,
+}
+
 /// Latency by endpoint.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EndpointLabel {
@@ -54,6 +61,8 @@ pub struct CaMetrics {
     pub latency: Latency,
     /// notAfter of the issuing certificate, Unix seconds.
     pub issuer_expiry: Gauge,
+    /// Config reloads (SIGHUP) by result.
+    pub reloads: Family<ResultLabel, Counter>,
     /// 1 while `/readyz` would answer 200 (a valid serving certificate, a state that
     /// answers), else 0; brought up to date by every scrape and every `/readyz`.
     pub ready: Gauge,
@@ -79,6 +88,12 @@ impl Default for CaMetrics {
         let latency: Latency = Family::new_with_constructor(latency_histogram);
         let issuer_expiry = Gauge::default();
         let ready = Gauge::default();
+        let reloads = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "ward_ca_reloads",
+            "Config reloads (SIGHUP) by result; a failed one changed nothing",
+            reloads.clone(),
+        );
         registry.register(
             "ward_build",
             "The running build: release and commit",
@@ -152,6 +167,7 @@ impl Default for CaMetrics {
             latency,
             issuer_expiry,
             ready,
+            reloads,
         }
     }
 }

@@ -23,6 +23,7 @@ mod public;
 pub mod ratelimit;
 pub mod requests;
 mod revoke;
+pub mod settings;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -61,8 +62,8 @@ pub struct CaService {
     pub authority: RwLock<Arc<Authority>>,
     /// Tokens, certificate records, revocations.
     pub state: Store,
-    /// Kubernetes attestor, if configured.
-    pub kube: Option<Arc<KubernetesAttestor>>,
+    /// What a reload can change: admins, limits, lifetimes, attestors.
+    pub settings: settings::SettingsCell,
     /// `/v1/bundle` document cache.
     pub bundle: BundleCache,
     /// The bundles of the trust domains this CA federates with.
@@ -110,6 +111,19 @@ pub struct RunningCa {
 }
 
 impl RunningCa {
+    /// Reads the config file at `path` again and applies what can change while running
+    /// (a `SIGHUP`); see [`settings::reload`]. On an error nothing changed.
+    pub async fn reload(&self, path: &Path) -> Result<settings::Reloaded, settings::ReloadError> {
+        let result = settings::reload(&self.service, path).await;
+        let label = if result.is_ok() { "success" } else { "failure" };
+        self.service
+            .metrics
+            .reloads
+            .get_or_create(&metrics::ResultLabel { result: label })
+            .inc();
+        result
+    }
+
     /// Drains: stops accepting, lets requests in flight finish (up to [`SHUTDOWN_GRACE`]),
     /// closes what is left, then stops the background loops.
     pub async fn shutdown(self) {
@@ -174,7 +188,7 @@ pub(crate) async fn issue_own_identity(service: &CaService) -> Result<(), ServeE
         csr.der(),
         &id,
         &service.config.dns_names,
-        service.config.ttl.max,
+        service.settings.get().ttl.max,
         OffsetDateTime::now_utc(),
     )?;
     // The certificate it replaces is its parent, so rotation does not wait for it to expire.
@@ -257,9 +271,9 @@ pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
         bundle: BundleCache::default(),
         foreign: crate::federation::Foreign::default(),
         limiter: RateLimiter::new(config.limits.enroll_per_ip_per_sec),
+        settings: settings::SettingsCell::new(settings::Settings::of(&config, kube)),
         config,
         state,
-        kube,
         metrics,
         store,
     });

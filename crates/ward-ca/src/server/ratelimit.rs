@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -11,7 +12,7 @@ const MAX_TRACKED: usize = 100_000;
 /// A token bucket per IP: `rate` requests per second, bursts of `rate`.
 #[derive(Debug)]
 pub struct RateLimiter {
-    rate: f64,
+    rate: AtomicU32,
     buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
 }
 
@@ -19,23 +20,28 @@ impl RateLimiter {
     /// A limiter allowing `rate` per second per IP.
     pub fn new(rate: u32) -> Self {
         Self {
-            rate: f64::from(rate),
+            rate: AtomicU32::new(rate),
             buckets: Mutex::new(HashMap::new()),
         }
     }
 
+    /// Changes the rate (and burst) from now on (a reload).
+    pub fn set_rate(&self, rate: u32) {
+        self.rate.store(rate, Ordering::Relaxed);
+    }
+
     /// Takes one token for `ip`; false when the bucket is empty.
     pub fn allow(&self, ip: IpAddr) -> bool {
+        let rate = f64::from(self.rate.load(Ordering::Relaxed));
         let Ok(mut buckets) = self.buckets.lock() else {
             return false;
         };
         let now = Instant::now();
         if buckets.len() >= MAX_TRACKED {
-            let rate = self.rate;
             buckets.retain(|_, (tokens, at)| *tokens + at.elapsed().as_secs_f64() * rate < rate);
         }
-        let (tokens, at) = buckets.entry(ip).or_insert((self.rate, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(self.rate);
+        let (tokens, at) = buckets.entry(ip).or_insert((rate, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(rate);
         *at = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;

@@ -21,7 +21,7 @@ pub(super) async fn revoke(
 ) -> Result<Resp, ApiError> {
     let body = read_body(req, ca).await?;
     let caller = client_svid(ca, conn).await?;
-    if !ca.config.admins.contains(&caller.id) {
+    if !ca.settings.get().admins.contains(&caller.id) {
         return Err(ApiError::new(
             ErrorCode::NotAdmin,
             format!("{} is not in admins", caller.id),
