@@ -56,6 +56,31 @@ pub struct InboundConfig {
     pub forward: String,
     /// HTTP listeners: headers with `_` in their names.
     pub headers_with_underscores: UnderscoreHeaders,
+    /// TCP listeners: a PROXY protocol header to the app, if any.
+    pub proxy_protocol: Option<ProxyProtocol>,
+    /// HTTP listeners: `x-forwarded-for` replaced or appended to.
+    pub x_forwarded_for: ForwardedFor,
+}
+
+/// `proxy_protocol:` on a TCP inbound listener.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyProtocol {
+    /// A PROXY protocol v2 header (binary, with TLVs) before the connection's first byte.
+    V2,
+}
+
+/// `x_forwarded_for:` on an HTTP inbound listener: what becomes of an `x-forwarded-for` (and
+/// `x-forwarded-proto`) the caller sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ForwardedFor {
+    /// Replaced by the connection's own address (the default: the caller's is unverified).
+    #[default]
+    Replace,
+    /// The connection's address is appended to the caller's list (a caller that is itself a
+    /// trusted gateway, whose list the app wants).
+    Append,
 }
 
 /// A listener that accepts plaintext from the app and originates mTLS.
@@ -132,6 +157,8 @@ struct InboundFile {
     listen: Spanned<String>,
     forward: Spanned<String>,
     headers_with_underscores: Option<Spanned<UnderscoreHeaders>>,
+    proxy_protocol: Option<Spanned<ProxyProtocol>>,
+    x_forwarded_for: Option<Spanned<ForwardedFor>>,
 }
 
 #[derive(Deserialize)]
@@ -219,7 +246,24 @@ impl Config {
                     format!("inbound {name:?}: headers_with_underscores applies to protocol: http listeners only"),
                 ));
             }
+            if let (Some(p), Protocol::Http) = (&l.proxy_protocol, l.protocol) {
+                return Err(at(
+                    &p.referenced,
+                    format!("inbound {name:?}: proxy_protocol applies to protocol: tcp listeners only (HTTP listeners send x-forwarded-for)"),
+                ));
+            }
+            if let (Some(x), Protocol::Tcp) = (&l.x_forwarded_for, l.protocol) {
+                return Err(at(
+                    &x.referenced,
+                    format!("inbound {name:?}: x_forwarded_for applies to protocol: http listeners only (TCP listeners can send a PROXY protocol header)"),
+                ));
+            }
             inbound.push(InboundConfig {
+                proxy_protocol: l.proxy_protocol.as_ref().map(|p| p.value),
+                x_forwarded_for: l
+                    .x_forwarded_for
+                    .as_ref()
+                    .map_or_else(ForwardedFor::default, |x| x.value),
                 name,
                 protocol: l.protocol,
                 listen: socket(&l.listen, "listen")?,

@@ -118,6 +118,8 @@ async fn handle(
     mut rec: ConnRecord,
 ) {
     let limits = shared.limits;
+    // For the app: who connected, and where (PROXY protocol, x-forwarded-for).
+    let (client, local) = (sock.peer_addr(), sock.local_addr());
     let slot = Arc::new(HandshakeSlot::default());
     let accept = inbound.acceptor.accept(sock).into_fallible();
     let result = HANDSHAKE
@@ -140,6 +142,7 @@ async fn handle(
         }
         Ok(Ok(tls)) => tls,
     };
+    let resumed = tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
     rec.handshake_done(tls.get_ref().1.handshake_kind());
     // A full handshake ran the verifier and the authorizer; a resumed one ran ward-tls's
     // session checks and the authorizer. Either way the slot holds the peer and the verdict,
@@ -173,6 +176,8 @@ async fn handle(
             peer: peer.clone(),
             xfcc,
             underscores: inbound.config.headers_with_underscores,
+            client: client.ok(),
+            forwarded_for: inbound.config.x_forwarded_for,
             shared: shared.clone(),
             app: app.clone(),
         });
@@ -205,6 +210,23 @@ async fn handle(
         }
     };
     let _ = app.set_nodelay(true);
+    let mut app = app;
+    if inbound.config.proxy_protocol.is_some() {
+        let (Ok(client), Ok(local)) = (client, local) else {
+            return rec.closed(CloseCode::AppUnavailable, "no address for the PROXY header");
+        };
+        let header = crate::proxy_protocol::v2_header(client, local, &peer, resumed);
+        match timeout(limits.connect_timeout, app.write_all(&header)).await {
+            Ok(Ok(())) => {}
+            _ => {
+                let _ = timeout(limits.connect_timeout, tls.shutdown()).await;
+                return rec.closed(
+                    CloseCode::AppUnavailable,
+                    format!("{}: PROXY header not written", inbound.config.forward),
+                );
+            }
+        }
+    }
 
     let reason = relay(tls, app, limits.idle_timeout, &rec.traffic, stop).await;
     finish(rec, reason, shared, &inbound.config.name, &peer);

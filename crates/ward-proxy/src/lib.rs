@@ -26,6 +26,7 @@ mod metrics;
 mod outbound;
 mod pipe;
 mod policy_store;
+pub mod proxy_protocol;
 mod reload;
 mod svid_source;
 mod workload;

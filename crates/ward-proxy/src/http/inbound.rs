@@ -34,13 +34,17 @@ use super::{
     is_body_limit, json_error, limit_body, server_builder, streamed, strip_hop_by_hop, too_large,
     Body, BodyTooLarge, RequestLog,
 };
-use crate::config::UnderscoreHeaders;
+use crate::config::{ForwardedFor, UnderscoreHeaders};
 use crate::limits::Limits;
 use crate::pipe::CloseReason;
 use crate::Shared;
 
 /// The header the app reads the caller's identity from.
 pub const XFCC: HeaderName = HeaderName::from_static("x-forwarded-client-cert");
+/// The caller's address, for the app.
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// How the request arrived (`https`: over the sidecars' mTLS).
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// Pooled HTTP/1.1 connections to the app.
 pub type AppClient = Client<HttpConnector, Body>;
@@ -60,6 +64,46 @@ pub fn app_client(limits: &Limits) -> AppClient {
 pub fn xfcc(own: &SpiffeId, peer: &SpiffeId, peer_leaf: &[u8]) -> Option<HeaderValue> {
     let hash = ward_tls::files::sha256_hex(peer_leaf);
     HeaderValue::from_str(&format!("By={own};Hash={hash};URI={peer}")).ok()
+}
+
+/// Sets `x-forwarded-for` to the connection's address and `x-forwarded-proto` to `https` (it
+/// arrived over mTLS): what the caller sent is replaced, or with `append` extended (for
+/// `x-forwarded-proto` the caller's first value is kept then, as a gateway would have set it).
+fn forwarded(
+    headers: &mut hyper::HeaderMap,
+    client: Option<std::net::SocketAddr>,
+    mode: ForwardedFor,
+) {
+    let own = client.map(|c| c.ip().to_string());
+    let theirs: Vec<String> = headers
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .collect();
+    let their_proto = headers
+        .get(X_FORWARDED_PROTO)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(|v| v.trim().to_owned());
+    headers.remove(X_FORWARDED_FOR);
+    headers.remove(X_FORWARDED_PROTO);
+    let list = match mode {
+        ForwardedFor::Replace => own.into_iter().collect::<Vec<_>>(),
+        ForwardedFor::Append => theirs.into_iter().chain(own).collect(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&list.join(", ")) {
+        if !list.is_empty() {
+            headers.insert(X_FORWARDED_FOR, v);
+        }
+    }
+    let proto = match (mode, their_proto) {
+        (ForwardedFor::Append, Some(p)) if p == "http" || p == "https" => p,
+        _ => "https".to_owned(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&proto) {
+        headers.insert(X_FORWARDED_PROTO, v);
+    }
 }
 
 /// Applies the listener's rule for header names containing `_`; `Err` names the first such
@@ -99,6 +143,10 @@ pub struct Ctx {
     pub xfcc: HeaderValue,
     /// What to do with header names that contain `_`.
     pub underscores: UnderscoreHeaders,
+    /// The address the mTLS connection came from (the calling sidecar).
+    pub client: Option<std::net::SocketAddr>,
+    /// `x-forwarded-for`: replaced (the default) or appended to.
+    pub forwarded_for: ForwardedFor,
     /// Proxy-wide state (policy, limits, metrics).
     pub shared: Arc<Shared>,
     /// The listener's pool to the app.
@@ -246,6 +294,7 @@ async fn handle(mut req: Request<Incoming>, ctx: &Ctx) -> Response<Body> {
     strip_hop_by_hop(req.headers_mut());
     req.headers_mut().remove(XFCC);
     req.headers_mut().insert(XFCC, ctx.xfcc.clone());
+    forwarded(req.headers_mut(), ctx.client, ctx.forwarded_for);
     *req.uri_mut() = uri;
     *req.version_mut() = Version::HTTP_11;
 

@@ -45,6 +45,8 @@ pub async fn mirror_app() -> (SocketAddr, Arc<AtomicUsize>) {
                     "host": header("host"),
                     "xfcc": header("x-forwarded-client-cert"),
                     "x_hop": header("x-hop"),
+                    "xff": header("x-forwarded-for"),
+                    "xfp": header("x-forwarded-proto"),
                     "header_names": names,
                 });
                 Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body.to_string()))))

@@ -1,18 +1,18 @@
-//! The `ward-proxy` command line: `run`, `check`, and `policy test`.
+//! The `ward-proxy` command line: `run` (with the signal loop: SIGHUP reloads, SIGTERM
+//! drains, systemd hears each), `check`, `completions`, and `policy test` ([`policy_test`]).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use tokio::signal::unix::{signal, SignalKind};
-use ward_cli::Output;
-use ward_identity::SpiffeId;
-use ward_policy::{Listener, Mode};
+use ward_policy::Mode;
 use ward_yaml::YamlError;
 
 use crate::config::Config;
 use crate::error::ProxyError;
-use crate::policy_store;
+
+mod policy_test;
 
 /// ward's sidecar proxy.
 #[derive(Debug, Parser)]
@@ -151,33 +151,13 @@ impl From<YamlError> for CliError {
     }
 }
 
-fn load_policy(
-    path: &Path,
-    listeners: Option<&[Listener<'_>]>,
-) -> Result<policy_store::LoadedPolicy, CliError> {
-    let name = path.display().to_string();
-    let text = ward_yaml::read_file(path)?;
-    match listeners {
-        Some(l) => Ok(policy_store::compile(path, &text, l)?),
-        None => {
-            let policy = ward_policy::compile(&name, &text, None)?;
-            Ok(policy_store::LoadedPolicy {
-                policy,
-                hash: policy_store::sha256_hex(text.as_bytes()),
-                loaded_at: 0,
-                path: path.to_path_buf(),
-            })
-        }
-    }
-}
-
 /// Runs a parsed command; normal output goes to `out`.
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, CliError> {
     match cli.command {
         Command::Check { config } => {
             let cfg = Config::load(&config)?;
             let listeners = cfg.policy_listeners();
-            let policy = load_policy(&cfg.policy, Some(&listeners))?;
+            let policy = policy_test::load_policy(&cfg.policy, Some(&listeners))?;
             let _ = writeln!(
                 out,
                 "ok: {} (trust domain {}, {} inbound, {} outbound); policy {} ({} rules, mode {}, version {})",
@@ -214,13 +194,13 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, CliError> {
                 },
         } => {
             let request = method.zip(path);
-            let asked = Asked {
+            let asked = policy_test::Asked {
                 policy: &policy,
                 from: &from,
                 listener: &listener,
                 config: config.as_deref(),
             };
-            policy_test(asked, request, output.output, out)
+            policy_test::policy_test(asked, request, output.output, out)
                 .map_err(|e| CliError::Undecided(Box::new(e)))
         }
         Command::Completions { shell } => {
@@ -243,143 +223,6 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, CliError> {
             Ok(Outcome::Success)
         }
     }
-}
-
-/// What `policy test` was asked.
-struct Asked<'a> {
-    policy: &'a Path,
-    from: &'a str,
-    listener: &'a str,
-    config: Option<&'a Path>,
-}
-
-/// `policy test --output json`; the field names are part of the interface (docs/proxy.md).
-#[derive(serde::Serialize)]
-struct Verdict<'a> {
-    /// `allow` or `deny`: what the rules decided.
-    decision: &'static str,
-    /// The deciding rule's name, or `default-deny`.
-    rule: &'a str,
-    /// `enforce` or `audit`.
-    mode: &'static str,
-    /// Whether the sidecar lets the connection (or request) through: an allow, or any
-    /// decision in audit mode. The exit status says the same (0 or 1).
-    let_through: bool,
-    listener: &'a str,
-    from: &'a str,
-    method: Option<&'a str>,
-    path: Option<&'a str>,
-    /// True when rules with methods or paths then decide each request on this listener
-    /// (and no --method/--path was given).
-    per_request_rules: bool,
-}
-
-/// `ward-proxy policy test`: the verdict the sidecar would reach, and the deciding rule.
-fn policy_test(
-    asked: Asked<'_>,
-    request: Option<(String, String)>,
-    output: Output,
-    out: &mut dyn Write,
-) -> Result<Outcome, CliError> {
-    let Asked {
-        policy,
-        from,
-        listener,
-        config,
-    } = asked;
-    let peer = SpiffeId::parse(from).map_err(|e| CliError::Argument {
-        flag: "--from",
-        value: from.to_owned(),
-        problem: e.to_string(),
-    })?;
-    let cfg = config.map(Config::load).transpose()?;
-    let known = cfg.as_ref().map(Config::policy_listeners);
-    let this = match &known {
-        None => None,
-        Some(known) => Some(known.iter().find(|l| l.name == listener).ok_or_else(|| {
-            let names: Vec<&str> = known.iter().map(|l| l.name).collect();
-            CliError::Argument {
-                flag: "--listener",
-                value: listener.to_owned(),
-                problem: format!(
-                    "not an inbound listener of the config ({})",
-                    names.join(", ")
-                ),
-            }
-        })?),
-    };
-    let loaded = load_policy(policy, known.as_deref())?;
-    let verdict = match &request {
-        None => loaded.policy.evaluate(&peer, listener),
-        Some((method, raw_path)) => {
-            if this.is_some_and(|l| !l.http) {
-                return Err(CliError::Argument {
-                    flag: "--method/--path",
-                    value: listener.to_owned(),
-                    problem: "this listener is protocol tcp; requests are not seen".into(),
-                });
-            }
-            let path =
-                ward_policy::http::normalize_path(raw_path).map_err(|e| CliError::Argument {
-                    flag: "--path",
-                    value: raw_path.clone(),
-                    problem: format!("{e} (the sidecar answers 400)"),
-                })?;
-            let facts = ward_policy::http::RequestFacts {
-                method,
-                path: &path,
-            };
-            loaded.policy.evaluate_request(&peer, listener, &facts)
-        }
-    };
-    let word = if matches!(verdict.decision, ward_policy::Decision::Allow { .. }) {
-        "allow"
-    } else {
-        "deny"
-    };
-    let audit = if verdict.outcome() == ward_policy::Outcome::AuditDeny {
-        "; mode is audit, so it is logged and let through"
-    } else {
-        ""
-    };
-    let per_request = request.is_none()
-        && loaded.policy.rules.iter().any(|r| {
-            r.is_per_request()
-                && r.listeners
-                    .as_ref()
-                    .is_some_and(|ls| ls.iter().any(|l| l == listener))
-        });
-    let note = if per_request {
-        "; rules with methods or paths then decide each request (pass --method and --path)"
-    } else {
-        ""
-    };
-    if output == Output::Json {
-        let shown = Verdict {
-            decision: word,
-            rule: verdict.rule(),
-            mode: if loaded.policy.mode == Mode::Audit {
-                "audit"
-            } else {
-                "enforce"
-            },
-            let_through: verdict.permits(),
-            listener,
-            from,
-            method: request.as_ref().map(|(m, _)| m.as_str()),
-            path: request.as_ref().map(|(_, p)| p.as_str()),
-            per_request_rules: per_request,
-        };
-        ward_cli::print_json(out, &shown)
-            .map_err(|e| CliError::Runtime(format!("writing the verdict: {e}")))?;
-    } else {
-        let _ = writeln!(out, "{word} (rule: {}){audit}{note}", verdict.rule());
-    }
-    Ok(if verdict.permits() {
-        Outcome::Success
-    } else {
-        Outcome::Refused
-    })
 }
 
 async fn serve(config: Config) -> Result<(), CliError> {
