@@ -12,7 +12,10 @@
 # RSS and descriptors flat (over the samples after warm-up with >= 99% of the connections
 # open, the second half within 5% RSS and 2% + 5 descriptors of the first), and every
 # process still alive.
-# Report: target/soak/report.txt.
+# Report: target/soak/report.txt, with each sidecar's RSS idle before the load, at its end,
+# and one minute after it (what the allocator gave back).
+# SOAK_PROXY=path/to/ward-proxy runs the sidecars from that build instead (the allocator
+# comparison in docs/benchmarks.md: a --no-default-features build is glibc's malloc).
 #
 # Why two pairs by default: a sidecar holds two descriptors per proxied connection, and the
 # hard RLIMIT_NOFILE on this machine kind is 20000 (root cannot raise it here), so one pair
@@ -34,6 +37,7 @@ out="$root/target/soak"
 cd "$root"
 cargo build --release -q -p ward-ca -p ward-proxy -p ward-traffic
 bin="$root/target/release"
+proxy_bin="${SOAK_PROXY:-$bin/ward-proxy}"
 ulimit -n "$(ulimit -Hn)"
 per_pair=$(( (conns + pairs - 1) / pairs ))
 need=$(( per_pair * 2 + 100 ))
@@ -104,7 +108,7 @@ $listener
 admin: "127.0.0.1:$admin"
 limits: { max_connections: $(( per_pair + 100 )) }
 EOF
-    WARD_LOG=warn start "$w" "$bin/ward-proxy" run --config "$w.yaml"
+    WARD_LOG=warn start "$w" "$proxy_bin" run --config "$w.yaml"
     wait_for "$w" curl -sf "http://127.0.0.1:$admin/ready"
     sidecars+=("$w") admins+=("$admin")
   done
@@ -120,6 +124,9 @@ renewals() { # admin port, result -> identity reloads so far (each one a renewal
     awk -v r="$2" '$1 == "ward_reloads_total{kind=\"identity\",result=\"" r "\"}" { n = $2 } END { print n + 0 }'
 }
 
+rss_line() { local l=""; for w in "${sidecars[@]}"; do l+=" $w=$(kib "${pid[$w]}")KiB"; done; echo "$l"; }
+sleep 5
+idle_rss=$(rss_line)
 IFS=,; addrs="${entries[*]}"; unset IFS
 echo "soak: $conns connections through $pairs pair(s) for ${secs}s (samples every ${sample}s)"
 "$bin/ward-soak" drive --addr "$addrs" --connections "$conns" --duration "${secs}s" \
@@ -141,6 +148,10 @@ while kill -0 "$driver" 2>/dev/null; do
   echo "  $(tail -n1 "$out/drive.log")"
 done
 drive_ok=0; wait "$driver" || drive_ok=$?
+end_rss=$(rss_line)
+echo "soak: load over; sampling RSS again in 60 s"
+sleep 60
+after_rss=$(rss_line)
 
 # --- verdict ----------------------------------------------------------------------------------
 fail=()
@@ -150,6 +161,10 @@ renewals_needed=$(( secs / 60 - 1 ))
 {
   echo "ward soak, $(date -u +%Y-%m-%dT%H:%MZ): $conns connections, $pairs pair(s), ${secs}s"
   echo "traffic: $(grep '^summary' "$out/drive.log" || echo 'no summary')"
+  echo "sidecar binary: $proxy_bin"
+  echo "RSS idle, before the load:$idle_rss"
+  echo "RSS at the end of the load:$end_rss"
+  echo "RSS 60 s after the load:$after_rss"
   echo
   echo "renewals (ward_reloads_total{kind=\"identity\"}; needed >= $renewals_needed):"
   for i in "${!sidecars[@]}"; do

@@ -5,6 +5,12 @@ use std::process::ExitCode;
 
 use ward_ca::cli::{run, Cli};
 
+/// jemalloc (the `jemalloc` feature, on by default): flat RSS under churn, and memory that
+/// goes back to the system after a burst (docs/benchmarks.md, "Allocator").
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = match ward_cli::parse::<Cli>("ward-ca") {
         Ok(cli) => cli,
