@@ -34,10 +34,17 @@ fn from_git() -> Option<String> {
         .filter(|c| !c.is_empty())
 }
 
-/// HEAD, the branch it names, and packed-refs (where a branch lives after `git gc`).
+/// HEAD, the branch it names, the branches' directory, and packed-refs (where a branch lives
+/// after a clone or `git gc`).
 fn watch(git_dir: &Path) {
     let head = git_dir.join("HEAD");
-    let mut files = vec![head.clone(), git_dir.join("packed-refs")];
+    // The branches' directory too: after a fresh clone the branch lives in packed-refs, and
+    // the first commit writes it as a new file there.
+    let mut files = vec![
+        head.clone(),
+        git_dir.join("packed-refs"),
+        git_dir.join("refs/heads"),
+    ];
     if let Ok(text) = std::fs::read_to_string(&head) {
         if let Some(branch) = text.trim().strip_prefix("ref: ") {
             files.push(git_dir.join(branch));

@@ -108,6 +108,16 @@ fn wait_for(sock: &UnixDatagram, what: &str) -> String {
     }
 }
 
+/// The daemon, killed if the test fails before it stops it.
+struct Daemon(std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn metrics(ops: u16) -> String {
     ward_e2e::processes::http_get(ops, "/metrics").unwrap().1
 }
@@ -125,7 +135,7 @@ fn sighup_reloads_and_systemd_hears_every_step() {
     let (api, ops) = (free_port(), free_port());
     config(dir, api, ops, false, 1024);
     let notify = UnixDatagram::bind(dir.join("notify.sock")).unwrap();
-    let mut child = Command::new(BIN)
+    let mut daemon = Daemon(Command::new(BIN)
         .current_dir(dir)
         .args(["serve", "--config", "ca.yaml"])
         .env("NOTIFY_SOCKET", dir.join("notify.sock"))
@@ -133,7 +143,8 @@ fn sighup_reloads_and_systemd_hears_every_step() {
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join("ca.log")).unwrap())
         .spawn()
-        .unwrap();
+        .unwrap());
+    let pid = daemon.0.id().to_string();
 
     let ready = wait_for(&notify, "READY=1");
     assert!(ready.contains("STATUS=serving"), "{ready}");
@@ -157,7 +168,7 @@ fn sighup_reloads_and_systemd_hears_every_step() {
     let moved = free_port();
     config(dir, moved, ops, true, 65536);
     Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
+        .args(["-HUP", &pid])
         .status()
         .unwrap();
     let reloading = wait_for(&notify, "RELOADING=1");
@@ -193,7 +204,7 @@ fn sighup_reloads_and_systemd_hears_every_step() {
     )
     .unwrap();
     Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
+        .args(["-HUP", &pid])
         .status()
         .unwrap();
     wait_for(&notify, "RELOADING=1");
@@ -205,7 +216,7 @@ fn sighup_reloads_and_systemd_hears_every_step() {
         "the reloaded settings stay in force"
     );
     assert!(
-        child.try_wait().unwrap().is_none(),
+        daemon.0.try_wait().unwrap().is_none(),
         "SIGHUP never stops the CA"
     );
     let text = metrics(ops);
@@ -224,10 +235,10 @@ fn sighup_reloads_and_systemd_hears_every_step() {
     );
 
     Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &pid])
         .status()
         .unwrap();
     wait_for(&notify, "STOPPING=1");
-    let status = child.wait().unwrap();
+    let status = daemon.0.wait().unwrap();
     assert!(status.success(), "{status}");
 }

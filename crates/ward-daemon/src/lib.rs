@@ -7,16 +7,19 @@
 //! to the daemon with an [`Admission`] that gives every slot back when the connection ends.
 //! Shutdown is `Lifecycle::shutdown(grace)`: stop accepting, let open connections finish up
 //! to the grace period, then tell the rest to close and wait briefly for them. [`notify`]
-//! speaks systemd's readiness and watchdog protocol for both daemons.
+//! speaks systemd's readiness and watchdog protocol for both daemons, and [`Signals`] is the
+//! signal loop they run while serving (SIGHUP reloads, SIGTERM/SIGINT drain).
 
 #![forbid(unsafe_code)]
 
 mod gate;
 mod lifecycle;
 pub mod notify;
+mod signals;
 
 pub use gate::{Admission, Gate, Refusal};
 pub use lifecycle::{ConnGuard, Lifecycle, Phase};
+pub use signals::Signals;
 
 use std::future::Future;
 use std::net::SocketAddr;

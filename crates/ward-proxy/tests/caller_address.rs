@@ -114,6 +114,16 @@ async fn proxy_v2_header_as_the_ppp_crate_reads_it() {
     proxy.shutdown().await;
 }
 
+/// A child process killed when the test ends, passed or failed.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn haproxy_accept_proxy_takes_the_callers_address_from_it() {
     let pki = Pki::new();
@@ -135,12 +145,14 @@ async fn haproxy_accept_proxy_takes_the_callers_address_from_it() {
         "{}",
         String::from_utf8_lossy(&check.stderr)
     );
-    let mut haproxy = Command::new("haproxy")
-        .args(["-db", "-f", cfg.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("haproxy must be installed (make test installs it)");
+    let _haproxy = Killed(
+        Command::new("haproxy")
+            .args(["-db", "-f", cfg.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("haproxy must be installed (make test installs it)"),
+    );
     ward_e2e::kit::wait_until(Duration::from_secs(10), "haproxy to listen", || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
@@ -152,8 +164,6 @@ async fn haproxy_accept_proxy_takes_the_callers_address_from_it() {
         .unwrap();
     let mut text = String::new();
     tls.read_to_string(&mut text).await.unwrap();
-    let _ = haproxy.kill();
-    let _ = haproxy.wait();
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     let expected = format!("proxied=1 src={local} dst={listener}");
     assert!(text.ends_with(&expected), "{text}\nexpected {expected}");

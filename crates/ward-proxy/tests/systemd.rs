@@ -31,6 +31,16 @@ fn wait_for(sock: &UnixDatagram, what: &str) -> String {
     }
 }
 
+/// The sidecar, killed if the test fails before it stops it.
+struct Daemon(std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn tells_systemd_ready_reloading_stopping_and_keeps_the_watchdog_fed() {
     let pki = Pki::new();
@@ -52,13 +62,14 @@ fn tells_systemd_ready_reloading_stopping_and_keeps_the_watchdog_fed() {
     );
     let socket = pki.path("notify.sock");
     let notify = UnixDatagram::bind(&socket).unwrap();
-    let mut child = Command::new(BIN)
+    let mut daemon = Daemon(Command::new(BIN)
         .args(["run", "--config", config.to_str().unwrap()])
         .env("NOTIFY_SOCKET", &socket)
         .env("WATCHDOG_USEC", "200000")
         .stderr(Stdio::null())
         .spawn()
-        .unwrap();
+        .unwrap());
+    let pid = daemon.0.id().to_string();
     wait_for(&notify, "READY=1");
     assert_eq!(
         ward_e2e::processes::http_get(admin, "/ready").map(|r| r.0),
@@ -69,17 +80,17 @@ fn tells_systemd_ready_reloading_stopping_and_keeps_the_watchdog_fed() {
         wait_for(&notify, "WATCHDOG=1");
     }
     Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
+        .args(["-HUP", &pid])
         .status()
         .unwrap();
     let reloading = wait_for(&notify, "RELOADING=1");
     assert!(reloading.contains("MONOTONIC_USEC="), "{reloading}");
     wait_for(&notify, "READY=1");
-    assert!(child.try_wait().unwrap().is_none());
+    assert!(daemon.0.try_wait().unwrap().is_none());
     Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &pid])
         .status()
         .unwrap();
     wait_for(&notify, "STOPPING=1");
-    assert!(child.wait().unwrap().success());
+    assert!(daemon.0.wait().unwrap().success());
 }

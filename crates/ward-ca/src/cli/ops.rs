@@ -6,7 +6,6 @@ use std::io::Write;
 use std::time::Duration;
 
 use time::OffsetDateTime;
-use tokio::signal::unix::{signal, SignalKind};
 use ward_identity::SpiffeId;
 
 use crate::config::CaConfig;
@@ -299,40 +298,20 @@ pub fn serve(config: &std::path::Path) -> Result<(), CaError> {
     let cfg = CaConfig::load(config)?;
     let runtime = runtime(&mut tokio::runtime::Builder::new_multi_thread())?;
     runtime.block_on(async {
-        let sig = |k| {
-            signal(k).map_err(|source| CaError::Runtime {
-                what: "signal handler",
-                source,
-            })
-        };
-        let (mut term, mut int, mut hup) = (
-            sig(SignalKind::terminate())?,
-            sig(SignalKind::interrupt())?,
-            sig(SignalKind::hangup())?,
-        );
+        let signals = ward_daemon::Signals::install().map_err(|source| CaError::Runtime {
+            what: "signal handler",
+            source,
+        })?;
         let ca = server::start(cfg).await?;
-        ward_daemon::notify::ready();
-        let watchdog = ward_daemon::notify::watchdog();
-        loop {
-            tokio::select! {
-                _ = hup.recv() => reload(&ca, config).await,
-                _ = term.recv() => break,
-                _ = int.recv() => break,
-            }
-        }
-        ward_daemon::notify::stopping();
+        signals.serve(|| reload(&ca, config)).await;
         tracing::info!("shutting down: no longer accepting; draining requests in flight");
         ca.shutdown().await;
-        if let Some(w) = watchdog {
-            w.abort();
-        }
         tracing::info!("shutdown complete");
         Ok(())
     })
 }
 
 async fn reload(ca: &server::RunningCa, config: &std::path::Path) {
-    ward_daemon::notify::reloading();
     match ca.reload(config).await {
         Ok(done) => {
             let applied = if done.applied.is_empty() {
@@ -354,5 +333,4 @@ async fn reload(ca: &server::RunningCa, config: &std::path::Path) {
             "SIGHUP: reload refused; nothing changed"
         ),
     }
-    ward_daemon::notify::ready();
 }

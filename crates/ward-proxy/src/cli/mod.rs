@@ -5,7 +5,6 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use tokio::signal::unix::{signal, SignalKind};
 use ward_policy::Mode;
 use ward_yaml::YamlError;
 
@@ -226,33 +225,18 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, CliError> {
 }
 
 async fn serve(config: Config) -> Result<(), CliError> {
-    let sig = |kind| signal(kind).map_err(|e| CliError::Runtime(format!("signal handler: {e}")));
-    let (mut hup, mut term, mut int) = (
-        sig(SignalKind::hangup())?,
-        sig(SignalKind::terminate())?,
-        sig(SignalKind::interrupt())?,
-    );
+    let signals = ward_daemon::Signals::install()
+        .map_err(|e| CliError::Runtime(format!("signal handler: {e}")))?;
     let proxy = crate::start(config).await?;
-    ward_daemon::notify::ready();
-    let watchdog = ward_daemon::notify::watchdog();
-    loop {
-        tokio::select! {
-            _ = hup.recv() => {
-                tracing::info!("SIGHUP: reloading policy and identity");
-                ward_daemon::notify::reloading();
-                proxy.reload();
-                ward_daemon::notify::ready();
-            }
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-        }
-    }
-    ward_daemon::notify::stopping();
+    signals
+        .serve(|| {
+            tracing::info!("SIGHUP: reloading policy and identity");
+            proxy.reload();
+            std::future::ready(())
+        })
+        .await;
     tracing::info!("shutting down: no longer accepting; draining open connections");
     proxy.shutdown().await;
-    if let Some(w) = watchdog {
-        w.abort();
-    }
     tracing::info!("shutdown complete");
     Ok(())
 }
