@@ -11,7 +11,18 @@ use ward_ca::cli::{run, Cli};
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// One jemalloc background thread purges pages unused for 10 s (`dirty_decay_ms`) while the
+/// process idles: without it jemalloc purges only when it allocates, so what a burst of
+/// connections took stays resident after the burst (docs/benchmarks.md, "Allocator").
+#[cfg(feature = "jemalloc")]
+fn return_idle_memory() {
+    let _ = tikv_jemalloc_ctl::max_background_threads::write(1);
+    let _ = tikv_jemalloc_ctl::background_thread::write(true);
+}
+
 fn main() -> ExitCode {
+    #[cfg(feature = "jemalloc")]
+    return_idle_memory();
     let cli = match ward_cli::parse::<Cli>("ward-ca") {
         Ok(cli) => cli,
         Err(code) => return code,
