@@ -197,7 +197,7 @@ async fn retire_stops_trusting_the_previous_issuer_at_once() {
     );
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("1 certificate(s)"), "{out}");
-    let (code, out) = ward(h.dir.path(), &["rotate", "status", "--config", config]);
+    let (code, out) = ward_all(h.dir.path(), &["rotate", "status", "--config", config]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("no rotation in progress"), "{out}");
     let (_, csr_pem) = csr();

@@ -206,7 +206,7 @@ async fn a_running_daemon_follows_prepare_activate_and_finish() {
     assert_eq!(renewed.status, 200, "{:?}", renewed.json());
     assert_eq!(issuer_of(&renewed), new_issuer[0].to_vec());
 
-    let (code, out) = ward(h.dir.path(), &["rotate", "status", "--config", config]);
+    let (code, out) = ward_all(h.dir.path(), &["rotate", "status", "--config", config]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("still valid"), "{out}");
     let (code, out) = ward(h.dir.path(), &["rotate", "finish", "--config", config]);

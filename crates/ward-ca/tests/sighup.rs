@@ -135,15 +135,17 @@ fn sighup_reloads_and_systemd_hears_every_step() {
     let (api, ops) = (free_port(), free_port());
     config(dir, api, ops, false, 1024);
     let notify = UnixDatagram::bind(dir.join("notify.sock")).unwrap();
-    let mut daemon = Daemon(Command::new(BIN)
-        .current_dir(dir)
-        .args(["serve", "--config", "ca.yaml"])
-        .env("NOTIFY_SOCKET", dir.join("notify.sock"))
-        .env("WATCHDOG_USEC", "300000")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("ca.log")).unwrap())
-        .spawn()
-        .unwrap());
+    let mut daemon = Daemon(
+        Command::new(BIN)
+            .current_dir(dir)
+            .args(["serve", "--config", "ca.yaml"])
+            .env("NOTIFY_SOCKET", dir.join("notify.sock"))
+            .env("WATCHDOG_USEC", "300000")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("ca.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
     let pid = daemon.0.id().to_string();
 
     let ready = wait_for(&notify, "READY=1");
@@ -167,10 +169,7 @@ fn sighup_reloads_and_systemd_hears_every_step() {
     // Join tokens on, a bigger body limit, and a new address (which needs a restart).
     let moved = free_port();
     config(dir, moved, ops, true, 65536);
-    Command::new("kill")
-        .args(["-HUP", &pid])
-        .status()
-        .unwrap();
+    Command::new("kill").args(["-HUP", &pid]).status().unwrap();
     let reloading = wait_for(&notify, "RELOADING=1");
     assert!(reloading.contains("MONOTONIC_USEC="), "{reloading}");
     wait_for(&notify, "READY=1");
@@ -203,10 +202,7 @@ fn sighup_reloads_and_systemd_hears_every_step() {
         "trust_domain: example.org\nlisten: [\n",
     )
     .unwrap();
-    Command::new("kill")
-        .args(["-HUP", &pid])
-        .status()
-        .unwrap();
+    Command::new("kill").args(["-HUP", &pid]).status().unwrap();
     wait_for(&notify, "RELOADING=1");
     wait_for(&notify, "READY=1");
     let second = serde_json::json!({ "token": second, "csr": csr() }).to_string();
@@ -234,10 +230,7 @@ fn sighup_reloads_and_systemd_hears_every_step() {
         "{log}"
     );
 
-    Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     wait_for(&notify, "STOPPING=1");
     let status = daemon.0.wait().unwrap();
     assert!(status.success(), "{status}");

@@ -62,13 +62,15 @@ fn tells_systemd_ready_reloading_stopping_and_keeps_the_watchdog_fed() {
     );
     let socket = pki.path("notify.sock");
     let notify = UnixDatagram::bind(&socket).unwrap();
-    let mut daemon = Daemon(Command::new(BIN)
-        .args(["run", "--config", config.to_str().unwrap()])
-        .env("NOTIFY_SOCKET", &socket)
-        .env("WATCHDOG_USEC", "200000")
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap());
+    let mut daemon = Daemon(
+        Command::new(BIN)
+            .args(["run", "--config", config.to_str().unwrap()])
+            .env("NOTIFY_SOCKET", &socket)
+            .env("WATCHDOG_USEC", "200000")
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let pid = daemon.0.id().to_string();
     wait_for(&notify, "READY=1");
     assert_eq!(
@@ -79,18 +81,12 @@ fn tells_systemd_ready_reloading_stopping_and_keeps_the_watchdog_fed() {
     for _ in 0..3 {
         wait_for(&notify, "WATCHDOG=1");
     }
-    Command::new("kill")
-        .args(["-HUP", &pid])
-        .status()
-        .unwrap();
+    Command::new("kill").args(["-HUP", &pid]).status().unwrap();
     let reloading = wait_for(&notify, "RELOADING=1");
     assert!(reloading.contains("MONOTONIC_USEC="), "{reloading}");
     wait_for(&notify, "READY=1");
     assert!(daemon.0.try_wait().unwrap().is_none());
-    Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     wait_for(&notify, "STOPPING=1");
     assert!(daemon.0.wait().unwrap().success());
 }

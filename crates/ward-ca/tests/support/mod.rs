@@ -184,6 +184,14 @@ pub fn ward(dir: &std::path::Path, args: &[&str]) -> (i32, String) {
     (code, stderr)
 }
 
+/// Runs the `ward-ca` binary in `dir`: exit code and standard output followed by standard
+/// error (for reports such as `rotate status`, which go to standard output).
+pub fn ward_all(dir: &std::path::Path, args: &[&str]) -> (i32, String) {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_ward-ca"));
+    let (code, stdout, stderr) = ward_e2e::kit::run_in(bin, dir, args);
+    (code, stdout + &stderr)
+}
+
 /// A P-256 key and a PEM CSR that asks for an admin ID, a DNS name and CA:true.
 pub fn csr() -> (KeyPair, String) {
     let key = KeyPair::generate().unwrap();

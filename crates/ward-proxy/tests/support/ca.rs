@@ -82,7 +82,9 @@ impl Ca {
             <ward_ca::cli::Cli as clap::Parser>::try_parse_from(argv).map_err(|e| e.to_string())?;
         let (mut out, mut status) = (Vec::new(), Vec::new());
         ward_ca::cli::run(cli, &mut out, &mut status).map_err(|e| e.to_string())?;
-        Ok(String::from_utf8_lossy(&status).into_owned())
+        // Reports (`rotate status`) go to standard output, summaries to the status stream.
+        out.extend_from_slice(&status);
+        Ok(String::from_utf8_lossy(&out).into_owned())
     }
 
     pub fn revoke_id(&self, id: &str) {
