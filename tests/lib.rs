@@ -210,13 +210,20 @@ pub struct HandshakeOutcome {
 /// Runs a handshake between two ward identities, the client expecting a server matching
 /// `expected`.
 pub fn handshake(server: &CertStore, client: &CertStore, expected: &str) -> HandshakeOutcome {
-    let server_config =
-        ward_tls::server_config(server, None, &[], ward_tls::Resumption::Off).unwrap();
+    let server_config = ward_tls::server_config(
+        server,
+        None,
+        &[],
+        ward_tls::Resumption::Off,
+        &Default::default(),
+    )
+    .unwrap();
     let client_config = ward_tls::client_config(
         client,
         vec![IdPattern::parse(expected).unwrap()],
         &[],
         ward_tls::Resumption::Off,
+        &Default::default(),
     )
     .unwrap();
     handshake_configs(Arc::new(server_config), Arc::new(client_config))

@@ -50,7 +50,10 @@ fn a_leaf_from_another_root_is_refused_both_ways() {
     // A rogue client, presenting a chain the server's bundle does not anchor.
     let client = raw_client_config(ca.bundles(), rogue.issue(FRONTEND), BACKEND);
     let out = handshake_configs(
-        Arc::new(ward_tls::server_config(&server, None, &[], Resumption::Off).unwrap()),
+        Arc::new(
+            ward_tls::server_config(&server, None, &[], Resumption::Off, &Default::default())
+                .unwrap(),
+        ),
         Arc::new(client),
     );
     let err = out.server_saw.unwrap_err();
@@ -66,6 +69,7 @@ fn a_leaf_from_another_root_is_refused_both_ways() {
         vec![BACKEND.parse().unwrap()],
         &[],
         Resumption::Off,
+        &Default::default(),
     )
     .unwrap();
     let out = handshake_configs(Arc::new(server), Arc::new(client));
@@ -83,7 +87,10 @@ fn a_leaf_from_an_unknown_trust_domain_is_refused() {
     let server = store_with(&ca, ca.issue(BACKEND));
     let client = raw_client_config(ca.bundles(), other.issue("spiffe://other.org/x"), BACKEND);
     let out = handshake_configs(
-        Arc::new(ward_tls::server_config(&server, None, &[], Resumption::Off).unwrap()),
+        Arc::new(
+            ward_tls::server_config(&server, None, &[], Resumption::Off, &Default::default())
+                .unwrap(),
+        ),
         Arc::new(client),
     );
     let err = out.server_saw.unwrap_err();
@@ -99,8 +106,9 @@ fn a_leaf_from_an_unknown_trust_domain_is_refused() {
 fn hostile_client_certificates_are_refused() {
     let ca = TestCa::new("example.org");
     let server = store_with(&ca, ca.issue(BACKEND));
-    let server_config =
-        Arc::new(ward_tls::server_config(&server, None, &[], Resumption::Off).unwrap());
+    let server_config = Arc::new(
+        ward_tls::server_config(&server, None, &[], Resumption::Off, &Default::default()).unwrap(),
+    );
     type Breaker = fn(&mut rcgen::CertificateParams);
     let cases: &[(&str, Breaker, &str)] = &[
         (
@@ -225,14 +233,16 @@ fn a_renewed_identity_reaches_new_handshakes() {
     let ca = TestCa::new("example.org");
     let server = store_with(&ca, ca.issue(BACKEND));
     let client = store_with(&ca, ca.issue(FRONTEND));
-    let server_config =
-        Arc::new(ward_tls::server_config(&server, None, &[], Resumption::Off).unwrap());
+    let server_config = Arc::new(
+        ward_tls::server_config(&server, None, &[], Resumption::Off, &Default::default()).unwrap(),
+    );
     let client_config = Arc::new(
         ward_tls::client_config(
             &client,
             vec![BACKEND.parse().unwrap()],
             &[],
             Resumption::Off,
+            &Default::default(),
         )
         .unwrap(),
     );
@@ -309,8 +319,9 @@ fn revoked_certificates_are_refused_by_serial_or_by_id() {
 fn clock_skew_of_two_minutes_is_tolerated_and_no_more() {
     let ca = TestCa::new("example.org");
     let server = store_with(&ca, ca.issue(BACKEND));
-    let server_config =
-        Arc::new(ward_tls::server_config(&server, None, &[], Resumption::Off).unwrap());
+    let server_config = Arc::new(
+        ward_tls::server_config(&server, None, &[], Resumption::Off, &Default::default()).unwrap(),
+    );
     let ahead = |secs: i64| {
         let mut p = leaf_params(FRONTEND);
         let now = time::OffsetDateTime::now_utc();

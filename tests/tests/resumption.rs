@@ -65,9 +65,16 @@ async fn connect(config: &Arc<ClientConfig>, addr: SocketAddr) -> Result<Handsha
 }
 
 fn configs(server: &CertStore, client: &CertStore) -> (Arc<ServerConfig>, Arc<ClientConfig>) {
-    let s = ward_tls::server_config(server, None, &[], Resumption::On).unwrap();
-    let c = ward_tls::client_config(client, vec![BACKEND.parse().unwrap()], &[], Resumption::On)
-        .unwrap();
+    let s =
+        ward_tls::server_config(server, None, &[], Resumption::On, &Default::default()).unwrap();
+    let c = ward_tls::client_config(
+        client,
+        vec![BACKEND.parse().unwrap()],
+        &[],
+        Resumption::On,
+        &Default::default(),
+    )
+    .unwrap();
     (Arc::new(s), Arc::new(c))
 }
 

@@ -137,3 +137,66 @@ async fn a_request_and_each_bound() {
     assert!(parse_https_url("http://x").is_err());
     assert!(parse_https_url("https:///path").is_err());
 }
+
+/// Runs a handshake in memory; returns the group each side negotiated and the server's kind.
+fn groups(
+    client: ClientConfig,
+    server: rustls::ServerConfig,
+) -> (
+    rustls::NamedGroup,
+    rustls::NamedGroup,
+    rustls::HandshakeKind,
+) {
+    let name = ServerName::try_from("ca.test").unwrap();
+    let mut c = rustls::ClientConnection::new(Arc::new(client), name).unwrap();
+    let mut s = rustls::ServerConnection::new(Arc::new(server)).unwrap();
+    while c.is_handshaking() || s.is_handshaking() {
+        let mut buf = Vec::new();
+        while c.wants_write() {
+            c.write_tls(&mut buf).unwrap();
+        }
+        s.read_tls(&mut buf.as_slice()).unwrap();
+        s.process_new_packets().unwrap();
+        let mut buf = Vec::new();
+        while s.wants_write() {
+            s.write_tls(&mut buf).unwrap();
+        }
+        c.read_tls(&mut buf.as_slice()).unwrap();
+        c.process_new_packets().unwrap();
+    }
+    let group = |g: Option<&'static dyn rustls::crypto::SupportedKxGroup>| g.unwrap().name();
+    (
+        group(c.negotiated_key_exchange_group()),
+        group(s.negotiated_key_exchange_group()),
+        s.handshake_kind().unwrap(),
+    )
+}
+
+#[test]
+fn ward_clients_and_the_ca_listeners_negotiate_the_hybrid_group_in_one_round_trip() {
+    use rustls::{HandshakeKind::Full, NamedGroup::X25519MLKEM768};
+    let ca = TestCa::new("example.org");
+    let server = store_with(&ca, ca.issue(SERVER));
+    let client = store_with(&ca, ca.issue(CLIENT));
+    let mtls = ServerAuth::Spiffe {
+        bundles: ca.bundles(),
+        expected: vec![IdPattern::parse(SERVER).unwrap()],
+        identity: Some(client.resolver()),
+    };
+    let anonymous = ServerAuth::Spiffe {
+        bundles: ca.bundles(),
+        expected: vec![IdPattern::parse(SERVER).unwrap()],
+        identity: None,
+    };
+    // The API listener (enrollment and renewal) and the bundle endpoint.
+    let api = ward_tls::server_config_optional_client_auth(&server, &[]).unwrap();
+    let public = ward_tls::server_config_public(&server, &[]).unwrap();
+    for (auth, config) in [
+        (&mtls, api.clone()),
+        (&anonymous, api),
+        (&anonymous, public),
+    ] {
+        let got = groups(auth.client_config().unwrap(), config);
+        assert_eq!(got, (X25519MLKEM768, X25519MLKEM768, Full));
+    }
+}

@@ -11,7 +11,7 @@ use rustls::{ClientConfig, ServerConfig};
 use ward_identity::IdPattern;
 
 use crate::error::TlsError;
-use crate::provider::{crypto_provider, PROTOCOL_VERSIONS};
+use crate::provider::{crypto_provider, crypto_provider_with, KeyExchange, PROTOCOL_VERSIONS};
 use crate::session::{ClientSessions, ServerSessions};
 use crate::store::CertStore;
 use crate::verify::{ClientAuthorizer, SpiffeClientVerifier, SpiffeServerVerifier};
@@ -28,18 +28,23 @@ pub enum Resumption {
 
 /// A server config: presents the store's identity and requires a client SVID from a trusted
 /// domain, which `authorizer` (if any) must then accept. `alpn` lists protocols to offer, most
-/// preferred first.
+/// preferred first; `groups` the key-exchange groups accepted.
 pub fn server_config(
     store: &CertStore,
     authorizer: Option<Arc<dyn ClientAuthorizer>>,
     alpn: &[&[u8]],
     resumption: Resumption,
+    groups: &KeyExchange,
 ) -> Result<ServerConfig, TlsError> {
     let verifier = match &authorizer {
         Some(a) => SpiffeClientVerifier::with_authorizer(store.bundles().clone(), a.clone()),
         None => SpiffeClientVerifier::new(store.bundles().clone()),
     };
-    let mut config = server_config_with(store, verifier, alpn)?;
+    let config = ServerConfig::builder_with_provider(crypto_provider_with(groups))
+        .with_protocol_versions(PROTOCOL_VERSIONS)?
+        .with_client_cert_verifier(Arc::new(verifier))
+        .with_cert_resolver(store.resolver());
+    let mut config = ward_settings(config, alpn);
     if resumption == Resumption::On {
         config.session_storage = Arc::new(ServerSessions::new(store, authorizer));
         // One ticket per connection: each resumed connection replaces the ticket it used.
@@ -107,15 +112,17 @@ fn ward_settings(mut config: ServerConfig, alpn: &[&[u8]]) -> ServerConfig {
 }
 
 /// A client config: presents the store's identity and accepts only a server whose SVID
-/// matches one of `expected`.
+/// matches one of `expected`. The first of `groups` gets a key share in the first
+/// ClientHello (with the X25519 share inside a hybrid, when X25519 is also offered).
 pub fn client_config(
     store: &CertStore,
     expected: Vec<IdPattern>,
     alpn: &[&[u8]],
     resumption: Resumption,
+    groups: &KeyExchange,
 ) -> Result<ClientConfig, TlsError> {
     let verifier = SpiffeServerVerifier::new(store.bundles().clone(), expected);
-    let mut config = ClientConfig::builder_with_provider(crypto_provider())
+    let mut config = ClientConfig::builder_with_provider(crypto_provider_with(groups))
         .with_protocol_versions(PROTOCOL_VERSIONS)?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier))

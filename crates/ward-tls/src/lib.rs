@@ -30,6 +30,7 @@ pub use config::{
 };
 pub use error::{FileError, PemError, StoreError, TlsError, VerifyError};
 pub use jwt::{JwtAuthority, JwtKeyError, JwtPublicKey};
+pub use provider::{group_label, KeyExchange, KxGroup};
 pub use store::{CertResolver, CertStore, Identity};
 pub use verify::{
     describe, handshake_failure, peer_id, refusal_reason, verify_svid, verify_svid_path,

@@ -149,9 +149,16 @@ pub fn refusal_reason(err: &rustls::Error) -> &'static str {
             _ => "invalid_certificate",
         },
         rustls::Error::NoCertificatesPresented => "no_client_certificate",
+        rustls::Error::PeerIncompatible(rustls::PeerIncompatible::NoKxGroupsInCommon) => {
+            NO_SHARED_GROUP
+        }
         _ => "handshake_failed",
     }
 }
+
+/// The refusal reason of a handshake whose peer offered none of the key-exchange groups
+/// this end accepts (a listener that requires `X25519MLKEM768`, a client without ML-KEM).
+pub const NO_SHARED_GROUP: &str = "no_shared_key_exchange";
 
 /// Why a TLS handshake over a socket failed, as (stable reason code, human detail): the
 /// refusal code of a certificate ward's verifiers refused, else the kind of I/O failure
@@ -172,8 +179,12 @@ pub fn handshake_failure(err: &std::io::Error) -> (&'static str, String) {
 /// Human text for a handshake error, reading ward's own verifier errors back out of rustls'
 /// wrapper (whose `Display` would show only their `Debug` form).
 pub fn describe(err: &rustls::Error) -> String {
-    let rustls::Error::InvalidCertificate(cert) = err else {
-        return err.to_string();
+    let cert = match err {
+        rustls::Error::InvalidCertificate(cert) => cert,
+        rustls::Error::PeerIncompatible(rustls::PeerIncompatible::NoKxGroupsInCommon) => {
+            return "the peer offers none of the key-exchange groups this end accepts".into()
+        }
+        _ => return err.to_string(),
     };
     let words = match cert {
         CertificateError::Other(other) => match other.0.downcast_ref::<VerifyError>() {
