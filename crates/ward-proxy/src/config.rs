@@ -60,6 +60,8 @@ pub struct InboundConfig {
     pub proxy_protocol: Option<ProxyProtocol>,
     /// HTTP listeners: `x-forwarded-for` replaced or appended to.
     pub x_forwarded_for: ForwardedFor,
+    /// TLS key-exchange groups accepted, the client's preference deciding among them.
+    pub key_exchange: ward_tls::KeyExchange,
 }
 
 /// `proxy_protocol:` on a TCP inbound listener.
@@ -96,6 +98,8 @@ pub struct OutboundConfig {
     pub upstream: String,
     /// Who the upstream must be.
     pub server_id: IdPattern,
+    /// TLS key-exchange groups offered, most preferred first.
+    pub key_exchange: ward_tls::KeyExchange,
 }
 
 /// A validated proxy configuration.
@@ -159,6 +163,8 @@ struct InboundFile {
     headers_with_underscores: Option<Spanned<UnderscoreHeaders>>,
     proxy_protocol: Option<Spanned<ProxyProtocol>>,
     x_forwarded_for: Option<Spanned<ForwardedFor>>,
+    #[serde(default)]
+    key_exchange: crate::key_exchange::KeyExchangeFile,
 }
 
 #[derive(Deserialize)]
@@ -172,6 +178,8 @@ struct OutboundFile {
     server_id: Spanned<String>,
     #[serde(default)]
     allow_non_loopback: bool,
+    #[serde(default)]
+    key_exchange: crate::key_exchange::KeyExchangeFile,
 }
 
 impl Config {
@@ -259,6 +267,7 @@ impl Config {
                 ));
             }
             inbound.push(InboundConfig {
+                key_exchange: crate::key_exchange::parse(&l.key_exchange, &name, &file)?,
                 proxy_protocol: l.proxy_protocol.as_ref().map(|p| p.value),
                 x_forwarded_for: l
                     .x_forwarded_for
@@ -300,6 +309,7 @@ impl Config {
                 ));
             }
             outbound.push(OutboundConfig {
+                key_exchange: crate::key_exchange::parse(&l.key_exchange, &name, &file)?,
                 name,
                 protocol: l.protocol,
                 listen,

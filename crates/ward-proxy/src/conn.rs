@@ -26,6 +26,8 @@ pub struct ConnRecord {
     pub close: (CloseCode, String),
     /// The TLS session was resumed rather than negotiated in full.
     pub resumed: bool,
+    /// The negotiated key-exchange group (`-` before the handshake completes).
+    pub key_exchange: &'static str,
     /// Holds the connection's slots (caps, the drain's count) until the record closes.
     _admission: ward_daemon::Admission,
 }
@@ -53,6 +55,7 @@ impl ConnRecord {
             traffic: Traffic::default(),
             close: (CloseCode::Done, String::new()),
             resumed: false,
+            key_exchange: "-",
             _admission: admission,
         }
     }
@@ -84,12 +87,17 @@ impl ConnRecord {
         self.close = (CloseCode::Handshake(reason), detail);
     }
 
-    /// Records how the TLS handshake went: resumed sessions are counted.
-    pub fn handshake_done(&mut self, kind: Option<rustls::HandshakeKind>) {
+    /// Records how the TLS handshake went: counted by key-exchange group and kind (resumed
+    /// sessions also in their own counter), the group kept for the access log.
+    pub fn handshake_done(&mut self, tls: &rustls::CommonState) {
+        let kind = tls.handshake_kind();
         if kind == Some(rustls::HandshakeKind::Resumed) {
             self.resumed = true;
             self.metrics.resumed.get_or_create(&self.labels).inc();
         }
+        self.key_exchange =
+            self.metrics
+                .handshake(&self.labels.listener, self.labels.direction, tls);
     }
 
     /// Sets the close reason.
@@ -140,6 +148,7 @@ impl Drop for ConnRecord {
             duration_ms = (secs * 1000.0) as u64,
             close = self.close.0.as_str(),
             resumed = self.resumed,
+            key_exchange = self.key_exchange,
             detail = %self.close.1,
             "connection closed"
         );

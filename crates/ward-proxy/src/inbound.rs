@@ -136,14 +136,19 @@ async fn handle(
     let mut tls = match result {
         Err(_) => return rec.handshake_failed("handshake_timeout", String::new()),
         Ok(Err((e, sock))) => {
-            let (reason, detail) = ward_tls::handshake_failure(&e);
+            let (reason, mut detail) = ward_tls::handshake_failure(&e);
+            if reason == ward_tls::verify::NO_SHARED_GROUP {
+                let groups = &inbound.config.key_exchange;
+                detail = format!("{detail}; this listener accepts key_exchange: {groups}");
+                tracing::warn!(listener = %inbound.config.name, client = ?client, %detail, "refused: no key-exchange group in common");
+            }
             rec.handshake_failed(reason, detail);
             return linger_close(sock).await;
         }
         Ok(Ok(tls)) => tls,
     };
     let resumed = tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
-    rec.handshake_done(tls.get_ref().1.handshake_kind());
+    rec.handshake_done(tls.get_ref().1);
     // A full handshake ran the verifier and the authorizer; a resumed one ran ward-tls's
     // session checks and the authorizer. Either way the slot holds the peer and the verdict,
     // so a connection without a recorded peer is refused rather than relayed.

@@ -21,6 +21,7 @@ mod error;
 mod http;
 mod identity_config;
 mod inbound;
+mod key_exchange;
 mod limits;
 mod metrics;
 mod outbound;
@@ -194,7 +195,8 @@ pub async fn start(config: Config) -> Result<RunningProxy, ProxyError> {
         let authorizer = Arc::new(PolicyAuthorizer::new(&l.name, policy.clone()));
         let http = l.protocol == config::Protocol::Http;
         let alpn: &[&[u8]] = if http { &[b"h2", b"http/1.1"] } else { &[] };
-        let tls = ward_tls::server_config(&store, Some(authorizer), alpn, resumption)?;
+        let tls =
+            ward_tls::server_config(&store, Some(authorizer), alpn, resumption, &l.key_exchange)?;
         let socket = bind(&l.name, l.listen).await?;
         inbound.push((l.name.clone(), local_addr(&socket, &l.name, l.listen)?));
         let listener = Arc::new(InboundListener {
@@ -215,13 +217,20 @@ pub async fn start(config: Config) -> Result<RunningProxy, ProxyError> {
         } else {
             (&[], resumption)
         };
-        let tls = ward_tls::client_config(&store, vec![l.server_id.clone()], alpn, resumption)?;
+        let tls = ward_tls::client_config(
+            &store,
+            vec![l.server_id.clone()],
+            alpn,
+            resumption,
+            &l.key_exchange,
+        )?;
         let socket = bind(&l.name, l.listen).await?;
         outbound.push((l.name.clone(), local_addr(&socket, &l.name, l.listen)?));
         let listener = Arc::new(OutboundListener::new(
             l.clone(),
             TlsConnector::from(Arc::new(tls)),
             config.limits,
+            metrics.clone(),
         ));
         outbound_ready.push((socket, listener));
     }

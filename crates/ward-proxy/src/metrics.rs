@@ -39,6 +39,19 @@ pub struct FailLabels {
     pub reason: &'static str,
 }
 
+/// A completed handshake: the key-exchange group and how it went.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HandshakeLabels {
+    /// Listener name.
+    pub listener: String,
+    /// `inbound` or `outbound`.
+    pub direction: &'static str,
+    /// The negotiated key-exchange group (`X25519MLKEM768`, `X25519`, `secp256r1`).
+    pub group: &'static str,
+    /// `full`, `full_hello_retry` (a HelloRetryRequest round trip) or `resumed`.
+    pub kind: &'static str,
+}
+
 /// An authorization decision.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DecisionLabels {
@@ -117,6 +130,8 @@ pub struct Metrics {
     pub active: Family<ConnLabels, Gauge>,
     /// Connections whose TLS session was resumed.
     pub resumed: Family<ConnLabels, Counter>,
+    /// Handshakes completed, by key-exchange group and kind.
+    pub handshakes: Family<HandshakeLabels, Counter>,
     /// Handshakes that failed, by reason.
     pub handshake_failures: Family<FailLabels, Counter>,
     /// Authorization decisions.
@@ -158,6 +173,7 @@ impl Default for Metrics {
             closed: Family::default(),
             active: Family::default(),
             resumed: Family::default(),
+            handshakes: Family::default(),
             handshake_failures: Family::default(),
             decisions: Family::default(),
             bytes: Family::default(),
@@ -193,6 +209,11 @@ impl Default for Metrics {
             "ward_tls_resumed",
             "Connections whose TLS 1.3 session was resumed (identities re-checked, not re-sent)",
             m.resumed.clone(),
+        );
+        registry.register(
+            "ward_tls_handshakes",
+            "TLS handshakes completed, by key-exchange group (X25519MLKEM768 is post-quantum) and kind",
+            m.handshakes.clone(),
         );
         registry.register(
             "ward_handshake_failures",
@@ -282,6 +303,32 @@ impl Metrics {
             bundle_refreshed: self.bundle_refreshed.clone(),
             renewals: self.renewals.clone(),
         }
+    }
+
+    /// Counts a completed handshake on `listener` and returns its key-exchange group's name.
+    pub fn handshake(
+        &self,
+        listener: &str,
+        direction: &'static str,
+        tls: &rustls::CommonState,
+    ) -> &'static str {
+        let group = tls
+            .negotiated_key_exchange_group()
+            .map_or("-", |g| ward_tls::group_label(g.name()));
+        let kind = match tls.handshake_kind() {
+            Some(rustls::HandshakeKind::Resumed) => "resumed",
+            Some(rustls::HandshakeKind::FullWithHelloRetryRequest) => "full_hello_retry",
+            _ => "full",
+        };
+        self.handshakes
+            .get_or_create(&HandshakeLabels {
+                listener: listener.to_owned(),
+                direction,
+                group,
+                kind,
+            })
+            .inc();
+        group
     }
 
     /// Counts a reload attempt.

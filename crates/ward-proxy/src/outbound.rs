@@ -13,7 +13,7 @@ use tokio_rustls::TlsConnector;
 
 use crate::config::{OutboundConfig, Protocol};
 use crate::conn::ConnRecord;
-use crate::http::outbound::{serve as serve_http, UpstreamPool};
+use crate::http::outbound::{serve as serve_http, UpstreamConnector, UpstreamPool};
 use crate::limits::Limits;
 use crate::pipe::{relay, CloseCode, CloseReason};
 use crate::{accept_loop, Shared};
@@ -33,7 +33,12 @@ pub struct OutboundListener {
 
 impl OutboundListener {
     /// Builds the listener's connector parts.
-    pub fn new(config: OutboundConfig, connector: TlsConnector, limits: Limits) -> Self {
+    pub fn new(
+        config: OutboundConfig,
+        connector: TlsConnector,
+        limits: Limits,
+        metrics: Arc<crate::Metrics>,
+    ) -> Self {
         let host = config
             .upstream
             .rsplit_once(':')
@@ -44,12 +49,14 @@ impl OutboundListener {
             std::net::IpAddr::from([0, 0, 0, 0]).into(),
         ));
         let pool = (config.protocol == Protocol::Http).then(|| {
-            Arc::new(UpstreamPool::new(
-                config.upstream.clone(),
-                connector.clone(),
-                server_name.clone(),
+            Arc::new(UpstreamPool::new(UpstreamConnector {
+                listener: config.name.clone(),
+                upstream: config.upstream.clone(),
+                tls: connector.clone(),
+                server_name: server_name.clone(),
                 limits,
-            ))
+                metrics,
+            }))
         });
         Self {
             config,
@@ -126,7 +133,7 @@ async fn handle(
         }
         Ok(Ok(tls)) => tls,
     };
-    rec.handshake_done(tls.get_ref().1.handshake_kind());
+    rec.handshake_done(tls.get_ref().1);
     let leaf = tls
         .get_ref()
         .1

@@ -161,6 +161,7 @@ async fn sighup_reloads_and_sigterm_drains_then_exits_zero() {
     assert_eq!(event["rule"], "web-to-api");
     assert_eq!(event["bytes_in"], 14);
     assert_eq!(event["listener"], "api");
+    assert_eq!(event["key_exchange"], "X25519MLKEM768");
     let all = logs.iter().map(ToString::to_string).collect::<String>();
     assert!(!all.contains("PRIVATE KEY"), "key material in logs");
 }

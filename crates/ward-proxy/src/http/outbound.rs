@@ -39,10 +39,33 @@ use ward_daemon::Phase;
 /// Dials the upstream sidecar: TCP, then the mTLS handshake that verifies `server_id`.
 #[derive(Clone)]
 pub struct UpstreamConnector {
-    upstream: String,
-    tls: TlsConnector,
-    server_name: ServerName<'static>,
-    limits: Limits,
+    /// The outbound listener's name (metrics).
+    pub listener: String,
+    /// The upstream sidecar, `host:port`.
+    pub upstream: String,
+    /// The listener's TLS client config.
+    pub tls: TlsConnector,
+    /// The name sent as SNI.
+    pub server_name: ServerName<'static>,
+    /// Connect and handshake timeouts.
+    pub limits: Limits,
+    /// Where handshakes are counted.
+    pub metrics: Arc<crate::Metrics>,
+}
+
+impl UpstreamConnector {
+    /// Counts a failed handshake; the error text for the request's 502.
+    fn failed(&self, reason: &'static str, detail: String) -> String {
+        self.metrics
+            .handshake_failures
+            .get_or_create(&crate::metrics::FailLabels {
+                listener: self.listener.clone(),
+                direction: "outbound",
+                reason,
+            })
+            .inc();
+        format!("{}: {detail}", self.upstream)
+    }
 }
 
 impl std::fmt::Debug for UpstreamConnector {
@@ -119,8 +142,13 @@ impl tower_service::Service<Uri> for UpstreamConnector {
                 this.tls.connect(this.server_name.clone(), tcp),
             )
             .await
-            .map_err(|_| format!("{}: handshake timed out", this.upstream))?
-            .map_err(|e| format!("{}: {}", this.upstream, ward_tls::handshake_failure(&e).1))?;
+            .map_err(|_| this.failed("handshake_timeout", "handshake timed out".into()))?
+            .map_err(|e| {
+                let (reason, detail) = ward_tls::handshake_failure(&e);
+                this.failed(reason, detail)
+            })?;
+            this.metrics
+                .handshake(&this.listener, "outbound", tls.get_ref().1);
             if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
                 return Err(format!(
                     "{} did not negotiate HTTP/2; the upstream must be a `protocol: http` listener",
@@ -145,19 +173,8 @@ pub struct UpstreamPool {
 }
 
 impl UpstreamPool {
-    /// A pool to `upstream` through `tls` (whose ALPN offers `h2`).
-    pub fn new(
-        upstream: String,
-        tls: TlsConnector,
-        server_name: ServerName<'static>,
-        limits: Limits,
-    ) -> Self {
-        let connector = UpstreamConnector {
-            upstream,
-            tls,
-            server_name,
-            limits,
-        };
+    /// A pool dialing through `connector` (whose TLS config's ALPN offers `h2`).
+    pub fn new(connector: UpstreamConnector) -> Self {
         Self {
             client: RwLock::new(build(connector.clone())),
             connector,
