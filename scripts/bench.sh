@@ -14,6 +14,8 @@
 # BENCH_BASELINE=path/to/ward-proxy adds that build's pairs as ward-tcp-base and ward-http-base,
 # measured in the same interleaved rounds: a before/after comparison of a change (the report
 # then goes to standard output only, not into docs/benchmarks.md).
+# BENCH_X25519=1 adds ward pairs whose client side offers classical X25519 only
+# (ward-tcp-x25519, ward-http-x25519): what a client without ML-KEM costs (report to stdout).
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -82,11 +84,13 @@ EOF
 echo "rules: []" > none.yaml
 variants=cur
 [ -n "${BENCH_BASELINE:-}" ] && variants="cur base"
+[ -n "${BENCH_X25519:-}" ] && variants="$variants x25519"
 for v in $variants; do
 for proto in tcp http; do
   in_port=$(port); out_port=$(port)
-  pbin="$bin/ward-proxy"; sfx=""
+  pbin="$bin/ward-proxy"; sfx=""; kx=""
   [ "$v" = base ] && { pbin="$BENCH_BASELINE"; sfx="-base"; }
+  [ "$v" = x25519 ] && { sfx="-x25519"; kx=", key_exchange: [X25519]"; }
   cat > "ward-server-$proto$sfx.yaml" <<EOF
 trust_domain: $TD
 identity: { files: { cert: server.pem, key: server.key, bundle: ca/bundle.pem } }
@@ -99,7 +103,7 @@ EOF
 trust_domain: $TD
 identity: { files: { cert: client.pem, key: client.key, bundle: ca/bundle.pem } }
 policy: none.yaml
-outbound: [ { name: out, protocol: $proto, listen: "127.0.0.1:$out_port", upstream: "127.0.0.1:$in_port", server_id: "spiffe://$TD/ns/bench/sa/server" } ]
+outbound: [ { name: out, protocol: $proto, listen: "127.0.0.1:$out_port", upstream: "127.0.0.1:$in_port", server_id: "spiffe://$TD/ns/bench/sa/server"$kx } ]
 admin: "127.0.0.1:$(port)"
 limits: { max_connections: 100000 }
 EOF
@@ -177,6 +181,7 @@ procs[haproxy]="$pid_haproxy_client $pid_haproxy_server"
 # run's report is printed but docs/benchmarks.md is only rewritten by a full run).
 default_contenders="direct ward-tcp ward-http stunnel haproxy"
 [ -n "${BENCH_BASELINE:-}" ] && default_contenders="direct ward-tcp ward-tcp-base ward-http ward-http-base stunnel haproxy"
+[ -n "${BENCH_X25519:-}" ] && default_contenders="$default_contenders ward-tcp-x25519 ward-http-x25519"
 contenders=${BENCH_ONLY:-$default_contenders}
 proxies=$(echo "$contenders" | tr ' ' '\n' | grep -v '^direct$' | tr '\n' ' ')
 for c in $contenders; do
@@ -363,7 +368,7 @@ report="$work/report.md"
   echo "<!-- bench:end -->"
 } > "$report"
 
-if [ -n "${BENCH_ONLY:-}${BENCH_BASELINE:-}" ]; then cat "$report"; echo "partial or baseline run: $out not rewritten" >&2; exit 0; fi
+if [ -n "${BENCH_ONLY:-}${BENCH_BASELINE:-}${BENCH_X25519:-}" ]; then cat "$report"; echo "partial or baseline run: $out not rewritten" >&2; exit 0; fi
 python3 - "$out" "$report" <<'PY'
 import sys
 out, report = sys.argv[1], open(sys.argv[2]).read()
