@@ -10,6 +10,7 @@
 #   ward-http  ward-proxy pair, protocol: http (per-request policy, HTTP/2 between sidecars)
 #   stunnel    stunnel4 pair (default threading)
 #   haproxy    haproxy pair, mode tcp (default nbthread = CPUs)
+#   haproxy-http  haproxy pair, mode http: h2 between the pair, a per-request method/path rule
 # Figures are medians of 3 runs; ratios are to `direct` and to the best peer in this run.
 # BENCH_BASELINE=path/to/ward-proxy adds that build's pairs as ward-tcp-base and ward-http-base,
 # measured in the same interleaved rounds: a before/after comparison of a change (the report
@@ -177,10 +178,48 @@ start haproxy_client haproxy -db -f haproxy-client.cfg
 entry[haproxy]=$h_out
 procs[haproxy]="$pid_haproxy_client $pid_haproxy_server"
 
+# --- haproxy-http: the L7 peer of ward-http ------------------------------------------------
+# mode http both sides, mTLS with HTTP/2 (ALPN h2) between the pair and connection reuse, a
+# per-request method/path rule on the server side (as ward-http's policy), keep-alive to nginx.
+# HAProxy 2.6 has no fetch for a URI SAN, so the rule cannot name the client's SPIFFE ID; the
+# chain is verified as for the other contenders.
+hh_in=$(port); hh_out=$(port)
+haproxy_http_common="global
+  maxconn $((many + 500))
+defaults
+  mode http
+  option http-keep-alive
+  timeout connect 5s
+  timeout client 1h
+  timeout server 1h
+  timeout http-request 10s"
+cat > haproxy-http-server.cfg <<EOF
+$haproxy_http_common
+frontend server_in
+  bind 127.0.0.1:$hh_in ssl crt server-combined.pem ca-file ca/bundle.pem verify required ssl-min-ver TLSv1.3 alpn h2,http/1.1
+  http-request deny unless { method GET } { path_beg / }
+  default_backend app
+backend app
+  server nginx 127.0.0.1:$nginx_port
+EOF
+cat > haproxy-http-client.cfg <<EOF
+$haproxy_http_common
+frontend client_in
+  bind 127.0.0.1:$hh_out
+  default_backend to_server
+backend to_server
+  http-reuse always
+  server s 127.0.0.1:$hh_in ssl crt client-combined.pem ca-file ca/bundle.pem verify required ssl-min-ver TLSv1.3 alpn h2
+EOF
+start haproxy_http_server haproxy -db -f haproxy-http-server.cfg
+start haproxy_http_client haproxy -db -f haproxy-http-client.cfg
+entry[haproxy-http]=$hh_out
+procs[haproxy-http]="$pid_haproxy_http_client $pid_haproxy_http_server"
+
 # BENCH_ONLY="direct ward-tcp" limits a run to some contenders (for experiments; a partial
 # run's report is printed but docs/benchmarks.md is only rewritten by a full run).
-default_contenders="direct ward-tcp ward-http stunnel haproxy"
-[ -n "${BENCH_BASELINE:-}" ] && default_contenders="direct ward-tcp ward-tcp-base ward-http ward-http-base stunnel haproxy"
+default_contenders="direct ward-tcp ward-http stunnel haproxy haproxy-http"
+[ -n "${BENCH_BASELINE:-}" ] && default_contenders="direct ward-tcp ward-tcp-base ward-http ward-http-base stunnel haproxy haproxy-http"
 [ -n "${BENCH_X25519:-}" ] && default_contenders="$default_contenders ward-tcp-x25519 ward-http-x25519"
 contenders=${BENCH_ONLY:-$default_contenders}
 proxies=$(echo "$contenders" | tr ' ' '\n' | grep -v '^direct$' | tr '\n' ' ')
