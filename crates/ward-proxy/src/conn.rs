@@ -77,13 +77,7 @@ impl ConnRecord {
     /// Records a handshake failure with its reason code.
     pub fn handshake_failed(&mut self, reason: &'static str, detail: String) {
         self.metrics
-            .handshake_failures
-            .get_or_create(&crate::metrics::FailLabels {
-                listener: self.labels.listener.clone(),
-                direction: self.labels.direction,
-                reason,
-            })
-            .inc();
+            .handshake_failed(&self.labels.listener, self.labels.direction, reason);
         self.close = (CloseCode::Handshake(reason), detail);
     }
 

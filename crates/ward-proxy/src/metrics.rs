@@ -305,6 +305,17 @@ impl Metrics {
         }
     }
 
+    /// Counts a failed handshake on `listener` with its reason code.
+    pub fn handshake_failed(&self, listener: &str, direction: &'static str, reason: &'static str) {
+        self.handshake_failures
+            .get_or_create(&FailLabels {
+                listener: listener.to_owned(),
+                direction,
+                reason,
+            })
+            .inc();
+    }
+
     /// Counts a completed handshake on `listener` and returns its key-exchange group's name.
     pub fn handshake(
         &self,

@@ -57,13 +57,7 @@ impl UpstreamConnector {
     /// Counts a failed handshake; the error text for the request's 502.
     fn failed(&self, reason: &'static str, detail: String) -> String {
         self.metrics
-            .handshake_failures
-            .get_or_create(&crate::metrics::FailLabels {
-                listener: self.listener.clone(),
-                direction: "outbound",
-                reason,
-            })
-            .inc();
+            .handshake_failed(&self.listener, "outbound", reason);
         format!("{}: {detail}", self.upstream)
     }
 }
