@@ -229,6 +229,38 @@ pub fn handshake(server: &CertStore, client: &CertStore, expected: &str) -> Hand
     handshake_configs(Arc::new(server_config), Arc::new(client_config))
 }
 
+/// Moves everything `from` wants to send into `to` and processes it, through `buf`; panics
+/// on a TLS error.
+pub fn transfer(from: &mut rustls::Connection, to: &mut rustls::Connection, buf: &mut Vec<u8>) {
+    buf.clear();
+    while from.wants_write() {
+        from.write_tls(buf).unwrap();
+    }
+    let mut rd = buf.as_slice();
+    while !rd.is_empty() {
+        to.read_tls(&mut rd).unwrap();
+        to.process_new_packets().unwrap();
+    }
+}
+
+/// Runs a handshake between `client` and `server` in memory (no socket) and returns both
+/// connections, client first, with the handshake complete; panics on a TLS error. `buf`
+/// carries the flights (a caller in a loop reuses it).
+pub fn handshake_in_memory(
+    client: Arc<ClientConfig>,
+    server: Arc<ServerConfig>,
+    buf: &mut Vec<u8>,
+) -> (rustls::Connection, rustls::Connection) {
+    let name = ServerName::try_from("ward.invalid").unwrap();
+    let mut c = rustls::Connection::Client(ClientConnection::new(client, name).unwrap());
+    let mut s = rustls::Connection::Server(ServerConnection::new(server).unwrap());
+    while c.is_handshaking() || s.is_handshaking() {
+        transfer(&mut c, &mut s, buf);
+        transfer(&mut s, &mut c, buf);
+    }
+    (c, s)
+}
+
 /// A server config that presents `material` as is (no store validation) and verifies clients
 /// with ward's verifier: the server side of hostile-client tests.
 pub fn raw_server_config(bundles: BundleStore, material: Material) -> ServerConfig {

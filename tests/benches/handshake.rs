@@ -15,9 +15,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use rustls::crypto::{aws_lc_rs, ring as ring_provider, CryptoProvider, SupportedKxGroup};
-use rustls::{ClientConfig, ClientConnection, ServerConfig, ServerConnection};
-use rustls_pki_types::ServerName;
-use ward_e2e::TestCa;
+use rustls::{ClientConfig, ServerConfig};
+use ward_e2e::{handshake_in_memory, transfer, TestCa};
 use ward_identity::IdPattern;
 use ward_tls::provider::{crypto_provider_with, PROTOCOL_VERSIONS};
 use ward_tls::{KeyExchange, KxGroup, SpiffeClientVerifier, SpiffeServerVerifier};
@@ -101,28 +100,9 @@ fn configs(ca: &TestCa, provider: &Arc<CryptoProvider>) -> (Arc<ClientConfig>, A
     (Arc::new(client), Arc::new(server))
 }
 
-/// Moves everything `from` wants to send into `to` and processes it.
-fn pump(from: &mut rustls::Connection, to: &mut rustls::Connection, buf: &mut Vec<u8>) {
-    buf.clear();
-    while from.wants_write() {
-        from.write_tls(buf).unwrap();
-    }
-    let mut rd = buf.as_slice();
-    while !rd.is_empty() {
-        to.read_tls(&mut rd).unwrap();
-        to.process_new_packets().unwrap();
-    }
-}
-
 /// One full handshake; panics if it needed a HelloRetryRequest.
 fn handshake(client: &Arc<ClientConfig>, server: &Arc<ServerConfig>, buf: &mut Vec<u8>) {
-    let name = ServerName::try_from("backend.test").unwrap();
-    let mut c = rustls::Connection::Client(ClientConnection::new(client.clone(), name).unwrap());
-    let mut s = rustls::Connection::Server(ServerConnection::new(server.clone()).unwrap());
-    while c.is_handshaking() || s.is_handshaking() {
-        pump(&mut c, &mut s, buf);
-        pump(&mut s, &mut c, buf);
-    }
+    let (_, s) = handshake_in_memory(client.clone(), server.clone(), buf);
     assert_eq!(s.handshake_kind(), Some(rustls::HandshakeKind::Full));
 }
 
@@ -273,19 +253,13 @@ fn spki_key<'a>(spki: &'a rustls_pki_types::SubjectPublicKeyInfoDer<'_>) -> &'a 
 /// A closure that sends 16 KiB from client to server over an established connection.
 fn bulk(conf: &(Arc<ClientConfig>, Arc<ServerConfig>)) -> Box<dyn FnMut()> {
     use std::io::{Read, Write};
-    let name = ServerName::try_from("backend.test").unwrap();
-    let mut c = rustls::Connection::Client(ClientConnection::new(conf.0.clone(), name).unwrap());
-    let mut s = rustls::Connection::Server(ServerConnection::new(conf.1.clone()).unwrap());
     let mut buf = Vec::new();
-    while c.is_handshaking() || s.is_handshaking() {
-        pump(&mut c, &mut s, &mut buf);
-        pump(&mut s, &mut c, &mut buf);
-    }
+    let (mut c, mut s) = handshake_in_memory(conf.0.clone(), conf.1.clone(), &mut buf);
     let data = vec![0x5au8; 16384];
     let mut out = vec![0u8; 16384];
     Box::new(move || {
         c.writer().write_all(&data).unwrap();
-        pump(&mut c, &mut s, &mut buf);
+        transfer(&mut c, &mut s, &mut buf);
         let mut got = 0;
         while got < data.len() {
             got += s.reader().read(&mut out[got..]).unwrap();

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use http_body_util::Full;
 use hyper::service::service_fn;
 use tokio::net::TcpListener;
-use ward_e2e::{raw_server_config, store_with, TestCa};
+use ward_e2e::{handshake_in_memory, raw_server_config, store_with, TestCa};
 
 use super::*;
 
@@ -147,23 +147,7 @@ fn groups(
     rustls::NamedGroup,
     rustls::HandshakeKind,
 ) {
-    let name = ServerName::try_from("ca.test").unwrap();
-    let mut c = rustls::ClientConnection::new(Arc::new(client), name).unwrap();
-    let mut s = rustls::ServerConnection::new(Arc::new(server)).unwrap();
-    while c.is_handshaking() || s.is_handshaking() {
-        let mut buf = Vec::new();
-        while c.wants_write() {
-            c.write_tls(&mut buf).unwrap();
-        }
-        s.read_tls(&mut buf.as_slice()).unwrap();
-        s.process_new_packets().unwrap();
-        let mut buf = Vec::new();
-        while s.wants_write() {
-            s.write_tls(&mut buf).unwrap();
-        }
-        c.read_tls(&mut buf.as_slice()).unwrap();
-        c.process_new_packets().unwrap();
-    }
+    let (c, s) = handshake_in_memory(Arc::new(client), Arc::new(server), &mut Vec::new());
     let group = |g: Option<&'static dyn rustls::crypto::SupportedKxGroup>| g.unwrap().name();
     (
         group(c.negotiated_key_exchange_group()),

@@ -19,43 +19,21 @@ use ward_proxy::{Config, RunningProxy};
 const HYBRID: &str = "X25519MLKEM768";
 
 /// A sidecar for BACKEND with one inbound listener `api` (`protocol`, `kx` appended to its
-/// line, e.g. `, key_exchange: [X25519]`).
+/// map, e.g. `, key_exchange: [X25519]`).
 async fn backend(pki: &Pki, app: SocketAddr, protocol: &str, kx: &str) -> RunningProxy {
     let (cert, key) = pki.write(
         "backend",
         &pki.ca.issue_with_dns(BACKEND, &["localhost".into()]),
     );
-    let policy = pki.file("policy.yaml", ALLOW_FRONTEND);
-    let text = format!(
-        "trust_domain: example.org\n\
-         identity:\n  files: {{ cert: {}, key: {}, bundle: {} }}\n\
-         policy: {}\n\
-         inbound:\n  - {{ name: api, protocol: {protocol}, listen: \"127.0.0.1:0\", forward: \"{app}\"{kx} }}\n\
-         admin: \"127.0.0.1:0\"\nreload_interval: 1h\n",
-        cert.display(), key.display(), pki.bundle().display(), policy.display(),
-    );
-    let path = pki.file("backend.yaml", &text);
-    ward_proxy::start(Config::load(&path).unwrap())
-        .await
-        .unwrap()
+    let listener = format!(", protocol: {protocol}{kx}");
+    let config = inbound_config_with(pki, &cert, &key, app, ALLOW_FRONTEND, &listener, "");
+    ward_proxy::start(config).await.unwrap()
 }
 
-/// A sidecar for FRONTEND with one outbound listener `up` to `upstream`.
+/// A sidecar for FRONTEND with one outbound listener `backend` to `upstream`.
 async fn frontend(pki: &Pki, upstream: SocketAddr, protocol: &str, kx: &str) -> RunningProxy {
-    let (cert, key) = pki.write("frontend", &pki.ca.issue(FRONTEND));
-    let policy = pki.file("frontend-policy.yaml", "rules: []\n");
-    let text = format!(
-        "trust_domain: example.org\n\
-         identity:\n  files: {{ cert: {}, key: {}, bundle: {} }}\n\
-         policy: {}\n\
-         outbound:\n  - {{ name: up, protocol: {protocol}, listen: \"127.0.0.1:0\", upstream: \"{upstream}\", server_id: \"{BACKEND}\"{kx} }}\n\
-         admin: \"127.0.0.1:0\"\nreload_interval: 1h\n",
-        cert.display(), key.display(), pki.bundle().display(), policy.display(),
-    );
-    let path = pki.file("frontend.yaml", &text);
-    ward_proxy::start(Config::load(&path).unwrap())
-        .await
-        .unwrap()
+    let listener = format!(", protocol: {protocol}{kx}");
+    frontend_proxy_with(pki, upstream, BACKEND, &listener).await
 }
 
 /// `ward_tls_handshakes_total` for listener, direction, group and kind (0 if never counted).
@@ -79,7 +57,7 @@ fn all_handshakes(p: &RunningProxy) -> Vec<String> {
 
 /// One echo through the frontend's TCP outbound listener (a new connection each time).
 async fn echo_through(front: &RunningProxy, msg: &[u8]) {
-    let mut sock = TcpStream::connect(addr_of(&front.outbound, "up"))
+    let mut sock = TcpStream::connect(addr_of(&front.outbound, "backend"))
         .await
         .unwrap();
     assert_eq!(round_trip(&mut sock, msg).await.unwrap(), msg);
@@ -93,7 +71,7 @@ async fn tcp_pair_negotiates_the_hybrid_group_without_a_retry_and_resumes_with_i
     let front = frontend(&pki, addr_of(&back.inbound, "api"), "tcp", "").await;
     echo_through(&front, b"first").await;
     echo_through(&front, b"second").await;
-    for (p, listener, dir) in [(&back, "api", "inbound"), (&front, "up", "outbound")] {
+    for (p, listener, dir) in [(&back, "api", "inbound"), (&front, "backend", "outbound")] {
         let seen = all_handshakes(p);
         assert_eq!(
             handshakes(p, listener, dir, HYBRID, "full"),
@@ -122,7 +100,7 @@ async fn http_pair_negotiates_the_hybrid_group() {
     let (app, _) = http::mirror_app().await;
     let back = backend(&pki, app, "http", "").await;
     let front = frontend(&pki, addr_of(&back.inbound, "api"), "http", "").await;
-    let mut sock = TcpStream::connect(addr_of(&front.outbound, "up"))
+    let mut sock = TcpStream::connect(addr_of(&front.outbound, "backend"))
         .await
         .unwrap();
     sock.write_all(b"GET /x HTTP/1.1\r\nHost: api\r\nConnection: close\r\n\r\n")
@@ -138,7 +116,7 @@ async fn http_pair_negotiates_the_hybrid_group() {
         all_handshakes(&back)
     );
     assert_eq!(
-        handshakes(&front, "up", "outbound", HYBRID, "full"),
+        handshakes(&front, "backend", "outbound", HYBRID, "full"),
         1.0,
         "{:#?}",
         all_handshakes(&front)
@@ -178,7 +156,7 @@ async fn a_classical_client_list_is_followed_and_a_hybrid_only_listener_refuses_
         ", key_exchange: [X25519]",
     )
     .await;
-    let mut sock = TcpStream::connect(addr_of(&front.outbound, "up"))
+    let mut sock = TcpStream::connect(addr_of(&front.outbound, "backend"))
         .await
         .unwrap();
     assert!(

@@ -132,12 +132,26 @@ pub fn inbound_config(
     policy: &str,
     extra: &str,
 ) -> Config {
+    inbound_config_with(pki, cert, key, forward, policy, "", extra)
+}
+
+/// The same, with `listener` appended inside the `api` listener's map (e.g.
+/// `, protocol: http`).
+pub fn inbound_config_with(
+    pki: &Pki,
+    cert: &Path,
+    key: &Path,
+    forward: SocketAddr,
+    policy: &str,
+    listener: &str,
+    extra: &str,
+) -> Config {
     let policy_path = pki.file("policy.yaml", policy);
     let text = format!(
         "trust_domain: example.org\n\
          identity:\n  files: {{ cert: {}, key: {}, bundle: {} }}\n\
          policy: {}\n\
-         inbound:\n  - {{ name: api, listen: \"127.0.0.1:0\", forward: \"{forward}\" }}\n\
+         inbound:\n  - {{ name: api, listen: \"127.0.0.1:0\", forward: \"{forward}\"{listener} }}\n\
          admin: \"127.0.0.1:0\"\n\
          reload_interval: 1h\n{extra}",
         cert.display(),
@@ -163,13 +177,24 @@ pub async fn backend_proxy(pki: &Pki, app: &EchoApp, policy: &str, extra: &str) 
 /// Outbound sidecar for FRONTEND, pointed at an inbound sidecar; `server_id` is what the
 /// outbound side expects.
 pub async fn frontend_proxy(pki: &Pki, upstream: SocketAddr, server_id: &str) -> RunningProxy {
+    frontend_proxy_with(pki, upstream, server_id, "").await
+}
+
+/// The same, with `listener` appended inside the outbound listener's map (e.g.
+/// `, protocol: http`).
+pub async fn frontend_proxy_with(
+    pki: &Pki,
+    upstream: SocketAddr,
+    server_id: &str,
+    listener: &str,
+) -> RunningProxy {
     let (cert, key) = pki.write("frontend", &pki.ca.issue(FRONTEND));
     let policy = pki.file("frontend-policy.yaml", "rules: []\n");
     let text = format!(
         "trust_domain: example.org\n\
          identity:\n  files: {{ cert: {}, key: {}, bundle: {} }}\n\
          policy: {}\n\
-         outbound:\n  - {{ name: backend, listen: \"127.0.0.1:0\", upstream: \"{upstream}\", server_id: \"{server_id}\" }}\n\
+         outbound:\n  - {{ name: backend, listen: \"127.0.0.1:0\", upstream: \"{upstream}\", server_id: \"{server_id}\"{listener} }}\n\
          admin: \"127.0.0.1:0\"\n",
         cert.display(), key.display(), pki.bundle().display(), policy.display(),
     );
