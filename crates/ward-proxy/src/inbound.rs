@@ -147,8 +147,8 @@ async fn handle(
         }
         Ok(Ok(tls)) => tls,
     };
-    let resumed = tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
     rec.handshake_done(tls.get_ref().1);
+    let resumed = rec.resumed;
     // A full handshake ran the verifier and the authorizer; a resumed one ran ward-tls's
     // session checks and the authorizer. Either way the slot holds the peer and the verdict,
     // so a connection without a recorded peer is refused rather than relayed.
