@@ -8,7 +8,9 @@
 //! Shutdown is `Lifecycle::shutdown(grace)`: stop accepting, let open connections finish up
 //! to the grace period, then tell the rest to close and wait briefly for them. [`notify`]
 //! speaks systemd's readiness and watchdog protocol for both daemons, and [`Signals`] is the
-//! signal loop they run while serving (SIGHUP reloads, SIGTERM/SIGINT drain).
+//! signal loop they run while serving (SIGHUP reloads, SIGTERM/SIGINT drain). [`Workers`]
+//! are the sidecar's connection threads (one single-threaded runtime each, connections dealt
+//! to them in turn, see [`accept`]) and [`PerWorker`] a pool kept once per worker.
 
 #![forbid(unsafe_code)]
 
@@ -16,10 +18,12 @@ mod gate;
 mod lifecycle;
 pub mod notify;
 mod signals;
+mod workers;
 
 pub use gate::{Admission, Gate, Refusal};
 pub use lifecycle::{ConnGuard, Lifecycle, Phase};
 pub use signals::Signals;
+pub use workers::{current_worker, PerWorker, Workers};
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -27,20 +31,43 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 
-/// Accepts on `listener` until `lifecycle` starts draining. Each connection is admitted by
-/// `gate` (and counted by `lifecycle`) and given to `serve`, or refused at once (closed
-/// before any TLS work) and reported to `refused`. `name` labels log lines.
+/// [`accept`], each admitted connection served on a task of its own (on this runtime).
 pub async fn accept_loop<S, F>(
     listener: TcpListener,
     name: &str,
     lifecycle: &Lifecycle,
     gate: &Gate,
-    mut refused: impl FnMut(Refusal, SocketAddr),
+    refused: impl FnMut(Refusal, SocketAddr),
     mut serve: S,
 ) where
     S: FnMut(TcpStream, SocketAddr, Admission) -> F,
     F: Future<Output = ()> + Send + 'static,
 {
+    accept(
+        listener,
+        name,
+        lifecycle,
+        gate,
+        refused,
+        |sock, peer, admission| {
+            tokio::spawn(serve(sock, peer, admission));
+        },
+    )
+    .await;
+}
+
+/// Accepts on `listener` until `lifecycle` starts draining. Each connection is admitted by
+/// `gate` (and counted by `lifecycle`) and given to `admitted` (which starts serving it, on
+/// this runtime or on a [`Workers`] thread), or refused at once (closed before any TLS work)
+/// and reported to `refused`. `name` labels log lines.
+pub async fn accept(
+    listener: TcpListener,
+    name: &str,
+    lifecycle: &Lifecycle,
+    gate: &Gate,
+    mut refused: impl FnMut(Refusal, SocketAddr),
+    mut admitted: impl FnMut(TcpStream, SocketAddr, Admission),
+) {
     loop {
         let (sock, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -57,7 +84,7 @@ pub async fn accept_loop<S, F>(
         match gate.admit(peer, lifecycle) {
             Ok(admission) => {
                 let _ = sock.set_nodelay(true);
-                tokio::spawn(serve(sock, peer, admission));
+                admitted(sock, peer, admission);
             }
             Err(refusal) => {
                 drop(sock);

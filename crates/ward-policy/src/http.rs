@@ -51,6 +51,36 @@ const KEPT_ENCODED: &[u8] = b";?#%";
 
 /// Normalizes the path part (no query) of a request target; see the module docs.
 pub fn normalize_path(raw: &str) -> Result<String, PathError> {
+    if already_normal(raw) {
+        return Ok(raw.to_owned());
+    }
+    normalize_in_full(raw)
+}
+
+/// True when [`normalize_in_full`] would return `raw` unchanged, which is what nearly every
+/// request's path is: only bytes that are neither decoded nor escaped (RFC 3986 unreserved
+/// and sub-delims other than `;`, and `:`, `@`, `/`), no empty segment but a trailing one,
+/// and no `.` or `..` segment. Checked in one pass, without allocating.
+fn already_normal(raw: &str) -> bool {
+    let plain = |b: u8| b.is_ascii_alphanumeric() || b"/-._~!$&'()*+,=:@".contains(&b);
+    let Some(rest) = raw.strip_prefix('/') else {
+        return false;
+    };
+    if !raw.bytes().all(plain) {
+        return false;
+    }
+    let mut segments = rest.split('/').peekable();
+    while let Some(seg) = segments.next() {
+        let last = segments.peek().is_none();
+        if (seg.is_empty() && !last) || seg == "." || seg == ".." {
+            return false;
+        }
+    }
+    true
+}
+
+/// The whole normalization: decode, check, resolve dot segments, rejoin.
+pub(crate) fn normalize_in_full(raw: &str) -> Result<String, PathError> {
     if !raw.starts_with('/') {
         return Err(PathError::NotAbsolute);
     }

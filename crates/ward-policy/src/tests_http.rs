@@ -236,3 +236,41 @@ fn request_rules_are_validated_and_located() {
         assert!(err.message.contains(want), "want {want:?} in {err}");
     }
 }
+
+#[test]
+fn the_allocation_free_check_agrees_with_the_full_normalization() {
+    // Every path up to 5 bytes long over an alphabet of separators, dots, escapes, a
+    // parameter and plain letters: wherever the quick check answers, the full
+    // normalization gives the same result.
+    let alphabet: &[u8] = b"/.a%2eF;~";
+    let mut quick = 0;
+    let mut paths = vec![String::from("/")];
+    for _ in 0..4 {
+        let mut longer = Vec::new();
+        for p in &paths {
+            for &c in alphabet {
+                let mut q = p.clone();
+                q.push(c as char);
+                longer.push(q);
+            }
+        }
+        for p in &longer {
+            let full = http::normalize_in_full(p);
+            assert_eq!(normalize_path(p), full, "{p:?}");
+            if full.as_deref() == Ok(p.as_str()) {
+                quick += 1;
+            }
+        }
+        paths = longer;
+    }
+    assert!(
+        quick > 100,
+        "too few already-normal paths exercised: {quick}"
+    );
+    for raw in ["/", "/a/", "/v1/orders/7", "/a/b:c@d~e", "/..../x"] {
+        assert_eq!(normalize_path(raw).as_deref(), Ok(raw));
+    }
+    for raw in ["//a", "/a//b", "/./a", "/a/..", "/a/.", "a/b", ""] {
+        assert_ne!(normalize_path(raw).as_deref(), Ok(raw));
+    }
+}

@@ -127,7 +127,13 @@ pub struct Config {
     pub session_resumption: bool,
     /// The SPIFFE Workload API for the app, if served.
     pub workload_api: Option<ward_workload::WorkloadApiConfig>,
+    /// Connection worker threads (each a single-threaded runtime; connections are dealt to
+    /// them in turn). Default: the CPUs this process may use.
+    pub workers: usize,
 }
+
+/// The most connection worker threads a sidecar runs.
+const MAX_WORKERS: usize = 256;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -146,6 +152,7 @@ struct ConfigFile {
     #[serde(default = "yes")]
     session_resumption: bool,
     workload_api: Option<Spanned<ward_workload::WorkloadApiConfig>>,
+    workers: Option<Spanned<usize>>,
 }
 
 fn yes() -> bool {
@@ -348,6 +355,19 @@ impl Config {
         )?;
 
         let workload_api = crate::workload::parse(&raw.workload_api, &identity, &file, base)?;
+        let workers = match &raw.workers {
+            Some(w) if !(1..=MAX_WORKERS).contains(&w.value) => {
+                return Err(at(
+                    &w.referenced,
+                    format!(
+                    "workers: {} is not between 1 and {MAX_WORKERS} (leave it out for one per CPU)",
+                    w.value
+                ),
+                ))
+            }
+            Some(w) => w.value,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_WORKERS)),
+        };
 
         Ok(Self {
             source: source.to_path_buf(),
@@ -361,6 +381,7 @@ impl Config {
             reload_interval,
             session_resumption: raw.session_resumption,
             workload_api,
+            workers,
         })
     }
 

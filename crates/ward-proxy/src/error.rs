@@ -28,6 +28,14 @@ pub enum ProxyError {
     /// TLS configuration failed.
     #[error(transparent)]
     Tls(#[from] ward_tls::TlsError),
+    /// The connection worker threads could not be started.
+    #[error("cannot start {count} connection worker threads: {source}")]
+    Workers {
+        /// How many were asked for.
+        count: usize,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// The Workload API socket could not be set up.
     #[error("workload_api: {0}")]
     WorkloadApi(#[from] ward_workload::WorkloadError),

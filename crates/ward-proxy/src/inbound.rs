@@ -24,10 +24,12 @@ use ward_tls::ClientAuthorizer;
 use crate::config::InboundConfig;
 use crate::conn::ConnRecord;
 use crate::http::inbound::{xfcc, AppClient, Ctx};
+use crate::http::RequestMetrics;
 use crate::pipe::{relay, CloseCode, CloseReason};
 use crate::policy_store::PolicyStore;
 use crate::{accept_loop, Shared};
-use ward_daemon::Phase;
+use hyper::header::HeaderValue;
+use ward_daemon::{PerWorker, Phase};
 
 tokio::task_local! {
     static HANDSHAKE: Arc<HandshakeSlot>;
@@ -83,8 +85,8 @@ pub struct InboundListener {
     pub config: InboundConfig,
     /// TLS acceptor with the policy-aware verifier.
     pub acceptor: TlsAcceptor,
-    /// `protocol: http`: the pool of connections to the app.
-    pub app: Option<AppClient>,
+    /// `protocol: http`: the pools of connections to the app, one per connection worker.
+    pub app: Option<PerWorker<AppClient>>,
 }
 
 impl std::fmt::Debug for InboundListener {
@@ -175,16 +177,21 @@ async fn handle(
         let Some(xfcc) = own.and_then(|own| xfcc(&own, &peer, &peer_der)) else {
             return rec.closed(CloseCode::NoOwnIdentity, "");
         };
+        let name = &inbound.config.name;
         let ctx = Arc::new(Ctx {
-            listener: inbound.config.name.clone(),
+            listener: name.clone(),
             forward: inbound.config.forward.clone(),
+            authority: inbound.config.forward.parse().ok(),
             peer: peer.clone(),
             xfcc,
             underscores: inbound.config.headers_with_underscores,
-            client: client.ok(),
+            client: client
+                .ok()
+                .and_then(|c| HeaderValue::from_str(&c.ip().to_string()).ok()),
             forwarded_for: inbound.config.x_forwarded_for,
             shared: shared.clone(),
-            app: app.clone(),
+            app: app.get().clone(),
+            requests: RequestMetrics::new(&shared.metrics, name, "inbound"),
         });
         // Boxed: inline, HTTP mode's connection state would make every inbound task (TCP
         // ones too) as large as itself, since a future is as big as its largest state.

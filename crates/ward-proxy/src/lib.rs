@@ -56,7 +56,7 @@ use crate::metrics::ConnLabels;
 use crate::outbound::OutboundListener;
 use crate::policy_store::PolicyStore;
 use crate::svid_source::IdentitySource;
-use ward_daemon::{Gate, Lifecycle};
+use ward_daemon::{Gate, Lifecycle, PerWorker, Workers};
 
 /// State every connection task shares.
 #[derive(Debug)]
@@ -75,6 +75,8 @@ pub struct Shared {
     pub bundles: BundleStore,
     /// This workload's identity (HTTP mode names it in `x-forwarded-client-cert`).
     pub store: Arc<CertStore>,
+    /// The threads connections are served on.
+    pub workers: Arc<Workers>,
 }
 
 /// A started proxy.
@@ -92,6 +94,7 @@ pub struct RunningProxy {
     lifecycle: Lifecycle,
     grace: Duration,
     tasks: Vec<JoinHandle<()>>,
+    workers: Arc<Workers>,
 }
 
 impl RunningProxy {
@@ -111,6 +114,8 @@ impl RunningProxy {
         for task in self.tasks {
             let _ = task.await;
         }
+        // Connections still open after the grace period end with their worker's runtime.
+        self.workers.stop();
     }
 }
 
@@ -172,6 +177,12 @@ pub async fn start(config: Config) -> Result<RunningProxy, ProxyError> {
     }
 
     let lifecycle = Lifecycle::default();
+    let workers = Arc::new(
+        Workers::start(config.workers, "ward-conn").map_err(|source| ProxyError::Workers {
+            count: config.workers,
+            source,
+        })?,
+    );
     let shared = Arc::new(Shared {
         metrics: metrics.clone(),
         lifecycle: lifecycle.clone(),
@@ -180,6 +191,7 @@ pub async fn start(config: Config) -> Result<RunningProxy, ProxyError> {
         gate: Gate::new(config.limits.max_connections),
         bundles: store.bundles().clone(),
         store: store.clone(),
+        workers: workers.clone(),
     });
 
     let resumption = if config.session_resumption {
@@ -202,7 +214,9 @@ pub async fn start(config: Config) -> Result<RunningProxy, ProxyError> {
         let listener = Arc::new(InboundListener {
             config: l.clone(),
             acceptor: TlsAcceptor::from(Arc::new(tls)),
-            app: http.then(|| http::inbound::app_client(&config.limits)),
+            app: http.then(|| {
+                PerWorker::new(workers.len(), || http::inbound::app_client(&config.limits))
+            }),
         });
         inbound_ready.push((socket, listener));
     }
@@ -231,6 +245,7 @@ pub async fn start(config: Config) -> Result<RunningProxy, ProxyError> {
             TlsConnector::from(Arc::new(tls)),
             config.limits,
             metrics.clone(),
+            workers.len(),
         ));
         outbound_ready.push((socket, listener));
     }
@@ -282,6 +297,7 @@ pub async fn start(config: Config) -> Result<RunningProxy, ProxyError> {
         }));
     }
 
+    tasks.push(tokio::spawn(stop_workers_when_dropped(workers.clone())));
     let reload = Arc::new(Notify::new());
     tasks.push(tokio::spawn(reload::reload_loop(
         config.clone(),
@@ -308,11 +324,27 @@ pub async fn start(config: Config) -> Result<RunningProxy, ProxyError> {
         lifecycle,
         grace: config.limits.shutdown_grace,
         tasks,
+        workers,
     })
 }
 
+/// Stops the connection workers when this task ends: aborted by [`RunningProxy::shutdown`],
+/// or dropped with the runtime that started the proxy (as its other tasks are), so the
+/// proxy's connections never outlive it on their threads.
+async fn stop_workers_when_dropped(workers: Arc<Workers>) {
+    struct Guard(Arc<Workers>);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            self.0.stop();
+        }
+    }
+    let _guard = Guard(workers);
+    std::future::pending::<()>().await;
+}
+
 /// The proxy's accept loop (ward-daemon's, under the proxy-wide cap): a connection over the
-/// cap is closed at once and counted; an admitted one gets its record and its handler.
+/// cap is closed at once and counted; an admitted one gets its record and is served by
+/// `handler` on the next connection worker.
 pub(crate) async fn accept_loop<F, Fut>(
     listener: TcpListener,
     name: &str,
@@ -320,7 +352,7 @@ pub(crate) async fn accept_loop<F, Fut>(
     shared: Arc<Shared>,
     handler: F,
 ) where
-    F: Fn(TcpStream, Arc<Shared>, ConnRecord) -> Fut,
+    F: Fn(TcpStream, Arc<Shared>, ConnRecord) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let (lifecycle, gate) = (shared.lifecycle.clone(), shared.gate.clone());
@@ -328,7 +360,7 @@ pub(crate) async fn accept_loop<F, Fut>(
         listener: name.to_owned(),
         direction,
     };
-    ward_daemon::accept_loop(
+    ward_daemon::accept(
         listener,
         name,
         &lifecycle,
@@ -338,7 +370,10 @@ pub(crate) async fn accept_loop<F, Fut>(
         },
         |sock, _, admission| {
             let record = ConnRecord::open(shared.metrics.clone(), name, direction, admission);
-            handler(sock, shared.clone(), record)
+            let (handler, conn_shared) = (handler.clone(), shared.clone());
+            shared
+                .workers
+                .spawn_tcp(sock, move |sock| handler(sock, conn_shared, record));
         },
     )
     .await;

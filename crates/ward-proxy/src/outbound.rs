@@ -38,6 +38,7 @@ impl OutboundListener {
         connector: TlsConnector,
         limits: Limits,
         metrics: Arc<crate::Metrics>,
+        workers: usize,
     ) -> Self {
         let host = config
             .upstream
@@ -49,14 +50,15 @@ impl OutboundListener {
             std::net::IpAddr::from([0, 0, 0, 0]).into(),
         ));
         let pool = (config.protocol == Protocol::Http).then(|| {
-            Arc::new(UpstreamPool::new(UpstreamConnector {
+            let connector = UpstreamConnector {
                 listener: config.name.clone(),
                 upstream: config.upstream.clone(),
                 tls: connector.clone(),
                 server_name: server_name.clone(),
                 limits,
                 metrics,
-            }))
+            };
+            Arc::new(UpstreamPool::new(connector, workers))
         });
         Self {
             config,

@@ -214,7 +214,10 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, CliError> {
         Command::Run { config, log } => {
             ward_cli::init_logging(&log);
             let cfg = Config::load(&config)?;
+            // Accept loops, reloads, renewal and the admin server: connections are served on
+            // the connection workers (`workers`), which have threads of their own.
             let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
                 .enable_all()
                 .build()
                 .map_err(|e| CliError::Runtime(e.to_string()))?;

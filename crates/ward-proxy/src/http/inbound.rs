@@ -16,10 +16,11 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue, HOST};
+use hyper::http::uri::{Authority, PathAndQuery, Scheme};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode, Uri, Version};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -32,7 +33,7 @@ use ward_policy::http::{encode_path, normalize_path, RequestFacts};
 
 use super::{
     is_body_limit, json_error, limit_body, server_builder, streamed, strip_hop_by_hop, too_large,
-    Body, BodyTooLarge, RequestLog,
+    Body, BodyTooLarge, RequestLog, RequestMetrics,
 };
 use crate::config::{ForwardedFor, UnderscoreHeaders};
 use crate::limits::Limits;
@@ -66,15 +67,22 @@ pub fn xfcc(own: &SpiffeId, peer: &SpiffeId, peer_leaf: &[u8]) -> Option<HeaderV
     HeaderValue::from_str(&format!("By={own};Hash={hash};URI={peer}")).ok()
 }
 
-/// Sets `x-forwarded-for` to the connection's address and `x-forwarded-proto` to `https` (it
-/// arrived over mTLS): what the caller sent is replaced, or with `append` extended (for
-/// `x-forwarded-proto` the caller's first value is kept then, as a gateway would have set it).
-fn forwarded(
-    headers: &mut hyper::HeaderMap,
-    client: Option<std::net::SocketAddr>,
-    mode: ForwardedFor,
-) {
-    let own = client.map(|c| c.ip().to_string());
+/// Sets `x-forwarded-for` to the connection's address (`own`, kept per connection) and
+/// `x-forwarded-proto` to `https` (it arrived over mTLS): what the caller sent is replaced,
+/// or with `append` extended (for `x-forwarded-proto` the caller's first value is kept then,
+/// as a gateway would have set it).
+fn forwarded(headers: &mut hyper::HeaderMap, own: Option<&HeaderValue>, mode: ForwardedFor) {
+    const HTTPS: HeaderValue = HeaderValue::from_static("https");
+    if mode == ForwardedFor::Replace {
+        headers.remove(X_FORWARDED_FOR);
+        headers.remove(X_FORWARDED_PROTO);
+        if let Some(own) = own {
+            headers.insert(X_FORWARDED_FOR, own.clone());
+        }
+        headers.insert(X_FORWARDED_PROTO, HTTPS);
+        return;
+    }
+    let own = own.and_then(|v| v.to_str().ok()).map(str::to_owned);
     let theirs: Vec<String> = headers
         .get_all(X_FORWARDED_FOR)
         .iter()
@@ -88,17 +96,14 @@ fn forwarded(
         .map(|v| v.trim().to_owned());
     headers.remove(X_FORWARDED_FOR);
     headers.remove(X_FORWARDED_PROTO);
-    let list = match mode {
-        ForwardedFor::Replace => own.into_iter().collect::<Vec<_>>(),
-        ForwardedFor::Append => theirs.into_iter().chain(own).collect(),
-    };
+    let list: Vec<String> = theirs.into_iter().chain(own).collect();
     if let Ok(v) = HeaderValue::from_str(&list.join(", ")) {
         if !list.is_empty() {
             headers.insert(X_FORWARDED_FOR, v);
         }
     }
-    let proto = match (mode, their_proto) {
-        (ForwardedFor::Append, Some(p)) if p == "http" || p == "https" => p,
+    let proto = match their_proto {
+        Some(p) if p == "http" || p == "https" => p,
         _ => "https".to_owned(),
     };
     if let Ok(v) = HeaderValue::from_str(&proto) {
@@ -137,20 +142,41 @@ pub struct Ctx {
     pub listener: String,
     /// The app, `host:port`.
     pub forward: String,
+    /// `forward` as a URI authority (`None` if it is not one: requests then get 400).
+    pub authority: Option<Authority>,
     /// The verified peer.
     pub peer: SpiffeId,
     /// The header value to send to the app.
     pub xfcc: HeaderValue,
     /// What to do with header names that contain `_`.
     pub underscores: UnderscoreHeaders,
-    /// The address the mTLS connection came from (the calling sidecar).
-    pub client: Option<std::net::SocketAddr>,
+    /// The address the mTLS connection came from (the calling sidecar), as the
+    /// `x-forwarded-for` entry.
+    pub client: Option<HeaderValue>,
     /// `x-forwarded-for`: replaced (the default) or appended to.
     pub forwarded_for: ForwardedFor,
     /// Proxy-wide state (policy, limits, metrics).
     pub shared: Arc<Shared>,
-    /// The listener's pool to the app.
+    /// The pool to the app (this connection worker's).
     pub app: AppClient,
+    /// This connection's handles on the request metrics.
+    pub requests: RequestMetrics,
+}
+
+impl Ctx {
+    /// The request target for the app: `http://{forward}{path}?{query}`, the path encoded.
+    fn target(&self, path: &str, query: Option<&str>) -> Option<Uri> {
+        let mut path_and_query = encode_path(path);
+        if let Some(q) = query {
+            path_and_query.push('?');
+            path_and_query.push_str(q);
+        }
+        let mut parts = hyper::http::uri::Parts::default();
+        parts.scheme = Some(Scheme::HTTP);
+        parts.authority = Some(self.authority.clone()?);
+        parts.path_and_query = Some(PathAndQuery::try_from(path_and_query).ok()?);
+        Uri::from_parts(parts).ok()
+    }
 }
 
 /// Serves HTTP/1.1 or HTTP/2 on `io` until the client is done or `stop` resolves (policy or
@@ -183,15 +209,12 @@ where
 }
 
 async fn handle(mut req: Request<Incoming>, ctx: &Ctx) -> Response<Body> {
-    let mut log = RequestLog {
-        metrics: &ctx.shared.metrics,
-        direction: "inbound",
-        listener: &ctx.listener,
-        peer: ctx.peer.as_str(),
-        method: req.method().to_string(),
-        path: req.uri().path().to_owned(),
-        started: Instant::now(),
-    };
+    let mut log = RequestLog::new(
+        &ctx.requests,
+        ctx.peer.as_str(),
+        req.method(),
+        req.uri().path(),
+    );
     if req
         .method()
         .as_str()
@@ -233,7 +256,7 @@ async fn handle(mut req: Request<Incoming>, ctx: &Ctx) -> Response<Body> {
             );
         }
     };
-    log.path.clone_from(&path);
+    log.set_path(&path);
     let facts = RequestFacts {
         method: req.method().as_str(),
         path: &path,
@@ -263,11 +286,7 @@ async fn handle(mut req: Request<Incoming>, ctx: &Ctx) -> Response<Body> {
         tracing::warn!(listener = %ctx.listener, peer = %ctx.peer, method = %req.method(), path = %path, rule = verdict.rule(), "audit mode: policy would deny this request");
     }
 
-    let target = match req.uri().query() {
-        Some(q) => format!("http://{}{}?{q}", ctx.forward, encode_path(&path)),
-        None => format!("http://{}{}", ctx.forward, encode_path(&path)),
-    };
-    let Ok(uri) = target.parse::<Uri>() else {
+    let Some(uri) = ctx.target(&path, req.uri().query()) else {
         log.answered(
             StatusCode::BAD_REQUEST,
             verdict.label(),
@@ -294,7 +313,7 @@ async fn handle(mut req: Request<Incoming>, ctx: &Ctx) -> Response<Body> {
     strip_hop_by_hop(req.headers_mut());
     req.headers_mut().remove(XFCC);
     req.headers_mut().insert(XFCC, ctx.xfcc.clone());
-    forwarded(req.headers_mut(), ctx.client, ctx.forwarded_for);
+    forwarded(req.headers_mut(), ctx.client.as_ref(), ctx.forwarded_for);
     *req.uri_mut() = uri;
     *req.version_mut() = Version::HTTP_11;
 

@@ -1,23 +1,26 @@
 //! HTTP mode (`protocol: http`), the parts inbound and outbound share: the body type, JSON
 //! error answers, hop-by-hop header handling (RFC 9110 §7.6.1), the server builder with the
-//! request-head limits, and the per-request access-log event and metrics.
+//! request-head limits; [`access`] is the per-request access-log event and metrics.
 
+pub mod access;
 pub mod inbound;
 pub mod outbound;
 
-use std::time::Instant;
+pub use access::{RequestLog, RequestMetrics};
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
-use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{
+    HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, TE, TRAILER,
+    TRANSFER_ENCODING, UPGRADE,
+};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use serde_json::json;
 
 use crate::limits::Limits;
-use crate::metrics::{ConnLabels, Metrics, RequestLabels};
 
 /// Errors carried by bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -99,28 +102,33 @@ pub fn is_body_limit(err: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// The headers that are always hop-by-hop (RFC 9110 §7.6.1, and the two legacy ones).
+const HOP_BY_HOP: [HeaderName; 7] = [
+    CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    TE,
+    TRAILER,
+    TRANSFER_ENCODING,
+    UPGRADE,
+];
+
 /// Removes the hop-by-hop headers: those `Connection` names, and the ones that are always
 /// hop-by-hop. The forwarding side sets its own framing and connection handling.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
+    if headers.contains_key(CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
     }
-    for name in [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    ] {
+    for name in &HOP_BY_HOP {
         headers.remove(name);
     }
 }
@@ -141,81 +149,4 @@ pub fn server_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
         .max_header_list_size(u32::try_from(limits.max_request_header_bytes).unwrap_or(u32::MAX))
         .max_concurrent_streams(256);
     builder
-}
-
-/// One request's facts, logged and counted once when it is answered.
-#[derive(Debug)]
-pub struct RequestLog<'a> {
-    /// Metrics registry.
-    pub metrics: &'a Metrics,
-    /// `inbound` or `outbound`.
-    pub direction: &'static str,
-    /// Listener name.
-    pub listener: &'a str,
-    /// The network peer (inbound) or the upstream (outbound) SPIFFE ID.
-    pub peer: &'a str,
-    /// Method as sent.
-    pub method: String,
-    /// Path as authorized (normalized), or as sent when it could not be normalized.
-    pub path: String,
-    /// When the request arrived.
-    pub started: Instant,
-}
-
-impl RequestLog<'_> {
-    /// Logs, and builds the sidecar's own JSON answer for, a request it could not complete
-    /// (`too_large` and the app/upstream failures); `decision` and `rule` as in [`answered`].
-    ///
-    /// [`answered`]: RequestLog::answered
-    pub fn refuse(
-        &self,
-        decision: &'static str,
-        rule: &str,
-        (status, code, message): (StatusCode, &'static str, String),
-    ) -> Response<Body> {
-        self.answered(status, decision, rule, code);
-        json_error(status, code, &message, json!({}))
-    }
-
-    /// Emits the access-log event and the metrics for the answer `status`.
-    pub fn answered(&self, status: StatusCode, decision: &'static str, rule: &str, detail: &str) {
-        let secs = self.started.elapsed().as_secs_f64();
-        let class = match status.as_u16() {
-            100..=199 => "1xx",
-            200..=299 => "2xx",
-            300..=399 => "3xx",
-            400..=499 => "4xx",
-            _ => "5xx",
-        };
-        self.metrics
-            .requests
-            .get_or_create(&RequestLabels {
-                listener: self.listener.to_owned(),
-                direction: self.direction,
-                decision,
-                status: class,
-            })
-            .inc();
-        self.metrics
-            .request_duration
-            .get_or_create(&ConnLabels {
-                listener: self.listener.to_owned(),
-                direction: self.direction,
-            })
-            .observe(secs);
-        tracing::info!(
-            target: "ward::access",
-            direction = self.direction,
-            listener = %self.listener,
-            peer = %self.peer,
-            method = %self.method,
-            path = %self.path,
-            status = status.as_u16(),
-            decision,
-            rule,
-            duration_ms = (secs * 1000.0) as u64,
-            detail,
-            "request"
-        );
-    }
 }

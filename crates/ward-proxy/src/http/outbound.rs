@@ -14,9 +14,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hyper::body::Incoming;
+use hyper::http::uri::{Authority, PathAndQuery, Scheme};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::connect::{Connected, Connection};
@@ -30,11 +31,11 @@ use tokio_rustls::TlsConnector;
 
 use super::{
     is_body_limit, json_error, limit_body, streamed, strip_hop_by_hop, too_large, Body,
-    BodyTooLarge, BoxError, RequestLog,
+    BodyTooLarge, BoxError, RequestLog, RequestMetrics,
 };
 use crate::limits::Limits;
 use crate::Shared;
-use ward_daemon::Phase;
+use ward_daemon::{PerWorker, Phase};
 
 /// Dials the upstream sidecar: TCP, then the mTLS handshake that verifies `server_id`.
 #[derive(Clone)]
@@ -159,24 +160,44 @@ impl tower_service::Service<Uri> for UpstreamConnector {
 
 type UpstreamClient = Client<UpstreamConnector, Body>;
 
-/// One outbound HTTP listener's pool.
+/// One outbound HTTP listener's pool: a client (so an HTTP/2 connection) per connection
+/// worker, so a request never waits on a connection driven by another thread.
 #[derive(Debug)]
 pub struct UpstreamPool {
     connector: UpstreamConnector,
-    client: RwLock<UpstreamClient>,
+    /// The upstream as a URI authority (`None` if it is not one: requests then get 400).
+    authority: Option<Authority>,
+    clients: PerWorker<RwLock<UpstreamClient>>,
 }
 
 impl UpstreamPool {
-    /// A pool dialing through `connector` (whose TLS config's ALPN offers `h2`).
-    pub fn new(connector: UpstreamConnector) -> Self {
+    /// A pool dialing through `connector` (whose TLS config's ALPN offers `h2`), for
+    /// `workers` connection workers.
+    pub fn new(connector: UpstreamConnector, workers: usize) -> Self {
         Self {
-            client: RwLock::new(build(connector.clone())),
+            clients: PerWorker::new(workers, || RwLock::new(build(connector.clone()))),
+            authority: connector.upstream.parse().ok(),
             connector,
         }
     }
 
+    /// The request target on the upstream: `https://{upstream}{path and query as sent}`
+    /// (`None` for a target without a path).
+    fn target(&self, sent: &Uri) -> Option<Uri> {
+        let mut parts = hyper::http::uri::Parts::default();
+        parts.scheme = Some(Scheme::HTTPS);
+        parts.authority = Some(self.authority.clone()?);
+        parts.path_and_query = Some(match sent.path_and_query() {
+            // `OPTIONS *` and the like have no path to forward.
+            Some(p) if !p.as_str().starts_with('/') => return None,
+            Some(p) => p.clone(),
+            None => PathAndQuery::from_static("/"),
+        });
+        Uri::from_parts(parts).ok()
+    }
+
     fn client(&self) -> UpstreamClient {
-        match self.client.read() {
+        match self.clients.get().read() {
             Ok(c) => c.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
@@ -184,8 +205,10 @@ impl UpstreamPool {
 
     /// Drops every pooled connection (in-flight requests finish on theirs).
     pub fn reset(&self) {
-        if let Ok(mut c) = self.client.write() {
-            *c = build(self.connector.clone());
+        for client in self.clients.all() {
+            if let Ok(mut c) = client.write() {
+                *c = build(self.connector.clone());
+            }
         }
     }
 }
@@ -216,9 +239,10 @@ pub async fn serve(
     shared: Arc<Shared>,
 ) -> Result<(), hyper::Error> {
     let svc_shared = shared.clone();
+    let requests = Arc::new(RequestMetrics::new(&shared.metrics, &listener, "outbound"));
     let svc = service_fn(move |req| {
-        let (pool, shared, listener) = (pool.clone(), svc_shared.clone(), listener.clone());
-        async move { Ok::<_, Infallible>(forward(req, &listener, &pool, &shared).await) }
+        let (pool, shared, requests) = (pool.clone(), svc_shared.clone(), requests.clone());
+        async move { Ok::<_, Infallible>(forward(req, &requests, &pool, &shared).await) }
     });
     let mut http1 = hyper::server::conn::http1::Builder::new();
     http1
@@ -239,26 +263,13 @@ pub async fn serve(
 
 async fn forward(
     mut req: Request<Incoming>,
-    listener: &str,
+    requests: &RequestMetrics,
     pool: &UpstreamPool,
     shared: &Shared,
 ) -> Response<Body> {
     let upstream = pool.connector.upstream.as_str();
-    let log = RequestLog {
-        metrics: &shared.metrics,
-        direction: "outbound",
-        listener,
-        peer: upstream,
-        method: req.method().to_string(),
-        path: req.uri().path().to_owned(),
-        started: Instant::now(),
-    };
-    let path_and_query = req
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
-    let Ok(uri) = format!("https://{upstream}{path_and_query}").parse::<Uri>() else {
+    let log = RequestLog::new(requests, upstream, req.method(), req.uri().path());
+    let Some(uri) = pool.target(req.uri()) else {
         log.answered(StatusCode::BAD_REQUEST, "-", "-", "bad target");
         return json_error(
             StatusCode::BAD_REQUEST,
