@@ -51,8 +51,8 @@ impl OutboundListener {
         ));
         let pool = (config.protocol == Protocol::Http).then(|| {
             let connector = UpstreamConnector {
-                listener: config.name.clone(),
-                upstream: config.upstream.clone(),
+                listener: config.name.as_str().into(),
+                upstream: config.upstream.as_str().into(),
                 tls: connector.clone(),
                 server_name: server_name.clone(),
                 limits,

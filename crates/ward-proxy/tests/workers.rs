@@ -64,13 +64,9 @@ async fn connections_are_served_on_every_worker_and_end_with_the_proxy() {
     let extra = "workers: 3\nlimits: { shutdown_grace: 1s }\n";
     let config = inbound_config(&pki, &cert, &key, app.addr, ALLOW_FRONTEND, extra);
     let back = ward_proxy::start(config).await.unwrap();
-    assert_eq!(worker_threads(), 3, "one thread per worker");
+    threads_become(3, "one thread per worker").await;
     let front = frontend_proxy(&pki, addr_of(&back.inbound, "api"), BACKEND).await;
-    assert_eq!(
-        worker_threads(),
-        3 + default_workers(),
-        "the frontend's own workers"
-    );
+    threads_become(3 + default_workers(), "the frontend's own workers").await;
 
     // Six connections held open at once, dealt in turn to the backend's workers: every one
     // is relayed.
@@ -94,18 +90,24 @@ async fn connections_are_served_on_every_worker_and_end_with_the_proxy() {
     // Shutting the backend down ends its workers' threads (grace passes: the connections
     // are still open), and with them the connections they served.
     back.shutdown().await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while worker_threads() > default_workers() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the backend's worker threads are still running"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    threads_become(default_workers(), "the backend's worker threads end").await;
     for mut sock in open {
         assert!(closed_within(&mut sock, Duration::from_secs(10)).await);
     }
     front.shutdown().await;
+}
+
+/// Waits up to 10 s for `n` worker threads (a thread names itself once it runs).
+async fn threads_become(n: usize, what: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while worker_threads() != n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: {} worker threads, not {n}",
+            worker_threads()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 fn default_workers() -> usize {

@@ -8,9 +8,12 @@ pub mod outbound;
 
 pub use access::{RequestLog, RequestMetrics};
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use bytes::Bytes;
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{Full, LengthLimitError, Limited};
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::header::{
     HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, TE, TRAILER,
     TRANSFER_ENCODING, UPGRADE,
@@ -24,19 +27,60 @@ use crate::limits::Limits;
 
 /// Errors carried by bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-/// Every body this mode produces or forwards.
-pub type Body = BoxBody<Bytes, BoxError>;
+
+/// Every body this mode produces or forwards: the sidecar's own answers, and requests and
+/// responses streamed through (a request's limited to `max_request_body_bytes`). An enum
+/// rather than a boxed trait object, so forwarding a message allocates nothing for its body.
+#[derive(Debug)]
+pub enum Body {
+    /// A fixed body (the sidecar's own JSON answers).
+    Full(Full<Bytes>),
+    /// A body streamed as it arrives.
+    Streamed(Incoming),
+    /// A streamed request body, cut at the limit.
+    Limited(Limited<Incoming>),
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            Body::Full(b) => Pin::new(b).poll_frame(cx).map_err(|never| match never {}),
+            Body::Streamed(b) => Pin::new(b).poll_frame(cx).map_err(BoxError::from),
+            Body::Limited(b) => Pin::new(b).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Body::Full(b) => b.is_end_stream(),
+            Body::Streamed(b) => b.is_end_stream(),
+            Body::Limited(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Body::Full(b) => b.size_hint(),
+            Body::Streamed(b) => b.size_hint(),
+            Body::Limited(b) => b.size_hint(),
+        }
+    }
+}
 
 /// A fixed body.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed()
+    Body::Full(Full::new(bytes.into()))
 }
 
 /// A streamed body from hyper.
-pub fn streamed(body: hyper::body::Incoming) -> Body {
-    body.map_err(BoxError::from).boxed()
+pub fn streamed(body: Incoming) -> Body {
+    Body::Streamed(body)
 }
 
 /// A JSON answer from the sidecar itself: `{"error": code, "message": ...}` plus `extra`
@@ -65,10 +109,7 @@ pub struct BodyTooLarge;
 /// The request with its body limited to `max` bytes, or [`BodyTooLarge`] when its declared
 /// length is already larger. A longer streamed body fails the forwarding (see
 /// [`is_body_limit`]).
-pub fn limit_body(
-    req: Request<hyper::body::Incoming>,
-    max: u64,
-) -> Result<Request<Body>, BodyTooLarge> {
+pub fn limit_body(req: Request<Incoming>, max: u64) -> Result<Request<Body>, BodyTooLarge> {
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
@@ -78,7 +119,7 @@ pub fn limit_body(
         return Err(BodyTooLarge);
     }
     let limit = usize::try_from(max).unwrap_or(usize::MAX);
-    Ok(req.map(|b| Limited::new(b, limit).boxed()))
+    Ok(req.map(|b| Body::Limited(Limited::new(b, limit))))
 }
 
 /// Status, code and message of the `413` answer.
@@ -116,17 +157,26 @@ const HOP_BY_HOP: [HeaderName; 7] = [
 /// Removes the hop-by-hop headers: those `Connection` names, and the ones that are always
 /// hop-by-hop. The forwarding side sets its own framing and connection handling.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if headers.contains_key(CONNECTION) {
-        let named: Vec<HeaderName> = headers
-            .get_all(CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-            .collect();
-        for name in named {
-            headers.remove(name);
-        }
+    // A name from the fixed list (`Connection: keep-alive`, on nearly every HTTP/1.1
+    // message) is removed below anyway and `close` is a constant: neither is copied.
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|n| {
+            !HOP_BY_HOP
+                .iter()
+                .any(|h| n.eq_ignore_ascii_case(h.as_str()))
+        })
+        .filter_map(|n| match n.eq_ignore_ascii_case("close") {
+            true => Some(HeaderName::from_static("close")),
+            false => HeaderName::from_bytes(n.as_bytes()).ok(),
+        })
+        .collect();
+    for name in named {
+        headers.remove(name);
     }
     for name in &HOP_BY_HOP {
         headers.remove(name);

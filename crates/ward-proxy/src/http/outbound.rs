@@ -38,12 +38,13 @@ use crate::Shared;
 use ward_daemon::{PerWorker, Phase};
 
 /// Dials the upstream sidecar: TCP, then the mTLS handshake that verifies `server_id`.
+/// hyper-util clones its connector for every request, so what it holds is shared, not copied.
 #[derive(Clone)]
 pub struct UpstreamConnector {
     /// The outbound listener's name (metrics).
-    pub listener: String,
+    pub listener: Arc<str>,
     /// The upstream sidecar, `host:port`.
-    pub upstream: String,
+    pub upstream: Arc<str>,
     /// The listener's TLS client config.
     pub tls: TlsConnector,
     /// The name sent as SNI.
@@ -126,7 +127,7 @@ impl tower_service::Service<Uri> for UpstreamConnector {
         Box::pin(async move {
             let tcp = tokio::time::timeout(
                 this.limits.connect_timeout,
-                TcpStream::connect(&this.upstream),
+                TcpStream::connect(&*this.upstream),
             )
             .await
             .map_err(|_| format!("{}: connect timed out", this.upstream))?
@@ -167,7 +168,7 @@ pub struct UpstreamPool {
     connector: UpstreamConnector,
     /// The upstream as a URI authority (`None` if it is not one: requests then get 400).
     authority: Option<Authority>,
-    clients: PerWorker<RwLock<UpstreamClient>>,
+    clients: PerWorker<RwLock<Arc<UpstreamClient>>>,
 }
 
 impl UpstreamPool {
@@ -196,7 +197,7 @@ impl UpstreamPool {
         Uri::from_parts(parts).ok()
     }
 
-    fn client(&self) -> UpstreamClient {
+    fn client(&self) -> Arc<UpstreamClient> {
         match self.clients.get().read() {
             Ok(c) => c.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
@@ -213,14 +214,15 @@ impl UpstreamPool {
     }
 }
 
-fn build(connector: UpstreamConnector) -> UpstreamClient {
-    Client::builder(TokioExecutor::new())
+fn build(connector: UpstreamConnector) -> Arc<UpstreamClient> {
+    let client = Client::builder(TokioExecutor::new())
         .timer(TokioTimer::new())
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .http2_only(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
-        .build(connector)
+        .build(connector);
+    Arc::new(client)
 }
 
 /// Replaces `pool`'s connections whenever the trust bundle changes.
@@ -267,7 +269,7 @@ async fn forward(
     pool: &UpstreamPool,
     shared: &Shared,
 ) -> Response<Body> {
-    let upstream = pool.connector.upstream.as_str();
+    let upstream = &*pool.connector.upstream;
     let log = RequestLog::new(requests, upstream, req.method(), req.uri().path());
     let Some(uri) = pool.target(req.uri()) else {
         log.answered(StatusCode::BAD_REQUEST, "-", "-", "bad target");
