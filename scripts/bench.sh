@@ -363,8 +363,8 @@ l7_report() {
   echo
   echo "| figure | ward-http | haproxy-http | ward / haproxy | better |"
   echo "|---|---|---|---|---|"
-  row "S2 keep-alive req/s" "${s2[$w]}" "${s2[$h]}" higher
-  row "S3 new connections/s" "${s3[$w]}" "${s3[$h]}" higher
+  row "S2 keep-alive req/s" "$(printf %.0f "${s2[$w]}")" "$(printf %.0f "${s2[$h]}")" higher
+  row "S3 new connections/s" "$(printf %.0f "${s3[$w]}")" "$(printf %.0f "${s3[$h]}")" higher
   row "S4 bulk MiB/s" "${s4mb[$w]}" "${s4mb[$h]}" higher
   row "S5 KiB per open connection (1,000)" "${per1k[$w]}" "${per1k[$h]}" lower
   row "S6 CPU s per 10k requests" "${s6[$w]}" "${s6[$h]}" lower
