@@ -11,6 +11,7 @@
 #   stunnel    stunnel4 pair (default threading)
 #   haproxy    haproxy pair, mode tcp (default nbthread = CPUs)
 #   haproxy-http  haproxy pair, mode http: h2 between the pair, a per-request method/path rule
+#   caddy-http    Caddy pair (Go), the same L7 set-up as haproxy-http
 # Figures are medians of 3 runs; ratios are to `direct` and to the best peer in this run.
 # BENCH_BASELINE=path/to/ward-proxy adds that build's pairs as ward-tcp-base and ward-http-base,
 # measured in the same interleaved rounds: a before/after comparison of a change (the report
@@ -20,7 +21,7 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
-bash "$root/scripts/ensure-tools.sh" openssl curl wrk nginx stunnel4 haproxy
+bash "$root/scripts/ensure-tools.sh" openssl curl wrk nginx stunnel4 haproxy caddy
 cargo build --release -q -p ward-ca -p ward-proxy -p ward-traffic
 bin="$root/target/release"
 out="${BENCH_OUT:-$root/docs/benchmarks.md}"
@@ -216,10 +217,71 @@ start haproxy_http_client haproxy -db -f haproxy-http-client.cfg
 entry[haproxy-http]=$hh_out
 procs[haproxy-http]="$pid_haproxy_http_client $pid_haproxy_http_server"
 
+# --- caddy-http: a second L7 peer (Go) -----------------------------------------------------
+# reverse_proxy both sides, mTLS with HTTP/2 only between the pair, the same method/path rule
+# on the server side, keep-alive to nginx. Go verifies the upstream's host name and cannot
+# match a URI SAN, so Caddy's server certificate also carries DNS:localhost (issued for it
+# alone); like HAProxy 2.6, neither side checks the peer's SPIFFE ID. (Envoy was considered:
+# it has no Debian package and is not on the package registries here.)
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout caddy-server.key \
+  -out caddy-server.csr -subj /CN=x >/dev/null 2>&1
+chmod 600 caddy-server.key
+"$bin/ward-ca" issue --dir ca --csr caddy-server.csr --id "spiffe://$TD/ns/bench/sa/server" \
+  --dns localhost --ttl 24h --out caddy-server.pem 2>/dev/null
+ch_in=$(port); ch_out=$(port)
+caddy_global="{
+  admin off
+  auto_https off
+  log {
+    level ERROR
+  }
+}"
+cat > caddy-server.Caddyfile <<EOF
+$caddy_global
+https://:$ch_in {
+  bind 127.0.0.1
+  tls $work/caddy-server.pem $work/caddy-server.key {
+    client_auth {
+      mode require_and_verify
+      trusted_ca_cert_file $work/ca/bundle.pem
+    }
+  }
+  @allowed {
+    method GET
+    path /*
+  }
+  handle @allowed {
+    reverse_proxy 127.0.0.1:$nginx_port
+  }
+  respond 403
+}
+EOF
+cat > caddy-client.Caddyfile <<EOF
+$caddy_global
+http://:$ch_out {
+  bind 127.0.0.1
+  reverse_proxy https://localhost:$ch_in {
+    # Caddy requires Host to match SNI on a listener that verifies client certificates.
+    header_up Host {upstream_hostport}
+    transport http {
+      tls_client_auth $work/client.pem $work/client.key
+      tls_trusted_ca_certs $work/ca/bundle.pem
+      tls_server_name localhost
+      versions 2
+    }
+  }
+}
+EOF
+export XDG_DATA_HOME="$work/caddy-data" XDG_CONFIG_HOME="$work/caddy-config"
+start caddy_http_server caddy run --config caddy-server.Caddyfile --adapter caddyfile
+start caddy_http_client caddy run --config caddy-client.Caddyfile --adapter caddyfile
+entry[caddy-http]=$ch_out
+procs[caddy-http]="$pid_caddy_http_client $pid_caddy_http_server"
+
 # BENCH_ONLY="direct ward-tcp" limits a run to some contenders (for experiments; a partial
 # run's report is printed but docs/benchmarks.md is only rewritten by a full run).
-default_contenders="direct ward-tcp ward-http stunnel haproxy haproxy-http"
-[ -n "${BENCH_BASELINE:-}" ] && default_contenders="direct ward-tcp ward-tcp-base ward-http ward-http-base stunnel haproxy haproxy-http"
+default_contenders="direct ward-tcp ward-http stunnel haproxy haproxy-http caddy-http"
+[ -n "${BENCH_BASELINE:-}" ] && default_contenders="direct ward-tcp ward-tcp-base ward-http ward-http-base stunnel haproxy haproxy-http caddy-http"
 [ -n "${BENCH_X25519:-}" ] && default_contenders="$default_contenders ward-tcp-x25519 ward-http-x25519"
 contenders=${BENCH_ONLY:-$default_contenders}
 proxies=$(echo "$contenders" | tr ' ' '\n' | grep -v '^direct$' | tr '\n' ' ')
@@ -349,31 +411,44 @@ table() { # title assoc-name unit format
 mb() { awk -v v="$1" 'BEGIN {printf "%.0f", v / 1048576}'; }
 declare -A s4mb
 for c in $contenders; do s4mb[$c]=$(mb "${s4[$c]}"); done
-# HTTP mode beside the L7 peer: each figure of ward-http against haproxy-http's in this run.
+# HTTP mode beside the L7 peers: each figure of ward-http against haproxy-http's (and
+# caddy-http's, when it ran) in this run.
 l7_report() {
-  local w=ward-http h=haproxy-http rate
-  row() { # figure ward haproxy better
-    echo "| $1 | $2 | $3 | $(ratio "$2" "$3") | $4 |"
+  local w=ward-http h=haproxy-http c=caddy-http rate with_caddy=""
+  [[ " $contenders " == *" caddy-http "* ]] && with_caddy=1
+  row() { # figure ward haproxy caddy better
+    if [ -n "$with_caddy" ]; then
+      echo "| $1 | $2 | $3 | $(ratio "$2" "$3") | $4 | $(ratio "$2" "$4") | $5 |"
+    else
+      echo "| $1 | $2 | $3 | $(ratio "$2" "$3") | $5 |"
+    fi
   }
+  r0() { printf %.0f "$1"; }
   echo "### HTTP mode against HAProxy"
   echo
-  echo "ward-http and haproxy-http from the tables above: both pairs terminate and originate mTLS,"
-  echo "speak HTTP/2 between the proxies, decide every request by method and path on the server"
-  echo "side and keep connections to nginx alive."
+  echo "ward-http beside the L7 peers from the tables above: each pair terminates and originates"
+  echo "mTLS, speaks HTTP/2 between its proxies, decides every request by method and path on the"
+  echo "server side and keeps connections to nginx alive."
   echo
-  echo "| figure | ward-http | haproxy-http | ward / haproxy | better |"
-  echo "|---|---|---|---|---|"
-  row "S2 keep-alive req/s" "$(printf %.0f "${s2[$w]}")" "$(printf %.0f "${s2[$h]}")" higher
-  row "S3 new connections/s" "$(printf %.0f "${s3[$w]}")" "$(printf %.0f "${s3[$h]}")" higher
-  row "S4 bulk MiB/s" "${s4mb[$w]}" "${s4mb[$h]}" higher
-  row "S5 KiB per open connection (1,000)" "${per1k[$w]}" "${per1k[$h]}" lower
-  row "S6 CPU s per 10k requests" "${s6[$w]}" "${s6[$h]}" lower
+  if [ -n "$with_caddy" ]; then
+    echo "| figure | ward-http | haproxy-http | ward / haproxy | caddy-http | ward / caddy | better |"
+    echo "|---|---|---|---|---|---|---|"
+  else
+    echo "| figure | ward-http | haproxy-http | ward / haproxy | better |"
+    echo "|---|---|---|---|---|"
+  fi
+  row "S2 keep-alive req/s" "$(r0 "${s2[$w]}")" "$(r0 "${s2[$h]}")" "$(r0 "${s2[$c]:-0}")" higher
+  row "S3 new connections/s" "$(r0 "${s3[$w]}")" "$(r0 "${s3[$h]}")" "$(r0 "${s3[$c]:-0}")" higher
+  row "S4 bulk MiB/s" "${s4mb[$w]}" "${s4mb[$h]}" "${s4mb[$c]:-0}" higher
+  row "S5 KiB per open connection (1,000)" "${per1k[$w]}" "${per1k[$h]}" "${per1k[$c]:-0}" lower
+  row "S6 CPU s per 10k requests" "${s6[$w]}" "${s6[$h]}" "${s6[$c]:-0}" lower
   for rate in 1000 5000; do
     read -r d99 _ d999 _ <<<"${s1[direct,$rate]:-0 0 0 0}"
     read -r w99 _ w999 _ <<<"${s1[$w,$rate]}"
     read -r h99 _ h999 _ <<<"${s1[$h,$rate]}"
-    row "S1 added p99 µs at $rate req/s" "$((w99 - d99))" "$((h99 - d99))" lower
-    row "S1 added p99.9 µs at $rate req/s" "$((w999 - d999))" "$((h999 - d999))" lower
+    read -r c99 _ c999 _ <<<"${s1[$c,$rate]:-0 0 0 0}"
+    row "S1 added p99 µs at $rate req/s" "$((w99 - d99))" "$((h99 - d99))" "$((c99 - d99))" lower
+    row "S1 added p99.9 µs at $rate req/s" "$((w999 - d999))" "$((h999 - d999))" "$((c999 - d999))" lower
   done
   echo
 }
@@ -385,10 +460,10 @@ report="$work/report.md"
   echo "Command: \`make bench\` ([scripts/bench.sh](../scripts/bench.sh)); $runs runs of ${secs} s per"
   echo "figure, interleaved (each round measures every contender once), median reported. Versions: ward $(git -C "$root" describe --always --dirty),"
   echo "$(stunnel4 -version 2>&1 | sed -n 's/^\(stunnel [0-9.]*\).*/\1/p' | head -1),"
-  echo "HAProxy $(haproxy -v | sed -n 's/^HAProxy version \([^ ]*\).*/\1/p'), $(nginx -v 2>&1 | sed 's/.*: //'),"
+  echo "HAProxy $(haproxy -v | sed -n 's/^HAProxy version \([^ ]*\).*/\1/p'), Caddy $(caddy version | awk '{print $1}'), $(nginx -v 2>&1 | sed 's/.*: //'),"
   echo "$(wrk --version 2>&1 | head -1 | awk '{print "wrk", $2}'). Each proxy runs with its defaults"
   echo "(ward: one connection worker thread per core, each a single-threaded Tokio runtime; stunnel: a thread per"
-  echo "connection; HAProxy: nbthread = cores). Load generator, proxies and nginx share the cores."
+  echo "connection; HAProxy: nbthread = cores; Caddy: GOMAXPROCS = cores). Load generator, proxies and nginx share the cores."
   echo
   echo "### S2: keep-alive requests per second (wrk -t2 -c32, 1 KiB responses)"
   echo; table "S2" s2 "req/s" "%.0f"; echo
