@@ -23,7 +23,7 @@ mod workers;
 pub use gate::{Admission, Gate, Refusal};
 pub use lifecycle::{ConnGuard, Lifecycle, Phase};
 pub use signals::Signals;
-pub use workers::{current_worker, PerWorker, Workers};
+pub use workers::{PerWorker, Workers};
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -27,7 +27,7 @@ thread_local! {
 }
 
 /// The index of the worker thread this code runs on (`None` off the workers).
-pub fn current_worker() -> Option<usize> {
+fn current_worker() -> Option<usize> {
     WORKER.with(Cell::get)
 }
 
@@ -116,26 +116,24 @@ impl Drop for Workers {
     }
 }
 
-/// One `T` per worker (one for code off the workers too): each worker's connections use its
-/// own, so a pool's connections live on the thread whose requests they carry.
+/// One `T` per worker: each worker's connections use its own, so a pool's connections live
+/// on the thread whose requests they carry.
 #[derive(Debug)]
 pub struct PerWorker<T> {
     items: Vec<T>,
 }
 
 impl<T> PerWorker<T> {
-    /// `make()` once per worker of `workers`, plus one for code off the workers.
+    /// `make()` once per worker of `workers` (at least one).
     pub fn new(workers: usize, mut make: impl FnMut() -> T) -> Self {
         Self {
-            items: (0..=workers).map(|_| make()).collect(),
+            items: (0..workers.max(1)).map(|_| make()).collect(),
         }
     }
 
-    /// The calling worker's `T` (the spare one off the workers).
+    /// The calling worker's `T` (the first one for code off the workers).
     pub fn get(&self) -> &T {
-        let last = self.items.len() - 1;
-        let index = current_worker().map_or(last, |i| i.min(last));
-        &self.items[index]
+        &self.items[current_worker().unwrap_or(0) % self.items.len()]
     }
 
     /// Every copy (to reset them all).

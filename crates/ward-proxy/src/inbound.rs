@@ -29,6 +29,7 @@ use crate::pipe::{relay, CloseCode, CloseReason};
 use crate::policy_store::PolicyStore;
 use crate::{accept_loop, Shared};
 use hyper::header::HeaderValue;
+use hyper::http::uri::Authority;
 use ward_daemon::{PerWorker, Phase};
 
 tokio::task_local! {
@@ -87,6 +88,8 @@ pub struct InboundListener {
     pub acceptor: TlsAcceptor,
     /// `protocol: http`: the pools of connections to the app, one per connection worker.
     pub app: Option<PerWorker<AppClient>>,
+    /// `forward` as a URI authority, for HTTP requests to the app (`None` if it is not one).
+    pub app_authority: Option<Authority>,
 }
 
 impl std::fmt::Debug for InboundListener {
@@ -181,7 +184,7 @@ async fn handle(
         let ctx = Arc::new(Ctx {
             listener: name.clone(),
             forward: inbound.config.forward.clone(),
-            authority: inbound.config.forward.parse().ok(),
+            authority: inbound.app_authority.clone(),
             peer: peer.clone(),
             xfcc,
             underscores: inbound.config.headers_with_underscores,

@@ -94,7 +94,6 @@ pub struct RunningProxy {
     lifecycle: Lifecycle,
     grace: Duration,
     tasks: Vec<JoinHandle<()>>,
-    workers: Arc<Workers>,
 }
 
 impl RunningProxy {
@@ -111,11 +110,11 @@ impl RunningProxy {
         }
         // Wait until every task is gone, so what they own (the Workload API socket file) is
         // cleaned up by the time this returns.
+        // Connections still open after the grace period end with their worker's runtime,
+        // which `stop_workers_when_dropped` stops as it is aborted here.
         for task in self.tasks {
             let _ = task.await;
         }
-        // Connections still open after the grace period end with their worker's runtime.
-        self.workers.stop();
     }
 }
 
@@ -217,6 +216,7 @@ pub async fn start(config: Config) -> Result<RunningProxy, ProxyError> {
             app: http.then(|| {
                 PerWorker::new(workers.len(), || http::inbound::app_client(&config.limits))
             }),
+            app_authority: l.forward.parse().ok(),
         });
         inbound_ready.push((socket, listener));
     }
@@ -324,7 +324,6 @@ pub async fn start(config: Config) -> Result<RunningProxy, ProxyError> {
         lifecycle,
         grace: config.limits.shutdown_grace,
         tasks,
-        workers,
     })
 }
 
