@@ -45,12 +45,15 @@ started_at=$(date -u +%Y-%m-%dT%H:%MZ)
 
 # --- PKI (ward-ca) and the app (nginx) ------------------------------------------------------
 "$bin/ward-ca" init --dir ca --trust-domain "$TD" >/dev/null 2>&1
-for w in client server; do
+# caddy-server is the server's identity with DNS:localhost added: Go (Caddy) verifies the
+# upstream's host name and cannot match a URI SAN.
+for w in client server caddy-server; do
   openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$w.key" \
     -out "$w.csr" -subj /CN=x >/dev/null 2>&1
   chmod 600 "$w.key"
-  "$bin/ward-ca" issue --dir ca --csr "$w.csr" --id "spiffe://$TD/ns/bench/sa/$w" --ttl 24h \
-    --out "$w.pem" 2>/dev/null
+  dns=(); [ "$w" = caddy-server ] && dns=(--dns localhost)
+  "$bin/ward-ca" issue --dir ca --csr "$w.csr" --id "spiffe://$TD/ns/bench/sa/${w#caddy-}" \
+    "${dns[@]}" --ttl 24h --out "$w.pem" 2>/dev/null
   cat "$w.pem" "$w.key" > "$w-combined.pem"; chmod 600 "$w-combined.pem"
 done
 mkdir -p www
@@ -220,14 +223,9 @@ procs[haproxy-http]="$pid_haproxy_http_client $pid_haproxy_http_server"
 # --- caddy-http: a second L7 peer (Go) -----------------------------------------------------
 # reverse_proxy both sides, mTLS with HTTP/2 only between the pair, the same method/path rule
 # on the server side, keep-alive to nginx. Go verifies the upstream's host name and cannot
-# match a URI SAN, so Caddy's server certificate also carries DNS:localhost (issued for it
-# alone); like HAProxy 2.6, neither side checks the peer's SPIFFE ID. (Envoy was considered:
+# match a URI SAN, so Caddy's server certificate also carries DNS:localhost (caddy-server,
+# issued with the others above); like HAProxy 2.6, neither side checks the peer's SPIFFE ID. (Envoy was considered:
 # it has no Debian package and is not on the package registries here.)
-openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout caddy-server.key \
-  -out caddy-server.csr -subj /CN=x >/dev/null 2>&1
-chmod 600 caddy-server.key
-"$bin/ward-ca" issue --dir ca --csr caddy-server.csr --id "spiffe://$TD/ns/bench/sa/server" \
-  --dns localhost --ttl 24h --out caddy-server.pem 2>/dev/null
 ch_in=$(port); ch_out=$(port)
 caddy_global="{
   admin off
