@@ -19,6 +19,7 @@ pub mod cache;
 pub mod config;
 pub mod error;
 pub mod jwt;
+pub mod limits;
 pub mod metrics;
 pub mod server;
 pub mod service;

@@ -1,5 +1,6 @@
-//! The endpoint's metrics, registered into the sidecar's registry: open streams, and calls by
-//! method and by what became of them at the door.
+//! The endpoint's metrics, registered into the sidecar's registry: open streams, calls by
+//! method and by what became of them at the door, and connections closed by the server's caps
+//! and deadlines. Every label value is from a closed set: a caller chooses none of them.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -10,11 +11,20 @@ use prometheus_client::registry::Registry;
 /// Labels of `ward_workload_api_calls_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CallLabels {
-    /// The gRPC method (`FetchX509SVID`, ...), or `unknown`.
-    pub method: String,
+    /// The gRPC method (`FetchX509SVID`, ...), or `unknown` for any other path.
+    pub method: &'static str,
     /// `admitted`, `invalid_argument` (no `workload.spiffe.io` header) or `permission_denied`
     /// (a caller the kernel says is not allowed).
     pub result: &'static str,
+}
+
+/// Labels of `ward_workload_api_connections_closed_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClosedLabels {
+    /// `not_allowed` (answered once, then closed), `not_allowed_closed` (closed unanswered:
+    /// the refusal pool was full), `max_connections`, `per_uid_limit`, `first_call_timeout`
+    /// or `idle_timeout`.
+    pub reason: &'static str,
 }
 
 /// The Workload API's metrics; clones share the same series.
@@ -24,6 +34,8 @@ pub struct ApiMetrics {
     pub streams: Gauge,
     /// Calls, by method and admission.
     pub calls: Family<CallLabels, Counter>,
+    /// Connections the server closed, by why.
+    pub connections_closed: Family<ClosedLabels, Counter>,
 }
 
 impl ApiMetrics {
@@ -39,6 +51,18 @@ impl ApiMetrics {
             "Workload API calls by method and admission",
             self.calls.clone(),
         );
+        registry.register(
+            "ward_workload_api_connections_closed",
+            "Workload API connections closed by the server's caps and deadlines, by reason",
+            self.connections_closed.clone(),
+        );
+    }
+
+    /// Counts a connection the server closed.
+    pub fn closed(&self, reason: &'static str) {
+        self.connections_closed
+            .get_or_create(&ClosedLabels { reason })
+            .inc();
     }
 }
 

@@ -1,68 +1,100 @@
-//! Serving the Workload API on its Unix socket: HTTP/2 connections, each admitted call
-//! checked at the door.
+//! Serving the Workload API on its Unix socket: callers admitted at accept by their kernel
+//! credentials, then HTTP/2 connections whose every call is checked at the door.
 //!
-//! Every call must carry the `workload.spiffe.io: true` header (which a browser or a confused
-//! HTTP client cannot be made to send) or it is refused with `InvalidArgument`; then the
-//! caller's uid and gid, as the kernel recorded them when it connected (SO_PEERCRED), must be
-//! allowed or it is refused with `PermissionDenied`. Nothing the caller sends can change who
+//! At accept the caller's uid and gid, as the kernel recorded them when it connected
+//! (SO_PEERCRED), decide everything: an allowed caller gets one of [`MAX_CONNECTIONS`] slots
+//! (at most [`MAX_PER_UID`] per uid) and is served under the deadlines and budgets of
+//! [`crate::limits`]; a caller that is not allowed takes no such slot. It is answered
+//! `PermissionDenied` to its first call from a small pool of its own ([`MAX_REFUSING`]
+//! connections, one call each, [`REFUSAL_DEADLINE`] at most, its request never kept) and
+//! closed; when that pool is full it is closed at once. Every call must also carry the
+//! `workload.spiffe.io: true` header (which a browser or a confused HTTP client cannot be made
+//! to send) or it is refused with `InvalidArgument`. Nothing the caller sends can change who
 //! it is taken to be.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::UnixListener;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tonic::codegen::Service;
 use tonic::Status;
 
 use crate::config::WorkloadApiConfig;
+use crate::limits::*;
 use crate::metrics::{ApiMetrics, CallLabels};
 use crate::pb::spiffe_workload_api_server::SpiffeWorkloadApiServer;
 use crate::service::WorkloadApi;
 use crate::socket::SocketGuard;
 
-/// Connections held at most; more are closed at once.
-pub const MAX_CONNECTIONS: usize = 1024;
-/// Concurrent calls (streams) per connection.
-const MAX_STREAMS_PER_CONNECTION: u32 = 1024;
-/// The largest request message (requests are an audience list or one token).
-const MAX_REQUEST: usize = 64 * 1024;
-/// How long a refused call's request may take to arrive before the refusal goes out anyway.
-const DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
-
 /// The header every Workload API call carries.
 pub const SECURITY_HEADER: &str = "workload.spiffe.io";
 
-/// The door: whether a call may reach the service.
-fn admit(
-    req: &hyper::Request<Incoming>,
-    allowed: Result<(), String>,
-) -> (String, Result<(), Status>) {
-    let method = req
-        .uri()
-        .path()
-        .rsplit('/')
-        .next()
-        .filter(|m| !m.is_empty())
+/// The methods of the service, the only values the `method` label takes besides `unknown`.
+const METHODS: [&str; 5] = [
+    "FetchX509SVID",
+    "FetchX509Bundles",
+    "FetchJWTSVID",
+    "FetchJWTBundles",
+    "ValidateJWTSVID",
+];
+
+/// The method a request path names, from the closed set (a caller chooses the path).
+fn method_of(path: &str) -> &'static str {
+    path.strip_prefix("/SpiffeWorkloadAPI/")
+        .and_then(|m| METHODS.iter().find(|known| **known == m))
+        .copied()
         .unwrap_or("unknown")
-        .to_owned();
+}
+
+/// The door: whether a call may reach the service.
+fn admit(req: &hyper::Request<Incoming>, allowed: &Result<(), String>) -> Result<(), Status> {
     if req
         .headers()
         .get(SECURITY_HEADER)
         .is_none_or(|v| v.as_bytes() != b"true")
     {
-        return (
-            method,
-            Err(Status::invalid_argument(
-                "security header missing from request (workload.spiffe.io: true)",
-            )),
-        );
+        return Err(Status::invalid_argument(
+            "security header missing from request (workload.spiffe.io: true)",
+        ));
     }
-    (method, allowed.map_err(Status::permission_denied))
+    allowed.clone().map_err(Status::permission_denied)
+}
+
+fn count_call(metrics: &ApiMetrics, method: &'static str, verdict: &Result<(), Status>) {
+    let result = match verdict {
+        Ok(()) => "admitted",
+        Err(s) if s.code() == tonic::Code::InvalidArgument => "invalid_argument",
+        Err(_) => "permission_denied",
+    };
+    metrics
+        .calls
+        .get_or_create(&CallLabels { method, result })
+        .inc();
+}
+
+/// The caller's kernel credentials, and whether they are allowed.
+fn caller(stream: &UnixStream, config: &WorkloadApiConfig) -> (Option<u32>, Result<(), String>) {
+    match stream.peer_cred() {
+        Ok(cred) if config.allows(cred.uid(), cred.gid()) => (Some(cred.uid()), Ok(())),
+        Ok(cred) => (
+            Some(cred.uid()),
+            Err(format!(
+                "uid {} / gid {} may not use this Workload API",
+                cred.uid(),
+                cred.gid()
+            )),
+        ),
+        Err(e) => (
+            None,
+            Err(format!("cannot read the caller's credentials: {e}")),
+        ),
+    }
 }
 
 /// Serves `api` on `listener` until `shutdown` resolves; then closes every connection and
@@ -75,14 +107,18 @@ pub async fn serve(
     metrics: ApiMetrics,
     shutdown: impl Future<Output = ()>,
 ) {
-    let config = Arc::new(config);
     let grpc = SpiffeWorkloadApiServer::from_arc(api).max_decoding_message_size(MAX_REQUEST);
-    let mut connections = JoinSet::new();
+    let uids = UidSlots::default();
+    let process_budget = Budget::new(PROCESS_BUDGET);
+    let mut served = JoinSet::new();
+    let mut refusing = JoinSet::new();
+    let mut refused_uids = std::collections::HashSet::new();
     tokio::pin!(shutdown);
     loop {
         let stream = tokio::select! {
             () = &mut shutdown => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            Some(_) = served.join_next(), if !served.is_empty() => continue,
+            Some(_) = refusing.join_next(), if !refusing.is_empty() => continue,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
                 Err(e) => {
@@ -92,62 +128,197 @@ pub async fn serve(
                 }
             },
         };
-        if connections.len() >= MAX_CONNECTIONS {
-            tracing::warn!(
-                max = MAX_CONNECTIONS,
-                "Workload API connection refused: too many open"
-            );
-            continue;
-        }
-        // Who is calling, as the kernel saw it at connect time.
-        let allowed = match stream.peer_cred() {
-            Ok(cred) if config.allows(cred.uid(), cred.gid()) => Ok(()),
-            Ok(cred) => Err(format!(
-                "uid {} / gid {} may not use this Workload API",
-                cred.uid(),
-                cred.gid()
-            )),
-            Err(e) => Err(format!("cannot read the caller's credentials: {e}")),
-        };
-        let grpc = grpc.clone();
-        let metrics = metrics.clone();
-        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-            let (method, verdict) = admit(&req, allowed.clone());
-            let result = match &verdict {
-                Ok(()) => "admitted",
-                Err(s) if s.code() == tonic::Code::InvalidArgument => "invalid_argument",
-                Err(_) => "permission_denied",
-            };
-            metrics
-                .calls
-                .get_or_create(&CallLabels { method, result })
-                .inc();
-            let mut grpc = grpc.clone();
-            async move {
-                match verdict {
-                    Ok(()) => grpc.call(req).await,
-                    Err(status) => {
-                        // Read the (small) request before refusing: answering while a client
-                        // still uploads makes HTTP/2 reset the stream, which some clients
-                        // (curl) report as a framing error instead of the status.
-                        let body = http_body_util::Limited::new(req.into_body(), MAX_REQUEST);
-                        let _ = tokio::time::timeout(DRAIN, body.collect()).await;
-                        Ok::<_, Infallible>(status.into_http())
-                    }
+        let (uid, allowed) = caller(&stream, &config);
+        let closed = |reason| metrics.closed(reason);
+        match allowed {
+            Err(why) => {
+                // Logged once per uid (bounded), counted always.
+                if refused_uids.len() < 64 && refused_uids.insert(uid) {
+                    tracing::warn!(uid = ?uid, reason = %why, "Workload API caller refused (logged once per uid)");
                 }
+                if refusing.len() >= MAX_REFUSING {
+                    closed("not_allowed_closed");
+                    continue;
+                }
+                closed("not_allowed");
+                refusing.spawn(refuse(stream, Err(why), metrics.clone()));
             }
-        });
-        connections.spawn(async move {
-            let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
-                .serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "Workload API connection ended");
+            Ok(()) => {
+                if served.len() >= MAX_CONNECTIONS {
+                    tracing::warn!(
+                        max = MAX_CONNECTIONS,
+                        "Workload API connection refused: too many open"
+                    );
+                    closed("max_connections");
+                    continue;
+                }
+                // An allowed caller always has a uid (reading it is how it was allowed).
+                let Some(slot) = uid.and_then(|u| uids.take(u)) else {
+                    tracing::warn!(uid = ?uid, max = MAX_PER_UID, "Workload API connection refused: this uid holds its maximum");
+                    closed("per_uid_limit");
+                    continue;
+                };
+                let conn = Connection {
+                    grpc: grpc.clone(),
+                    metrics: metrics.clone(),
+                    budget: Budget::new(CONNECTION_BUDGET),
+                    process_budget: process_budget.clone(),
+                };
+                served.spawn(async move {
+                    conn.serve(stream).await;
+                    drop(slot);
+                });
             }
-        });
+        }
     }
-    connections.shutdown().await;
+    served.shutdown().await;
+    refusing.shutdown().await;
     drop(listener);
     drop(guard);
     tracing::info!("Workload API stopped; socket removed");
+}
+
+/// Lets a refused call's request finish arriving, reading and discarding at most
+/// [`REFUSAL_DRAIN_BYTES`] for at most [`REFUSAL_DRAIN`]: nothing is kept. A client still
+/// sending when the answer comes gets its stream reset, which some (curl) report as a framing
+/// error instead of the status; a request that does not end that soon is answered anyway.
+async fn drain_briefly(mut body: Incoming) {
+    let _ = tokio::time::timeout(REFUSAL_DRAIN, async {
+        let mut seen = 0;
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, |d| d.len());
+            if seen > REFUSAL_DRAIN_BYTES {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+fn http2() -> hyper::server::conn::http2::Builder<TokioExecutor> {
+    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    builder
+        .initial_stream_window_size(WINDOW)
+        .initial_connection_window_size(WINDOW)
+        .max_header_list_size(16 * 1024);
+    builder
+}
+
+/// Answers the first call of a caller that is not allowed, without keeping its request, then
+/// closes; [`REFUSAL_DEADLINE`] bounds the whole connection.
+async fn refuse(stream: UnixStream, allowed: Result<(), String>, metrics: ApiMetrics) {
+    let answered = Arc::new(Notify::new());
+    let done = answered.clone();
+    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        let verdict = admit(&req, &allowed);
+        count_call(&metrics, method_of(req.uri().path()), &verdict);
+        let status = verdict
+            .err()
+            .unwrap_or_else(|| Status::permission_denied("refused"));
+        let done = done.clone();
+        async move {
+            drain_briefly(req.into_body()).await;
+            done.notify_one();
+            Ok::<_, std::convert::Infallible>(status.into_http::<tonic::body::Body>())
+        }
+    });
+    let mut builder = http2();
+    builder.max_concurrent_streams(1);
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let _ = tokio::time::timeout(REFUSAL_DEADLINE, async {
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            () = answered.notified() => conn.as_mut().graceful_shutdown(),
+        }
+        let _ = conn.await;
+    })
+    .await;
+}
+
+/// What an allowed connection is served with.
+struct Connection {
+    grpc: SpiffeWorkloadApiServer<WorkloadApi>,
+    metrics: ApiMetrics,
+    budget: Budget,
+    process_budget: Budget,
+}
+
+impl Connection {
+    /// Serves one allowed caller until it leaves, waits [`FIRST_CALL`] without calling, or
+    /// stays [`IDLE`] with no call open.
+    async fn serve(self, stream: UnixStream) {
+        let open = OpenCalls::new();
+        let mut calls = open.watch();
+        let Self {
+            grpc,
+            metrics,
+            budget,
+            process_budget,
+        } = self;
+        let counting = metrics.clone();
+        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            let verdict = admit(&req, &Ok(()));
+            count_call(&counting, method_of(req.uri().path()), &verdict);
+            let call = open.open();
+            let (budget, process_budget) = (budget.clone(), process_budget.clone());
+            let mut grpc = grpc.clone();
+            async move {
+                let response = match verdict {
+                    Ok(()) => {
+                        let req = req.map(|b| BudgetBody::new(b, budget, process_budget));
+                        grpc.call(req).await?
+                    }
+                    // Answered at once: the request is never kept.
+                    Err(status) => {
+                        drain_briefly(req.into_body()).await;
+                        status.into_http()
+                    }
+                };
+                Ok::<_, std::convert::Infallible>(response.map(move |body| {
+                    body.map_frame(move |frame| {
+                        let _open = &call;
+                        frame
+                    })
+                }))
+            }
+        });
+        let mut builder = http2();
+        builder.max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
+        let conn = builder.serve_connection(TokioIo::new(stream), service);
+        tokio::pin!(conn);
+        let mut deadline = Some((Instant::now() + FIRST_CALL, "first_call_timeout"));
+        loop {
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "Workload API connection ended");
+                    }
+                    return;
+                }
+                () = async {
+                    match deadline {
+                        Some((at, _)) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    if let Some((_, reason)) = deadline.take() {
+                        metrics.closed(reason);
+                        tracing::debug!(reason, "Workload API connection closed");
+                    }
+                    break;
+                }
+                changed = calls.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    deadline = (*calls.borrow_and_update() == 0)
+                        .then(|| (Instant::now() + IDLE, "idle_timeout"));
+                }
+            }
+        }
+        // No call is open: say goodbye, and do not wait on a caller that ignores it.
+        conn.as_mut().graceful_shutdown();
+        let _ = tokio::time::timeout(REFUSAL_DEADLINE, conn).await;
+    }
 }
