@@ -7,7 +7,7 @@ use std::time::Instant;
 use ward_identity::SpiffeId;
 use ward_policy::Verdict;
 
-use crate::metrics::{BytesLabels, CloseLabels, ConnLabels, DecisionLabels, Metrics};
+use crate::metrics::{BytesLabels, CloseLabels, ConnLabels, DecisionLabels, LabelText, Metrics};
 use crate::pipe::{CloseCode, Traffic};
 
 /// Everything known about a connection, logged when it ends.
@@ -67,7 +67,7 @@ impl ConnRecord {
             .get_or_create(&DecisionLabels {
                 listener: self.labels.listener.clone(),
                 decision: verdict.label(),
-                rule: verdict.rule().to_owned(),
+                rule: LabelText(verdict.rule().to_owned()),
             })
             .inc();
         self.peer = Some(peer);

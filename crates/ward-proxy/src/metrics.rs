@@ -1,12 +1,37 @@
 //! Prometheus metrics of the proxy (prometheus-client, OpenMetrics text on `/metrics`).
+//!
+//! prometheus-client writes label values as they are, so a value with `"`, `\` or a line feed
+//! would make the whole page unparseable. Every label value here is therefore either from a
+//! closed set (`&'static str`), a listener name (the config allows only `a-z A-Z 0-9 . _ -`),
+//! or a [`LabelText`], which escapes as the text format requires (rule names are free text).
 
-use prometheus_client::encoding::EncodeLabelSet;
+use std::fmt::Write as _;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
+
+/// A label value of free text, escaped (`\\`, `\"`, `\n`) when written.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct LabelText(pub String);
+
+impl EncodeLabelValue for LabelText {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        for c in self.0.chars() {
+            match c {
+                '\\' => encoder.write_str("\\\\")?,
+                '"' => encoder.write_str("\\\"")?,
+                '\n' => encoder.write_str("\\n")?,
+                c => encoder.write_char(c)?,
+            }
+        }
+        Ok(())
+    }
+}
 
 /// Listener and direction (`inbound` / `outbound`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -59,8 +84,8 @@ pub struct DecisionLabels {
     pub listener: String,
     /// `allow`, `deny` or `audit-deny`.
     pub decision: &'static str,
-    /// The deciding rule, or `default-deny`.
-    pub rule: String,
+    /// The deciding rule, or `default-deny` (free text in the policy file: escaped).
+    pub rule: LabelText,
 }
 
 /// Bytes through a listener, by flow (`in` = from the network peer, `out` = to it).
@@ -348,5 +373,30 @@ impl Metrics {
         self.reloads
             .get_or_create(&ReloadLabels { kind, result })
             .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rule_name_of_any_text_keeps_metrics_parseable() {
+        let metrics = Metrics::default();
+        let rule = "say \"allow\" \\ all\nof it";
+        metrics
+            .decisions
+            .get_or_create(&DecisionLabels {
+                listener: "api".into(),
+                decision: "deny",
+                rule: LabelText(rule.into()),
+            })
+            .inc();
+        let text = metrics.encode();
+        assert!(
+            text.contains(r#"rule="say \"allow\" \\ all\nof it"} 1"#),
+            "{text}"
+        );
+        ward_e2e::metrics::promtool_parses(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     }
 }
