@@ -101,11 +101,14 @@ pub enum ErrorCode {
     InvalidAudience,
     /// `/v1/jwt` on a CA not configured to issue JWT-SVIDs.
     JwtSvidDisabled,
+    /// `/v1/renew` or `/v1/jwt` with an app's certificate (one a sidecar obtained for the app
+    /// beside it): it renews nothing and mints nothing; only the sidecar's own SVID does.
+    AppCertificate,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order (the docs' error table is checked against it).
-    pub const ALL: [ErrorCode; 41] = {
+    pub const ALL: [ErrorCode; 42] = {
         use ErrorCode::*;
         [
             MalformedJson,
@@ -149,6 +152,7 @@ impl ErrorCode {
             BundleUnavailable,
             InvalidAudience,
             JwtSvidDisabled,
+            AppCertificate,
         ]
     };
 
@@ -198,6 +202,7 @@ impl ErrorCode {
             BundleUnavailable => 38,
             InvalidAudience => 39,
             JwtSvidDisabled => 40,
+            AppCertificate => 41,
         }
     }
 
@@ -212,7 +217,7 @@ impl ErrorCode {
             | WrongIssuer | WrongAudience | UnsupportedAlgorithm | TokenNotYetValid
             | MissingClaims | ClientCertRequired | InvalidClientCert | UnknownCertificate => 401,
             AttestorDisabled | WrongTrustDomain | Revoked | NotAdmin | ReservedId
-            | JwtSvidDisabled => 403,
+            | JwtSvidDisabled | AppCertificate => 403,
             NotFound => 404,
             MethodNotAllowed => 405,
             RequestTimeout => 408,
@@ -267,6 +272,7 @@ impl ErrorCode {
             BundleUnavailable => "bundle_unavailable",
             InvalidAudience => "invalid_audience",
             JwtSvidDisabled => "jwt_svid_disabled",
+            AppCertificate => "app_certificate",
         }
     }
 

@@ -23,6 +23,11 @@ pub struct EnrollRequest {
 pub struct RenewRequest {
     /// PEM CSR for the new key.
     pub csr: String,
+    /// The certificate is for the app beside the sidecar (the Workload API), not for the
+    /// sidecar itself: the CA records it as an app certificate, which can neither renew nor
+    /// mint JWT-SVIDs, so a copied app key is worth one certificate lifetime.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub for_app: bool,
 }
 
 /// `POST /v1/revoke` (mTLS, admins): an ID or a serial, with an optional reason.

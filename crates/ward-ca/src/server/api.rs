@@ -295,6 +295,14 @@ pub(super) async fn client_svid(
     ca: &CaService,
     conn: &ConnInfo,
 ) -> Result<ward_identity::SvidLeaf, ApiError> {
+    Ok(client_on_record(ca, conn).await?.0)
+}
+
+/// [`client_svid`] with the record the CA keeps of it.
+async fn client_on_record(
+    ca: &CaService,
+    conn: &ConnInfo,
+) -> Result<(ward_identity::SvidLeaf, CertRecord), ApiError> {
     let Some(svid) = conn.client.clone() else {
         return Err(ApiError::new(
             ErrorCode::ClientCertRequired,
@@ -318,7 +326,7 @@ pub(super) async fn client_svid(
         .await
         .map_err(state_error)?;
     let fingerprint = conn.client_fingerprint.as_deref().unwrap_or_default();
-    if !record.is_some_and(|r| r.describes(svid.id.as_str(), fingerprint)) {
+    let Some(record) = record.filter(|r| r.describes(svid.id.as_str(), fingerprint)) else {
         return Err(ApiError::new(
             ErrorCode::UnknownCertificate,
             format!(
@@ -326,7 +334,7 @@ pub(super) async fn client_svid(
                 svid.serial_hex, svid.id
             ),
         ));
-    }
+    };
     if let Some(r) = revoked {
         return Err(ApiError::new(
             ErrorCode::Revoked,
@@ -336,18 +344,41 @@ pub(super) async fn client_svid(
             ),
         ));
     }
+    Ok((svid, record))
+}
+
+/// The attestor recorded for certificates a sidecar obtained for its app.
+pub(super) const APP_ATTESTOR: &str = "app";
+
+/// [`client_svid`], for what only a sidecar's own SVID may do (renew, mint JWT-SVIDs): an app
+/// certificate is refused, so a leaked app key is bounded to the one certificate it has.
+pub(super) async fn workload_svid(
+    ca: &CaService,
+    conn: &ConnInfo,
+) -> Result<ward_identity::SvidLeaf, ApiError> {
+    let (svid, record) = client_on_record(ca, conn).await?;
+    if record.attestor == APP_ATTESTOR {
+        return Err(ApiError::new(
+            ErrorCode::AppCertificate,
+            format!(
+                "certificate {} for {} was issued for an app through the Workload API: it can \
+                 neither renew nor obtain JWT-SVIDs (the sidecar's own SVID does that)",
+                svid.serial_hex, svid.id
+            ),
+        ));
+    }
     Ok(svid)
 }
 
 async fn renew(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> Result<Resp, ApiError> {
     let body = read_body(req, ca).await?;
-    let svid = client_svid(ca, conn).await?;
+    let svid = workload_svid(ca, conn).await?;
     let body: RenewRequest = parse_json(&body)?;
     issue_and_record(
         ca,
         &body.csr,
         &svid.id,
-        "renew",
+        if body.for_app { APP_ATTESTOR } else { "renew" },
         conn,
         None,
         Some(svid.serial_hex),

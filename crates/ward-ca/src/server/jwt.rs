@@ -1,12 +1,12 @@
 //! `POST /v1/jwt`: a JWT-SVID for the caller's own SPIFFE ID, over mTLS with an SVID this CA
 //! issued and recorded (the same standing check as `/v1/renew`: unexpired, unrevoked, on
-//! record). The ID comes from the verified certificate, never from the request.
+//! record, and not an app's certificate). The ID comes from the verified certificate, never from the request.
 
 use hyper::body::Incoming;
 use hyper::Request;
 use ward_api::{ErrorCode, JwtIssued, JwtRequest};
 
-use super::api::{client_svid, json_response, read_body, ConnInfo, Resp};
+use super::api::{json_response, read_body, workload_svid, ConnInfo, Resp};
 use super::error::ApiError;
 use super::metrics::AttestorLabel;
 use super::requests::parse_json;
@@ -27,7 +27,7 @@ pub(super) async fn issue(
             "this CA does not issue JWT-SVIDs (no jwt_svid: in its config)",
         ));
     };
-    let svid = client_svid(ca, conn).await?;
+    let svid = workload_svid(ca, conn).await?;
     let request: JwtRequest = parse_json(&body)?;
     let ttl = jwt_svid::check_request(cfg, &request.audience, request.ttl)?;
     let authority = ca.authority();

@@ -101,7 +101,7 @@ async fn obtain(
     trust_domain: &TrustDomain,
 ) -> Result<(Arc<Identity>, Arc<X509Svid>), IdentityError> {
     let (key, csr) = key_and_csr()?;
-    let body = serde_json::to_string(&RenewRequest { csr })
+    let body = serde_json::to_string(&RenewRequest { csr, for_app: true })
         .map_err(|e| IdentityError::KeyGeneration(e.to_string()))?;
     let path = ward_api::RENEW;
     let resp = client

@@ -268,7 +268,10 @@ impl CaSource {
         let (path, body) = if renew {
             (
                 ward_api::RENEW,
-                serde_json::to_string(&RenewRequest { csr }),
+                serde_json::to_string(&RenewRequest {
+                    csr,
+                    for_app: false,
+                }),
             )
         } else {
             let path = self.token_file.clone();
