@@ -190,3 +190,69 @@ async fn headers_with_underscores_are_dropped_by_default_and_xfcc_spoofs_always(
     }
     s.proxy.shutdown().await;
 }
+
+/// Every spelling of a header about the caller that an app may trust.
+const CALLER_HEADERS: [&str; 13] = [
+    "X_Forwarded_For: 198.51.100.7",
+    "x_forwarded_proto: http",
+    "X_Forwarded-Host: evil.example",
+    "Forwarded: for=198.51.100.7;proto=http",
+    "forwarded_: x",
+    "X-Real-IP: 198.51.100.7",
+    "X_Real_Ip: 198.51.100.7",
+    "True-Client-IP: 198.51.100.7",
+    "true_client_ip: 198.51.100.7",
+    "X-Client-IP: 198.51.100.7",
+    "X_CLIENT_IP: 198.51.100.7",
+    "X-Forwarded-Host: evil.example",
+    "x_forwarded_for: 198.51.100.8",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_about_the_caller_reach_the_app_only_as_the_sidecar_set_them() {
+    for extra in ["", ", headers_with_underscores: allow"] {
+        let s = setup_with(POLICY, extra).await;
+        for version in VERSIONS {
+            let mut args = vec![version];
+            for h in CALLER_HEADERS {
+                args.extend(["-H", h]);
+            }
+            args.extend(["-H", "x_custom: 1"]);
+            let (_, status, body) = curl(&s, "frontend", s.port, &args, "/public/x");
+            assert_eq!(status, 200, "{extra} {version}: {body}");
+            let names = header_names(&body);
+            let folded: Vec<String> = names.iter().map(|n| n.replace('_', "-")).collect();
+            for claim in [
+                "forwarded",
+                "x-real-ip",
+                "true-client-ip",
+                "x-client-ip",
+                "x-forwarded-host",
+            ] {
+                assert!(
+                    !folded.iter().any(|n| n == claim),
+                    "{extra} {version}: {claim} in {names:?}"
+                );
+            }
+            for set in ["x-forwarded-for", "x-forwarded-proto"] {
+                assert_eq!(
+                    (
+                        folded.iter().filter(|n| *n == set).count(),
+                        names.iter().filter(|n| *n == set).count()
+                    ),
+                    (1, 1),
+                    "{extra} {version}: only the sidecar's {set}: {names:?}"
+                );
+            }
+            assert!(!body.contains("198.51.100"), "{extra} {version}: {body}");
+            assert!(!body.contains("evil.example"), "{extra} {version}: {body}");
+            // Underscores otherwise pass where the listener allows them.
+            assert_eq!(
+                names.contains(&"x_custom".to_owned()),
+                !extra.is_empty(),
+                "{extra} {version}: {names:?}"
+            );
+        }
+        s.proxy.shutdown().await;
+    }
+}

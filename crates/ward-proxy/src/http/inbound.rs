@@ -11,7 +11,10 @@
 //! ASP.NET Core treat as `DELETE`) is refused with 400 rather than matched or forwarded as
 //! sent; headers whose names contain `_` (which CGI and WSGI servers fold into `-`) are
 //! dropped, refused or allowed per listener (`headers_with_underscores`), and one that folds
-//! into `x-forwarded-client-cert` is always removed.
+//! into a header about the caller (`x-forwarded-client-cert`, `x-forwarded-for`, `forwarded`,
+//! `x-real-ip`, ...) is always removed. By default (`x_forwarded_for: replace`) the caller's
+//! own `Forwarded`, `X-Real-IP`, `True-Client-IP`, `X-Client-IP` and `X-Forwarded-Host` are
+//! removed too.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -47,6 +50,33 @@ pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for
 /// How the request arrived (`https`: over the sidecars' mTLS).
 pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
+/// Headers about the caller that an app may take as the sidecar's word: the three it sets
+/// (`x-forwarded-client-cert`, `x-forwarded-for`, `x-forwarded-proto`) and those it strips
+/// from callers in `replace` mode ([`CALLER_CLAIMS`]). Any header that reads as one of these
+/// once `_` reads as `-` is removed in every mode: a CGI/WSGI app folds `X_Forwarded_For`
+/// into the same variable as `X-Forwarded-For`.
+const TRUSTED: [&str; 8] = [
+    "x-forwarded-client-cert",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "forwarded",
+    "x-real-ip",
+    "true-client-ip",
+    "x-client-ip",
+    "x-forwarded-host",
+];
+
+/// What a caller says about itself in headers other than the `x-forwarded-*` pair: removed in
+/// `replace` mode (the default), since nothing vouches for them; kept in `append` mode, where
+/// the caller is a gateway the app trusts. ward does not set `Forwarded`.
+const CALLER_CLAIMS: [HeaderName; 5] = [
+    HeaderName::from_static("forwarded"),
+    HeaderName::from_static("x-real-ip"),
+    HeaderName::from_static("true-client-ip"),
+    HeaderName::from_static("x-client-ip"),
+    HeaderName::from_static("x-forwarded-host"),
+];
+
 /// Pooled HTTP/1.1 connections to the app.
 pub type AppClient = Client<HttpConnector, Body>;
 
@@ -76,6 +106,9 @@ fn forwarded(headers: &mut hyper::HeaderMap, own: Option<&HeaderValue>, mode: Fo
     if mode == ForwardedFor::Replace {
         headers.remove(X_FORWARDED_FOR);
         headers.remove(X_FORWARDED_PROTO);
+        for name in &CALLER_CLAIMS {
+            headers.remove(name);
+        }
         if let Some(own) = own {
             headers.insert(X_FORWARDED_FOR, own.clone());
         }
@@ -112,8 +145,8 @@ fn forwarded(headers: &mut hyper::HeaderMap, own: Option<&HeaderValue>, mode: Fo
 }
 
 /// Applies the listener's rule for header names containing `_`; `Err` names the first such
-/// header when the rule is to reject. Whatever the rule, a header that is
-/// `x-forwarded-client-cert` once `_` reads as `-` is removed (the sidecar writes its own).
+/// header when the rule is to reject. Whatever the rule, a header that reads as one of
+/// [`TRUSTED`] once `_` reads as `-` is removed (names are already lower case here).
 fn underscore_headers(
     headers: &mut hyper::HeaderMap,
     action: UnderscoreHeaders,
@@ -124,11 +157,11 @@ fn underscore_headers(
         .cloned()
         .collect();
     for name in underscored {
-        let reads_as_xfcc = || name.as_str().replace('_', "-") == XFCC.as_str();
+        let reads_as_trusted = || TRUSTED.contains(&name.as_str().replace('_', "-").as_str());
         match action {
             UnderscoreHeaders::Reject => return Err(name),
             UnderscoreHeaders::Drop => drop(headers.remove(&name)),
-            UnderscoreHeaders::Allow if reads_as_xfcc() => drop(headers.remove(&name)),
+            UnderscoreHeaders::Allow if reads_as_trusted() => drop(headers.remove(&name)),
             UnderscoreHeaders::Allow => {}
         }
     }
