@@ -121,6 +121,9 @@ impl Postgres {
                 "--no-instructions",
             ],
         );
+        // initdb (as the server's user) has read it; the CA refuses a password file that
+        // group or others may read, as it would a Secret mounted without defaultMode 0400.
+        std::fs::set_permissions(&pwfile, std::fs::Permissions::from_mode(0o600)).unwrap();
         // `free_port` only found a port that was free a moment ago: another test may take it
         // first, and then the server cannot bind. Try another.
         let mut pg = pg;

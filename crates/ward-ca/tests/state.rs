@@ -354,6 +354,13 @@ async fn postgres_passes_the_suite() {
     let pg = Postgres::start();
     let db = pg.create_database("suite");
     let config = pg_config(&pg, &db);
+    // A password file others may read is refused, like the KEK, naming the fix.
+    let mode = |m| std::os::unix::fs::PermissionsExt::from_mode(m);
+    std::fs::set_permissions(pg.password_file(), mode(0o640)).unwrap();
+    let err = Store::open(&config).await.unwrap_err().to_string();
+    assert!(err.contains("readable by group/other (mode 0640)"), "{err}");
+    assert!(err.contains("password"), "{err}");
+    std::fs::set_permissions(pg.password_file(), mode(0o600)).unwrap();
     let store = Store::open(&config).await.unwrap();
     let again = Store::open(&config).await.unwrap();
     suite(store, move || again.clone()).await;

@@ -234,7 +234,11 @@ impl StateFile {
             Some(_) => {
                 config.ssl_mode(SslMode::Require);
             }
-            None if config.get_hosts().iter().all(is_local) => {
+            // Plaintext only when every place the driver may connect to is on this host:
+            // each host, and each hostaddr (which, when given, is where it connects).
+            None if config.get_hosts().iter().all(is_local)
+                && config.get_hostaddrs().iter().all(|ip| ip.is_loopback()) =>
+            {
                 config.ssl_mode(SslMode::Disable);
             }
             None => {

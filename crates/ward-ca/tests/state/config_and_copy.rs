@@ -34,6 +34,15 @@ fn state_config_fails_closed() {
             "state:\n  postgres:\n    url: postgres://ward@db.example.org/ward\n",
             "plaintext to a database that is not on this host",
         ),
+        // hostaddr is where the driver connects: a loopback host name does not make it local.
+        (
+            "state:\n  postgres:\n    url: postgres://ward@localhost/ward?hostaddr=192.0.2.10\n",
+            "plaintext to a database that is not on this host",
+        ),
+        (
+            "state:\n  postgres:\n    url: \"host=127.0.0.1 hostaddr=192.0.2.10 user=ward dbname=ward\"\n",
+            "plaintext to a database that is not on this host",
+        ),
         (
             "state:\n  postgres:\n    url: postgres://127.0.0.1/ward\n",
             "name the user",

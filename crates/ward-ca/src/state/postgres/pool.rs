@@ -69,6 +69,20 @@ impl std::fmt::Debug for Target {
     }
 }
 
+/// The password file's text, refused (like the KEK) when group or others may read it.
+fn read_password(path: &std::path::Path) -> std::io::Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)?.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(std::io::Error::other(format!(
+            "readable by group/other (mode {mode:04o}); run `chmod 600 {}` (a Kubernetes \
+             Secret volume: defaultMode: 0400)",
+            path.display()
+        )));
+    }
+    std::fs::read_to_string(path)
+}
+
 impl Target {
     /// A new connection, its I/O driven by a task of its own.
     pub async fn connect(&self) -> Result<Conn, StateError> {
@@ -76,7 +90,7 @@ impl Target {
         config.connect_timeout(CONNECT_TIMEOUT);
         if let Some(file) = &self.password_file {
             let path = file.clone();
-            let read = tokio::task::spawn_blocking(move || std::fs::read_to_string(&path))
+            let read = tokio::task::spawn_blocking(move || read_password(&path))
                 .await
                 .unwrap_or_else(|e| Err(std::io::Error::other(e)));
             let password = read.map_err(|e| {
