@@ -1,7 +1,7 @@
 //! Attestors: turning a proof (join token or Kubernetes token) into the SPIFFE ID to certify.
 //! The ID always comes from the proof, never from the CSR.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
@@ -99,7 +99,18 @@ pub struct KubernetesAttestor {
     /// The keys in force: the content last seen at their source, and the keys themselves.
     keys: Mutex<(ContentWatch, Jwks)>,
     /// Asks the URL refresher to fetch now (a token named a key we do not have).
-    refresh: Notify,
+    refresh: Arc<Notify>,
+    /// The refresher task, stopped when this attestor is dropped (a reload builds a new one:
+    /// the old task must not go on fetching with the old URL and bearer token).
+    refresher: OnceLock<tokio::task::AbortHandle>,
+}
+
+impl Drop for KubernetesAttestor {
+    fn drop(&mut self) {
+        if let Some(task) = self.refresher.get() {
+            task.abort();
+        }
+    }
 }
 
 /// Why a Kubernetes token was refused.
@@ -142,9 +153,19 @@ impl KubernetesAttestor {
             config,
             trust_domain,
             keys: Mutex::new((ContentWatch::seen(ContentDigest::of(&[&raw])), jwks)),
-            refresh: Notify::new(),
+            refresh: Arc::new(Notify::new()),
+            refresher: OnceLock::new(),
         });
-        tokio::spawn(refresh_loop(attestor.clone()));
+        let every = match attestor.config.jwks {
+            JwksSource::File(_) => FILE_RECHECK,
+            JwksSource::Url(_) => URL_REFRESH,
+        };
+        let task = tokio::spawn(refresh_loop(
+            Arc::downgrade(&attestor),
+            attestor.refresh.clone(),
+            every,
+        ));
+        let _ = attestor.refresher.set(task.abort_handle());
         Ok(attestor)
     }
 
@@ -206,20 +227,18 @@ impl KubernetesAttestor {
 
 /// Reads the key set again every [`FILE_RECHECK`] (a file) or [`URL_REFRESH`] (a URL), and
 /// sooner when a token names an unknown key, never more often than [`MIN_INTERVAL`]. It lives
-/// as long as the runtime that serves the CA; requests only ever read the keys in memory.
-async fn refresh_loop(a: Arc<KubernetesAttestor>) {
-    let every = match a.config.jwks {
-        JwksSource::File(_) => FILE_RECHECK,
-        JwksSource::Url(_) => URL_REFRESH,
-    };
+/// as long as its attestor (which it holds only weakly, and which aborts it when dropped);
+/// requests only ever read the keys in memory.
+async fn refresh_loop(weak: Weak<KubernetesAttestor>, refresh: Arc<Notify>, every: Duration) {
     let mut last = Instant::now();
     loop {
         tokio::select! {
             () = tokio::time::sleep(every) => {}
-            () = a.refresh.notified() => {}
+            () = refresh.notified() => {}
         }
         tokio::time::sleep(MIN_INTERVAL.saturating_sub(last.elapsed())).await;
         last = Instant::now();
+        let Some(a) = weak.upgrade() else { return };
         // Only the bytes: `take` parses them, and only when they changed.
         match read_source(&a.config.jwks).await {
             Ok(raw) => a.take(&raw),

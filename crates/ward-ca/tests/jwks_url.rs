@@ -139,3 +139,51 @@ async fn jwks_url_config_is_checked() {
     let err = ward_ca::server::start(cfg).await.unwrap_err().to_string();
     assert!(err.contains("401"), "{err}");
 }
+
+/// Tasks alive on this runtime once the count stops moving (connection tasks ending).
+async fn settled_tasks() -> usize {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let mut last = metrics.num_alive_tasks();
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = metrics.num_alive_tasks();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    last
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_replaces_the_jwks_refresher_instead_of_adding_one() {
+    let api_ca = TestCa::new("api.test");
+    let first = JwtSigner::es256("a");
+    let doc = Arc::new(Mutex::new(jwks(&[&first])));
+    let port = jwks_server(&api_ca, doc.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        api_ca.path().join("bundle.pem"),
+        dir.path().join("api-ca.pem"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("sa-token"), "secret\n").unwrap();
+    let source = format!("jwks_url: \"https://localhost:{port}/openid/v1/jwks\", jwks_ca_file: api-ca.pem, jwks_token_file: sa-token");
+    let h = Harness::start_with(&source, "", dir).await;
+    let config = h.dir.path().join("ca.yaml");
+    h.running.reload(&config).await.unwrap();
+    let before = settled_tasks().await;
+    for _ in 0..10 {
+        h.running.reload(&config).await.unwrap();
+    }
+    let after = settled_tasks().await;
+    assert!(
+        after <= before,
+        "ten reloads left {} more tasks alive ({before} -> {after})",
+        after.saturating_sub(before)
+    );
+    // The attestor in force still works.
+    let token = first.sign(&kube_claims(ISSUER, AUDIENCE, "shop", "api", 600));
+    let (resp, _) = h.enroll(&token).await;
+    assert_eq!(resp.status, 200, "{:?}", resp.json());
+}
