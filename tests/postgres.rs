@@ -192,34 +192,38 @@ impl Postgres {
 
     /// Runs one SQL command as `ward` in database `db`; returns its unaligned output.
     pub fn psql_in(&self, db: &str, sql: &str) -> String {
-        let out = Command::new(self.bindir.join("psql"))
-            .env("PGPASSWORD", "ward-test-password")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                USER,
-                "-d",
-                db,
-                "-X",
-                "-q",
-                "-A",
-                "-t",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-c",
-                sql,
-            ])
-            .output()
-            .unwrap();
+        let out = self.psql_command(db, sql).output().unwrap();
         assert!(
             out.status.success(),
             "psql {sql}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// The psql command that runs `sql` as `ward` in database `db` (to spawn and leave
+    /// running, e.g. a transaction holding a lock).
+    pub fn psql_command(&self, db: &str, sql: &str) -> Command {
+        let mut cmd = Command::new(self.bindir.join("psql"));
+        cmd.env("PGPASSWORD", "ward-test-password").args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            USER,
+            "-d",
+            db,
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ]);
+        cmd
     }
 
     /// Stops the server at once (as a crash or a failover would), keeping its data.
@@ -330,4 +334,20 @@ impl Drop for Postgres {
             ],
         );
     }
+}
+
+/// The roots a CA kept in PostgreSQL publishes (what a client of its replicas trusts), read
+/// through the library with the config's state and KEK.
+pub async fn db_ca_roots(config: &ward_ca::config::CaConfig) -> ward_tls::BundleStore {
+    let ward_ca::config::CaKeys::Database { kek_file } = &config.keys else {
+        panic!("keys in the database")
+    };
+    let store = ward_ca::state::Store::open(&config.state).await.unwrap();
+    let kek = ward_ca::kek::Kek::load(kek_file).unwrap();
+    let ca = ward_ca::ca_store::DbCa::on(&store, kek, config.trust_domain.clone()).unwrap();
+    let (material, _) = ca.load().await.unwrap().unwrap();
+    ward_tls::BundleStore::new(
+        ward_tls::TrustBundles::single(config.trust_domain.clone(), material.roots().unwrap())
+            .unwrap(),
+    )
 }

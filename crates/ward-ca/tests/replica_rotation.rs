@@ -63,19 +63,9 @@ fn config(dir: &Path, pg: &Postgres, db: &str, name: &str, port: u16, kek: &Path
     path
 }
 
-/// The roots the database's CA publishes (what a client trusts), read through the library.
+/// The roots the database's CA publishes (what a client trusts).
 async fn roots(cfg: &Path) -> ward_tls::BundleStore {
-    let config = ward_ca::config::CaConfig::load(cfg).unwrap();
-    let ward_ca::config::CaKeys::Database { kek_file } = &config.keys else {
-        panic!("keys in the database")
-    };
-    let store = ward_ca::state::Store::open(&config.state).await.unwrap();
-    let kek = ward_ca::kek::Kek::load(kek_file).unwrap();
-    let ca = ward_ca::ca_store::DbCa::on(&store, kek, config.trust_domain.clone()).unwrap();
-    let (material, _) = ca.load().await.unwrap().unwrap();
-    ward_tls::BundleStore::new(
-        ward_tls::TrustBundles::single(config.trust_domain, material.roots().unwrap()).unwrap(),
-    )
+    ward_e2e::postgres::db_ca_roots(&ward_ca::config::CaConfig::load(cfg).unwrap()).await
 }
 
 async fn get(

@@ -179,6 +179,7 @@ async fn issue_and_record(
         ));
     }
     let der = csr::decode(csr_pem.as_bytes()).map_err(crate::CaError::from)?;
+    refuse_if_behind(ca)?;
     let authority = ca.authority();
     let issued = authority.issuer.issue(
         &der,
@@ -345,6 +346,17 @@ async fn client_on_record(
         ));
     }
     Ok((svid, record))
+}
+
+/// A replica behind the CA version in the database signs nothing: its issuer may be retired.
+pub(super) fn refuse_if_behind(ca: &CaService) -> Result<(), ApiError> {
+    match ca.behind.why() {
+        Some(why) => Err(ApiError::new(
+            ErrorCode::IssuerUnavailable,
+            format!("this CA replica is not signing: {why}"),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// The attestor recorded for certificates a sidecar obtained for its app.

@@ -1,6 +1,7 @@
 //! `/healthz`, `/readyz` and `/metrics`, on the CA's API and on its plain-HTTP ops listener
 //! (`ops:`, for probes and scrapers that hold no client certificate): ready once it holds a
-//! valid serving certificate and its state answers, and not while draining; metrics in the
+//! valid serving certificate and its state answers, and not while draining or behind the CA
+//! version in the database; metrics in the
 //! OpenMetrics text format, labelled as such, with `ward_ca_ready` brought up to date first.
 
 use hyper::header::CONTENT_TYPE;
@@ -12,8 +13,9 @@ use crate::state::unix_now;
 
 /// Why the CA is not ready, or `Ok` when it is; sets `ward_ca_ready`.
 async fn readiness(ca: &CaService) -> Result<(), String> {
-    let verdict = match ca.store.current() {
-        Some(id) if !id.is_expired_at(unix_now()) => {
+    let verdict = match (ca.behind.why(), ca.store.current()) {
+        (Some(why), _) => Err(why),
+        (None, Some(id)) if !id.is_expired_at(unix_now()) => {
             ca.state.ping().await.map_err(|e| e.to_string())
         }
         _ => Err("no serving certificate".to_owned()),

@@ -29,6 +29,7 @@ pub(super) async fn issue(
     };
     let svid = workload_svid(ca, conn).await?;
     let request: JwtRequest = parse_json(&body)?;
+    super::api::refuse_if_behind(ca)?;
     let ttl = jwt_svid::check_request(cfg, &request.audience, request.ttl)?;
     let authority = ca.authority();
     let key = authority.jwt_signer().ok_or_else(|| {

@@ -74,6 +74,8 @@ pub struct CaService {
     pub metrics: CaMetrics,
     /// The CA's own serving identity.
     pub store: CertStore,
+    /// With the CA in the database: whether this replica is behind the stored version.
+    pub behind: authority::Behind,
 }
 
 impl CaService {
@@ -276,6 +278,7 @@ pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
         state,
         metrics,
         store,
+        behind: authority::Behind::default(),
     });
     issue_own_identity(&service).await?;
     federation::load(&service).await?;
