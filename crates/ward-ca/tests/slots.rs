@@ -2,7 +2,8 @@
 //! (or half an HTTP/2 preface, or a preface and no request) is closed at
 //! `limits.request_timeout`, an idle keep-alive connection at `limits.idle_timeout`, and one
 //! client address gets at most `limits.max_connections_per_ip` connections at once, while
-//! another address still enrolls.
+//! another address still enrolls. The public listeners (ops, OIDC discovery, the bundle
+//! endpoint) are gated the same way, each with slots of its own.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
@@ -193,4 +194,62 @@ async fn shutdown_answers_requests_in_flight_and_accepts_nothing_new() {
         "{:?}",
         started.elapsed()
     );
+}
+
+/// A plain HTTP/1.1 GET to `addr` from source address `from`: the status, or `None` when no
+/// answer came within 3 s.
+async fn get_from(from: &str, addr: std::net::SocketAddr, path: &str) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind((ip(from), 0).into()).unwrap();
+    let ask = async {
+        let mut s = socket.connect(addr).await.ok()?;
+        let req = format!("GET {path} HTTP/1.1\r\nHost: ca\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.ok()?;
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).await.ok()?;
+        std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+    };
+    tokio::time::timeout(Duration::from_secs(3), ask)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Whether the server closes `conn` within `limit` (EOF or reset).
+async fn tcp_closed_within(conn: &mut tokio::net::TcpStream, limit: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 512];
+    matches!(
+        tokio::time::timeout(limit, conn.read(&mut buf)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_starve_the_public_listeners() {
+    let extra = format!("{LIMITS}ops: \"127.0.0.1:0\"\n{}", jwt::CONFIG);
+    let h = Harness::start(&extra).await;
+    let ops = h.running.ops_addr.expect("ops listener");
+    let oidc = h.running.oidc_addr.expect("OIDC listener");
+    // One address opens far more idle connections than any listener has slots.
+    let mut idle = Vec::new();
+    for addr in [ops, oidc] {
+        for _ in 0..300 {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind((ip("127.0.0.3"), 0).into()).unwrap();
+            idle.push(socket.connect(addr).await.unwrap());
+        }
+    }
+    // Another address is answered by both at once.
+    assert_eq!(get_from("127.0.0.2", ops, "/healthz").await, Some(200));
+    assert_eq!(
+        get_from("127.0.0.2", oidc, "/.well-known/openid-configuration").await,
+        Some(200)
+    );
+    assert!(h.metric("ward_ca_connections_refused_total{reason=\"per_ip_limit\"}") >= 500.0);
+    // And the idle ones that were admitted are closed at the first-request deadline (1 s).
+    for conn in idle.iter_mut().step_by(25) {
+        assert!(tcp_closed_within(conn, Duration::from_secs(5)).await);
+    }
 }

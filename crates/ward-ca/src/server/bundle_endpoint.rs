@@ -79,8 +79,13 @@ pub(super) async fn serve(
     path: String,
 ) {
     let path: Arc<str> = path.into();
-    super::public::serve(listener, Some(acceptor), "bundle endpoint", move |req| {
-        answer(req, ca.clone(), path.clone())
-    })
+    let service = ca.clone();
+    super::public::serve(
+        listener,
+        Some(acceptor),
+        "bundle endpoint",
+        &service,
+        move |req| answer(req, ca.clone(), path.clone()),
+    )
     .await;
 }

@@ -67,17 +67,27 @@ pub(super) async fn accept_loop(
 
 /// Requests in flight on one connection, and when it last had none.
 #[derive(Debug)]
-struct Activity {
+pub(super) struct Activity {
     in_flight: AtomicUsize,
     served: AtomicUsize,
     quiet_since: Mutex<Instant>,
 }
 
 /// Marks a request in flight until dropped.
-struct InFlight(Arc<Activity>);
+pub(super) struct InFlight(Arc<Activity>);
 
 impl Activity {
-    fn begin(self: &Arc<Self>) -> InFlight {
+    /// A connection that has served nothing yet, quiet since now.
+    pub(super) fn new() -> Arc<Self> {
+        Arc::new(Self {
+            in_flight: AtomicUsize::new(0),
+            served: AtomicUsize::new(0),
+            quiet_since: Mutex::new(Instant::now()),
+        })
+    }
+
+    /// Counts a request until the returned guard is dropped.
+    pub(super) fn begin(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         self.served.fetch_add(1, Ordering::SeqCst);
         InFlight(self.clone())
@@ -85,7 +95,7 @@ impl Activity {
 
     /// When the connection must be closed if nothing changes: the first-request deadline
     /// before any request, the idle deadline after, none while a request is in flight.
-    fn deadline(&self, first_request: Duration, idle: Duration) -> Option<Instant> {
+    pub(super) fn deadline(&self, first_request: Duration, idle: Duration) -> Option<Instant> {
         if self.in_flight.load(Ordering::SeqCst) > 0 {
             return None;
         }
@@ -123,11 +133,7 @@ async fn serve_one(
         peer,
         tls.get_ref().1.peer_certificates(),
     ));
-    let activity = Arc::new(Activity {
-        in_flight: AtomicUsize::new(0),
-        served: AtomicUsize::new(0),
-        quiet_since: Mutex::new(Instant::now()),
-    });
+    let activity = Activity::new();
     let svc = {
         let activity = activity.clone();
         service_fn(move |req| {

@@ -73,7 +73,8 @@ fn answer(req: &Request<Incoming>, ca: &CaService) -> Response<Full<Bytes>> {
 
 /// Serves discovery on `listener` until the task is aborted.
 pub(super) async fn serve(listener: TcpListener, ca: Arc<CaService>) {
-    super::public::serve(listener, None, "OIDC listener", move |req| {
+    let service = ca.clone();
+    super::public::serve(listener, None, "OIDC listener", &service, move |req| {
         let resp = answer(&req, &ca);
         async move { resp }
     })

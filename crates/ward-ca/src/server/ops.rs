@@ -42,7 +42,8 @@ async fn answer(
 
 /// Serves the ops endpoints on `listener` until the task is aborted.
 pub(super) async fn serve(listener: TcpListener, ca: Arc<CaService>, lifecycle: Lifecycle) {
-    super::public::serve(listener, None, "ops listener", move |req| {
+    let service = ca.clone();
+    super::public::serve(listener, None, "ops listener", &service, move |req| {
         answer(req, ca.clone(), lifecycle.clone())
     })
     .await;
