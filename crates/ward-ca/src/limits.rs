@@ -1,6 +1,7 @@
-//! The `limits:` key of the CA config: request sizes and deadlines, and how much one client
-//! address may take (enrollments per second, connections). Zero limits are refused, at the
-//! line that sets them.
+//! The `limits:` key of the CA config: request sizes and deadlines, how much one client
+//! address may take (enrollments per second, connections), and how much one SPIFFE ID may
+//! ask (renewals per minute, JWT-SVIDs per second). Zero limits are refused, at the line that
+//! sets them.
 
 use std::time::Duration;
 
@@ -24,6 +25,11 @@ pub struct CaLimits {
     pub idle_timeout: Duration,
     /// Connections one client IP address may hold open at once.
     pub max_connections_per_ip: usize,
+    /// Renewals (`/v1/renew`, app certificates included) per minute per SPIFFE ID, burst the
+    /// same: every replica of a workload shares its ID's budget.
+    pub renew_per_id_per_minute: u32,
+    /// JWT-SVIDs (`/v1/jwt`) per second per SPIFFE ID, burst the same.
+    pub jwt_per_id_per_sec: u32,
 }
 
 #[derive(Default, Deserialize)]
@@ -34,6 +40,8 @@ pub(crate) struct LimitsFile {
     request_timeout: Option<D>,
     idle_timeout: Option<D>,
     max_connections_per_ip: Option<Spanned<u32>>,
+    renew_per_id_per_minute: Option<Spanned<u32>>,
+    jwt_per_id_per_sec: Option<Spanned<u32>>,
 }
 
 impl LimitsFile {
@@ -44,6 +52,14 @@ impl LimitsFile {
         at: &dyn Fn(&Location, String) -> YamlError,
     ) -> Result<CaLimits, YamlError> {
         let l = self;
+        let at_least_one = |v: &Option<Spanned<u32>>, key: &str, default: u32| match v {
+            Some(v) if v.value == 0 => Err(at(
+                &v.referenced,
+                format!("limits.{key} must be at least 1"),
+            )),
+            Some(v) => Ok(v.value),
+            None => Ok(default),
+        };
         let limits = CaLimits {
             max_body_bytes: l
                 .max_body_bytes
@@ -83,6 +99,12 @@ impl LimitsFile {
                 Some(v) => v.value as usize,
                 None => 64,
             },
+            renew_per_id_per_minute: at_least_one(
+                &l.renew_per_id_per_minute,
+                "renew_per_id_per_minute",
+                60,
+            )?,
+            jwt_per_id_per_sec: at_least_one(&l.jwt_per_id_per_sec, "jwt_per_id_per_sec", 50)?,
         };
         if limits.max_body_bytes < 1024 {
             return Err(YamlError::whole_file(

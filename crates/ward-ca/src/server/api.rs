@@ -385,6 +385,31 @@ pub(super) async fn workload_svid(
 async fn renew(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> Result<Resp, ApiError> {
     let body = read_body(req, ca).await?;
     let svid = workload_svid(ca, conn).await?;
+    if !ca.renew_limiter.allow(svid.id.to_string()) {
+        return Err(ApiError::new(
+            ErrorCode::RateLimited,
+            format!(
+                "too many renewals for {} (limits.renew_per_id_per_minute: {}); retry later",
+                svid.id,
+                ca.renew_limiter.rate()
+            ),
+        ));
+    }
+    if !ca.young_renewals.allow(
+        &svid.serial_hex,
+        svid.issued_at(),
+        svid.not_after,
+        unix_now(),
+    ) {
+        return Err(ApiError::new(
+            ErrorCode::RateLimited,
+            format!(
+                "certificate {} already renewed {} times in the first third of its life; it may renew again later",
+                svid.serial_hex,
+                super::ratelimit::YOUNG_RENEWALS
+            ),
+        ));
+    }
     let body: RenewRequest = parse_json(&body)?;
     issue_and_record(
         ca,

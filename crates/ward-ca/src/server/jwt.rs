@@ -28,6 +28,16 @@ pub(super) async fn issue(
         ));
     };
     let svid = workload_svid(ca, conn).await?;
+    if !ca.jwt_limiter.allow(svid.id.to_string()) {
+        return Err(ApiError::new(
+            ErrorCode::RateLimited,
+            format!(
+                "too many JWT-SVIDs for {} (limits.jwt_per_id_per_sec: {}); retry later",
+                svid.id,
+                ca.jwt_limiter.rate()
+            ),
+        ));
+    }
     let request: JwtRequest = parse_json(&body)?;
     super::api::refuse_if_behind(ca)?;
     let ttl = jwt_svid::check_request(cfg, &request.audience, request.ttl)?;

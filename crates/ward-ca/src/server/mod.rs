@@ -24,6 +24,7 @@ pub mod ratelimit;
 pub mod requests;
 mod revoke;
 pub mod settings;
+pub mod upkeep;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -70,6 +71,12 @@ pub struct CaService {
     pub foreign: crate::federation::Foreign,
     /// Per-IP enrollment limiter.
     pub limiter: RateLimiter,
+    /// Per-ID renewal limiter (`limits.renew_per_id_per_minute`).
+    pub renew_limiter: RateLimiter<String>,
+    /// Per-ID JWT-SVID limiter (`limits.jwt_per_id_per_sec`).
+    pub jwt_limiter: RateLimiter<String>,
+    /// Renewals made by young certificates.
+    pub young_renewals: ratelimit::YoungRenewals,
     /// Metrics.
     pub metrics: CaMetrics,
     /// The CA's own serving identity.
@@ -273,6 +280,12 @@ pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
         bundle: BundleCache::default(),
         foreign: crate::federation::Foreign::default(),
         limiter: RateLimiter::new(config.limits.enroll_per_ip_per_sec),
+        renew_limiter: RateLimiter::per(
+            config.limits.renew_per_id_per_minute,
+            Duration::from_secs(60),
+        ),
+        jwt_limiter: RateLimiter::new(config.limits.jwt_per_id_per_sec),
+        young_renewals: ratelimit::YoungRenewals::default(),
         settings: settings::SettingsCell::new(settings::Settings::of(&config, kube)),
         config,
         state,
@@ -331,7 +344,11 @@ pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
             tokio::spawn(authority::follow_db(service.clone(), ca, version, name))
         }
     };
-    let mut background = vec![tokio::spawn(renew_own_identity(service.clone())), follow];
+    let mut background = vec![
+        tokio::spawn(renew_own_identity(service.clone())),
+        follow,
+        tokio::spawn(upkeep::prune_records(service.clone())),
+    ];
     if let Some(listener) = oidc_listener {
         background.push(tokio::spawn(oidc::serve(listener, service.clone())));
     }

@@ -158,6 +158,8 @@ pub async fn reload(ca: &CaService, path: &Path) -> Result<Reloaded, ReloadError
         .map(|(n, _)| *n)
         .collect();
     ca.limiter.set_rate(limits.enroll_per_ip_per_sec);
+    ca.renew_limiter.set_rate(limits.renew_per_id_per_minute);
+    ca.jwt_limiter.set_rate(limits.jwt_per_id_per_sec);
     ca.settings.set(Settings {
         admins: new.admins,
         limits,

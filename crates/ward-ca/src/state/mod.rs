@@ -139,6 +139,15 @@ impl Store {
         }
     }
 
+    /// Deletes the records of certificates that expired before `before` (Unix seconds); how
+    /// many. Revocations are kept (an ID revocation covers what is issued up to it).
+    pub async fn prune_certs(&self, before: i64) -> Result<u64, StateError> {
+        match self {
+            Self::Sqlite(s) => s.prune_certs(before).await,
+            Self::Postgres(p) => p.prune_certs(before).await,
+        }
+    }
+
     /// Stores a new join token (its hash).
     pub async fn create_token(&self, t: TokenRecord) -> Result<(), StateError> {
         match self {

@@ -180,6 +180,17 @@ impl PgStore {
         .await
     }
 
+    pub(super) async fn prune_certs(&self, before: i64) -> Result<u64, StateError> {
+        bounded(async {
+            let c = self.pool.get().await?;
+            c.client()
+                .execute("DELETE FROM certs WHERE not_after < $1", &[&before])
+                .await
+                .map_err(db)
+        })
+        .await
+    }
+
     pub(super) async fn create_token(&self, t: TokenRecord) -> Result<(), StateError> {
         bounded(async {
             let c = self.pool.get().await?;

@@ -216,6 +216,19 @@ impl SqliteStore {
             .await
     }
 
+    pub(super) async fn prune_certs(&self, before: i64) -> Result<u64, StateError> {
+        let pruned = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let count = pruned.clone();
+        self.writer
+            .write(move |c| {
+                let n = queries::prune_certs(c, before)?;
+                count.store(n as u64, std::sync::atomic::Ordering::Relaxed);
+                Ok(())
+            })
+            .await?;
+        Ok(pruned.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
     pub(super) async fn create_token(&self, t: TokenRecord) -> Result<(), StateError> {
         self.writer
             .write(move |c| queries::insert_token(c, &t))

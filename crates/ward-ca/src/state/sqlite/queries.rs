@@ -164,6 +164,11 @@ pub fn insert_revocation(conn: &Connection, r: &Revocation) -> Result<(), StateE
     Ok(())
 }
 
+/// Deletes the records of certificates that expired before `before`; how many.
+pub fn prune_certs(conn: &Connection, before: i64) -> Result<usize, StateError> {
+    Ok(conn.execute("DELETE FROM certs WHERE not_after < ?1", params![before])?)
+}
+
 /// Every revocation, oldest first.
 pub fn revocations(conn: &Connection) -> Result<Vec<Revocation>, StateError> {
     let mut stmt = conn.prepare_cached(
