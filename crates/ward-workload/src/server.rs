@@ -112,7 +112,7 @@ pub async fn serve(
     let process_budget = Budget::new(PROCESS_BUDGET);
     let mut served = JoinSet::new();
     let mut refusing = JoinSet::new();
-    let mut refused_uids = std::collections::HashSet::new();
+    let mut logged = std::collections::HashSet::new();
     tokio::pin!(shutdown);
     loop {
         let stream = tokio::select! {
@@ -129,33 +129,35 @@ pub async fn serve(
             },
         };
         let (uid, allowed) = caller(&stream, &config);
-        let closed = |reason| metrics.closed(reason);
+        // Every refusal is counted; each kind is logged once per uid (a bounded set), so a
+        // caller in a loop cannot flood the log.
+        let mut refused = |reason: &'static str, why: &dyn std::fmt::Display| {
+            metrics.closed(reason);
+            if logged.len() < 256 && logged.insert((uid, reason)) {
+                tracing::warn!(uid = ?uid, reason, "Workload API connection refused: {why} (logged once per uid)");
+            }
+        };
         match allowed {
+            Err(why) if refusing.len() >= MAX_REFUSING => {
+                refused("not_allowed_closed", &why);
+            }
             Err(why) => {
-                // Logged once per uid (bounded), counted always.
-                if refused_uids.len() < 64 && refused_uids.insert(uid) {
-                    tracing::warn!(uid = ?uid, reason = %why, "Workload API caller refused (logged once per uid)");
-                }
-                if refusing.len() >= MAX_REFUSING {
-                    closed("not_allowed_closed");
-                    continue;
-                }
-                closed("not_allowed");
-                refusing.spawn(refuse(stream, Err(why), metrics.clone()));
+                refused("not_allowed", &why);
+                refusing.spawn(refuse(stream, why, metrics.clone()));
+            }
+            Ok(()) if served.len() >= MAX_CONNECTIONS => {
+                refused(
+                    "max_connections",
+                    &format!("{MAX_CONNECTIONS} connections are open"),
+                );
             }
             Ok(()) => {
-                if served.len() >= MAX_CONNECTIONS {
-                    tracing::warn!(
-                        max = MAX_CONNECTIONS,
-                        "Workload API connection refused: too many open"
-                    );
-                    closed("max_connections");
-                    continue;
-                }
                 // An allowed caller always has a uid (reading it is how it was allowed).
                 let Some(slot) = uid.and_then(|u| uids.take(u)) else {
-                    tracing::warn!(uid = ?uid, max = MAX_PER_UID, "Workload API connection refused: this uid holds its maximum");
-                    closed("per_uid_limit");
+                    refused(
+                        "per_uid_limit",
+                        &format!("this uid holds {MAX_PER_UID} connections"),
+                    );
                     continue;
                 };
                 let conn = Connection {
@@ -206,7 +208,8 @@ fn http2() -> hyper::server::conn::http2::Builder<TokioExecutor> {
 
 /// Answers the first call of a caller that is not allowed, without keeping its request, then
 /// closes; [`REFUSAL_DEADLINE`] bounds the whole connection.
-async fn refuse(stream: UnixStream, allowed: Result<(), String>, metrics: ApiMetrics) {
+async fn refuse(stream: UnixStream, why: String, metrics: ApiMetrics) {
+    let allowed = Err(why);
     let answered = Arc::new(Notify::new());
     let done = answered.clone();
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {

@@ -6,7 +6,8 @@ use hyper::body::Incoming;
 use hyper::Request;
 use ward_api::{ErrorCode, JwtIssued, JwtRequest};
 
-use super::api::{json_response, read_body, workload_svid, ConnInfo, Resp};
+use super::api::{json_response, read_body, ConnInfo, Resp};
+use super::caller::workload_svid;
 use super::error::ApiError;
 use super::metrics::AttestorLabel;
 use super::requests::parse_json;
@@ -39,7 +40,7 @@ pub(super) async fn issue(
         ));
     }
     let request: JwtRequest = parse_json(&body)?;
-    super::api::refuse_if_behind(ca)?;
+    super::caller::refuse_if_behind(ca)?;
     let ttl = jwt_svid::check_request(cfg, &request.audience, request.ttl)?;
     let authority = ca.authority();
     let key = authority.jwt_signer().ok_or_else(|| {

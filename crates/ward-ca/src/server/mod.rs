@@ -11,6 +11,7 @@ pub mod api;
 pub mod authority;
 pub mod bundle;
 pub mod bundle_endpoint;
+mod caller;
 pub mod error;
 mod federation;
 mod health;
@@ -21,6 +22,7 @@ pub mod oidc;
 mod ops;
 mod public;
 pub mod ratelimit;
+mod replica;
 pub mod requests;
 mod revoke;
 pub mod settings;
@@ -82,7 +84,7 @@ pub struct CaService {
     /// The CA's own serving identity.
     pub store: CertStore,
     /// With the CA in the database: whether this replica is behind the stored version.
-    pub behind: authority::Behind,
+    pub behind: replica::Behind,
 }
 
 impl CaService {
@@ -291,7 +293,7 @@ pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
         state,
         metrics,
         store,
-        behind: authority::Behind::default(),
+        behind: replica::Behind::default(),
     });
     issue_own_identity(&service).await?;
     federation::load(&service).await?;
@@ -341,7 +343,7 @@ pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
         Source::Db { ca, version } => {
             let name = crate::ca_store::replica_name();
             replica = Some((ca.clone(), name.clone()));
-            tokio::spawn(authority::follow_db(service.clone(), ca, version, name))
+            tokio::spawn(replica::follow_db(service.clone(), ca, version, name))
         }
     };
     let mut background = vec![

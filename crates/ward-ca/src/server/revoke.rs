@@ -7,7 +7,8 @@ use hyper::Request;
 use ward_api::{ErrorCode, RevokeRequest};
 use ward_identity::SpiffeId;
 
-use super::api::{client_svid, json_response, read_body, state_error, ConnInfo, Resp};
+use super::api::{json_response, read_body, state_error, ConnInfo, Resp};
+use super::caller::client_svid;
 use super::error::ApiError;
 use super::requests::parse_json;
 use super::CaService;
