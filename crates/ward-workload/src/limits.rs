@@ -19,9 +19,10 @@ use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 use tokio::sync::watch;
 
 /// Connections from allowed callers held at most; more are closed at once.
-pub const MAX_CONNECTIONS: usize = 256;
-/// Connections one uid may hold (so one allowed uid cannot take every slot).
-pub const MAX_PER_UID: usize = 64;
+pub const MAX_CONNECTIONS: usize = 512;
+/// Connections one uid may hold: room for an app of many processes each with a connection
+/// of its own, and half the slots, so one allowed uid cannot take every one.
+pub const MAX_PER_UID: usize = 256;
 /// Callers not allowed that are being answered at once; more are closed without an answer.
 pub const MAX_REFUSING: usize = 16;
 /// How long a refused caller's connection lives (enough to receive its one refusal).
