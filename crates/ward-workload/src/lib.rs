@@ -18,9 +18,11 @@
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod hpack;
 pub mod jwt;
 pub mod limits;
 pub mod metrics;
+pub mod normalize;
 pub mod server;
 pub mod service;
 pub mod socket;
@@ -69,4 +71,8 @@ impl std::fmt::Debug for X509Svid {
 }
 
 #[cfg(test)]
+mod hpack_tests;
+#[cfg(test)]
 mod jwt_tests;
+#[cfg(test)]
+mod normalize_tests;

@@ -28,6 +28,7 @@ use tonic::Status;
 use crate::config::WorkloadApiConfig;
 use crate::limits::*;
 use crate::metrics::{ApiMetrics, CallLabels};
+use crate::normalize::Normalize;
 use crate::pb::spiffe_workload_api_server::SpiffeWorkloadApiServer;
 use crate::service::WorkloadApi;
 use crate::socket::SocketGuard;
@@ -227,7 +228,7 @@ async fn refuse(stream: UnixStream, why: String, metrics: ApiMetrics) {
     });
     let mut builder = http2();
     builder.max_concurrent_streams(1);
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    let conn = builder.serve_connection(TokioIo::new(Normalize::new(stream)), service);
     tokio::pin!(conn);
     let _ = tokio::time::timeout(REFUSAL_DEADLINE, async {
         tokio::select! {
@@ -288,7 +289,7 @@ impl Connection {
         });
         let mut builder = http2();
         builder.max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
-        let conn = builder.serve_connection(TokioIo::new(stream), service);
+        let conn = builder.serve_connection(TokioIo::new(Normalize::new(stream)), service);
         tokio::pin!(conn);
         let mut deadline = Some((Instant::now() + FIRST_CALL, "first_call_timeout"));
         loop {
