@@ -349,6 +349,39 @@ fn policy_test_decides_http_requests_by_method_and_normalized_path() {
     assert_eq!(code, 2, "--method needs --path: {err}");
 }
 
+/// `policy test` never turns what the sidecar would refuse, or what it cannot know, into a
+/// verdict: exit 2, never `allow` or `deny`.
+#[test]
+fn policy_test_says_it_cannot_tell_rather_than_guess() {
+    let pki = Pki::new();
+    let policy = pki.file(
+        "p.yaml",
+        "rules:\n  - name: reads\n    from: [\"spiffe://example.org/ns/web/*\"]\n    to: { listeners: [web], methods: [GET], paths: [\"/v1/*\"] }\n  - name: raw\n    from: [\"spiffe://example.org/ns/web/*\"]\n    to: { listeners: [db] }\n",
+    );
+    let t = |extra: &[&str]| {
+        let mut args = vec!["policy", "test", "--policy", policy.to_str().unwrap()];
+        args.extend(["--from", FRONTEND]);
+        args.extend(extra);
+        run(&args)
+    };
+    // A listener no rule names, without the config: the sidecar may not have it at all.
+    let (code, out, err) = t(&["--listener", "nosuch"]);
+    assert_eq!((code, out.as_str()), (2, ""), "{err}");
+    assert!(err.contains("--config"), "{err}");
+    // A method the sidecar answers 400 bad_method for.
+    let (code, out, err) = t(&["--listener", "web", "--method", "delete", "--path", "/v1/a"]);
+    assert_eq!((code, out.as_str()), (2, ""), "{err}");
+    assert!(err.contains("bad_method"), "{err}");
+    // A request on a listener the policy does not show to speak HTTP.
+    let (code, out, err) = t(&["--listener", "db", "--method", "GET", "--path", "/"]);
+    assert_eq!((code, out.as_str()), (2, ""), "{err}");
+    assert!(err.contains("speaks HTTP"), "{err}");
+    // What it can tell, it still decides.
+    assert_eq!(t(&["--listener", "db"]).0, 0);
+    let (code, out, _) = t(&["--listener", "web", "--method", "GET", "--path", "/v1/a"]);
+    assert_eq!((code, out.as_str()), (0, "allow (rule: reads)\n"));
+}
+
 /// Every config and policy shown in the docs is accepted by `ward-proxy check`.
 #[test]
 fn docs_examples_pass_check() {

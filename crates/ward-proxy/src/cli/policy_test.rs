@@ -97,6 +97,24 @@ pub(super) fn policy_test(
         })?),
     };
     let loaded = load_policy(policy, known.as_deref())?;
+    // Without the config, what the listener is can be known only from the rules that name it.
+    let naming: Vec<_> = loaded
+        .policy
+        .rules
+        .iter()
+        .filter(|r| {
+            r.listeners
+                .as_ref()
+                .is_some_and(|ls| ls.iter().any(|l| l == listener))
+        })
+        .collect();
+    if known.is_none() && naming.is_empty() {
+        return Err(CliError::Argument {
+            flag: "--listener",
+            value: listener.to_owned(),
+            problem: "no rule of the policy names it, so whether the sidecar has it cannot be told; pass --config with the sidecar's config".into(),
+        });
+    }
     let verdict = match &request {
         None => loaded.policy.evaluate(&peer, listener),
         Some((method, raw_path)) => {
@@ -107,6 +125,19 @@ pub(super) fn policy_test(
                     problem: "this listener is protocol tcp; requests are not seen".into(),
                 });
             }
+            // A rule with methods or paths on it is accepted only on an HTTP listener.
+            if known.is_none() && !naming.iter().any(|r| r.is_per_request()) {
+                return Err(CliError::Argument {
+                    flag: "--method/--path",
+                    value: listener.to_owned(),
+                    problem: "whether this listener speaks HTTP cannot be told from the policy (no rule on it names methods or paths); pass --config with the sidecar's config".into(),
+                });
+            }
+            ward_policy::http::check_method(method).map_err(|e| CliError::Argument {
+                flag: "--method",
+                value: method.clone(),
+                problem: format!("{e} (the sidecar answers 400 bad_method)"),
+            })?;
             let path =
                 ward_policy::http::normalize_path(raw_path).map_err(|e| CliError::Argument {
                     flag: "--path",
