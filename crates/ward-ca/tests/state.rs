@@ -12,6 +12,10 @@ use ward_ca::state::records::{CertRecord, FederatedRecord, Revocation, TokenReco
 use ward_ca::state::{sqlite, unix_now, StateError, Store};
 use ward_e2e::postgres::Postgres;
 
+/// What the errors of a PostgreSQL state say.
+#[path = "state/errors.rs"]
+mod errors;
+
 /// The `state:` key and `ward-ca state copy`.
 #[path = "state/config_and_copy.rs"]
 mod config_and_copy;

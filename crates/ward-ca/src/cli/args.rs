@@ -86,13 +86,20 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
-    #[command(after_help = "Example:\n  ward-ca check --config /etc/ward/ca.yaml")]
-    /// Validate a daemon config file without touching the CA directory or the state: keys,
-    /// values, trust domain, lifetimes, attestors. Errors name file, line and column.
+    #[command(
+        after_help = "Examples:\n  ward-ca check --config /etc/ward/ca.yaml\n  ward-ca check --config /etc/ward/ca.yaml --connect"
+    )]
+    /// Validate a daemon config file: keys, values, trust domain, lifetimes, attestors.
+    /// Errors name file, line and column. With --connect, also reach the state (its schema
+    /// version) and open the CA keys (the CA directory, or the database's CA with the KEK),
+    /// changing nothing.
     Check {
         /// Daemon config file.
         #[arg(long, value_name = "FILE", env = "WARD_CA_CONFIG")]
         config: PathBuf,
+        /// Also connect to the state and open the CA keys.
+        #[arg(long)]
+        connect: bool,
     },
     #[command(
         after_help = "Example:\n  WARD_CA_CONFIG=/etc/ward/ca.yaml ward-ca serve --log-format json --log-level info,ward::audit=info"

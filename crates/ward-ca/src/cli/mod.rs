@@ -11,6 +11,7 @@ use ward_identity::{SpiffeId, TrustDomain};
 use ward_tls::files::{write_atomic, PUBLIC_MODE};
 
 mod args;
+mod check;
 mod federation;
 mod keys;
 mod listing;
@@ -118,7 +119,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, status: &mut dyn Write) -> Result<(), 
             );
             Ok(())
         }
-        Command::Check { config } => ops::check(&config, out),
+        Command::Check { config, connect } => check::check(&config, connect, out),
         Command::State {
             command:
                 StateCommand::Copy {

@@ -84,7 +84,9 @@ where
 }
 
 /// A runtime from `builder`, with I/O and timers.
-fn runtime(builder: &mut tokio::runtime::Builder) -> Result<tokio::runtime::Runtime, CaError> {
+pub(super) fn runtime(
+    builder: &mut tokio::runtime::Builder,
+) -> Result<tokio::runtime::Runtime, CaError> {
     builder
         .enable_all()
         .build()
@@ -262,32 +264,6 @@ pub fn revoke(
         status,
         "revoked {what} ({}); proxies refuse it within one bundle refresh",
         r.reason
-    );
-    Ok(())
-}
-
-/// `ward-ca check`: the config parses and validates; one summary line on success.
-pub fn check(config: &std::path::Path, out: &mut dyn Write) -> Result<(), CaError> {
-    let cfg = CaConfig::load(config)?;
-    let attestors: Vec<&str> = [
-        cfg.join_token.then_some("join_token"),
-        cfg.kubernetes.as_ref().map(|_| "kubernetes"),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    let _ = writeln!(
-        out,
-        "ok: {} (trust domain {}, listen {}, attestors: {}, {} admins)",
-        config.display(),
-        cfg.trust_domain,
-        cfg.listen,
-        if attestors.is_empty() {
-            "none".to_owned()
-        } else {
-            attestors.join(", ")
-        },
-        cfg.admins.len(),
     );
     Ok(())
 }

@@ -67,6 +67,39 @@ pub enum StateError {
     Conflict(String),
 }
 
+impl StateError {
+    /// The same failure for each of several waiters (a batch's callers), without wrapping
+    /// its text in a second prefix.
+    pub fn for_waiter(&self) -> StateError {
+        match self {
+            Self::Unavailable(m) => Self::Unavailable(m.clone()),
+            Self::Commit(m) => Self::Commit(m.clone()),
+            Self::Db(e) => Self::Db(Box::new(std::io::Error::other(e.to_string()))),
+            other => Self::Commit(other.to_string()),
+        }
+    }
+}
+
+/// What `ward-ca check --connect` learns of a state without changing it.
+#[derive(Debug)]
+pub struct Probe {
+    /// Which database, where (`SQLite /var/lib/ward/state.db`, `postgres://ward@db:5432/ward`).
+    pub engine: String,
+    /// The schema version it holds (0: none yet).
+    pub schema: i64,
+    /// The schema version this ward-ca writes.
+    pub known: i64,
+}
+
+/// Reaches the state `config` names and reads its schema version; creates and migrates
+/// nothing.
+pub async fn probe(config: &StateConfig) -> Result<Probe, StateError> {
+    match config {
+        StateConfig::Sqlite(path) => sqlite::probe(path),
+        StateConfig::Postgres(pg) => postgres::probe(&pg.target()?).await,
+    }
+}
+
 /// The CA's state, in whichever engine the config names. Clones share the engine.
 #[derive(Clone, Debug)]
 #[non_exhaustive]

@@ -108,13 +108,15 @@ async fn run(pool: Arc<Pool>, mut rx: mpsc::UnboundedReceiver<Job>) {
             }
             Err(e) => {
                 tracing::error!(error = %e, issuances = sent.len(), "state commit failed; nothing in this batch was recorded");
-                let message = e.to_string();
                 let unavailable = matches!(e, StateError::Unavailable(_));
                 for job in sent {
                     let _ = job.done.send(Err(if unavailable {
-                        StateError::Unavailable(message.clone())
+                        e.for_waiter()
                     } else {
-                        StateError::Commit(message.clone())
+                        StateError::Commit(match &e {
+                            StateError::Commit(m) => m.clone(),
+                            other => other.to_string(),
+                        })
                     }));
                 }
             }

@@ -54,9 +54,11 @@ async fn run(pool: Arc<Pool>, mut rx: mpsc::UnboundedReceiver<(String, oneshot::
                 }
             }
             Err(e) => {
-                let message = e.to_string();
                 for (_, done) in batch {
-                    let _ = done.send(Err(StateError::Unavailable(message.clone())));
+                    let _ = done.send(Err(match &e {
+                        StateError::Unavailable(_) => e.for_waiter(),
+                        other => StateError::Unavailable(other.to_string()),
+                    }));
                 }
             }
         }

@@ -133,6 +133,16 @@ async fn bounded<T>(
         })
 }
 
+/// Connects to `target` and reads its schema version, changing nothing.
+pub async fn probe(target: &Target) -> Result<super::Probe, StateError> {
+    let conn = bounded(target.connect()).await?;
+    Ok(super::Probe {
+        engine: target.describe(),
+        schema: bounded(schema::found(&conn)).await?,
+        known: schema::SCHEMA_VERSION,
+    })
+}
+
 impl PgStore {
     /// Connects once, migrates under the migration lock, and keeps `pool_size` connections.
     pub async fn open(target: Target, pool_size: usize) -> Result<Self, StateError> {

@@ -84,6 +84,33 @@ fn read_password(path: &std::path::Path) -> std::io::Result<String> {
 }
 
 impl Target {
+    /// Where it connects, for messages: `postgres://ward@db:5432/ward (TLS)`.
+    pub fn describe(&self) -> String {
+        let c = &self.config;
+        let ports = c.get_ports();
+        let hosts: Vec<String> = c
+            .get_hosts()
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+                match h {
+                    tokio_postgres::config::Host::Tcp(name) => format!("{name}:{port}"),
+                    tokio_postgres::config::Host::Unix(dir) => {
+                        format!("{}/.s.PGSQL.{port}", dir.display())
+                    }
+                }
+            })
+            .collect();
+        format!(
+            "postgres://{}@{}/{}{}",
+            c.get_user().unwrap_or_default(),
+            hosts.join(","),
+            c.get_dbname().unwrap_or_default(),
+            if self.tls.is_some() { " (TLS)" } else { "" }
+        )
+    }
+
     /// A new connection, its I/O driven by a task of its own.
     pub async fn connect(&self) -> Result<Conn, StateError> {
         let mut config = self.config.clone();
@@ -98,14 +125,17 @@ impl Target {
             })?;
             config.password(password.trim_end_matches(['\n', '\r']));
         }
+        let at = |e: tokio_postgres::Error| {
+            StateError::Unavailable(format!("{}: {}", self.describe(), explain(&e)))
+        };
         let client = match &self.tls {
             Some(tls) => {
-                let (client, connection) = config.connect(tls.clone()).await.map_err(db)?;
+                let (client, connection) = config.connect(tls.clone()).await.map_err(at)?;
                 tokio::spawn(drive(connection));
                 client
             }
             None => {
-                let (client, connection) = config.connect(NoTls).await.map_err(db)?;
+                let (client, connection) = config.connect(NoTls).await.map_err(at)?;
                 tokio::spawn(drive(connection));
                 client
             }
@@ -126,10 +156,39 @@ async fn drive<F: std::future::Future<Output = Result<(), tokio_postgres::Error>
 /// A database error as a state error: the engine's cause, boxed.
 pub fn db(e: tokio_postgres::Error) -> StateError {
     if e.is_closed() || e.as_db_error().is_none() {
-        StateError::Unavailable(e.to_string())
+        StateError::Unavailable(explain(&e))
     } else {
-        StateError::Db(Box::new(e))
+        StateError::Db(Box::new(std::io::Error::other(explain(&e))))
     }
+}
+
+/// What PostgreSQL said, for a person: the server's own message with its severity and
+/// SQLSTATE (`FATAL 28P01: password authentication failed for user "ward"`), or the client's
+/// error with every cause it has (`error connecting to server: Connection refused (os error
+/// 111)`, `error performing TLS handshake: invalid peer certificate: UnknownIssuer`), never
+/// the bare `db error`.
+pub fn explain(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut text = format!("{} {}: {}", db.severity(), db.code().code(), db.message());
+        if let Some(detail) = db.detail() {
+            text.push_str(&format!(" ({detail})"));
+        }
+        if let Some(hint) = db.hint() {
+            text.push_str(&format!("; hint: {hint}"));
+        }
+        return text;
+    }
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let said = c.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// A fixed number of connection slots, used round-robin.

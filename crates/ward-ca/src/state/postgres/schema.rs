@@ -97,6 +97,11 @@ pub async fn migrate(conn: &mut Conn) -> Result<(), StateError> {
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
         .map_err(db)?;
+    // `CREATE TABLE IF NOT EXISTS` of a table that exists is a NOTICE at every start, which
+    // the driver logs at INFO: not news for an operator.
+    tx.batch_execute("SET LOCAL client_min_messages = warning")
+        .await
+        .map_err(db)?;
     tx.batch_execute("CREATE TABLE IF NOT EXISTS ward_schema (version BIGINT NOT NULL)")
         .await
         .map_err(db)?;
@@ -131,4 +136,24 @@ pub async fn migrate(conn: &mut Conn) -> Result<(), StateError> {
         );
     }
     tx.commit().await.map_err(db)
+}
+
+/// The schema version the database holds (0 when it has none yet), read without changing
+/// anything.
+pub async fn found(conn: &Conn) -> Result<i64, StateError> {
+    let exists = conn
+        .client()
+        .query_one("SELECT to_regclass('ward_schema') IS NOT NULL", &[])
+        .await
+        .map_err(db)?
+        .get::<_, bool>(0);
+    if !exists {
+        return Ok(0);
+    }
+    Ok(conn
+        .client()
+        .query_opt("SELECT version FROM ward_schema", &[])
+        .await
+        .map_err(db)?
+        .map_or(0, |row| row.get(0)))
 }

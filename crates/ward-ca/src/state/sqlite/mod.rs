@@ -96,6 +96,26 @@ fn configure(conn: &Connection) -> Result<(), StateError> {
     Ok(())
 }
 
+/// Reads the schema version of the database at `path`, read-only (0 when there is no file
+/// yet: `serve` creates it).
+pub fn probe(path: &Path) -> Result<super::Probe, StateError> {
+    let engine = format!("SQLite {}", path.display());
+    if !path.exists() {
+        return Ok(super::Probe {
+            engine,
+            schema: 0,
+            known: SCHEMA_VERSION,
+        });
+    }
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let schema: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    Ok(super::Probe {
+        engine,
+        schema,
+        known: SCHEMA_VERSION,
+    })
+}
+
 /// Opens (creating if needed) the database at `path` and migrates it to [`SCHEMA_VERSION`].
 pub fn open(path: &Path) -> Result<Connection, StateError> {
     let conn = Connection::open_with_flags(
