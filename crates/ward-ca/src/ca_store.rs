@@ -57,6 +57,10 @@ pub struct Rollout {
     pub done: Vec<String>,
     /// Live replicas that still serve an older one when the wait ended.
     pub lagging: Vec<ReplicaBeat>,
+    /// Replicas that were live, behind, when the wait began and stopped being heard from
+    /// during it (stopped, paused, cut off from the database): not counted as done, and
+    /// what they serve is unknown.
+    pub dropped: Vec<ReplicaBeat>,
 }
 
 fn generation_id(g: &GenerationPem) -> String {
@@ -208,14 +212,27 @@ impl DbCa {
     /// Waits up to `timeout` until every live replica serves `version` or newer.
     pub async fn wait_for(&self, version: i64, timeout: Duration) -> Result<Rollout, CaError> {
         let deadline = tokio::time::Instant::now() + timeout;
+        let mut behind_at_start: Option<Vec<ReplicaBeat>> = None;
         loop {
             let live = self.replicas().await?;
+            let behind = behind_at_start.get_or_insert_with(|| {
+                live.iter()
+                    .filter(|r| r.ca_version < version)
+                    .cloned()
+                    .collect()
+            });
+            let dropped: Vec<ReplicaBeat> = behind
+                .iter()
+                .filter(|b| !live.iter().any(|r| r.replica == b.replica))
+                .cloned()
+                .collect();
             let (done, lagging): (Vec<_>, Vec<_>) =
                 live.into_iter().partition(|r| r.ca_version >= version);
             if lagging.is_empty() || tokio::time::Instant::now() >= deadline {
                 return Ok(Rollout {
                     done: done.into_iter().map(|r| r.replica).collect(),
                     lagging,
+                    dropped,
                 });
             }
             tokio::time::sleep(Duration::from_millis(250)).await;

@@ -81,12 +81,14 @@ pub enum RotationError {
         replicas: String,
     },
     /// Certificates of the previous issuer are still valid and not renewed.
-    #[error("{count} certificate(s) signed by the previous issuer are still valid and not yet renewed (the last expires {last}); retiring it now would break them. Wait, or pass --force")]
+    #[error("{count} certificate(s) signed by the previous issuer are still valid, unrevoked and not yet renewed (the last expires {last}); retiring it now would break them. `ward-ca certs list --issuer {issuer}` names them (state valid); revoke those that no longer matter, wait, or pass --force")]
     StillLive {
         /// How many.
         count: i64,
         /// When the last expires (RFC 3339).
         last: String,
+        /// The previous issuer's serial.
+        issuer: String,
     },
     /// JWT-SVIDs the previous generation's key signed may still be valid.
     #[error("JWT-SVIDs signed by the previous generation's key may be valid until {until} (activation + jwt_svid.max_ttl + {JWT_SKEW_SECS}s of clock skew), and relying parties need its public key until then; retiring it now would make them refuse those tokens. Wait, or pass --force")]

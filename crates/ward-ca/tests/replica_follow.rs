@@ -102,8 +102,8 @@ async fn a_replica_that_cannot_load_a_new_version_retries_and_is_unready_meanwhi
     }
     assert_eq!(view(&trust, addr).await, (vec!["signing".into()], 200));
 
-    // The replica is paused while a new version (the next issuer) is stored: it is not
-    // live, so `prepare` does not wait for it.
+    // The replica is paused while a new version (the next issuer) is stored: it stops being
+    // live, so `prepare` stops waiting for it, and says so.
     let pid = replica.0.id().to_string();
     assert!(Command::new("kill")
         .args(["-STOP", &pid])
@@ -112,6 +112,12 @@ async fn a_replica_that_cannot_load_a_new_version_retries_and_is_unready_meanwhi
         .success());
     let out = ward_ca(dir, &["rotate", "prepare", "--config", admin]);
     assert!(out.status.success(), "{}", said(&out));
+    // It was live and behind when the wait began: its dropping out is said, not hidden.
+    assert!(
+        said(&out).contains("stopped being heard from while this waited"),
+        "{}",
+        said(&out)
+    );
 
     // Its read of the CA material now stalls past its database timeout (10 s).
     let lock_for = 14;

@@ -264,29 +264,51 @@ async fn revocations_cover_what_they_say(store: &Store) {
 }
 
 async fn rotation_counts_only_live_unrenewed_certificates(store: &Store) {
+    // What blocks retiring issuer "r1": its own certificates that still matter.
     let now = unix_now();
-    let base = store.live_certs_not_from("i2", now).await.unwrap().0;
-    let mut old = cert("o1", "spiffe://example.org/ns/o/sa/a", now);
+    let base = store.live_certs_of("r1", now).await.unwrap().0;
+    let of = |serial: &str, sa: &str, issuer: &str| {
+        let mut c = cert(serial, &format!("spiffe://example.org/ns/o/sa/{sa}"), now);
+        c.issuer = Some(issuer.into());
+        c
+    };
+    let mut old = of("o1", "a", "r1");
     old.not_after = now + 7200;
     store.issue(old, None).await.unwrap();
-    let mut renewed = cert("o2", "spiffe://example.org/ns/o/sa/b", now);
+    let mut renewed = of("o2", "b", "r1");
     renewed.not_after = now + 9000;
     store.issue(renewed, None).await.unwrap();
-    let mut child = cert("o3", "spiffe://example.org/ns/o/sa/b", now);
+    let mut child = of("o3", "b", "i2");
     child.parent_serial = Some("o2".into());
-    child.issuer = Some("i2".into());
     store.issue(child, None).await.unwrap();
-    let mut expired = cert("o4", "spiffe://example.org/ns/o/sa/c", now - 7200);
+    let mut expired = of("o4", "c", "r1");
     expired.not_after = now - 1;
     store.issue(expired, None).await.unwrap();
-    let mut own = cert("o5", "spiffe://example.org/ns/o/sa/ca", now);
+    let mut own = of("o5", "ca", "r1");
     own.attestor = "ca".into();
     store.issue(own, None).await.unwrap();
-    let (count, last) = store.live_certs_not_from("i2", now).await.unwrap();
+    // Revoked by serial, and by an ID revocation after its issuance: dead, however long
+    // their notAfter.
+    store.issue(of("o6", "d", "r1"), None).await.unwrap();
+    store.issue(of("o7", "e", "r1"), None).await.unwrap();
+    let revoke = |spiffe_id: Option<&str>, serial: Option<&str>| Revocation {
+        spiffe_id: spiffe_id.map(str::to_owned),
+        serial: serial.map(str::to_owned),
+        reason: "test".into(),
+        revoked_at: now + 1,
+    };
+    store.revoke(revoke(None, Some("o6"))).await.unwrap();
+    store
+        .revoke(revoke(Some("spiffe://example.org/ns/o/sa/e"), None))
+        .await
+        .unwrap();
+    // A generation retired long ago does not block this one.
+    store.issue(of("o8", "f", "r0"), None).await.unwrap();
+    let (count, last) = store.live_certs_of("r1", now).await.unwrap();
     assert_eq!(
         count,
         base + 1,
-        "only o1: o2 was renewed, o3 is i2's, o4 expired, o5 is the CA's"
+        "only o1: o2 was renewed, o3 is i2's, o4 expired, o5 is the CA's, o6 and o7 revoked, o8 r0's"
     );
     assert!(last.is_some_and(|l| l >= now + 7200), "{last:?}");
 }

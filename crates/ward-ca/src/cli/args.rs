@@ -251,9 +251,10 @@ pub enum StateCommand {
 #[derive(Debug, Subcommand)]
 pub enum CertsCommand {
     #[command(
-        after_help = "Example:\n  ward-ca certs list --config /etc/ward/ca.yaml --id spiffe://example.org/ns/web/sa/frontend --output json"
+        after_help = "Examples:\n  ward-ca certs list --config /etc/ward/ca.yaml --id spiffe://example.org/ns/web/sa/frontend --output json\n  ward-ca certs list --config /etc/ward/ca.yaml --issuer 5dbd61e9eccdc23b564860a75a5d8e2f"
     )]
-    /// List issued certificates, newest first.
+    /// List issued certificates, newest first, with the issuer that signed each and its
+    /// state (valid, renewed, expired, revoked).
     List {
         /// Daemon config file.
         #[arg(long, value_name = "FILE", env = "WARD_CA_CONFIG")]
@@ -261,6 +262,10 @@ pub enum CertsCommand {
         /// Only this SPIFFE ID.
         #[arg(long, value_name = "SPIFFE_ID")]
         id: Option<String>,
+        /// Only certificates signed by the issuer with this serial (`rotate status` shows
+        /// each generation's); those `valid` are what `rotate finish` waits for.
+        #[arg(long, value_name = "SERIAL")]
+        issuer: Option<String>,
         /// Text or JSON.
         #[command(flatten)]
         output: ward_cli::OutputArg,

@@ -89,8 +89,16 @@ pub(super) fn change<R: Send>(
     })
 }
 
-/// Tells the operator which replicas serve a change, or fails naming those that do not.
+/// Tells the operator which replicas serve a change, or fails naming those that do not;
+/// warns about replicas that stopped being heard from while it waited.
 pub(super) fn report(rollout: &Rollout, status: &mut dyn Write) -> Result<(), CaError> {
+    for r in &rollout.dropped {
+        let _ = writeln!(
+            status,
+            "warning: replica {} (serving version {}) stopped being heard from while this waited; it is not counted, and if it still runs it serves the old version until it reconnects",
+            r.replica, r.ca_version
+        );
+    }
     if !rollout.lagging.is_empty() {
         let names: Vec<String> = rollout
             .lagging

@@ -30,8 +30,11 @@ struct TokenRow {
 struct CertRow {
     serial: String,
     spiffe_id: String,
-    /// `valid`, `expired` or `revoked`.
+    /// `valid`, `renewed` (valid, but replaced by a renewal: it blocks no rotation),
+    /// `expired` or `revoked`.
     state: &'static str,
+    /// The serial of the issuer (the CA generation) that signed it, when recorded.
+    issuer: Option<String>,
     attestor: String,
     /// Who asked: the client's address or the CLI.
     client: String,
@@ -93,15 +96,23 @@ pub fn tokens(config: &Path, output: Output, out: &mut dyn Write) -> Result<(), 
 pub fn certs(
     config: &Path,
     id: Option<&str>,
+    issuer: Option<&str>,
     output: Output,
     out: &mut dyn Write,
 ) -> Result<(), CaError> {
     let (_, state) = load(config)?;
     let (revocations, _) = state.run(|s| s.revocations())?;
     let now = unix_now();
-    let rows: Vec<CertRow> = state
-        .run(|s| s.certs(id))?
-        .into_iter()
+    let all = state.run(|s| s.certs(id))?;
+    // A renewal names the certificate it was authenticated with (same ID, so in `all`).
+    let renewed: std::collections::HashSet<&str> = all
+        .iter()
+        .filter_map(|c| c.parent_serial.as_deref())
+        .collect();
+    let rows: Vec<CertRow> = all
+        .iter()
+        .filter(|c| issuer.is_none_or(|i| c.issuer.as_deref() == Some(i)))
+        .cloned()
         .map(|c| CertRow {
             state: if revocations
                 .iter()
@@ -110,9 +121,12 @@ pub fn certs(
                 "revoked"
             } else if c.not_after <= now {
                 "expired"
+            } else if renewed.contains(c.serial.as_str()) {
+                "renewed"
             } else {
                 "valid"
             },
+            issuer: c.issuer,
             issued_at: when(c.issued_at),
             not_before: when(c.not_before),
             not_after: when(c.not_after),
@@ -128,14 +142,19 @@ pub fn certs(
     }
     let _ = writeln!(
         out,
-        "{:<34} {:<22} {:<11} {:<8} SPIFFE ID",
-        "SERIAL", "NOT AFTER", "ATTESTOR", "STATE"
+        "{:<34} {:<22} {:<11} {:<8} {:<34} SPIFFE ID",
+        "SERIAL", "NOT AFTER", "ATTESTOR", "STATE", "ISSUER"
     );
     for c in rows {
         let _ = writeln!(
             out,
-            "{:<34} {:<22} {:<11} {:<8} {}",
-            c.serial, c.not_after, c.attestor, c.state, c.spiffe_id
+            "{:<34} {:<22} {:<11} {:<8} {:<34} {}",
+            c.serial,
+            c.not_after,
+            c.attestor,
+            c.state,
+            c.issuer.as_deref().unwrap_or("-"),
+            c.spiffe_id
         );
     }
     Ok(())

@@ -148,8 +148,20 @@ pub fn run(cli: Cli, out: &mut dyn Write, status: &mut dyn Write) -> Result<(), 
             reason,
         } => ops::revoke(&config, id, serial, reason, status),
         Command::Certs {
-            command: CertsCommand::List { config, id, output },
-        } => listing::certs(&config, id.as_deref(), output.output, out),
+            command:
+                CertsCommand::List {
+                    config,
+                    id,
+                    issuer,
+                    output,
+                },
+        } => listing::certs(
+            &config,
+            id.as_deref(),
+            issuer.as_deref(),
+            output.output,
+            out,
+        ),
         Command::Rotate { command } => rotate::run(command, out, status),
         Command::Completions { shell } => {
             ward_cli::completions(

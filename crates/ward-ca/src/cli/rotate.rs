@@ -135,20 +135,21 @@ pub(super) fn jwt_wait(cfg: &CaConfig, journal: &Journal, previous_had_key: bool
     jwt_live_until(journal, max_ttl, previous_had_key)
 }
 
-/// Refuses `finish` while certificates of the previous issuer, or JWT-SVIDs of the previous
-/// key (`jwt_until`, from [`jwt_wait`]), live, unless `force`.
+/// Refuses `finish` while certificates of the previous issuer (`retiring`: its serial), or
+/// JWT-SVIDs of the previous key (`jwt_until`, from [`jwt_wait`]), live, unless `force`.
 pub(super) fn check_nothing_live(
-    signing: &Issuer,
+    retiring: &[String],
     jwt_until: Option<i64>,
     state: &OpState,
     force: bool,
     status: &mut dyn Write,
 ) -> Result<(), CaError> {
-    let (live, last) = live_under_previous(signing, state)?;
+    let (live, last) = live_under(retiring, state)?;
     if live > 0 && !force {
         return Err(RotationError::StillLive {
             count: live,
             last: when(last.unwrap_or(0)),
+            issuer: retiring.join(" / "),
         }
         .into());
     }
@@ -172,14 +173,14 @@ pub(super) fn finished_message(cfg: &CaConfig) -> String {
     )
 }
 
-/// What `retire` did.
+/// What `retire` did; `retired` are the serials of the issuers it retired.
 pub(super) fn retired_message(
     cfg: &CaConfig,
-    signing: &Issuer,
+    retired: &[String],
     state: &OpState,
     activated: bool,
 ) -> Result<String, CaError> {
-    let (live, _) = live_under_previous(signing, state)?;
+    let (live, _) = live_under(retired, state)?;
     Ok(format!(
         "retired the previous issuer{}; the CA stops accepting its certificates within a second and workloads within one bundle refresh ({}s)\n{live} certificate(s) it signed were still valid and not renewed: CA-fed sidecars enroll again with their token file (a Kubernetes token does; a used join token needs a new one)",
         if activated { " (after activating the prepared generation)" } else { "" },
@@ -187,11 +188,12 @@ pub(super) fn retired_message(
     ))
 }
 
-/// What comes next in a rotation, for `status`; `live` is [`live_under_previous`].
+/// What comes next in a rotation, for `status`; `live` is [`live_under`] the previous issuer.
 pub(super) fn next_step(
     journal: &Journal,
     jwt_until: Option<i64>,
     live: (i64, Option<i64>),
+    previous: Option<&str>,
 ) -> String {
     let jwt_pending = jwt_until.filter(|u| *u > unix_now());
     match journal.phase {
@@ -212,8 +214,9 @@ pub(super) fn next_step(
             ),
             ((0, _), None) => "activated; nothing live depends on the previous issuer: run `ward-ca rotate finish`".into(),
             ((n, last), _) => format!(
-                "activated; {n} certificate(s) of the previous issuer are still valid and not renewed, the last until {}: `ward-ca rotate finish` after that (or `ward-ca rotate retire` now, in an emergency)",
-                when(last.unwrap_or(0))
+                "activated; {n} certificate(s) of the previous issuer are still valid, unrevoked and not renewed, the last until {}: `ward-ca rotate finish` after that (or `ward-ca rotate retire` now, in an emergency); `ward-ca certs list --issuer {}` names them (state valid)",
+                when(last.unwrap_or(0)),
+                previous.unwrap_or("<previous issuer serial>")
             ),
         },
     }
@@ -250,14 +253,17 @@ fn run_dir(
             let journal = Journal::load(dir)?;
             if journal.phase == Phase::Activated {
                 let jwt = jwt_wait(cfg, &journal, dir.join(PREVIOUS).join(JWT_KEY).exists());
-                check_nothing_live(&Issuer::load(dir)?, jwt, state, force, status)?;
+                let previous = of_role(&issuer_serials_dir(dir)?, "previous");
+                check_nothing_live(&previous, jwt, state, force, status)?;
             }
             rotate::finish(dir)?;
             let _ = writeln!(status, "{}", finished_message(cfg));
         }
         RotateCommand::Retire { force, .. } => {
+            let before = issuer_serials_dir(dir)?;
             let activated = rotate::retire(dir, unix_now(), hint, force)?;
-            let message = retired_message(cfg, &Issuer::load(dir)?, state, activated)?;
+            let retired = retired_between(&before, &issuer_serials_dir(dir)?);
+            let message = retired_message(cfg, &retired, state, activated)?;
             let _ = writeln!(status, "{message}");
         }
         // [`run`] reports status itself, to standard output.
@@ -268,10 +274,54 @@ fn run_dir(
     Ok(())
 }
 
-/// Live, not yet renewed certificates not signed by the issuer that signs now.
-pub(super) fn live_under_previous(
-    signing: &Issuer,
+/// The certificates that still matter (unexpired, unrevoked, not renewed) among those
+/// signed by the issuers with serials `retiring`, and when the last of them expires. Those of
+/// generations retired before, revoked or expired ones never block a rotation.
+pub(super) fn live_under(
+    retiring: &[String],
     state: &OpState,
 ) -> Result<(i64, Option<i64>), CaError> {
-    state.run(|s| s.live_certs_not_from(signing.issuer_serial(), unix_now()))
+    let now = unix_now();
+    let mut total = (0, None::<i64>);
+    for serial in retiring {
+        let (n, last) = state.run(|s| s.live_certs_of(serial, now))?;
+        total.0 += n;
+        total.1 = total.1.max(last);
+    }
+    Ok(total)
+}
+
+/// The issuers' serials of a CA directory, by role (`signing`, `next`, `previous`).
+pub(super) fn issuer_serials_dir(dir: &Path) -> Result<Vec<(&'static str, String)>, CaError> {
+    let mut serials = vec![("signing", Issuer::load(dir)?.issuer_serial().to_owned())];
+    for (sub, role) in [(NEXT, "next"), (PREVIOUS, "previous")] {
+        if dir.join(sub).exists() {
+            serials.push((
+                role,
+                Issuer::load(&dir.join(sub))?.issuer_serial().to_owned(),
+            ));
+        }
+    }
+    Ok(serials)
+}
+
+/// The serials of role `role` (the previous issuer's, which `finish` retires).
+pub(super) fn of_role(serials: &[(&'static str, String)], role: &str) -> Vec<String> {
+    serials
+        .iter()
+        .filter(|(r, _)| *r == role)
+        .map(|(_, s)| s.clone())
+        .collect()
+}
+
+/// The serials in `before` that are not in `after`: what a step retired.
+pub(super) fn retired_between(
+    before: &[(&'static str, String)],
+    after: &[(&'static str, String)],
+) -> Vec<String> {
+    before
+        .iter()
+        .filter(|(_, s)| !after.iter().any(|(_, a)| a == s))
+        .map(|(_, s)| s.clone())
+        .collect()
 }

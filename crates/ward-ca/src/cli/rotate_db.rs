@@ -14,8 +14,8 @@ use std::io::Write;
 use super::keys::{self, report};
 use super::ops::OpState;
 use super::rotate::{
-    activated_message, check_nothing_live, finished_message, jwt_wait, prepared_message,
-    retired_message, RotateCommand,
+    activated_message, check_nothing_live, finished_message, jwt_wait, of_role, prepared_message,
+    retired_between, retired_message, RotateCommand,
 };
 use crate::ca_store::DbCa;
 use crate::config::CaConfig;
@@ -27,6 +27,16 @@ use crate::state::unix_now;
 
 fn signing(m: &CaMaterial) -> Result<Issuer, CaError> {
     Issuer::from_generation(&DbCa::origin(), &m.signing)
+}
+
+/// The issuers' serials of a CA held in the database, by role.
+pub(super) fn issuer_serials(m: &CaMaterial) -> Result<Vec<(&'static str, String)>, CaError> {
+    m.generations()
+        .map(|(role, g)| {
+            let issuer = Issuer::from_generation(&DbCa::origin().join(role.as_str()), g)?;
+            Ok((role.as_str(), issuer.issuer_serial().to_owned()))
+        })
+        .collect()
 }
 
 /// Runs one `rotate` subcommand against the database.
@@ -64,17 +74,20 @@ pub(super) fn run(
             if m.journal.phase == Phase::Activated {
                 let had_key = m.previous.as_ref().is_some_and(|g| g.jwt_key_pem.is_some());
                 let jwt = jwt_wait(cfg, &m.journal, had_key);
-                check_nothing_live(&signing(&m)?, jwt, state, force, status)?;
+                let previous = of_role(&issuer_serials(&m)?, "previous");
+                check_nothing_live(&previous, jwt, state, force, status)?;
             }
             let ((), rollout) = keys::change(db, state, CaMaterial::finish)?;
             let _ = writeln!(status, "{}", finished_message(cfg));
             report(&rollout, status)
         }
         RotateCommand::Retire { force, .. } => {
+            let before = issuer_serials(&keys::material(db, state)?.0)?;
             let (activated, rollout) =
                 keys::change(db, state, |m| m.retire(unix_now(), hint, force))?;
             let (m, _) = keys::material(db, state)?;
-            let message = retired_message(cfg, &signing(&m)?, state, activated)?;
+            let retired = retired_between(&before, &issuer_serials(&m)?);
+            let message = retired_message(cfg, &retired, state, activated)?;
             let _ = writeln!(status, "{message}");
             report(&rollout, status)
         }

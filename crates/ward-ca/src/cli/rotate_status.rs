@@ -10,7 +10,7 @@ use ward_cli::Output;
 
 use super::keys;
 use super::ops::{when, OpState};
-use super::rotate::{jwt_wait, live_under_previous, next_step};
+use super::rotate::{jwt_wait, live_under, next_step};
 use crate::ca_dir::JWT_KEY;
 use crate::ca_store::DbCa;
 use crate::config::CaConfig;
@@ -27,6 +27,10 @@ struct Generation {
     issuer_serial: String,
     not_after: String,
     root_subject: String,
+    /// SHA-256 of the root's and the issuer's DER (`openssl x509 -fingerprint -sha256`
+    /// prints the same, with colons): what operators compare across replicas and hosts.
+    root_sha256: String,
+    issuer_sha256: String,
 }
 
 /// A CA replica (keys in PostgreSQL only).
@@ -50,7 +54,9 @@ struct Report {
     ca_version: Option<i64>,
     /// Live replicas (keys in PostgreSQL), else null.
     replicas: Option<Vec<Replica>>,
-    /// Valid, not yet renewed certificates not signed by the signing issuer.
+    /// Certificates of the previous issuer that still matter: unexpired, unrevoked, not
+    /// yet renewed (what `finish` waits for; `ward-ca certs list --issuer SERIAL --live`
+    /// names them).
     previous_live_certificates: i64,
     /// When the last of them expires.
     previous_live_until: Option<String>,
@@ -68,6 +74,8 @@ fn generation(issuer: &Issuer, role: &str) -> Result<Generation, CaError> {
         })?;
     Ok(Generation {
         role: role.to_owned(),
+        root_sha256: ward_tls::files::sha256_hex(issuer.root()),
+        issuer_sha256: ward_tls::files::sha256_hex(issuer.issuer_cert()),
         issuer_serial: issuer.issuer_serial().to_owned(),
         not_after: rfc3339(issuer.not_after()),
         root_subject: root.subject().to_string(),
@@ -76,13 +84,17 @@ fn generation(issuer: &Issuer, role: &str) -> Result<Generation, CaError> {
 
 fn finish_report(
     journal: &Journal,
-    signing: &Issuer,
     jwt_until: Option<i64>,
     state: &OpState,
     generations: Vec<Generation>,
     bundle_roots: usize,
 ) -> Result<Report, CaError> {
-    let live = live_under_previous(signing, state)?;
+    let previous: Vec<String> = generations
+        .iter()
+        .filter(|g| g.role == "previous")
+        .map(|g| g.issuer_serial.clone())
+        .collect();
+    let live = live_under(&previous, state)?;
     Ok(Report {
         phase: journal.phase,
         generations,
@@ -93,7 +105,12 @@ fn finish_report(
         previous_live_certificates: live.0,
         previous_live_until: live.1.filter(|_| live.0 > 0).map(when),
         jwt_live_until: jwt_until.filter(|u| *u > unix_now()).map(when),
-        next_step: next_step(journal, jwt_until, live),
+        next_step: next_step(
+            journal,
+            jwt_until,
+            live,
+            previous.first().map(String::as_str),
+        ),
     })
 }
 
@@ -115,7 +132,7 @@ pub(super) fn of_dir(
     }
     let roots = rotate::bundle_roots(dir)?.len();
     let jwt = jwt_wait(cfg, &journal, dir.join(PREVIOUS).join(JWT_KEY).exists());
-    let report = finish_report(&journal, &signing, jwt, state, generations, roots)?;
+    let report = finish_report(&journal, jwt, state, generations, roots)?;
     print(&report, output, out)
 }
 
@@ -128,7 +145,6 @@ pub(super) fn of_db(
     out: &mut dyn Write,
 ) -> Result<(), CaError> {
     let (m, version) = keys::material(db, state)?;
-    let signing = Issuer::from_generation(&DbCa::origin(), &m.signing)?;
     let mut generations = Vec::new();
     for (role, g) in m.generations() {
         let issuer = Issuer::from_generation(&DbCa::origin().join(role.as_str()), g)?;
@@ -136,14 +152,7 @@ pub(super) fn of_db(
     }
     let had_key = m.previous.as_ref().is_some_and(|g| g.jwt_key_pem.is_some());
     let jwt = jwt_wait(cfg, &m.journal, had_key);
-    let mut report = finish_report(
-        &m.journal,
-        &signing,
-        jwt,
-        state,
-        generations,
-        m.roots()?.len(),
-    )?;
+    let mut report = finish_report(&m.journal, jwt, state, generations, m.roots()?.len())?;
     let now = unix_now();
     let replicas = state.block(async { Ok(db.replicas().await?) })?;
     report.ca_version = Some(version);
@@ -172,8 +181,8 @@ fn print(report: &Report, output: Output, out: &mut dyn Write) -> Result<(), CaE
         let label = format!("{}:", g.role);
         let _ = writeln!(
             out,
-            "{label:<9} issuer serial {} valid until {}; root {}",
-            g.issuer_serial, g.not_after, g.root_subject
+            "{label:<9} issuer serial {} valid until {}; root {}\n          root SHA-256 {}\n          issuer SHA-256 {}",
+            g.issuer_serial, g.not_after, g.root_subject, g.root_sha256, g.issuer_sha256
         );
     }
     let _ = write!(

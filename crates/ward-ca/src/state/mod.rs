@@ -266,17 +266,18 @@ impl Store {
         }
     }
 
-    /// How many workload certificates valid at `now`, and not yet replaced by a renewal,
-    /// were not signed by the issuer with serial `issuer`, and when the last of them
-    /// expires. The CA's own serving certificates do not count: it re-issues its own.
-    pub async fn live_certs_not_from(
+    /// How many certificates signed by the issuer with serial `issuer` still matter at `now`
+    /// (unexpired, unrevoked by serial or by an ID revocation that covers them, not yet
+    /// replaced by a renewal), and when the last of them expires. The CA's own serving
+    /// certificates do not count: it re-issues its own.
+    pub async fn live_certs_of(
         &self,
         issuer: &str,
         now: i64,
     ) -> Result<(i64, Option<i64>), StateError> {
         match self {
-            Self::Sqlite(s) => s.live_certs_not_from(issuer, now),
-            Self::Postgres(p) => p.live_certs_not_from(issuer, now).await,
+            Self::Sqlite(s) => s.live_certs_of(issuer, now),
+            Self::Postgres(p) => p.live_certs_of(issuer, now).await,
         }
     }
 }

@@ -373,7 +373,7 @@ impl PgStore {
         .await
     }
 
-    pub(super) async fn live_certs_not_from(
+    pub(super) async fn live_certs_of(
         &self,
         issuer: &str,
         now: i64,
@@ -384,8 +384,11 @@ impl PgStore {
                 .client()
                 .query_one(
                     "SELECT count(*), max(not_after) FROM certs
-                     WHERE not_after > $2 AND (issuer IS NULL OR issuer <> $1) AND attestor <> 'ca'
-                       AND NOT EXISTS (SELECT 1 FROM certs AS renewed WHERE renewed.parent_serial = certs.serial)",
+                     WHERE not_after > $2 AND issuer = $1 AND attestor <> 'ca'
+                       AND NOT EXISTS (SELECT 1 FROM certs AS renewed WHERE renewed.parent_serial = certs.serial)
+                       AND NOT EXISTS (SELECT 1 FROM revocations AS r
+                                       WHERE r.serial = certs.serial
+                                          OR (r.spiffe_id = certs.spiffe_id AND certs.issued_at <= r.revoked_at))",
                     &[&issuer, &now],
                 )
                 .await

@@ -336,12 +336,11 @@ impl SqliteStore {
             .await
     }
 
-    pub(super) fn live_certs_not_from(
+    pub(super) fn live_certs_of(
         &self,
         issuer: &str,
         now: i64,
     ) -> Result<(i64, Option<i64>), StateError> {
-        self.reads
-            .read(|c| queries::live_certs_not_from(c, issuer, now))
+        self.reads.read(|c| queries::live_certs_of(c, issuer, now))
     }
 }

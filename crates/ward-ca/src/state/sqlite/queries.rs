@@ -65,18 +65,19 @@ pub fn list_certs(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// How many workload certificates valid at `now`, and not yet replaced by a renewal, were
-/// not signed by the issuer with serial `issuer`, and when the last of them expires. The
-/// CA's own serving certificates do not count: the daemon re-issues its own at activation.
-pub fn live_certs_not_from(
+/// See [`crate::state::Store::live_certs_of`].
+pub fn live_certs_of(
     conn: &Connection,
     issuer: &str,
     now: i64,
 ) -> Result<(i64, Option<i64>), StateError> {
     Ok(conn.query_row(
         "SELECT count(*), max(not_after) FROM certs
-         WHERE not_after > ?2 AND (issuer IS NULL OR issuer <> ?1) AND attestor <> 'ca'
-           AND NOT EXISTS (SELECT 1 FROM certs AS renewed WHERE renewed.parent_serial = certs.serial)",
+         WHERE not_after > ?2 AND issuer = ?1 AND attestor <> 'ca'
+           AND NOT EXISTS (SELECT 1 FROM certs AS renewed WHERE renewed.parent_serial = certs.serial)
+           AND NOT EXISTS (SELECT 1 FROM revocations AS r
+                           WHERE r.serial = certs.serial
+                              OR (r.spiffe_id = certs.spiffe_id AND certs.issued_at <= r.revoked_at))",
         params![issuer, now],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?)
