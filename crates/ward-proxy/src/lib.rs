@@ -163,17 +163,6 @@ pub async fn start(config: Config) -> Result<RunningProxy, ProxyError> {
     ));
     let mut source =
         IdentitySource::from_config(&config.identity, &config.trust_domain, metrics.source());
-    let identity = match source.refresh(&store, true).await {
-        Ok(id) => id,
-        Err(e) if source.required_at_start() => return Err(ProxyError::Identity(e)),
-        Err(e) => {
-            tracing::warn!(error = %e, "no identity yet; starting unready and retrying");
-            None
-        }
-    };
-    if let Some(id) = &identity {
-        metrics.identity_expiry.set(id.leaf().not_after);
-    }
 
     let lifecycle = Lifecycle::default();
     let workers = Arc::new(
@@ -256,6 +245,21 @@ pub async fn start(config: Config) -> Result<RunningProxy, ProxyError> {
         .as_ref()
         .map(workload::prepare)
         .transpose()?;
+
+    // Only now, with every listener bound and everything local checked, is the identity
+    // obtained: enrolling spends a single-use join token, which must not be lost to a port
+    // that is taken or a socket path in use.
+    let identity = match source.refresh(&store, true).await {
+        Ok(id) => id,
+        Err(e) if source.required_at_start() => return Err(ProxyError::Identity(e)),
+        Err(e) => {
+            tracing::warn!(error = %e, "no identity yet; starting unready and retrying");
+            None
+        }
+    };
+    if let Some(id) = &identity {
+        metrics.identity_expiry.set(id.leaf().not_after);
+    }
 
     let mut tasks = Vec::new();
     for (socket, listener) in inbound_ready {

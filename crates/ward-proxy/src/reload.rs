@@ -84,7 +84,11 @@ pub(crate) async fn reload_loop(
                 metrics.reload("identity", true);
             }
             Err(e) => {
-                tracing::error!(error = %e, "identity reload failed; keeping the previous identity");
+                if store.current().is_some() {
+                    tracing::error!(error = %e, "identity reload failed; keeping the previous identity");
+                } else {
+                    tracing::error!(error = %e, "no identity yet; not ready until one is obtained");
+                }
                 metrics.reload("identity", false);
             }
         }

@@ -24,10 +24,12 @@ use ward_api::{
     AllowedIssuer, BundleDocument, EnrollRequest, ErrorBody, Issued, IssuerRole, RenewRequest,
 };
 use ward_identity::{unix_now, TrustDomain};
+use ward_tls::files::ContentDigest;
 use ward_tls::pem::certs_from_pem;
 use ward_tls::{CertStore, Identity, JwtAuthority, Revocation, SpkiHash, TrustBundles};
 
 use super::ca_client::CaClient;
+use super::token::{token_unusable, DEAD_TOKEN_RETRY};
 use super::IdentityError;
 use crate::metrics::{RenewalLabels, SourceMetrics};
 
@@ -54,6 +56,9 @@ pub(crate) struct CaSource {
     bundle_hint: Duration,
     /// The issuer the CA signs with, as its last bundle said.
     signing_issuer: Option<SpkiHash>,
+    /// The token the CA refused for good (its digest): not sent again until the file changes
+    /// or [`DEAD_TOKEN_RETRY`] passes.
+    dead_token: Option<ContentDigest>,
 }
 
 /// The key hashes of `issuers`, and which one signs now; a malformed hash refuses the whole
@@ -119,13 +124,17 @@ fn jwt_authorities(
 /// What the CA said when it refused: its code and message when the body is the API's error
 /// document, else the status and the first bytes of whatever came back.
 pub(crate) fn refusal(path: &'static str, status: StatusCode, body: &[u8]) -> IdentityError {
-    let detail = match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(e) => format!("{}: {}", e.error, e.message),
-        Err(_) => String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+    let (code, detail) = match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(e) => (Some(e.error), format!("{}: {}", e.error, e.message)),
+        Err(_) => (
+            None,
+            String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+        ),
     };
     IdentityError::Refused {
         path,
         status: status.as_u16(),
+        code,
         detail,
     }
 }
@@ -182,6 +191,7 @@ impl CaSource {
             bundle_at: now,
             bundle_hint: DEFAULT_BUNDLE_REFRESH,
             signing_issuer: None,
+            dead_token: None,
         }
     }
 
@@ -219,10 +229,24 @@ impl CaSource {
             }
         }
         let due = force || expired || self.renew_at.is_none_or(|at| now >= at);
+        // A token refused for good is tried again as soon as the file holds another one.
+        let token = if expired {
+            let t = self.read_token().await?;
+            if self
+                .dead_token
+                .is_some_and(|d| d != ContentDigest::of(&[t.as_bytes()]))
+            {
+                self.dead_token = None;
+                self.retry_at = now;
+            }
+            Some(t)
+        } else {
+            None
+        };
         if !due || (now < self.retry_at && !force) {
             return Ok(None);
         }
-        let outcome = self.obtain(store, !expired).await;
+        let outcome = self.obtain(store, token).await;
         let kind = if expired { "enroll" } else { "renew" };
         let result = if outcome.is_ok() {
             "success"
@@ -244,6 +268,15 @@ impl CaSource {
                 tracing::info!(id = %identity.id(), renew_in_secs = wait as u64, "certificate obtained from the CA");
                 Ok(Some(identity))
             }
+            Err(e) if expired && token_unusable(&e, &self.token_file).is_some() => {
+                let digest = ContentDigest::of(&[self.read_token().await?.as_bytes()]);
+                self.retry_at = Instant::now() + DEAD_TOKEN_RETRY;
+                // Said once per token: the same refusal again is no news.
+                if self.dead_token.replace(digest) == Some(digest) {
+                    return Ok(None);
+                }
+                Err(token_unusable(&e, &self.token_file).unwrap_or(e))
+            }
             Err(e) => {
                 self.failures = self.failures.saturating_add(1);
                 // 1 s after the first failure, doubling to MAX_BACKOFF (as docs/proxy.md says).
@@ -258,33 +291,39 @@ impl CaSource {
         }
     }
 
-    /// Enrolls (no valid certificate yet) or renews (mTLS with the current one).
+    /// The token file's text (read off the async workers).
+    async fn read_token(&self) -> Result<String, IdentityError> {
+        let path = self.token_file.clone();
+        super::off_workers(&self.token_file, move || {
+            std::fs::read_to_string(&path).map_err(|source| IdentityError::Read { path, source })
+        })
+        .await
+    }
+
+    /// Enrolls with `token` (no valid certificate yet) or, without one, renews (mTLS with
+    /// the current certificate).
     async fn obtain(
         &mut self,
         store: &CertStore,
-        renew: bool,
+        token: Option<String>,
     ) -> Result<Arc<Identity>, IdentityError> {
         let (key, csr) = key_and_csr()?;
-        let (path, body) = if renew {
-            (
+        let renew = token.is_none();
+        let (path, body) = match token {
+            None => (
                 ward_api::RENEW,
                 serde_json::to_string(&RenewRequest {
                     csr,
                     for_app: false,
                 }),
-            )
-        } else {
-            let path = self.token_file.clone();
-            let token = super::off_workers(&self.token_file, move || {
-                std::fs::read_to_string(&path)
-                    .map_err(|source| IdentityError::Read { path, source })
-            })
-            .await?;
-            let request = EnrollRequest {
-                csr,
-                token: token.trim().to_owned(),
-            };
-            (ward_api::ENROLL, serde_json::to_string(&request))
+            ),
+            Some(token) => {
+                let request = EnrollRequest {
+                    csr,
+                    token: token.trim().to_owned(),
+                };
+                (ward_api::ENROLL, serde_json::to_string(&request))
+            }
         };
         let body = body.map_err(|e| IdentityError::KeyGeneration(e.to_string()))?;
         let resp = self

@@ -11,6 +11,7 @@ pub(crate) mod app;
 pub(crate) mod ca;
 pub(crate) mod ca_client;
 pub(crate) mod files;
+mod token;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -58,8 +59,24 @@ pub enum IdentityError {
         path: &'static str,
         /// The HTTP status.
         status: u16,
+        /// The CA's code, when it sent one.
+        code: Option<ward_api::ErrorCode>,
         /// The CA's code and message, or the start of whatever it sent.
         detail: String,
+    },
+    /// The join token in the token file can never enroll (used, revoked, expired, unknown,
+    /// or for a reserved ID); said once per token, then retried slowly and at once when the
+    /// file changes.
+    #[error("the join token in {file} cannot enroll: {why} ({code}); {fix}", file = file.display())]
+    TokenUnusable {
+        /// The token file.
+        file: PathBuf,
+        /// The CA's code.
+        code: ward_api::ErrorCode,
+        /// What is wrong with the token, in words.
+        why: &'static str,
+        /// What to do.
+        fix: String,
     },
     /// The CA's answer is not the documented document.
     #[error("{path}: unusable answer: {detail}")]
