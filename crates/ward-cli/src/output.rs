@@ -37,7 +37,8 @@ pub fn completions(shell: Shell, mut cmd: clap::Command, bin: &str, out: &mut dy
     clap_complete::generate(shell, &mut cmd, bin, out);
 }
 
-/// Subcommands (by full name) whose help shows no `Example` — every leaf must have one.
+/// Subcommands (by full name) whose help shows no `Example` — every one must have one,
+/// groups (`rotate`, `token`) as well as the commands under them.
 pub fn missing_examples(cmd: &clap::Command) -> Vec<String> {
     fn walk(cmd: &clap::Command, prefix: &str, missing: &mut Vec<String>) {
         let name = format!("{prefix}{}", cmd.get_name());
@@ -45,7 +46,7 @@ pub fn missing_examples(cmd: &clap::Command) -> Vec<String> {
             .get_subcommands()
             .filter(|c| c.get_name() != "help")
             .collect();
-        if leaves.is_empty() {
+        if !prefix.is_empty() {
             let shown = cmd
                 .get_after_help()
                 .or(cmd.get_after_long_help())

@@ -145,7 +145,7 @@ async fn handle(
             if reason == ward_tls::verify::NO_SHARED_GROUP {
                 let groups = &inbound.config.key_exchange;
                 detail = format!("{detail}; this listener accepts key_exchange: {groups}");
-                tracing::warn!(listener = %inbound.config.name, client = ?client, %detail, "refused: no key-exchange group in common");
+                tracing::warn!(listener = %inbound.config.name, client = %client.as_ref().map_or_else(|e| e.to_string(), |a| a.to_string()), %detail, "refused: no key-exchange group in common");
             }
             rec.handshake_failed(reason, detail);
             return linger_close(sock).await;

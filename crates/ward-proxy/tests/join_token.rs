@@ -1,7 +1,8 @@
 //! A sidecar spends its single-use join token only when it can run: a listener port that is
 //! taken stops it before it enrolls, and the token is still unused. A token the CA refuses
 //! for good (already used) is said once, with the fix, retried slowly, and a new token
-//! written to the file is picked up without a restart (the real binary and its log).
+//! written to the file is picked up without a restart (the real binary and its log). A used
+//! token cannot be revoked as if that cut its workload off.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
@@ -68,6 +69,18 @@ async fn a_taken_port_does_not_spend_the_join_token() {
     drop(taken);
     let proxy = ward_proxy::start(config).await.unwrap();
     assert!(metric(&proxy, "ward_identity_expiry_timestamp_seconds") > 0.0);
+    assert_eq!(token_state(&ca), "used");
+    // Revoking the used token would change nothing: refused, naming what does.
+    let listing = ca.cli(&["token", "list", "--output", "json"]).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&listing).unwrap();
+    let token_id = v["tokens"][0]["token_id"].as_str().unwrap().to_owned();
+    let err = ca
+        .cli(&["token", "revoke", "--token-id", &token_id])
+        .unwrap_err();
+    assert!(
+        err.contains("already used") && err.contains(&format!("--id {FRONTEND}")),
+        "{err}"
+    );
     assert_eq!(token_state(&ca), "used");
     proxy.shutdown().await;
     ca.running.shutdown().await;

@@ -135,7 +135,8 @@ pub async fn serve(
         let mut refused = |reason: &'static str, why: &dyn std::fmt::Display| {
             metrics.closed(reason);
             if logged.len() < 256 && logged.insert((uid, reason)) {
-                tracing::warn!(uid = ?uid, reason, "Workload API connection refused: {why} (logged once per uid)");
+                let uid = uid.map_or_else(|| "unknown".to_owned(), |u| u.to_string());
+                tracing::warn!(%uid, reason, "Workload API connection refused: {why} (logged once per uid)");
             }
         };
         match allowed {

@@ -228,6 +228,21 @@ pub fn token_revoke(
     status: &mut dyn Write,
 ) -> Result<(), CaError> {
     let (_, state) = load(config)?;
+    // A used token has done its work: revoking it would change nothing and read as if the
+    // workload it enrolled were cut off. Say what does that instead.
+    let tokens = state.run(|s| s.tokens())?;
+    if let Some(t) = tokens.iter().find(|t| t.token_id == token_id) {
+        if let (Some(used), None) = (t.used_at, t.revoked_at) {
+            return Err(StateError::Conflict(format!(
+                "join token {token_id} was already used at {} to enroll {}: revoking it changes nothing. To cut that workload off, revoke its identity: `ward-ca revoke --config {} --id {}`",
+                when(used),
+                t.spiffe_id,
+                config.display(),
+                t.spiffe_id
+            ))
+            .into());
+        }
+    }
     state.run(|s| s.revoke_token(token_id, unix_now()))?;
     let _ = writeln!(status, "join token {token_id} revoked");
     Ok(())

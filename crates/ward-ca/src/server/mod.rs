@@ -328,7 +328,7 @@ pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
         let l = TcpListener::bind(e.listen).await.map_err(bind)?;
         bundle_endpoint_addr = Some(l.local_addr().map_err(bind)?);
         endpoint = Some((l, TlsAcceptor::from(Arc::new(tls)), e.path.clone()));
-        tracing::info!(addr = ?bundle_endpoint_addr, path = %e.path, web = e.web_cert.is_some(), "SPIFFE bundle endpoint serving");
+        tracing::info!(addr = %bundle_endpoint_addr.map_or_else(String::new, |a| a.to_string()), path = %e.path, web = e.web_cert.is_some(), "SPIFFE bundle endpoint serving");
     }
     let lifecycle = Lifecycle::default();
     let accept = tokio::spawn(listener::accept_loop(

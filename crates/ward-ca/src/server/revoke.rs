@@ -44,7 +44,7 @@ pub(super) async fn revoke(
     while unix_now() <= revocation.revoked_at {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    tracing::info!(target: "ward::audit", event = "revoked", by = %caller.id, spiffe_id = ?revocation.spiffe_id, serial = ?revocation.serial, reason = %revocation.reason, "revocation recorded");
+    tracing::info!(target: "ward::audit", event = "revoked", by = %caller.id, spiffe_id = revocation.spiffe_id.as_deref().unwrap_or("-"), serial = revocation.serial.as_deref().unwrap_or("-"), reason = %revocation.reason, "revocation recorded");
     Ok(json_response(&ward_api::Revoked {
         revoked: revocation.entry(),
     }))

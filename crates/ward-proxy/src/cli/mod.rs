@@ -48,6 +48,9 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    #[command(
+        after_help = "Example:\n  ward-proxy policy test --config proxy.yaml --policy policy.yaml --from spiffe://example.org/ns/web/sa/frontend --listener api"
+    )]
     /// Policy tools.
     Policy {
         /// Policy subcommand.
