@@ -317,7 +317,26 @@ async fn a_foreign_endpoint_serving_garbage_or_going_backwards_changes_nothing()
         .lines()
         .find(|l| l.starts_with("c.example"))
         .unwrap_or_default();
-    assert!(row.split_whitespace().nth(1) == Some("6"), "{out}");
+    assert!(row.split_whitespace().nth(2) == Some("6"), "{out}");
+    // Columns line up under their headers, whatever the values' widths.
+    let header = out.lines().next().unwrap_or_default();
+    assert_eq!(row.find("https://"), header.find("ENDPOINT"), "{out}");
+    let json = std::process::Command::new(env!("CARGO_BIN_EXE_ward-ca"))
+        .current_dir(h.dir.path())
+        .args([
+            "federation",
+            "list",
+            "--config",
+            "ca.yaml",
+            "--output",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["federations"][0]["trust_domain"], "c.example");
+    assert_eq!(v["federations"][0]["state"], "in_force");
+    assert_eq!(v["federations"][0]["sequence"], 6);
 }
 
 /// `federation:` refuses, at the line, what could only fail later or trust the wrong party.

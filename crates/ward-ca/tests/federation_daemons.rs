@@ -139,7 +139,7 @@ async fn two_daemons_federate_by_their_bundle_endpoints_and_keep_the_last_good_b
         .unwrap_or_default()
         .to_owned();
     assert!(
-        row.contains(&format!("localhost:{ep_b}")) && !row.contains("none yet"),
+        row.contains(&format!("localhost:{ep_b}")) && row.contains("in_force"),
         "{listed}"
     );
     let shown = stdout(&ward_ca(

@@ -240,7 +240,12 @@ pub async fn send(
     req: HttpsRequest<'_>,
     limits: Limits,
 ) -> Result<HttpsResponse, HttpsError> {
-    let url = format!("{}{}", req.url.to_string().trim_end_matches('/'), req.path);
+    // What the request goes to, for messages: the URL's scheme and authority (its own path
+    // is ignored in favour of `path`, so it must not be printed twice).
+    let url = match (req.url.scheme_str(), req.url.authority()) {
+        (Some(scheme), Some(authority)) => format!("{scheme}://{authority}{}", req.path),
+        _ => format!("{}{}", req.url.to_string().trim_end_matches('/'), req.path),
+    };
     let host = req
         .url
         .host()

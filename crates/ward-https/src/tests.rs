@@ -134,6 +134,17 @@ async fn a_request_and_each_bound() {
         "{err}"
     );
 
+    // A URL with a path (a federation endpoint's) is named once, not with the path twice.
+    let with_path = parse_https_url(&format!("https://127.0.0.1:{port}/bundle")).unwrap();
+    let err = send(&auth(&ca, SERVER), get(&with_path, "/bundle"), LIMITS)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with(&format!("https://127.0.0.1:{port}/bundle: connect")),
+        "{err}"
+    );
+
     assert!(parse_https_url("http://x").is_err());
     assert!(parse_https_url("https:///path").is_err());
 }

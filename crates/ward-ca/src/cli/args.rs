@@ -113,7 +113,9 @@ pub enum Command {
         #[command(flatten)]
         log: ward_cli::LogArgs,
     },
-    #[command(after_help = "Examples:\n  ward-ca token create --config /etc/ward/ca.yaml --id spiffe://example.org/ns/web/sa/frontend\n  ward-ca token list --config /etc/ward/ca.yaml")]
+    #[command(
+        after_help = "Examples:\n  ward-ca token create --config /etc/ward/ca.yaml --id spiffe://example.org/ns/web/sa/frontend\n  ward-ca token list --config /etc/ward/ca.yaml"
+    )]
     /// Join tokens: create, list, revoke.
     Token {
         /// Token subcommand.
@@ -150,7 +152,9 @@ pub enum Command {
         #[command(subcommand)]
         command: FederationCommand,
     },
-    #[command(after_help = "Examples:\n  ward-ca rotate status --config /etc/ward/ca.yaml\n  ward-ca rotate prepare --config /etc/ward/ca.yaml")]
+    #[command(
+        after_help = "Examples:\n  ward-ca rotate status --config /etc/ward/ca.yaml\n  ward-ca rotate prepare --config /etc/ward/ca.yaml"
+    )]
     /// Rotate the CA's issuer (and with --root its root) without an outage:
     /// prepare, then activate, then finish.
     Rotate {
@@ -158,14 +162,18 @@ pub enum Command {
         #[command(subcommand)]
         command: RotateCommand,
     },
-    #[command(after_help = "Examples:\n  ward-ca state copy --from /var/lib/ward/state.db --ca-dir /var/lib/ward/ca --config /etc/ward/ca-ha.yaml")]
+    #[command(
+        after_help = "Examples:\n  ward-ca state copy --from /var/lib/ward/state.db --ca-dir /var/lib/ward/ca --config /etc/ward/ca-ha.yaml"
+    )]
     /// Operations on the state as a whole.
     State {
         /// What to do.
         #[command(subcommand)]
         command: StateCommand,
     },
-    #[command(after_help = "Examples:\n  ward-ca certs list --config /etc/ward/ca.yaml --id spiffe://example.org/ns/web/sa/frontend")]
+    #[command(
+        after_help = "Examples:\n  ward-ca certs list --config /etc/ward/ca.yaml --id spiffe://example.org/ns/web/sa/frontend"
+    )]
     /// Issued certificates.
     Certs {
         /// Certs subcommand.

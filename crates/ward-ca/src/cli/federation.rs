@@ -27,12 +27,17 @@ pub enum FederationCommand {
         #[arg(long, value_name = "FILE", env = "WARD_CA_CONFIG")]
         config: PathBuf,
     },
-    #[command(after_help = "Example:\n  ward-ca federation list --config /etc/ward/ca.yaml")]
+    #[command(
+        after_help = "Examples:\n  ward-ca federation list --config /etc/ward/ca.yaml\n  ward-ca federation list --config /etc/ward/ca.yaml --output json"
+    )]
     /// The foreign trust domains: configured, and the bundle of each in force.
     List {
         /// Daemon config file.
         #[arg(long, value_name = "FILE", env = "WARD_CA_CONFIG")]
         config: PathBuf,
+        /// Text or JSON.
+        #[command(flatten)]
+        output: ward_cli::OutputArg,
     },
     #[command(
         after_help = "Example:\n  ward-ca federation show --config /etc/ward/ca.yaml --trust-domain partner.example"
@@ -73,44 +78,7 @@ pub fn run(command: FederationCommand, out: &mut dyn Write) -> Result<(), CaErro
             });
             let _ = writeln!(out, "{doc:#}");
         }
-        FederationCommand::List { config } => {
-            let (cfg, state) = load(&config)?;
-            let stored = state.run(|s| s.federated_bundles())?;
-            let _ = writeln!(
-                out,
-                "{:<28} {:<10} {:<22} {:<6} {:<5} ENDPOINT",
-                "TRUST DOMAIN", "SEQUENCE", "REFRESHED", "ROOTS", "JWT"
-            );
-            for f in &cfg.federation.federates_with {
-                let td = &f.trust_domain;
-                let row = stored
-                    .iter()
-                    .find(|r| r.trust_domain == td.as_str())
-                    .map(|r| {
-                        (
-                            r,
-                            crate::federation::bundle::parse(td, r.document.as_bytes()),
-                        )
-                    });
-                let (seq, at, roots, jwt) = match row {
-                    Some((r, Ok(b))) => (
-                        r.sequence.to_string(),
-                        when(r.refreshed_at),
-                        b.roots.len().to_string(),
-                        b.jwt_keys.len().to_string(),
-                    ),
-                    Some((_, Err(e))) => {
-                        (format!("unusable: {e}"), "-".into(), "-".into(), "-".into())
-                    }
-                    None => ("none yet".into(), "-".into(), "-".into(), "-".into()),
-                };
-                let _ = writeln!(
-                    out,
-                    "{td:<28} {seq:<10} {at:<22} {roots:<6} {jwt:<5} {}",
-                    f.url
-                );
-            }
-        }
+        FederationCommand::List { config, output } => list(&config, output.output, out)?,
         FederationCommand::Show {
             config,
             trust_domain,
@@ -127,6 +95,118 @@ pub fn run(command: FederationCommand, out: &mut dyn Write) -> Result<(), CaErro
                 })?;
             let _ = writeln!(out, "{}", r.document);
         }
+    }
+    Ok(())
+}
+
+/// One row of `federation list` (the JSON field names are the interface).
+#[derive(serde::Serialize)]
+struct Row {
+    trust_domain: String,
+    /// `in_force`, `none_yet` (nothing fetched or loaded yet) or `unusable`.
+    state: &'static str,
+    sequence: Option<i64>,
+    refreshed_at: Option<String>,
+    roots: Option<usize>,
+    jwt_keys: Option<usize>,
+    endpoint: String,
+    /// Why a stored bundle is unusable.
+    problem: Option<String>,
+}
+
+fn list(
+    config: &std::path::Path,
+    output: ward_cli::Output,
+    out: &mut dyn Write,
+) -> Result<(), CaError> {
+    let (cfg, state) = load(config)?;
+    let stored = state.run(|s| s.federated_bundles())?;
+    let rows: Vec<Row> = cfg
+        .federation
+        .federates_with
+        .iter()
+        .map(|f| {
+            let td = &f.trust_domain;
+            let mut row = Row {
+                trust_domain: td.to_string(),
+                state: "none_yet",
+                sequence: None,
+                refreshed_at: None,
+                roots: None,
+                jwt_keys: None,
+                endpoint: f.url.clone(),
+                problem: None,
+            };
+            if let Some(r) = stored.iter().find(|r| r.trust_domain == td.as_str()) {
+                match crate::federation::bundle::parse(td, r.document.as_bytes()) {
+                    Ok(b) => {
+                        row.state = "in_force";
+                        row.sequence = Some(r.sequence);
+                        row.refreshed_at = Some(when(r.refreshed_at));
+                        row.roots = Some(b.roots.len());
+                        row.jwt_keys = Some(b.jwt_keys.len());
+                    }
+                    Err(e) => {
+                        row.state = "unusable";
+                        row.problem = Some(e);
+                    }
+                }
+            }
+            row
+        })
+        .collect();
+    if output == ward_cli::Output::Json {
+        return ward_cli::print_json(out, &json!({ "federations": rows })).map_err(|source| {
+            CaError::Io {
+                path: "<stdout>".into(),
+                source,
+            }
+        });
+    }
+    let dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+    let table: Vec<[String; 7]> = std::iter::once(
+        [
+            "TRUST DOMAIN",
+            "STATE",
+            "SEQUENCE",
+            "REFRESHED",
+            "ROOTS",
+            "JWT",
+            "ENDPOINT",
+        ]
+        .map(String::from),
+    )
+    .chain(rows.iter().map(|r| {
+        [
+            r.trust_domain.clone(),
+            r.state.to_owned(),
+            dash(r.sequence.map(|s| s.to_string())),
+            dash(r.refreshed_at.clone()),
+            dash(r.roots.map(|n| n.to_string())),
+            dash(r.jwt_keys.map(|n| n.to_string())),
+            r.endpoint.clone(),
+        ]
+    }))
+    .collect();
+    // Every column as wide as its widest cell, so any trust domain or state lines up.
+    let widths: Vec<usize> = (0..7)
+        .map(|c| table.iter().map(|row| row[c].len()).max().unwrap_or(0))
+        .collect();
+    for row in &table {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+    }
+    for r in rows.iter().filter(|r| r.problem.is_some()) {
+        let _ = writeln!(
+            out,
+            "{}: the stored bundle is unusable: {}",
+            r.trust_domain,
+            dash(r.problem.clone())
+        );
     }
     Ok(())
 }
