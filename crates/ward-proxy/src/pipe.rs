@@ -35,8 +35,23 @@ pub enum CloseReason {
     },
     /// The CA revoked the peer's certificate (seen in a bundle refresh).
     PeerRevoked,
+    /// The peer's policy refused this side (its TLS `access_denied` alert, which TLS 1.3
+    /// delivers after the client's handshake has completed).
+    PeerDenied,
     /// The proxy is shutting down and the grace period is over.
     Shutdown,
+}
+
+/// Whether `e` is the peer's TLS `access_denied` alert: its policy refused us.
+pub fn is_peer_denied(e: &io::Error) -> bool {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|r| {
+            matches!(
+                r,
+                rustls::Error::AlertReceived(rustls::AlertDescription::AccessDenied)
+            )
+        })
 }
 
 impl CloseReason {
@@ -48,6 +63,7 @@ impl CloseReason {
             Self::Error(_) => CloseCode::IoError,
             Self::PolicyRevoked { .. } => CloseCode::PolicyRevoked,
             Self::PeerRevoked => CloseCode::PeerRevoked,
+            Self::PeerDenied => CloseCode::PeerDenied,
             Self::Shutdown => CloseCode::Shutdown,
         }
     }
@@ -66,6 +82,8 @@ pub enum CloseCode {
     PolicyRevoked,
     /// The CA revoked the peer's certificate.
     PeerRevoked,
+    /// The peer's policy refused this side (`access_denied`).
+    PeerDenied,
     /// The proxy is shutting down.
     Shutdown,
     /// The local app could not be reached.
@@ -89,6 +107,7 @@ impl CloseCode {
             Self::IoError => "io_error",
             Self::PolicyRevoked => "policy_revoked",
             Self::PeerRevoked => "peer_revoked",
+            Self::PeerDenied => "peer_denied",
             Self::Shutdown => "shutdown",
             Self::AppUnavailable => "app_unavailable",
             Self::UpstreamUnavailable => "upstream_unavailable",
@@ -203,6 +222,7 @@ where
     tokio::select! {
         result = copy => match result {
             Ok(_) => CloseReason::Done,
+            Err(e) if is_peer_denied(&e) => CloseReason::PeerDenied,
             Err(e) => CloseReason::Error(e.to_string()),
         },
         () = idle_watch => CloseReason::IdleTimeout,

@@ -292,6 +292,36 @@ async fn a_sidecar_pair_works_end_to_end() {
     backend.shutdown().await;
 }
 
+/// The caller's sidecar tells a refusal by the peer's policy from a broken connection: its
+/// own close reason is `peer_denied`, not `io_error`.
+#[tokio::test]
+async fn a_peer_policy_refusal_is_the_callers_peer_denied() {
+    let pki = Pki::new();
+    let app = EchoApp::start().await;
+    let backend = backend_proxy(&pki, &app, "rules: []\n", "").await;
+    let frontend = frontend_proxy(&pki, addr_of(&backend.inbound, "api"), BACKEND).await;
+    let mut plain = TcpStream::connect(addr_of(&frontend.outbound, "backend"))
+        .await
+        .unwrap();
+    assert!(round_trip(&mut plain, b"denied").await.is_err());
+    eventually("the caller counted peer_denied", || {
+        metric_or_zero(
+            &frontend,
+            "ward_connections_closed_total{listener=\"backend\",direction=\"outbound\",reason=\"peer_denied\"}",
+        ) == 1.0
+    })
+    .await;
+    assert_eq!(
+        metric_or_zero(
+            &frontend,
+            "ward_connections_closed_total{listener=\"backend\",direction=\"outbound\",reason=\"io_error\"}",
+        ),
+        0.0
+    );
+    frontend.shutdown().await;
+    backend.shutdown().await;
+}
+
 #[tokio::test]
 async fn outbound_refuses_an_upstream_with_the_wrong_identity() {
     let pki = Pki::new();
