@@ -72,3 +72,41 @@ pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// What bash's programmable completion offers for the words `line` (the last one being
+/// completed, possibly empty) of the binary `bin`, using the script `bin completions bash`
+/// prints: the completion function it registers is called as bash would on TAB.
+pub fn bash_completions(bin: &Path, line: &[&str]) -> Vec<String> {
+    let script = Command::new(bin)
+        .args(["completions", "bash"])
+        .output()
+        .expect("the binary prints its completion script");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("completion.bash");
+    std::fs::write(&file, &script.stdout).unwrap();
+    let name = line[0];
+    let words = line
+        .iter()
+        .map(|w| format!("'{w}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let cword = line.len() - 1;
+    let prev = if cword > 0 { line[cword - 1] } else { "" };
+    let cur = line[cword];
+    let program = format!(
+        "source '{}'\nfn=$(complete -p {name} | sed -E 's/.* -F ([^ ]+) .*/\\1/')\n\
+         COMP_WORDS=({words}); COMP_CWORD={cword}; COMP_LINE='{}'; COMP_POINT=${{#COMP_LINE}}\n\
+         \"$fn\" '{name}' '{cur}' '{prev}'\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
+        file.display(),
+        line.join(" ")
+    );
+    let out = Command::new("bash")
+        .args(["-c", &program])
+        .output()
+        .expect("bash runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}

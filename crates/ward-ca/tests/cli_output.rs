@@ -191,6 +191,17 @@ fn completions_version_and_log_level() {
         .output()
         .unwrap();
     assert_eq!(ok(&completed).trim(), "rotate");
+    // Bash completes past the first word: the subcommands of `rotate`, and of `certs`.
+    let bin = Path::new(WARD_CA);
+    let offered = ward_e2e::kit::bash_completions(bin, &["ward-ca", "rotate", ""]);
+    for step in ["prepare", "activate", "finish", "retire", "status"] {
+        assert!(
+            offered.iter().any(|o| o == step),
+            "{step} not in {offered:?}"
+        );
+    }
+    let offered = ward_e2e::kit::bash_completions(bin, &["ward-ca", "certs", "l"]);
+    assert_eq!(offered, ["list"]);
     assert!(ok(&ward(dir, &["completions", "zsh"])).starts_with("#compdef ward-ca"));
     assert!(ok(&ward(dir, &["completions", "fish"])).contains("complete -c ward-ca"));
 

@@ -33,8 +33,22 @@ pub fn print_json(out: &mut dyn Write, value: &impl serde::Serialize) -> std::io
 }
 
 /// Writes the completion script for `shell` of the command `cmd` (named `bin`).
+///
+/// clap_complete's bash script names a subcommand's state one way where it walks the words
+/// (`ward__ca__subcmd__rotate`, from the binary's `-` as `__`) and another in the arms that
+/// complete it (`ward__subcmd__ca__subcmd__rotate`, the `-` taken for a subcommand
+/// separator), so nothing past the first word ever completed for a hyphenated binary name.
+/// The arms are renamed to the form the walk produces.
 pub fn completions(shell: Shell, mut cmd: clap::Command, bin: &str, out: &mut dyn Write) {
-    clap_complete::generate(shell, &mut cmd, bin, out);
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, bin, &mut script);
+    if shell == Shell::Bash && bin.contains('-') {
+        let text = String::from_utf8_lossy(&script);
+        let wrong = format!("{}__subcmd__", bin.replace('-', "__subcmd__"));
+        let right = format!("{}__subcmd__", bin.replace('-', "__"));
+        script = text.replace(&wrong, &right).into_bytes();
+    }
+    let _ = out.write_all(&script);
 }
 
 /// Subcommands (by full name) whose help shows no `Example` — every one must have one,

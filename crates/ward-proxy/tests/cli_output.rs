@@ -122,6 +122,12 @@ fn completions_and_version() {
         .output()
         .unwrap();
     assert!(syntax.status.success(), "bash rejects the script");
+    // Bash completes past the first word.
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_ward-proxy"));
+    let offered = ward_e2e::kit::bash_completions(bin, &["ward-proxy", "policy", ""]);
+    assert!(offered.iter().any(|o| o == "test"), "{offered:?}");
+    let offered = ward_e2e::kit::bash_completions(bin, &["ward-proxy", "policy", "test", "--li"]);
+    assert_eq!(offered, ["--listener"]);
     assert!(ok(&["completions", "zsh"]).starts_with("#compdef ward-proxy"));
     assert!(ok(&["completions", "fish"]).contains("complete -c ward-proxy"));
     let version = ok(&["--version"]);
