@@ -346,7 +346,7 @@ impl CaConfig {
         };
 
         let (jwt_svid, oidc) =
-            crate::jwt_svid::validate(raw.jwt_svid.as_ref(), raw.oidc.as_ref(), &at)?;
+            crate::jwt_svid::validate(raw.jwt_svid.as_ref(), raw.oidc.as_ref(), base, &at)?;
         let federation =
             crate::federation::validate(raw.federation.as_ref(), &trust_domain, base, &at)?;
 

@@ -8,7 +8,7 @@
 //!
 //! ```yaml
 //! jwt_svid: { default_ttl: 5m, max_ttl: 1h, algorithm: ES256 }  # enables POST /v1/jwt
-//! oidc: { listen: "0.0.0.0:8444", issuer: https://oidc.example.com }
+//! oidc: { listen: "0.0.0.0:8444", issuer: https://oidc.example.com }   # + cert_file, key_file for HTTPS
 //! ```
 
 use std::net::SocketAddr;
@@ -78,10 +78,13 @@ pub struct JwtSvidConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OidcConfig {
     /// Where the discovery document and keys are served (plain HTTP, for an ingress in
-    /// front with a public certificate).
+    /// front with a public certificate, or HTTPS with `tls`).
     pub listen: SocketAddr,
     /// The `issuer` of the discovery document and the `iss` of every JWT-SVID.
     pub issuer: String,
+    /// `cert_file` and `key_file`: serve HTTPS with this certificate chain (one relying
+    /// parties trust for the issuer's host) instead of plain HTTP.
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 type D = Spanned<ward_yaml::Duration>;
@@ -100,12 +103,15 @@ pub(crate) struct JwtSvidFile {
 pub(crate) struct OidcFile {
     listen: Spanned<String>,
     issuer: Spanned<String>,
+    cert_file: Option<String>,
+    key_file: Option<String>,
 }
 
 /// Validates `jwt_svid:` and `oidc:`; `at` places a problem at its line.
 pub(crate) fn validate(
     jwt: Option<&JwtSvidFile>,
     oidc: Option<&Spanned<OidcFile>>,
+    base: &std::path::Path,
     at: &dyn Fn(&Location, String) -> YamlError,
 ) -> Result<(Option<JwtSvidConfig>, Option<OidcConfig>), YamlError> {
     let jwt = match jwt {
@@ -167,7 +173,21 @@ pub(crate) fn validate(
                     "oidc.issuer: an https:// URL without query or fragment (what relying parties fetch /.well-known/openid-configuration under)".into(),
                 ));
             }
-            Some(OidcConfig { listen, issuer })
+            let tls = match (&o.value.cert_file, &o.value.key_file) {
+                (None, None) => None,
+                (Some(cert), Some(key)) => Some((base.join(cert), base.join(key))),
+                _ => {
+                    return Err(at(
+                        &o.referenced,
+                        "oidc: give both cert_file and key_file (HTTPS), or neither (plain HTTP behind an ingress)".into(),
+                    ))
+                }
+            };
+            Some(OidcConfig {
+                listen,
+                issuer,
+                tls,
+            })
         }
     };
     Ok((jwt, oidc))

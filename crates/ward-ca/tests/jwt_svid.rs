@@ -189,6 +189,11 @@ fn jwt_config_fails_closed() {
             "ca.yaml:6:",
             "oidc.listen",
         ),
+        (
+            "jwt_svid: {}\noidc: { listen: \"127.0.0.1:0\", issuer: https://x.test, cert_file: c.pem }\n",
+            "ca.yaml:6:",
+            "both cert_file and key_file",
+        ),
     ];
     for (extra, at, expected) in refused {
         let err = parse(extra).expect_err(extra);
@@ -207,4 +212,74 @@ fn jwt_config_fails_closed() {
         "https://oidc.example.com",
         "one issuer spelling"
     );
+}
+
+/// With `cert_file` and `key_file` the discovery listener serves HTTPS itself: curl, trusting
+/// only that certificate, follows the discovery document to `jwks_uri`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_can_serve_https_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("openssl")
+        .current_dir(dir.path())
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args([
+            "-nodes", "-keyout", "oidc.key", "-out", "oidc.pem", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+        ])
+        .output()
+        .expect("openssl (make test installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::set_permissions(
+        dir.path().join("oidc.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let config = CONFIG.replace(
+        "issuer: \"https://oidc.example.test/\" }",
+        "issuer: \"https://oidc.example.test/\", cert_file: oidc.pem, key_file: oidc.key }",
+    );
+    assert_ne!(config, CONFIG);
+    let h = Harness::start_with("jwks_file: jwks.json", &config, dir).await;
+    let port = h.running.oidc_addr.expect("OIDC listener").port();
+    let curl = |path: &str| {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "5", "--cacert"])
+            .arg(h.dir.path().join("oidc.pem"))
+            .arg(format!("https://localhost:{port}{path}"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let doc = curl("/.well-known/openid-configuration");
+    assert_eq!(doc["issuer"], "https://oidc.example.test");
+    let keys = curl("/keys");
+    assert!(!keys["keys"].as_array().unwrap().is_empty(), "{keys}");
+    // Plain HTTP is not served there any more.
+    let plain = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "5"])
+        .arg(format!("http://localhost:{port}/keys"))
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&plain.stdout).contains("\"keys\""));
 }

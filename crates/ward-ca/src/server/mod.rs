@@ -311,8 +311,12 @@ pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
     // cleanly.
     let (oidc_listener, oidc_addr) =
         bind_optional(service.config.oidc.as_ref().map(|o| o.listen)).await?;
+    let oidc_tls = match &service.config.oidc {
+        Some(oidc) => oidc::tls(oidc)?,
+        None => None,
+    };
     if let (Some(oidc), Some(a)) = (&service.config.oidc, oidc_addr) {
-        tracing::info!(addr = %a, issuer = %oidc.issuer, "OIDC discovery serving");
+        tracing::info!(addr = %a, issuer = %oidc.issuer, https = oidc_tls.is_some(), "OIDC discovery serving");
     }
     let (ops_listener, ops_addr) = bind_optional(service.config.ops).await?;
     if let Some(a) = ops_addr {
@@ -352,7 +356,11 @@ pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
         tokio::spawn(upkeep::prune_records(service.clone())),
     ];
     if let Some(listener) = oidc_listener {
-        background.push(tokio::spawn(oidc::serve(listener, service.clone())));
+        background.push(tokio::spawn(oidc::serve(
+            listener,
+            oidc_tls,
+            service.clone(),
+        )));
     }
     if let Some(listener) = ops_listener {
         background.push(tokio::spawn(ops::serve(

@@ -2,7 +2,8 @@
 //! `GET /.well-known/openid-configuration` and its `jwks_uri` (`<issuer>/keys`), what AWS IAM
 //! OIDC providers, Google workload identity pools, Azure federated credentials and Vault's JWT
 //! auth fetch. Plain HTTP/1.1, meant to sit behind an ingress that holds a public certificate
-//! for the issuer's host. Only the JWT-SVID keys are listed (signing, next, previous), never a
+//! for the issuer's host, or HTTPS itself with `cert_file`/`key_file` (a lab, a host without
+//! an ingress). Only the JWT-SVID keys are listed (signing, next, previous), never a
 //! root; `Cache-Control` lets relying parties keep them for one bundle refresh hint, so a key
 //! published by `rotate prepare` reaches them before `activate` can sign with it (that waits
 //! two hints). Anything else is a 404 or 405; connections are limited as every public listener's
@@ -71,10 +72,28 @@ fn answer(req: &Request<Incoming>, ca: &CaService) -> Response<Full<Bytes>> {
     }
 }
 
-/// Serves discovery on `listener` until the task is aborted.
-pub(super) async fn serve(listener: TcpListener, ca: Arc<CaService>) {
+/// The TLS of the listener when `oidc` has `cert_file` and `key_file` (read now, so a bad
+/// file stops start-up).
+pub(super) fn tls(
+    oidc: &crate::jwt_svid::OidcConfig,
+) -> Result<Option<tokio_rustls::TlsAcceptor>, ward_tls::TlsError> {
+    let Some((cert, key)) = &oidc.tls else {
+        return Ok(None);
+    };
+    let chain = ward_tls::pem::load_certs(cert)?;
+    let key = ward_tls::pem::load_private_key(key)?;
+    let config = ward_tls::server_config_web(chain, key, &[b"http/1.1"])?;
+    Ok(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
+}
+
+/// Serves discovery on `listener` (through `tls` when given) until the task is aborted.
+pub(super) async fn serve(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    ca: Arc<CaService>,
+) {
     let service = ca.clone();
-    super::public::serve(listener, None, "OIDC listener", &service, move |req| {
+    super::public::serve(listener, tls, "OIDC listener", &service, move |req| {
         let resp = answer(&req, &ca);
         async move { resp }
     })
