@@ -114,11 +114,6 @@ impl Budget {
     fn give_back(&self, n: usize) {
         self.used.fetch_sub(n, Ordering::AcqRel);
     }
-
-    /// Bytes taken now.
-    pub fn used(&self) -> usize {
-        self.used.load(Ordering::Acquire)
-    }
 }
 
 /// Why a request body stopped.
