@@ -61,12 +61,9 @@ async fn jwks_server(api_ca: &TestCa, doc: Arc<Mutex<String>>) -> u16 {
     port
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keys_come_from_an_https_jwks_and_rotation_is_picked_up() {
-    let api_ca = TestCa::new("api.test");
-    let first = JwtSigner::es256("a");
-    let doc = Arc::new(Mutex::new(jwks(&[&first])));
-    let port = jwks_server(&api_ca, doc.clone()).await;
+/// A CA whose Kubernetes attestor fetches its keys from the server on `port`, trusting
+/// `api_ca` and sending the bearer token `secret`.
+async fn ca_fetching_from(api_ca: &TestCa, port: u16) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(
         api_ca.path().join("bundle.pem"),
@@ -75,7 +72,16 @@ async fn keys_come_from_an_https_jwks_and_rotation_is_picked_up() {
     .unwrap();
     std::fs::write(dir.path().join("sa-token"), "secret\n").unwrap();
     let source = format!("jwks_url: \"https://localhost:{port}/openid/v1/jwks\", jwks_ca_file: api-ca.pem, jwks_token_file: sa-token");
-    let h = Harness::start_with(&source, "", dir).await;
+    Harness::start_with(&source, "", dir).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_come_from_an_https_jwks_and_rotation_is_picked_up() {
+    let api_ca = TestCa::new("api.test");
+    let first = JwtSigner::es256("a");
+    let doc = Arc::new(Mutex::new(jwks(&[&first])));
+    let port = jwks_server(&api_ca, doc.clone()).await;
+    let h = ca_fetching_from(&api_ca, port).await;
 
     let token = first.sign(&kube_claims(ISSUER, AUDIENCE, "shop", "api", 600));
     let (resp, _) = h.enroll(&token).await;
@@ -161,15 +167,7 @@ async fn a_reload_replaces_the_jwks_refresher_instead_of_adding_one() {
     let first = JwtSigner::es256("a");
     let doc = Arc::new(Mutex::new(jwks(&[&first])));
     let port = jwks_server(&api_ca, doc.clone()).await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        api_ca.path().join("bundle.pem"),
-        dir.path().join("api-ca.pem"),
-    )
-    .unwrap();
-    std::fs::write(dir.path().join("sa-token"), "secret\n").unwrap();
-    let source = format!("jwks_url: \"https://localhost:{port}/openid/v1/jwks\", jwks_ca_file: api-ca.pem, jwks_token_file: sa-token");
-    let h = Harness::start_with(&source, "", dir).await;
+    let h = ca_fetching_from(&api_ca, port).await;
     let config = h.dir.path().join("ca.yaml");
     h.running.reload(&config).await.unwrap();
     let before = settled_tasks().await;

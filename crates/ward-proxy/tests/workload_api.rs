@@ -84,12 +84,8 @@ async fn restart(ca: Ca, test_ca: &TestCa) -> Ca {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spiffe_crate_gets_its_own_svid_bundles_and_jwts_and_renewals_on_the_stream() {
     let test_ca = TestCa::new("example.org");
-    let ca = start_ca(&test_ca, CA_EXTRA).await;
     let pki = Pki::new();
-    let socket = pki.path("workload.sock");
-    let proxy = ward_proxy::start(config(&pki, &ca, &socket, &[own_uid(&pki.path(""))]))
-        .await
-        .unwrap();
+    let (ca, proxy, socket) = ca_and_sidecar(&test_ca, &pki).await;
     let mode = std::fs::metadata(&socket).unwrap().mode() & 0o777;
     assert_eq!(
         mode, 0o600,

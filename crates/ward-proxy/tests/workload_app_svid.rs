@@ -63,12 +63,8 @@ fn openssl_csr(dir: &Path) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copied_app_key_renews_nothing_and_mints_no_jwt() {
     let test_ca = TestCa::new("example.org");
-    let ca = start_ca(&test_ca, CA_EXTRA).await;
     let pki = Pki::new();
-    let socket = pki.path("workload.sock");
-    let proxy = ward_proxy::start(config(&pki, &ca, &socket, &[own_uid(&pki.path(""))]))
-        .await
-        .unwrap();
+    let (ca, proxy, socket) = ca_and_sidecar(&test_ca, &pki).await;
     let client = client(&socket).await;
     let svid = client.fetch_x509_svid().await.unwrap();
 

@@ -12,7 +12,6 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::ca::*;
 use support::workload::*;
 use support::*;
 use ward_e2e::TestCa;
@@ -49,12 +48,8 @@ fn grpcio(socket: &Path, authority: Option<&str>) -> Result<serde_json::Value, S
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpcio_calls_every_method_whatever_authority_it_sends() {
     let test_ca = TestCa::new("example.org");
-    let ca = start_ca(&test_ca, CA_EXTRA).await;
     let pki = Pki::new();
-    let socket = pki.path("workload.sock");
-    let proxy = ward_proxy::start(config(&pki, &ca, &socket, &[own_uid(&pki.path(""))]))
-        .await
-        .unwrap();
+    let (ca, proxy, socket) = ca_and_sidecar(&test_ca, &pki).await;
     for authority in [None, Some(socket.to_str().unwrap())] {
         let s = socket.clone();
         let a = authority.map(str::to_owned);

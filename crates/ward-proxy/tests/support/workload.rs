@@ -46,3 +46,17 @@ pub fn serial(svid: &spiffe::X509Svid) -> Vec<u8> {
     let (_, cert) = x509_parser::parse_x509_certificate(leaf).unwrap();
     cert.raw_serial().to_vec()
 }
+
+/// A CA (with `CA_EXTRA`) and a sidecar for FRONTEND serving the Workload API to this
+/// process's uid on `pki`'s `workload.sock`: (CA, sidecar, socket). Keep `test_ca` and `pki`.
+pub async fn ca_and_sidecar(
+    test_ca: &ward_e2e::TestCa,
+    pki: &Pki,
+) -> (Ca, ward_proxy::RunningProxy, std::path::PathBuf) {
+    let ca = super::ca::start_ca(test_ca, CA_EXTRA).await;
+    let socket = pki.path("workload.sock");
+    let proxy = ward_proxy::start(config(pki, &ca, &socket, &[own_uid(&pki.path(""))]))
+        .await
+        .unwrap();
+    (ca, proxy, socket)
+}
