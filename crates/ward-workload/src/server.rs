@@ -54,7 +54,7 @@ fn method_of(path: &str) -> &'static str {
 }
 
 /// The door: whether a call may reach the service.
-fn admit(req: &hyper::Request<Incoming>, allowed: &Result<(), String>) -> Result<(), Status> {
+fn admit(req: &hyper::Request<Incoming>, refused: Option<&str>) -> Result<(), Status> {
     if req
         .headers()
         .get(SECURITY_HEADER)
@@ -64,7 +64,7 @@ fn admit(req: &hyper::Request<Incoming>, allowed: &Result<(), String>) -> Result
             "security header missing from request (workload.spiffe.io: true)",
         ));
     }
-    allowed.clone().map_err(Status::permission_denied)
+    refused.map_or(Ok(()), |why| Err(Status::permission_denied(why)))
 }
 
 fn count_call(metrics: &ApiMetrics, method: &'static str, verdict: &Result<(), Status>) {
@@ -79,22 +79,38 @@ fn count_call(metrics: &ApiMetrics, method: &'static str, verdict: &Result<(), S
         .inc();
 }
 
-/// The caller's kernel credentials, and whether they are allowed.
-fn caller(stream: &UnixStream, config: &WorkloadApiConfig) -> (Option<u32>, Result<(), String>) {
-    match stream.peer_cred() {
-        Ok(cred) if config.allows(cred.uid(), cred.gid()) => (Some(cred.uid()), Ok(())),
-        Ok(cred) => (
-            Some(cred.uid()),
-            Err(format!(
-                "uid {} / gid {} may not use this Workload API",
-                cred.uid(),
-                cred.gid()
-            )),
-        ),
-        Err(e) => (
-            None,
-            Err(format!("cannot read the caller's credentials: {e}")),
-        ),
+/// Who calls, as the kernel recorded it at connect time.
+enum Caller {
+    /// A uid or gid of the config's.
+    Allowed(u32),
+    /// Anyone else (`uid` when the kernel said who), and why they are refused.
+    Refused { uid: Option<u32>, why: String },
+}
+
+impl Caller {
+    fn of(stream: &UnixStream, config: &WorkloadApiConfig) -> Self {
+        match stream.peer_cred() {
+            Ok(cred) if config.allows(cred.uid(), cred.gid()) => Self::Allowed(cred.uid()),
+            Ok(cred) => Self::Refused {
+                uid: Some(cred.uid()),
+                why: format!(
+                    "uid {} / gid {} may not use this Workload API",
+                    cred.uid(),
+                    cred.gid()
+                ),
+            },
+            Err(e) => Self::Refused {
+                uid: None,
+                why: format!("cannot read the caller's credentials: {e}"),
+            },
+        }
+    }
+
+    fn uid(&self) -> Option<u32> {
+        match self {
+            Self::Allowed(uid) => Some(*uid),
+            Self::Refused { uid, .. } => *uid,
+        }
     }
 }
 
@@ -129,7 +145,8 @@ pub async fn serve(
                 }
             },
         };
-        let (uid, allowed) = caller(&stream, &config);
+        let caller = Caller::of(&stream, &config);
+        let uid = caller.uid();
         // Every refusal is counted; each kind is logged once per uid (a bounded set), so a
         // caller in a loop cannot flood the log.
         let mut refused = |reason: &'static str, why: &dyn std::fmt::Display| {
@@ -139,23 +156,22 @@ pub async fn serve(
                 tracing::warn!(%uid, reason, "Workload API connection refused: {why} (logged once per uid)");
             }
         };
-        match allowed {
-            Err(why) if refusing.len() >= MAX_REFUSING => {
+        match caller {
+            Caller::Refused { why, .. } if refusing.len() >= MAX_REFUSING => {
                 refused("not_allowed_closed", &why);
             }
-            Err(why) => {
+            Caller::Refused { why, .. } => {
                 refused("not_allowed", &why);
                 refusing.spawn(refuse(stream, why, metrics.clone()));
             }
-            Ok(()) if served.len() >= MAX_CONNECTIONS => {
+            Caller::Allowed(_) if served.len() >= MAX_CONNECTIONS => {
                 refused(
                     "max_connections",
                     &format!("{MAX_CONNECTIONS} connections are open"),
                 );
             }
-            Ok(()) => {
-                // An allowed caller always has a uid (reading it is how it was allowed).
-                let Some(slot) = uid.and_then(|u| uids.take(u)) else {
+            Caller::Allowed(uid) => {
+                let Some(slot) = uids.take(uid) else {
                     refused(
                         "per_uid_limit",
                         &format!("this uid holds {MAX_PER_UID} connections"),
@@ -211,11 +227,10 @@ fn http2() -> hyper::server::conn::http2::Builder<TokioExecutor> {
 /// Answers the first call of a caller that is not allowed, without keeping its request, then
 /// closes; [`REFUSAL_DEADLINE`] bounds the whole connection.
 async fn refuse(stream: UnixStream, why: String, metrics: ApiMetrics) {
-    let allowed = Err(why);
     let answered = Arc::new(Notify::new());
     let done = answered.clone();
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-        let verdict = admit(&req, &allowed);
+        let verdict = admit(&req, Some(&why));
         count_call(&metrics, method_of(req.uri().path()), &verdict);
         let status = verdict
             .err()
@@ -263,7 +278,7 @@ impl Connection {
         } = self;
         let counting = metrics.clone();
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-            let verdict = admit(&req, &Ok(()));
+            let verdict = admit(&req, None);
             count_call(&counting, method_of(req.uri().path()), &verdict);
             let call = open.open();
             let (budget, process_budget) = (budget.clone(), process_budget.clone());
