@@ -3,8 +3,9 @@
 //! uid is capped and timed out, and nothing a caller sends reaches `/metrics` unescaped
 //! (checked by promtool, a Prometheus text parser nobody here wrote).
 //!
-//! The not-allowed caller is this test process (root); the allowed app is curl run as
-//! `nobody`, so these tests need root, as `make test` runs in CI.
+//! In the first two the not-allowed caller is this test process (root) and the allowed app
+//! curl run as `nobody`, so they need root, as `make test` runs in CI (as another user they
+//! print "skipped: needs root").
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
@@ -68,13 +69,22 @@ async fn closed_within(conn: &mut UnixStream, within: Duration) -> bool {
     }
 }
 
-fn must_be_root() -> u32 {
-    let me = own_uid(Path::new("/proc/self"));
-    assert_eq!(
-        me, 0,
-        "these tests switch uids: run them as root (make test does in CI)"
-    );
-    me
+/// This process's uid.
+fn me() -> u32 {
+    own_uid(Path::new("/proc/self"))
+}
+
+/// Root's uid when this runs as root (the tests that run curl as `nobody` need it); as any
+/// other user they print "skipped: needs root" and check nothing, like the other tests that
+/// need root (CI runs as root).
+#[allow(clippy::print_stdout)] // said on the test's output: a run as a user shows what it skipped
+fn root() -> Option<u32> {
+    let me = me();
+    if me != 0 {
+        println!("skipped: needs root (runs curl as nobody; CI runs as root)");
+        return None;
+    }
+    Some(me)
 }
 
 struct Sidecar {
@@ -105,7 +115,7 @@ async fn sidecar_for(uids: &[u32]) -> (Ca, Sidecar, ward_proxy::RunningProxy, st
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_that_is_not_allowed_holds_no_slot_of_the_app() {
-    must_be_root();
+    let Some(_) = root() else { return };
     let (ca, _pki, proxy, socket) = sidecar_for(&[NOBODY]).await;
 
     // The not-allowed caller opens more connections than the server would ever hold.
@@ -136,7 +146,7 @@ async fn a_caller_that_is_not_allowed_holds_no_slot_of_the_app() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_allowed_uid_is_capped_and_a_connection_that_never_calls_is_closed() {
-    let me = must_be_root();
+    let Some(me) = root() else { return };
     let (ca, _pki, proxy, socket) = sidecar_for(&[me, NOBODY]).await;
     let mut held = Vec::new();
     for _ in 0..ward_workload::limits::MAX_PER_UID {
@@ -224,7 +234,7 @@ async fn bytes_a_refused_caller_can_send(socket: &Path, within: Duration) -> (us
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_call_is_answered_at_once_and_its_body_never_buffered() {
-    let me = must_be_root();
+    let me = me();
     let (ca, _pki, proxy, socket) = sidecar_for(&[me + 4242]).await;
     let (granted, refused) = bytes_a_refused_caller_can_send(&socket, Duration::from_secs(3)).await;
     assert!(refused, "PermissionDenied before the request ended");
@@ -242,7 +252,7 @@ async fn a_refused_call_is_answered_at_once_and_its_body_never_buffered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_method_name_never_reaches_metrics() {
-    let me = must_be_root();
+    let me = me();
     let (ca, _pki, proxy, socket) = sidecar_for(&[me]).await;
     for path in [
         "/SpiffeWorkloadAPI/Fetch\"X509SVID",
