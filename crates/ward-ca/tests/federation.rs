@@ -9,7 +9,6 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
@@ -17,7 +16,7 @@ use base64::Engine;
 use hyper::{Method, StatusCode, Uri};
 use serde_json::Value;
 use support::Harness;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use ward_e2e::foreign::{document, web_pki, FakeEndpoint};
 use ward_https::{HttpsRequest, Limits, ServerAuth};
 
 const LIMITS: Limits = Limits {
@@ -159,80 +158,6 @@ async fn https_web_serves_the_bundle_with_the_operators_certificate() {
     assert!(spiffe.is_err());
 }
 
-/// A web PKI of the test's own in `dir`: `web.pem`/`web.key`, a certificate for localhost
-/// under the returned root (also written as `web-root.pem`).
-fn web_pki(dir: &std::path::Path) -> rustls_pki_types::CertificateDer<'static> {
-    let root_key = rcgen::KeyPair::generate().unwrap();
-    let mut root_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    root_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let root = root_params.self_signed(&root_key).unwrap();
-    let issuer = rcgen::Issuer::new(root_params, &root_key);
-    let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()])
-        .unwrap()
-        .signed_by(&leaf_key, &issuer)
-        .unwrap();
-    let write = |name: &str, text: String, mode| {
-        ward_tls::files::write_atomic(&dir.join(name), text.as_bytes(), mode).unwrap();
-    };
-    write("web.pem", leaf.pem(), ward_tls::files::PUBLIC_MODE);
-    write(
-        "web.key",
-        leaf_key.serialize_pem(),
-        ward_tls::files::KEY_MODE,
-    );
-    write("web-root.pem", root.pem(), ward_tls::files::PUBLIC_MODE);
-    root.der().clone()
-}
-
-/// A bundle endpoint under the test's control (https_web with the certificate in `dir`): it
-/// answers whatever `body` holds when asked.
-async fn fake_endpoint(dir: &std::path::Path, body: Arc<Mutex<String>>) -> SocketAddr {
-    let chain = ward_tls::pem::load_certs(&dir.join("web.pem")).unwrap();
-    let key = ward_tls::pem::load_private_key(&dir.join("web.key")).unwrap();
-    let tls = ward_tls::server_config_web(chain, key, &[b"http/1.1"]).unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((sock, _)) = listener.accept().await {
-            let (acceptor, body) = (acceptor.clone(), body.clone());
-            tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(sock).await else {
-                    return;
-                };
-                let mut head = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match tls.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let text = body.lock().unwrap().clone();
-                let resp = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
-                    text.len()
-                );
-                let _ = tls.write_all(resp.as_bytes()).await;
-                let _ = tls.shutdown().await;
-            });
-        }
-    });
-    addr
-}
-
-/// A SPIFFE bundle of `ca`'s roots with `sequence`.
-fn document(ca: &ward_e2e::TestCa, sequence: u64) -> String {
-    let roots = ward_tls::pem::load_certs(&ca.path().join("bundle.pem")).unwrap();
-    let keys: Vec<Value> = roots
-        .iter()
-        .map(|r| serde_json::json!({"use": "x509-svid", "kty": "EC", "x5c": [STANDARD.encode(r.as_ref())]}))
-        .collect();
-    serde_json::json!({"keys": keys, "spiffe_sequence": sequence, "spiffe_refresh_hint": 1})
-        .to_string()
-}
-
 /// A foreign endpoint that serves garbage, an older sequence, another domain's bundle, and
 /// at last a good newer bundle: only the last is accepted, the rest are counted, and the
 /// bundle in force never changes (or empties) in between.
@@ -242,18 +167,17 @@ async fn a_foreign_endpoint_serving_garbage_or_going_backwards_changes_nothing()
     web_pki(dir.path());
     let c = ward_e2e::TestCa::new("c.example");
     let other = ward_e2e::TestCa::new("d.example");
-    std::fs::write(dir.path().join("c.json"), document(&c, 5)).unwrap();
-    let body = Arc::new(Mutex::new("{ not json".to_string()));
-    let endpoint = fake_endpoint(dir.path(), body.clone()).await;
+    std::fs::write(dir.path().join("c.json"), document(&c, Some(5))).unwrap();
+    let endpoint = FakeEndpoint::start(dir.path(), "{ not json".to_string()).await;
     let extra = format!(
-        "bundle_refresh_hint: 1s\nfederation:\n  federates_with:\n    - {{ trust_domain: c.example, url: \"https://localhost:{}/bundle\", profile: https_web, ca_file: {}, bundle_file: {} }}\n",
-        endpoint.port(),
+        "bundle_refresh_hint: 1s\nfederation:\n  federates_with:\n    - {{ trust_domain: c.example, url: \"{}\", profile: https_web, ca_file: {}, bundle_file: {} }}\n",
+        endpoint.url(),
         dir.path().join("web-root.pem").display(),
         dir.path().join("c.json").display()
     );
     let h = Harness::start(&extra).await;
     let td: ward_identity::TrustDomain = "c.example".parse().unwrap();
-    let sequence = || h.running.service.foreign.get(&td).map(|b| b.sequence);
+    let sequence = || h.running.service.foreign.get(&td).and_then(|b| b.sequence);
     let failures = || {
         ward_e2e::metrics::sample_or_zero(
             &h.running.service.metrics.encode(),
@@ -261,7 +185,7 @@ async fn a_foreign_endpoint_serving_garbage_or_going_backwards_changes_nothing()
         )
     };
     assert_eq!(sequence(), Some(5), "the bundle_file is in force at start");
-    for bad in [document(&c, 3), document(&other, 9)] {
+    for bad in [document(&c, Some(3)), document(&other, Some(9))] {
         let before = failures();
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while failures() <= before {
@@ -276,7 +200,7 @@ async fn a_foreign_endpoint_serving_garbage_or_going_backwards_changes_nothing()
             Some(5),
             "a refused document changed the bundle in force"
         );
-        *body.lock().unwrap() = bad;
+        endpoint.set(bad);
     }
     let before = failures();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -287,7 +211,7 @@ async fn a_foreign_endpoint_serving_garbage_or_going_backwards_changes_nothing()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    *body.lock().unwrap() = document(&c, 6);
+    endpoint.set(document(&c, Some(6)));
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while sequence() != Some(6) {
         assert!(

@@ -2,7 +2,9 @@
 //! (`FetchJWTBundles`).
 //!
 //! A token is accepted only when: it is three base64url parts; its header names an allowed
-//! algorithm (ES256 or RS256: never `none`, never HMAC) and a `kid`; its `sub` is a valid
+//! algorithm (ES256, ES384, RS256, RS384, RS512, PS256, PS384 or PS512: the JWT-SVID
+//! specification's list less ES512, which `ring` does not verify; never `none`, never HMAC)
+//! and a `kid`; its `sub` is a valid
 //! workload SPIFFE ID; the bundle of *that ID's own* trust domain holds a key with the `kid`
 //! whose type fits the algorithm, and the signature verifies; `aud` (a string or an array)
 //! contains the audience asked about; `exp` is present and in the future; `nbf`, when
@@ -18,7 +20,9 @@ use ward_tls::{JwtAuthority, JwtPublicKey, TrustBundles};
 pub const MAX_TOKEN: usize = 16 * 1024;
 
 /// The algorithms a JWT-SVID may be signed with.
-const ALLOWED_ALGS: [&str; 2] = ["ES256", "RS256"];
+pub const ALLOWED_ALGS: [&str; 8] = [
+    "ES256", "ES384", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+];
 
 /// A token that passed every check.
 #[derive(Debug)]
@@ -62,7 +66,8 @@ pub fn validate(
     let alg = header.get("alg").and_then(Value::as_str).unwrap_or("");
     if !ALLOWED_ALGS.contains(&alg) {
         return Err(format!(
-            "algorithm {alg:?} is not allowed (ES256 or RS256 only)"
+            "algorithm {alg:?} is not allowed (only {})",
+            ALLOWED_ALGS.join(", ")
         ));
     }
     if let Some(typ) = header.get("typ") {
@@ -125,14 +130,17 @@ pub fn validate(
 /// One key as a JWK (with `use: jwt-svid`, as in a SPIFFE bundle).
 fn jwk(key: &JwtAuthority) -> Value {
     match &key.key {
-        JwtPublicKey::P256 { point } => json!({
-            "kty": "EC",
-            "crv": "P-256",
-            "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
-            "y": URL_SAFE_NO_PAD.encode(&point[33..]),
-            "kid": key.kid,
-            "use": "jwt-svid",
-        }),
+        JwtPublicKey::P256 { point } | JwtPublicKey::P384 { point } => {
+            let half = (point.len() - 1) / 2;
+            json!({
+                "kty": "EC",
+                "crv": key.kind(),
+                "x": URL_SAFE_NO_PAD.encode(&point[1..=half]),
+                "y": URL_SAFE_NO_PAD.encode(&point[1 + half..]),
+                "kid": key.kid,
+                "use": "jwt-svid",
+            })
+        }
         JwtPublicKey::Rsa { n, e } => json!({
             "kty": "RSA",
             "n": URL_SAFE_NO_PAD.encode(n),

@@ -91,10 +91,10 @@ fn forged_and_unfit_tokens_are_refused() {
         "signature",
     );
     // alg none / HMAC / a mismatched algorithm.
-    for alg in ["none", "HS256", "RS256", "ES384"] {
+    for alg in ["none", "HS256", "RS256", "ES384", "ES512", "EdDSA"] {
         let mut h = header();
         h["alg"] = json!(alg);
-        let expect = if alg == "RS256" {
+        let expect = if alg == "RS256" || alg == "ES384" {
             "signature"
         } else {
             "not allowed"
@@ -148,25 +148,74 @@ fn rs256_tokens_verify_with_an_rsa_key_and_not_under_another_algorithm() {
     let mut b = TrustBundles::default();
     let authority = JwtAuthority::rsa("r1".into(), &public.n, &public.e).unwrap();
     b.set_jwt_authorities(TrustDomain::new("a.test").unwrap(), vec![authority]);
-    let sign = |alg: &str| {
+    let sign_with = |alg: &str, padding: &'static dyn ring::signature::RsaEncoding| {
         let input = format!(
             "{}.{}",
             URL_SAFE_NO_PAD.encode(json!({"alg": alg, "kid": "r1"}).to_string()),
             URL_SAFE_NO_PAD.encode(claims("spiffe://a.test/app").to_string())
         );
         let mut sig = vec![0; key.public().modulus_len()];
-        key.sign(
-            &ring::signature::RSA_PKCS1_SHA256,
-            &SystemRandom::new(),
-            input.as_bytes(),
-            &mut sig,
-        )
-        .unwrap();
+        key.sign(padding, &SystemRandom::new(), input.as_bytes(), &mut sig)
+            .unwrap();
         format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
     };
+    let sign = |alg: &str| sign_with(alg, &ring::signature::RSA_PKCS1_SHA256);
     let ok = validate(&b, &sign("RS256"), "sts.example", NOW).unwrap();
     assert_eq!(ok.spiffe_id.as_str(), "spiffe://a.test/app");
-    // The same signature presented as ES256 does not fit an RSA key.
+    // The same signature presented as ES256 does not fit an RSA key, nor as RS384.
     let err = validate(&b, &sign("ES256"), "sts.example", NOW).unwrap_err();
     assert!(err.contains("signature"), "{err}");
+    let err = validate(&b, &sign("RS384"), "sts.example", NOW).unwrap_err();
+    assert!(err.contains("signature"), "{err}");
+    // The JWT-SVID specification's other RSA algorithms verify under their own names.
+    for (alg, padding) in [
+        (
+            "RS384",
+            &ring::signature::RSA_PKCS1_SHA384 as &'static dyn ring::signature::RsaEncoding,
+        ),
+        ("RS512", &ring::signature::RSA_PKCS1_SHA512),
+        ("PS256", &ring::signature::RSA_PSS_SHA256),
+        ("PS512", &ring::signature::RSA_PSS_SHA512),
+    ] {
+        let ok = validate(&b, &sign_with(alg, padding), "sts.example", NOW);
+        assert!(ok.is_ok(), "{alg}: {ok:?}");
+    }
+}
+
+/// ES384 (SPIRE's `ec-p384` JWT keys) verifies with a P-384 key; ES512 is not accepted.
+#[test]
+fn es384_tokens_verify_with_a_p384_key() {
+    use ring::signature::ECDSA_P384_SHA384_FIXED_SIGNING as P384;
+    let rng = SystemRandom::new();
+    let doc = EcdsaKeyPair::generate_pkcs8(&P384, &rng).unwrap();
+    let key = EcdsaKeyPair::from_pkcs8(&P384, doc.as_ref(), &rng).unwrap();
+    let p = key.public_key().as_ref();
+    let authority = JwtAuthority::p384("p384".into(), &p[1..49], &p[49..]).unwrap();
+    let mut b = TrustBundles::default();
+    b.set_jwt_authorities(TrustDomain::new("a.test").unwrap(), vec![authority]);
+    let sign = |alg: &str| {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(json!({"alg": alg, "kid": "p384"}).to_string()),
+            URL_SAFE_NO_PAD.encode(claims("spiffe://a.test/app").to_string())
+        );
+        let sig = key.sign(&rng, input.as_bytes()).unwrap();
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()))
+    };
+    let ok = validate(&b, &sign("ES384"), "sts.example", NOW).unwrap();
+    assert_eq!(ok.spiffe_id.as_str(), "spiffe://a.test/app");
+    let err = validate(&b, &sign("ES256"), "sts.example", NOW).unwrap_err();
+    assert!(err.contains("signature"), "{err}");
+    let err = validate(&b, &sign("ES512"), "sts.example", NOW).unwrap_err();
+    assert!(err.contains("not allowed"), "{err}");
+    // The JWKS a workload gets (FetchJWTBundles) names the curve and 48-byte coordinates.
+    let jwks: Value =
+        serde_json::from_slice(&crate::jwt::jwks(b.jwt_authorities("a.test"))).unwrap();
+    assert_eq!(jwks["keys"][0]["crv"], "P-384");
+    assert_eq!(
+        URL_SAFE_NO_PAD
+            .decode(jwks["keys"][0]["x"].as_str().unwrap())
+            .unwrap(),
+        &p[1..49]
+    );
 }

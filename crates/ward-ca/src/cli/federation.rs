@@ -1,7 +1,9 @@
-//! `ward-ca federation bundle|list|show`: the operator's view of federation. `bundle` prints
-//! this CA's SPIFFE bundle document (what its bundle endpoint serves; hand it to a partner as
-//! their `bundle_file`); `list` and `show` read the foreign bundles the daemon has accepted
-//! from the state, so they work while it runs and on any replica's config.
+//! `ward-ca federation bundle|list|show|forget`: the operator's view of federation. `bundle`
+//! prints this CA's SPIFFE bundle document (what its bundle endpoint serves; hand it to a
+//! partner as their `bundle_file`); `list` and `show` read the foreign bundles the daemon has
+//! accepted from the state, so they work while it runs and on any replica's config; `forget`
+//! drops one so the next start takes `bundle_file` again (re-bootstrapping a partner whose
+//! every key was revoked, or whose endpoint can no longer be authenticated).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -44,6 +46,19 @@ pub enum FederationCommand {
     )]
     /// One foreign trust domain's bundle document, as accepted.
     Show {
+        /// Daemon config file.
+        #[arg(long, value_name = "FILE", env = "WARD_CA_CONFIG")]
+        config: PathBuf,
+        /// The foreign trust domain.
+        #[arg(long, value_name = "TD")]
+        trust_domain: String,
+    },
+    #[command(
+        after_help = "Example (re-bootstrap a partner: its new bundle in bundle_file first):\n  ward-ca federation forget --config /etc/ward/ca.yaml --trust-domain partner.example\n  systemctl restart ward-ca"
+    )]
+    /// Forget a foreign trust domain's accepted bundle: at the next start the daemon takes
+    /// its `bundle_file` again.
+    Forget {
         /// Daemon config file.
         #[arg(long, value_name = "FILE", env = "WARD_CA_CONFIG")]
         config: PathBuf,
@@ -95,6 +110,39 @@ pub fn run(command: FederationCommand, out: &mut dyn Write) -> Result<(), CaErro
                 })?;
             let _ = writeln!(out, "{}", r.document);
         }
+        FederationCommand::Forget {
+            config,
+            trust_domain,
+        } => {
+            let (cfg, state) = load(&config)?;
+            let Some(f) = cfg
+                .federation
+                .federates_with
+                .iter()
+                .find(|f| f.trust_domain.as_str() == trust_domain)
+            else {
+                return Err(CaError::Argument {
+                    flag: "--trust-domain",
+                    value: trust_domain,
+                    problem: "not a trust domain this CA federates with".into(),
+                });
+            };
+            if !state.run(|s| s.forget_federated(&trust_domain))? {
+                let _ = writeln!(
+                    out,
+                    "no bundle of {trust_domain} was stored; nothing changed"
+                );
+                return Ok(());
+            }
+            let next = match &f.bundle_file {
+                Some(file) => format!("its bundle_file {}", file.display()),
+                None => "its endpoint (no bundle_file: an https_spiffe endpoint cannot be authenticated without one)".into(),
+            };
+            let _ = writeln!(
+                out,
+                "forgot the bundle of {trust_domain}; restart every ward-ca serving this state: each takes {next}"
+            );
+        }
     }
     Ok(())
 }
@@ -103,12 +151,15 @@ pub fn run(command: FederationCommand, out: &mut dyn Write) -> Result<(), CaErro
 #[derive(serde::Serialize)]
 struct Row {
     trust_domain: String,
-    /// `in_force`, `none_yet` (nothing fetched or loaded yet) or `unusable`.
+    /// `in_force`, `revoked` (its last bundle had no keys: every key revoked), `none_yet`
+    /// (nothing fetched or loaded yet) or `unusable`.
     state: &'static str,
     sequence: Option<i64>,
     refreshed_at: Option<String>,
     roots: Option<usize>,
     jwt_keys: Option<usize>,
+    /// Keys of a type or use ward does not verify, left aside.
+    ignored_keys: Option<usize>,
     endpoint: String,
     /// Why a stored bundle is unusable.
     problem: Option<String>,
@@ -134,17 +185,23 @@ fn list(
                 refreshed_at: None,
                 roots: None,
                 jwt_keys: None,
+                ignored_keys: None,
                 endpoint: f.url.clone(),
                 problem: None,
             };
             if let Some(r) = stored.iter().find(|r| r.trust_domain == td.as_str()) {
                 match crate::federation::bundle::parse(td, r.document.as_bytes()) {
                     Ok(b) => {
-                        row.state = "in_force";
-                        row.sequence = Some(r.sequence);
+                        row.state = if b.revokes_all() {
+                            "revoked"
+                        } else {
+                            "in_force"
+                        };
+                        row.sequence = (r.sequence >= 0).then_some(r.sequence);
                         row.refreshed_at = Some(when(r.refreshed_at));
                         row.roots = Some(b.roots.len());
                         row.jwt_keys = Some(b.jwt_keys.len());
+                        row.ignored_keys = Some(b.ignored.len());
                     }
                     Err(e) => {
                         row.state = "unusable";
@@ -199,6 +256,13 @@ fn list(
             .map(|(cell, w)| format!("{cell:<w$}"))
             .collect();
         let _ = writeln!(out, "{}", line.join("  ").trim_end());
+    }
+    for r in rows.iter().filter(|r| r.state == "revoked") {
+        let _ = writeln!(
+            out,
+            "{}: its endpoint served a bundle with no keys: every key revoked, its workloads refused",
+            r.trust_domain
+        );
     }
     for r in rows.iter().filter(|r| r.problem.is_some()) {
         let _ = writeln!(

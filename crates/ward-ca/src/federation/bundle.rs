@@ -4,11 +4,20 @@
 //! only when: it is at most [`MAX_DOCUMENT`] bytes of JSON with a `keys` array; every
 //! `x509-svid` key carries exactly one certificate that is a usable trust anchor, and none
 //! names another trust domain in a SPIFFE URI SAN (ward's roots name their own); every
-//! `jwt-svid` key has a `kid` and is a P-256 or 2048-bit-or-larger RSA key; there is at least
-//! one root. Keys of any other `use` are ignored, as the specification asks. Anything else
-//! refuses the whole document: a half-understood bundle is never trusted in part.
+//! `jwt-svid` key of a type ward verifies (P-256, P-384, RSA of 2048 bits or more) has a
+//! `kid` and well-formed parameters; there is at least one root. Keys of any other `use`, and
+//! `jwt-svid` keys of another type or curve (Ed25519, P-521), are ignored and listed in
+//! [`ForeignBundle::ignored`], as section 4.1.3 of the specification asks: the rest of the
+//! bundle applies. A key ward does understand but finds malformed refuses the whole document:
+//! a half-understood bundle is never trusted in part.
+//!
+//! One exception to "at least one root": a document whose `keys` array is empty says that
+//! every key of the trust domain is revoked (section 4.1.3), and its SVIDs must be refused.
+//! [`parse`] returns it as a bundle with no keys ([`ForeignBundle::revokes_all`]); the caller
+//! decides where that is believed (from an authenticated endpoint) and where not (a
+//! `bundle_file`, which must anchor something).
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use rustls_pki_types::CertificateDer;
 use serde_json::Value;
@@ -25,10 +34,12 @@ pub struct ForeignBundle {
     pub trust_domain: TrustDomain,
     /// Its X.509 roots.
     pub roots: Vec<CertificateDer<'static>>,
-    /// Its JWT-SVID keys, as they came.
+    /// Its JWT-SVID keys of the types ward verifies, as they came.
     pub jwt_keys: Vec<ward_api::Jwk>,
-    /// `spiffe_sequence` (0 when absent).
-    pub sequence: u64,
+    /// The keys left aside as not understood, each as `key N: use kty crv`.
+    pub ignored: Vec<String>,
+    /// `spiffe_sequence`, if given (the field is optional).
+    pub sequence: Option<u64>,
     /// `spiffe_refresh_hint`, seconds, if given.
     pub refresh_hint: Option<u64>,
     /// The document itself.
@@ -67,6 +78,7 @@ pub fn parse(td: &TrustDomain, document: &[u8]) -> Result<ForeignBundle, String>
         .ok_or("no `keys` array: not a SPIFFE bundle")?;
     let mut roots = Vec::new();
     let mut jwt_keys = Vec::new();
+    let mut ignored = Vec::new();
     for (i, key) in keys.iter().enumerate() {
         let bad = |m: String| format!("key {i}: {m}");
         match text(key, "use") {
@@ -91,176 +103,73 @@ pub fn parse(td: &TrustDomain, document: &[u8]) -> Result<ForeignBundle, String>
             }
             "jwt-svid" => {
                 let kid = text(key, "kid").to_owned();
-                let part = |f: &str| {
-                    URL_SAFE_NO_PAD
-                        .decode(text(key, f))
-                        .map_err(|_| bad(format!("{f} is not base64url")))
-                };
-                let authority = match (text(key, "kty"), text(key, "crv")) {
-                    ("EC", "P-256") => JwtAuthority::p256(kid, &part("x")?, &part("y")?),
-                    ("RSA", _) => JwtAuthority::rsa(kid, &part("n")?, &part("e")?),
-                    (kty, crv) => {
-                        return Err(bad(format!("JWT key type {kty} {crv} is not supported")))
+                let (kty, crv) = (text(key, "kty"), text(key, "crv"));
+                match JwtAuthority::from_jwk(kid, kty, crv, |f| text(key, f)) {
+                    Ok(Some(_)) => {
+                        let jwk: ward_api::Jwk = serde_json::from_value(key.clone())
+                            .map_err(|e| bad(format!("not a JWK: {e}")))?;
+                        jwt_keys.push(jwk);
                     }
-                };
-                authority.map_err(|e| bad(e.to_string()))?;
-                let jwk: ward_api::Jwk = serde_json::from_value(key.clone())
-                    .map_err(|e| bad(format!("not a JWK: {e}")))?;
-                jwt_keys.push(jwk);
+                    Ok(None) => ignored.push(format!("key {i}: jwt-svid {kty} {crv}")),
+                    Err(e) => return Err(bad(e.to_string())),
+                }
             }
-            _ => {}
+            other => ignored.push(format!("key {i}: use {other:?}")),
         }
     }
-    if roots.is_empty() {
-        return Err("no x509-svid root: a bundle that anchors nothing is never accepted".into());
+    if roots.is_empty() && !keys.is_empty() {
+        return Err(
+            "no x509-svid root among its keys: a bundle that anchors nothing is never accepted"
+                .into(),
+        );
     }
     // Every root must be a usable anchor; this is the check the sidecars will make.
-    TrustBundles::single(td.clone(), roots.clone()).map_err(|e| e.to_string())?;
+    if !roots.is_empty() {
+        TrustBundles::single(td.clone(), roots.clone()).map_err(|e| e.to_string())?;
+    }
     Ok(ForeignBundle {
         trust_domain: td.clone(),
         roots,
         jwt_keys,
-        sequence: doc
-            .get("spiffe_sequence")
-            .and_then(Value::as_u64)
-            .unwrap_or(0),
+        ignored,
+        sequence: doc.get("spiffe_sequence").and_then(Value::as_u64),
         refresh_hint: doc.get("spiffe_refresh_hint").and_then(Value::as_u64),
         document: String::from_utf8_lossy(document).into_owned(),
     })
 }
 
 impl ForeignBundle {
-    /// As handed to sidecars inside `/v1/bundle`.
-    pub fn entry(&self) -> ward_api::FederatedBundle {
-        ward_api::FederatedBundle {
+    /// Whether this is a document with no keys: every key of the trust domain revoked.
+    pub fn revokes_all(&self) -> bool {
+        self.roots.is_empty() && self.jwt_keys.is_empty()
+    }
+
+    /// Whether `self` may replace `current`: `spiffe_sequence` is compared only when both
+    /// documents carry one (the field is optional), and may not go backwards.
+    pub fn follows(&self, current: &ForeignBundle) -> Result<(), String> {
+        match (self.sequence, current.sequence) {
+            (Some(new), Some(cur)) if new < cur => Err(format!(
+                "spiffe_sequence went backwards ({new} after {cur})"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// As handed to sidecars inside `/v1/bundle`; `None` for a bundle that revokes every key,
+    /// so sidecars drop the trust domain and refuse its SVIDs.
+    pub fn entry(&self) -> Option<ward_api::FederatedBundle> {
+        if self.revokes_all() {
+            return None;
+        }
+        Some(ward_api::FederatedBundle {
             trust_domain: self.trust_domain.to_string(),
             bundle_pem: ward_tls::pem::certs_to_pem(&self.roots),
             jwt_keys: self.jwt_keys.clone(),
-            spiffe_sequence: self.sequence,
-        }
+            spiffe_sequence: self.sequence.unwrap_or(0),
+        })
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn root_of(td: &str) -> String {
-        let dir = tempfile::tempdir().unwrap();
-        crate::ca_dir::init(&dir.path().join("ca"), &td.parse().unwrap(), false).unwrap();
-        let der = ward_tls::pem::load_certs(&dir.path().join("ca").join("root.pem")).unwrap();
-        STANDARD.encode(der[0].as_ref())
-    }
-
-    fn td() -> TrustDomain {
-        "b.example".parse().unwrap()
-    }
-
-    #[test]
-    fn a_good_bundle_is_read_and_unknown_uses_are_ignored() {
-        let doc = json!({
-            "keys": [
-                {"use": "x509-svid", "kty": "EC", "crv": "P-256", "x": "", "y": "", "x5c": [root_of("b.example")]},
-                {"use": "something-new", "kty": "OKP"},
-            ],
-            "spiffe_sequence": 7,
-            "spiffe_refresh_hint": 60,
-        });
-        let b = parse(&td(), doc.to_string().as_bytes()).unwrap();
-        assert_eq!(
-            (b.roots.len(), b.sequence, b.refresh_hint),
-            (1, 7, Some(60))
-        );
-    }
-
-    #[test]
-    fn garbage_and_half_understood_bundles_are_refused_whole() {
-        let good_root = root_of("b.example");
-        let x509 = |x5c: Value| json!({"use": "x509-svid", "kty": "EC", "x5c": x5c});
-        let cases = [
-            (json!("not an object").to_string(), "no `keys` array"),
-            ("{".to_string(), "not a JSON document"),
-            (json!({"keys": []}).to_string(), "no x509-svid root"),
-            (json!({"keys": [x509(json!([]))]}).to_string(), "exactly one x5c"),
-            (json!({"keys": [x509(json!(["!!"]))]}).to_string(), "not base64"),
-            (json!({"keys": [x509(json!([STANDARD.encode(b"junk")]))]}).to_string(), "usable"),
-            (
-                json!({"keys": [x509(json!([root_of("a.example")]))]}).to_string(),
-                "names trust domain a.example",
-            ),
-            (
-                json!({"keys": [x509(json!([good_root])), {"use": "jwt-svid", "kty": "EC", "crv": "P-256", "kid": "k", "x": "AA", "y": "AA"}]}).to_string(),
-                "x and y",
-            ),
-            (
-                json!({"keys": [x509(json!([good_root])), {"use": "jwt-svid", "kty": "oct", "kid": "k", "k": "c2VjcmV0"}]}).to_string(),
-                "not supported",
-            ),
-            ("x".repeat(MAX_DOCUMENT + 1), "more than"),
-        ];
-        for (doc, want) in cases {
-            let err = parse(&td(), doc.as_bytes()).unwrap_err();
-            assert!(err.contains(want), "want {want:?} in {err:?}");
-        }
-    }
-
-    /// A JWKS produced by a JWT library nobody here wrote (`jsonwebtoken`'s `JwkSet`), with a
-    /// root in `x5c` and a JWT key, reads as a SPIFFE bundle. (The `spiffe` crate, which reads
-    /// our documents in tests/federation.rs, has no bundle serializer to produce one.)
-    #[test]
-    fn a_jwks_written_by_another_library_is_read() {
-        use jsonwebtoken::jwk::{
-            AlgorithmParameters, CommonParameters, EllipticCurve, EllipticCurveKeyParameters,
-            EllipticCurveKeyType, Jwk, JwkSet, PublicKeyUse,
-        };
-        let root = root_of("b.example");
-        let der = STANDARD.decode(&root).unwrap();
-        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
-        let point = cert.public_key().subject_public_key.data.to_vec();
-        let ec = |x: &[u8], y: &[u8]| {
-            AlgorithmParameters::EllipticCurve(EllipticCurveKeyParameters {
-                key_type: EllipticCurveKeyType::EC,
-                curve: EllipticCurve::P256,
-                x: URL_SAFE_NO_PAD.encode(x),
-                y: URL_SAFE_NO_PAD.encode(y),
-            })
-        };
-        let jwt_key = crate::jwt_key::JwtKey::from_pem(
-            &crate::jwt_key::generate_pem(crate::jwt_svid::JwtAlgorithm::Es256).unwrap(),
-            std::path::Path::new("jwt.key"),
-        )
-        .unwrap();
-        let jwk = jwt_key.jwk();
-        let set = JwkSet {
-            keys: vec![
-                Jwk {
-                    common: CommonParameters {
-                        public_key_use: Some(PublicKeyUse::Other("x509-svid".into())),
-                        x509_chain: Some(vec![root.clone()]),
-                        ..CommonParameters::default()
-                    },
-                    algorithm: ec(&point[1..33], &point[33..]),
-                },
-                Jwk {
-                    common: CommonParameters {
-                        public_key_use: Some(PublicKeyUse::Other("jwt-svid".into())),
-                        key_id: jwk.kid.clone(),
-                        ..CommonParameters::default()
-                    },
-                    algorithm: ec(
-                        &URL_SAFE_NO_PAD.decode(&jwk.x).unwrap(),
-                        &URL_SAFE_NO_PAD.decode(&jwk.y).unwrap(),
-                    ),
-                },
-            ],
-        };
-        let text = serde_json::to_string(&set).unwrap();
-        let b = parse(&td(), text.as_bytes()).unwrap();
-        assert_eq!(b.roots.len(), 1);
-        assert_eq!(b.roots[0].as_ref(), der.as_slice());
-        assert_eq!(b.jwt_keys.len(), 1);
-        assert_eq!(b.jwt_keys[0].kid, jwk.kid);
-        assert_eq!(b.sequence, 0, "spiffe_sequence is optional");
-    }
-}
+#[path = "bundle_tests.rs"]
+mod tests;

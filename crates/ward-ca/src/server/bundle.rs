@@ -116,7 +116,7 @@ impl BundleCache {
             },
             issuers: authority.allowed_issuers(),
             revocations: revoked.iter().map(Revocation::entry).collect(),
-            federated: foreign.iter().map(|b| b.entry()).collect(),
+            federated: foreign.iter().filter_map(|b| b.entry()).collect(),
         };
         let body = serde_json::to_string(&document).unwrap_or_default();
         let spiffe = serde_json::to_string(&document.spiffe_bundle).unwrap_or_default();

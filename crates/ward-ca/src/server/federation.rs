@@ -6,9 +6,17 @@
 //! [`MAX_REFRESH`]): `https_spiffe` endpoints are authenticated with the domain's bundle in
 //! force, so a root rotation over there is followed without touching the config; `https_web`
 //! ones with the configured roots. A document is accepted only whole ([`crate::federation::
-//! bundle::parse`]) and only if its sequence does not go backwards; then it is stored and
-//! served to sidecars. Any failure keeps the last good bundle, is logged (once per distinct
-//! failure) and counted, and is retried with backoff: never an empty or merged bundle.
+//! bundle::parse`]) and only if its sequence does not go backwards (compared only when both
+//! documents carry one: the field is optional); then it is stored and served to sidecars. Any
+//! failure keeps the last good bundle, is logged (once per distinct failure) and counted, and
+//! is retried with backoff: never a merged bundle.
+//!
+//! The one way a bundle empties: an authenticated endpoint serving a document whose `keys` is
+//! empty, which the SPIFFE bundle specification reads as "every key of this trust domain is
+//! revoked". It is believed, stored, counted (`ward_ca_federation_emptied_total`) and logged
+//! as an error; sidecars then drop the domain and refuse its SVIDs. An `https_spiffe` endpoint
+//! can no longer be authenticated after that (its keys are the revoked ones): the operator
+//! re-bootstraps with a new `bundle_file` and `ward-ca federation forget`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,14 +72,24 @@ pub(super) async fn load(service: &CaService) -> Result<(), crate::error::CaErro
                 let bytes = std::fs::read(file).map_err(|e| bad(e.to_string()))?;
                 let b = bundle::parse(td, &bytes)
                     .map_err(|e| bad(format!("not a usable SPIFFE bundle of {td}: {e}")))?;
+                if b.revokes_all() {
+                    return Err(bad(format!(
+                        "a bundle of {td} with no keys anchors nothing: a bundle_file must hold its roots"
+                    )));
+                }
                 store(service, &b).await?;
                 Some(b)
             }
             (None, None) => None,
         };
         match found {
+            Some(b) if b.revokes_all() => {
+                tracing::error!(trust_domain = %td, "every key of this foreign trust domain was revoked by its last bundle: its workloads are refused (re-bootstrap: operations.md, \"Federation\")");
+                record(service, &b);
+                service.foreign.set(b);
+            }
             Some(b) => {
-                tracing::info!(trust_domain = %td, sequence = b.sequence, roots = b.roots.len(), "foreign bundle in force");
+                tracing::info!(trust_domain = %td, sequence = ?b.sequence, roots = b.roots.len(), ignored = b.ignored.len(), "foreign bundle in force");
                 record(service, &b);
                 service.foreign.set(b);
             }
@@ -89,7 +107,10 @@ async fn store(service: &CaService, b: &ForeignBundle) -> Result<(), crate::stat
         .store_federated(FederatedRecord {
             trust_domain: b.trust_domain.to_string(),
             document: b.document.clone(),
-            sequence: i64::try_from(b.sequence).unwrap_or(i64::MAX),
+            // -1: the document carries no sequence (it is optional).
+            sequence: b
+                .sequence
+                .map_or(-1, |s| i64::try_from(s).unwrap_or(i64::MAX)),
             refreshed_at: unix_now(),
         })
         .await
@@ -104,11 +125,17 @@ fn record(service: &CaService, b: &ForeignBundle) {
         .federation_refreshed
         .get_or_create(&label)
         .set(unix_now());
-    service
-        .metrics
-        .federation_sequence
-        .get_or_create(&label)
-        .set(i64::try_from(b.sequence).unwrap_or(i64::MAX));
+    let sequences = &service.metrics.federation_sequence;
+    match b.sequence {
+        Some(s) => {
+            sequences
+                .get_or_create(&label)
+                .set(i64::try_from(s).unwrap_or(i64::MAX));
+        }
+        None => {
+            sequences.remove(&label);
+        }
+    }
 }
 
 /// One fetch: the new bundle's refresh hint, or why nothing changed.
@@ -120,6 +147,11 @@ async fn fetch_once(service: &CaService, f: &Federate) -> Result<Duration, Strin
             let known = current.as_ref().ok_or_else(|| {
                 format!("no bundle of {td} to authenticate its endpoint with (give bundle_file)")
             })?;
+            if known.revokes_all() {
+                return Err(format!(
+                    "every key of {td} was revoked by its last bundle, so its https_spiffe endpoint cannot be authenticated: put its new bundle in bundle_file, run `ward-ca federation forget --trust-domain {td}` and restart"
+                ));
+            }
             let bundles =
                 TrustBundles::single(td.clone(), known.roots.clone()).map_err(|e| e.to_string())?;
             ServerAuth::Spiffe {
@@ -149,12 +181,8 @@ async fn fetch_once(service: &CaService, f: &Federate) -> Result<Duration, Strin
     }
     let new = bundle::parse(td, &resp.body).map_err(|e| format!("{}: {e}", f.url))?;
     if let Some(cur) = &current {
-        if new.sequence < cur.sequence {
-            return Err(format!(
-                "{}: spiffe_sequence went backwards ({} after {}); keeping the bundle in force",
-                f.url, new.sequence, cur.sequence
-            ));
-        }
+        new.follows(cur)
+            .map_err(|e| format!("{}: {e}; keeping the bundle in force", f.url))?;
     }
     let hint = new
         .refresh_hint
@@ -163,7 +191,21 @@ async fn fetch_once(service: &CaService, f: &Federate) -> Result<Duration, Strin
     record(service, &new);
     if current.as_ref().is_none_or(|c| c.document != new.document) {
         store(service, &new).await.map_err(|e| e.to_string())?;
-        tracing::info!(trust_domain = %td, sequence = new.sequence, roots = new.roots.len(), jwt_keys = new.jwt_keys.len(), "foreign bundle updated");
+        if new.revokes_all() {
+            service
+                .metrics
+                .federation_emptied
+                .get_or_create(&DomainLabel {
+                    trust_domain: td.to_string(),
+                })
+                .inc();
+            tracing::error!(trust_domain = %td, url = %f.url, "the foreign bundle endpoint served no keys: every key of this trust domain is revoked and its workloads are refused from now on");
+        } else {
+            tracing::info!(trust_domain = %td, sequence = ?new.sequence, roots = new.roots.len(), jwt_keys = new.jwt_keys.len(), "foreign bundle updated");
+        }
+        if !new.ignored.is_empty() {
+            tracing::info!(trust_domain = %td, ignored = %new.ignored.join("; "), "keys of a type or use ward does not verify were ignored, as the SPIFFE bundle specification asks");
+        }
         service.foreign.set(new);
     }
     Ok(hint)

@@ -72,6 +72,9 @@ pub struct CaMetrics {
     pub federation_sequence: Family<DomainLabel, Gauge>,
     /// Federation: fetches that failed or were refused, by foreign trust domain.
     pub federation_failures: Family<DomainLabel, Counter>,
+    /// Federation: documents with no keys accepted from an authenticated endpoint (every key
+    /// of the trust domain revoked), by foreign trust domain.
+    pub federation_emptied: Family<DomainLabel, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -140,6 +143,7 @@ impl Default for CaMetrics {
         let federation_refreshed = Family::<DomainLabel, Gauge>::default();
         let federation_sequence = Family::<DomainLabel, Gauge>::default();
         let federation_failures = Family::<DomainLabel, Counter>::default();
+        let federation_emptied = Family::<DomainLabel, Counter>::default();
         registry.register(
             "ward_ca_federation_refreshed_timestamp_seconds",
             "When each foreign trust domain's bundle was last fetched and accepted",
@@ -155,11 +159,17 @@ impl Default for CaMetrics {
             "Foreign bundle fetches that failed or were refused, by trust domain",
             federation_failures.clone(),
         );
+        registry.register(
+            "ward_ca_federation_emptied",
+            "Foreign bundles with no keys accepted from an authenticated endpoint: every key of the trust domain revoked",
+            federation_emptied.clone(),
+        );
         Self {
             registry,
             federation_refreshed,
             federation_sequence,
             federation_failures,
+            federation_emptied,
             issuances,
             handshake_failures,
             connections_refused,

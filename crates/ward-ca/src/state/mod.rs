@@ -164,6 +164,15 @@ impl Store {
         }
     }
 
+    /// Forgets a foreign trust domain's stored bundle (so the next start takes `bundle_file`);
+    /// whether there was one.
+    pub async fn forget_federated(&self, trust_domain: &str) -> Result<bool, StateError> {
+        match self {
+            Self::Sqlite(s) => s.forget_federated(trust_domain.to_owned()).await,
+            Self::Postgres(p) => p.forget_federated(trust_domain.to_owned()).await,
+        }
+    }
+
     /// Records a revocation.
     pub async fn revoke(&self, r: Revocation) -> Result<(), StateError> {
         match self {

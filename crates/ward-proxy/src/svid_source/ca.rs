@@ -88,37 +88,35 @@ fn allowed_issuers(
     Ok((hashes, signing))
 }
 
-/// The JWT-SVID signing keys a bundle document publishes (`use: jwt-svid`); one malformed
-/// key refuses the whole document, as for issuers.
+/// The JWT-SVID signing keys a bundle document publishes (`use: jwt-svid`); a key of a type
+/// ward does not verify is skipped (the SPIFFE bundle specification asks that unknown keys be
+/// ignored), one malformed key of a known type refuses the whole document, as for issuers.
 fn jwt_authorities(
     path: &'static str,
     keys: &[ward_api::Jwk],
 ) -> Result<Vec<JwtAuthority>, IdentityError> {
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use base64::Engine;
-    keys.iter()
-        .filter(|k| k.key_use == "jwt-svid")
-        .map(|k| {
-            let bad = |detail: String| IdentityError::BadAnswer { path, detail };
-            let part = |c: &str| {
-                URL_SAFE_NO_PAD
-                    .decode(c)
-                    .map_err(|_| bad(format!("JWT key {:?}: a parameter is not base64url", k.kid)))
-            };
-            let kid = k.kid.clone().unwrap_or_default();
-            let key = match (k.kty.as_str(), k.crv.as_str()) {
-                ("EC", "P-256") => JwtAuthority::p256(kid, &part(&k.x)?, &part(&k.y)?),
-                ("RSA", _) => JwtAuthority::rsa(kid, &part(&k.n)?, &part(&k.e)?),
-                (kty, crv) => {
-                    return Err(bad(format!(
-                        "JWT key {:?}: {kty} {crv} is not supported",
-                        k.kid
-                    )))
-                }
-            };
-            key.map_err(|e| bad(format!("JWT key {:?}: {e}", k.kid)))
-        })
-        .collect()
+    let mut found = Vec::new();
+    for k in keys.iter().filter(|k| k.key_use == "jwt-svid") {
+        let param = |name: &'static str| match name {
+            "x" => k.x.as_str(),
+            "y" => k.y.as_str(),
+            "n" => k.n.as_str(),
+            "e" => k.e.as_str(),
+            _ => "",
+        };
+        let kid = k.kid.clone().unwrap_or_default();
+        match JwtAuthority::from_jwk(kid, &k.kty, &k.crv, param) {
+            Ok(Some(key)) => found.push(key),
+            Ok(None) => {}
+            Err(e) => {
+                return Err(IdentityError::BadAnswer {
+                    path,
+                    detail: format!("JWT key {:?}: {e}", k.kid),
+                })
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// What the CA said when it refused: its code and message when the body is the API's error

@@ -2,7 +2,7 @@
 
 use super::{bounded, db, PgStore};
 use crate::state::records::FederatedRecord;
-use crate::state::sqlite::federation_sql::{SELECT, UPSERT};
+use crate::state::sqlite::federation_sql::{DELETE, SELECT, UPSERT};
 use crate::state::StateError;
 
 impl PgStore {
@@ -37,6 +37,15 @@ impl PgStore {
                 .await
                 .map_err(db)?;
             Ok(())
+        })
+        .await
+    }
+
+    pub(in crate::state) async fn forget_federated(&self, td: String) -> Result<bool, StateError> {
+        bounded(async {
+            let c = self.pool.get().await?;
+            let n = c.client().execute(DELETE, &[&td]).await.map_err(db)?;
+            Ok(n > 0)
         })
         .await
     }

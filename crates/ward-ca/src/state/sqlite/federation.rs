@@ -1,5 +1,6 @@
 //! Foreign bundles (federation) in SQLite: read them all, store one unless it would move its
-//! sequence backwards.
+//! sequence backwards, forget one. A stored sequence of -1 means the document carried none
+//! (`spiffe_sequence` is optional), and sequences are compared only when both have one.
 
 use rusqlite::params;
 
@@ -7,10 +8,13 @@ use super::SqliteStore;
 use crate::state::records::FederatedRecord;
 use crate::state::StateError;
 
-/// Inserts or replaces a bundle unless the stored sequence is higher.
+/// Inserts or replaces a bundle unless both have a sequence and the stored one is higher.
 pub(crate) const UPSERT: &str = "INSERT INTO federated_bundles (trust_domain, document, sequence, refreshed_at) VALUES ($1, $2, $3, $4) \
      ON CONFLICT (trust_domain) DO UPDATE SET document = excluded.document, sequence = excluded.sequence, refreshed_at = excluded.refreshed_at \
-     WHERE excluded.sequence >= federated_bundles.sequence";
+     WHERE excluded.sequence < 0 OR federated_bundles.sequence < 0 OR excluded.sequence >= federated_bundles.sequence";
+
+/// Forgets one trust domain's bundle.
+pub(crate) const DELETE: &str = "DELETE FROM federated_bundles WHERE trust_domain = $1";
 
 /// Every stored foreign bundle.
 pub(crate) const SELECT: &str =
@@ -45,5 +49,16 @@ impl SqliteStore {
                 Ok(())
             })
             .await
+    }
+
+    pub(in crate::state) async fn forget_federated(&self, td: String) -> Result<bool, StateError> {
+        let held = self.federated()?.iter().any(|r| r.trust_domain == td);
+        self.writer
+            .write(move |c| {
+                c.execute(DELETE, params![td])?;
+                Ok(())
+            })
+            .await?;
+        Ok(held)
     }
 }

@@ -13,7 +13,7 @@ mod federation;
 pub mod queries;
 /// The federation statements, shared with PostgreSQL (the same SQL runs on both).
 pub(crate) mod federation_sql {
-    pub(crate) use super::federation::{SELECT, UPSERT};
+    pub(crate) use super::federation::{DELETE, SELECT, UPSERT};
 }
 pub mod writer;
 
