@@ -110,3 +110,23 @@ pub fn bash_completions(bin: &Path, line: &[&str]) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+
+/// Log lines, in every `*.log` file of `dir`, that print a Rust `Option` as `Some(...)` or
+/// `None` (a field logged with `?` where the value was meant): what an operator should never
+/// have to read or grep around.
+pub fn debug_options_in_logs(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "log") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        found.extend(
+            text.lines()
+                .filter(|l| l.contains("Some(") || l.contains("=None") || l.contains(": None"))
+                .map(|l| format!("{}: {l}", path.display())),
+        );
+    }
+    found
+}

@@ -172,3 +172,36 @@ fn dockerfiles_build_binaries_that_exist_and_run_them_as_non_root() {
     }
     assert!(used >= 3, "the CA and both demo sidecars run ward images");
 }
+
+/// The Workload API socket path operations.md gives VM operators lies in the directory the
+/// systemd unit creates for the instance (`RuntimeDirectory=`, under `/run`), the only place
+/// `ProtectSystem=strict` leaves the sidecar to create it, with a mode the app's uid can
+/// traverse. (`systemd-analyze verify` checks the unit's syntax in scripts/validate-deploy.sh;
+/// no systemd runs here to start it.)
+#[test]
+fn the_systemd_unit_gives_the_documented_workload_api_socket_a_directory() {
+    let unit = read(&root().join("deploy/systemd/ward-proxy@.service"));
+    let value = |key: &str| {
+        unit.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("ward-proxy@.service has no {key}="))
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(value("ProtectSystem"), "strict");
+    let mode = u32::from_str_radix(&value("RuntimeDirectoryMode"), 8).unwrap();
+    assert_eq!(mode & 0o001, 0o001, "others cannot reach the socket");
+    let ops = read(&root().join("docs/operations.md"));
+    // The documented socket of instance `orders` (ward-proxy@orders).
+    let socket = ops
+        .split("workload_api: { socket:")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .map(|s| s.trim().to_owned())
+        .expect("operations.md gives VM operators a Workload API socket path");
+    let dir = format!("/run/{}/", value("RuntimeDirectory").replace("%i", "orders"));
+    assert!(
+        socket.starts_with(&dir) && !socket[dir.len()..].contains('/'),
+        "{socket} is not directly in {dir}, the unit's RuntimeDirectory"
+    );
+}

@@ -266,6 +266,8 @@ fn renewals_a_ca_crash_a_replayed_token_and_a_revocation_under_traffic() {
     );
 
     traffic.finish_without_failures(200);
+    let options = ward_e2e::kit::debug_options_in_logs(ca.path());
+    assert!(options.is_empty(), "{options:#?}");
 }
 
 /// One line over mTLS straight to a sidecar's inbound listener, as `material`.
@@ -377,4 +379,6 @@ fn a_root_rotation_under_traffic_drops_nothing() {
 
     std::thread::sleep(Duration::from_secs(2));
     traffic.finish_without_failures(100);
+    let options = ward_e2e::kit::debug_options_in_logs(ca.path());
+    assert!(options.is_empty(), "{options:#?}");
 }

@@ -8,7 +8,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 use ward_e2e::kit::free_port;
@@ -62,7 +62,13 @@ fn serve(dir: &Path) -> Daemon {
         Command::new(BIN)
             .current_dir(dir)
             .args(["serve", "--config", "ca.yaml"])
-            .stderr(Stdio::null())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(dir.join("ca.log"))
+                    .unwrap(),
+            )
             .spawn()
             .unwrap(),
     )
@@ -175,4 +181,8 @@ async fn two_daemons_federate_by_their_bundle_endpoints_and_keep_the_last_good_b
         "the foreign bundle was lost: {doc_a}"
     );
     drop(a);
+    for dir in [da.path(), db.path()] {
+        let options = ward_e2e::kit::debug_options_in_logs(dir);
+        assert!(options.is_empty(), "{options:#?}");
+    }
 }

@@ -87,7 +87,7 @@ async fn a_replica_that_cannot_load_a_new_version_retries_and_is_unready_meanwhi
         Command::new(BIN)
             .current_dir(dir)
             .args(["serve", "--config", cfg.to_str().unwrap()])
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("replica.log")).unwrap())
             .spawn()
             .unwrap(),
     );
@@ -187,4 +187,13 @@ async fn a_replica_that_cannot_load_a_new_version_retries_and_is_unready_meanwhi
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     pg.psql_in(&db, &format!("UPDATE ca_rotation SET version = {current}"));
+
+    // Its log is for operators: the schema check at start (`CREATE TABLE IF NOT EXISTS` on a
+    // database `init` made) is not news, and no field prints a Rust Option.
+    let log = std::fs::read_to_string(dir.join("replica.log")).unwrap();
+    assert!(log.contains("not ready") || log.contains("behind"), "{log}");
+    assert!(!log.contains("already exists, skipping"), "{log}");
+    assert!(!log.contains("NOTICE"), "{log}");
+    let options = ward_e2e::kit::debug_options_in_logs(dir);
+    assert!(options.is_empty(), "{options:#?}");
 }

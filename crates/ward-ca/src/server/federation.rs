@@ -89,7 +89,7 @@ pub(super) async fn load(service: &CaService) -> Result<(), crate::error::CaErro
                 service.foreign.set(b);
             }
             Some(b) => {
-                tracing::info!(trust_domain = %td, sequence = ?b.sequence, roots = b.roots.len(), ignored = b.ignored.len(), "foreign bundle in force");
+                tracing::info!(trust_domain = %td, sequence = %shown(b.sequence), roots = b.roots.len(), ignored = b.ignored.len(), "foreign bundle in force");
                 record(service, &b);
                 service.foreign.set(b);
             }
@@ -99,6 +99,11 @@ pub(super) async fn load(service: &CaService) -> Result<(), crate::error::CaErro
         }
     }
     Ok(())
+}
+
+/// A sequence as a log field: the number, or `-` when the document has none.
+fn shown(sequence: Option<u64>) -> String {
+    sequence.map_or_else(|| "-".into(), |s| s.to_string())
 }
 
 async fn store(service: &CaService, b: &ForeignBundle) -> Result<(), crate::state::StateError> {
@@ -201,7 +206,7 @@ async fn fetch_once(service: &CaService, f: &Federate) -> Result<Duration, Strin
                 .inc();
             tracing::error!(trust_domain = %td, url = %f.url, "the foreign bundle endpoint served no keys: every key of this trust domain is revoked and its workloads are refused from now on");
         } else {
-            tracing::info!(trust_domain = %td, sequence = ?new.sequence, roots = new.roots.len(), jwt_keys = new.jwt_keys.len(), "foreign bundle updated");
+            tracing::info!(trust_domain = %td, sequence = %shown(new.sequence), roots = new.roots.len(), jwt_keys = new.jwt_keys.len(), "foreign bundle updated");
         }
         if !new.ignored.is_empty() {
             tracing::info!(trust_domain = %td, ignored = %new.ignored.join("; "), "keys of a type or use ward does not verify were ignored, as the SPIFFE bundle specification asks");
