@@ -199,7 +199,10 @@ fn the_systemd_unit_gives_the_documented_workload_api_socket_a_directory() {
         .and_then(|rest| rest.split(',').next())
         .map(|s| s.trim().to_owned())
         .expect("operations.md gives VM operators a Workload API socket path");
-    let dir = format!("/run/{}/", value("RuntimeDirectory").replace("%i", "orders"));
+    let dir = format!(
+        "/run/{}/",
+        value("RuntimeDirectory").replace("%i", "orders")
+    );
     assert!(
         socket.starts_with(&dir) && !socket[dir.len()..].contains('/'),
         "{socket} is not directly in {dir}, the unit's RuntimeDirectory"

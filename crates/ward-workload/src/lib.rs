@@ -23,6 +23,7 @@ pub mod jwt;
 pub mod limits;
 pub mod metrics;
 pub mod normalize;
+pub mod resets;
 pub mod server;
 pub mod service;
 pub mod socket;

@@ -1,12 +1,18 @@
 //! The endpoint's metrics, registered into the sidecar's registry: open streams, calls by
-//! method and by what became of them at the door, and connections closed by the server's caps
-//! and deadlines. Every label value is from a closed set: a caller chooses none of them.
+//! method and by what became of them at the door, connections closed by the server's caps
+//! and deadlines, and streams and connections the HTTP/2 server reset on its own. Every label
+//! value is from a closed set: a caller chooses none of them.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+
+use crate::resets::Scope;
 
 /// Labels of `ward_workload_api_calls_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -27,6 +33,15 @@ pub struct ClosedLabels {
     pub reason: &'static str,
 }
 
+/// Labels of `ward_workload_api_http2_resets_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResetLabels {
+    /// `stream` (RST_STREAM) or `connection` (GOAWAY).
+    pub scope: &'static str,
+    /// The HTTP/2 error code's name (`protocol_error`, `refused_stream`, ...; `other`).
+    pub code: &'static str,
+}
+
 /// The Workload API's metrics; clones share the same series.
 #[derive(Clone, Debug, Default)]
 pub struct ApiMetrics {
@@ -36,6 +51,10 @@ pub struct ApiMetrics {
     pub calls: Family<CallLabels, Counter>,
     /// Connections the server closed, by why.
     pub connections_closed: Family<ClosedLabels, Counter>,
+    /// Streams and connections the HTTP/2 server reset with an error, by scope and code.
+    pub http2_resets: Family<ResetLabels, Counter>,
+    /// The (scope, code) pairs already logged.
+    logged_resets: Arc<Mutex<HashSet<(&'static str, &'static str)>>>,
 }
 
 impl ApiMetrics {
@@ -56,6 +75,26 @@ impl ApiMetrics {
             "Workload API connections closed by the server's caps and deadlines, by reason",
             self.connections_closed.clone(),
         );
+        registry.register(
+            "ward_workload_api_http2_resets",
+            "Workload API streams (RST_STREAM) and connections (GOAWAY) the HTTP/2 server ended with an error code, by scope and code",
+            self.http2_resets.clone(),
+        );
+    }
+
+    /// Counts a reset the HTTP/2 server sent, and logs the first of each scope and code.
+    pub fn reset(&self, scope: Scope, code: &'static str) {
+        let scope = scope.as_str();
+        self.http2_resets
+            .get_or_create(&ResetLabels { scope, code })
+            .inc();
+        let first = self
+            .logged_resets
+            .lock()
+            .is_ok_and(|mut seen| seen.insert((scope, code)));
+        if first {
+            tracing::warn!(scope, code, "Workload API: the HTTP/2 server reset a {scope} with {code} before it reached ward (a malformed or over-limit request); logged once, counted in ward_workload_api_http2_resets_total");
+        }
     }
 
     /// Counts a connection the server closed.

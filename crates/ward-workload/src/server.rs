@@ -30,6 +30,7 @@ use crate::limits::*;
 use crate::metrics::{ApiMetrics, CallLabels};
 use crate::normalize::Normalize;
 use crate::pb::spiffe_workload_api_server::SpiffeWorkloadApiServer;
+use crate::resets::Watched;
 use crate::service::WorkloadApi;
 use crate::socket::SocketGuard;
 
@@ -227,6 +228,7 @@ fn http2() -> hyper::server::conn::http2::Builder<TokioExecutor> {
 /// Answers the first call of a caller that is not allowed, without keeping its request, then
 /// closes; [`REFUSAL_DEADLINE`] bounds the whole connection.
 async fn refuse(stream: UnixStream, why: String, metrics: ApiMetrics) {
+    let metrics_for_resets = metrics.clone();
     let answered = Arc::new(Notify::new());
     let done = answered.clone();
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
@@ -244,7 +246,8 @@ async fn refuse(stream: UnixStream, why: String, metrics: ApiMetrics) {
     });
     let mut builder = http2();
     builder.max_concurrent_streams(1);
-    let conn = builder.serve_connection(TokioIo::new(Normalize::new(stream)), service);
+    let io = Normalize::new(Watched::new(stream, metrics_for_resets));
+    let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     let _ = tokio::time::timeout(REFUSAL_DEADLINE, async {
         tokio::select! {
@@ -305,7 +308,8 @@ impl Connection {
         });
         let mut builder = http2();
         builder.max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
-        let conn = builder.serve_connection(TokioIo::new(Normalize::new(stream)), service);
+        let io = Normalize::new(Watched::new(stream, metrics.clone()));
+        let conn = builder.serve_connection(TokioIo::new(io), service);
         tokio::pin!(conn);
         let mut deadline = Some((Instant::now() + FIRST_CALL, "first_call_timeout"));
         loop {
