@@ -12,11 +12,11 @@ FORCE ?=
 
 all: build
 
-## tools: install missing system tools used by tests and the demo (openssl, curl; unshare and mkfs.ext4 for the CA's disk fault tests; PostgreSQL for the CA's HA state tests; promtool for the alert rules; haproxy as a PROXY-protocol receiver); grpcio in target/venv-grpc for the Workload API interop test
+## tools: install missing system tools used by tests and the demo (openssl, curl; unshare and mkfs.ext4 for the CA's disk fault tests; PostgreSQL for the CA's HA state tests; promtool for the alert rules; haproxy as a PROXY-protocol receiver); grpcio and PyJWT in target/venv-python for the Workload API and OIDC interop tests
 tools:
 	@scripts/ensure-toolchain.sh
 	@scripts/ensure-tools.sh openssl curl unshare mkfs.ext4 postgres runuser promtool haproxy systemd-analyze
-	@scripts/ensure-grpcio.sh
+	@scripts/ensure-python-clients.sh
 
 ## build: compile every crate and binary (debug)
 build:

@@ -21,6 +21,18 @@ pub enum Phase {
     Activated,
 }
 
+impl std::fmt::Display for Phase {
+    /// As `rotation.json` spells it (`idle`, `prepared`, ...).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Idle => "idle",
+            Self::Prepared => "prepared",
+            Self::Activating => "activating",
+            Self::Activated => "activated",
+        })
+    }
+}
+
 /// `rotation.json`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -119,7 +131,7 @@ fn out_of_order(phase: Phase, wanted: &str) -> String {
         Phase::Idle => format!("no rotation is in progress, so there is nothing to {wanted}; start one with `ward-ca rotate prepare`"),
         Phase::Prepared => format!("a rotation is prepared (next/), so it cannot {wanted} now; run `ward-ca rotate activate` next"),
         Phase::Activating => "an activation was interrupted; rerun `ward-ca rotate activate` to complete it".into(),
-        Phase::Activated => format!("the last rotation is activated but not finished, so it cannot {wanted} now; run `ward-ca rotate finish` once the old generation's certificates have expired (`ward-ca rotate status` says when)"),
+        Phase::Activated => format!("the last rotation is activated but not finished, so it cannot {wanted} now; run `ward-ca rotate finish` once the old issuer's certificates have been renewed, revoked or have expired (`ward-ca rotate status` says how many remain)"),
     }
 }
 

@@ -219,37 +219,7 @@ fn jwt_config_fails_closed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_can_serve_https_itself() {
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new("openssl")
-        .current_dir(dir.path())
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-        ])
-        .args([
-            "-nodes", "-keyout", "oidc.key", "-out", "oidc.pem", "-days", "1",
-        ])
-        .args([
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=DNS:localhost",
-        ])
-        .output()
-        .expect("openssl (make test installs it)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::set_permissions(
-        dir.path().join("oidc.key"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .unwrap();
+    self_signed_localhost(dir.path(), "oidc");
     let config = CONFIG.replace(
         "issuer: \"https://oidc.example.test/\" }",
         "issuer: \"https://oidc.example.test/\", cert_file: oidc.pem, key_file: oidc.key }",

@@ -18,6 +18,16 @@ pub enum Mode {
     Audit,
 }
 
+impl fmt::Display for Mode {
+    /// As the policy file spells it (`enforce`, `audit`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Enforce => "enforce",
+            Self::Audit => "audit",
+        })
+    }
+}
+
 /// What a matching rule does.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -51,7 +51,7 @@ pub(crate) async fn reload_loop(
                 if watch.changed(ContentDigest::of(&[text.as_bytes()])) || forced {
                     match policy_store::compile(&config.policy, &text, &listeners) {
                         Ok(new) => {
-                            tracing::info!(version = %new.hash, rules = new.policy.rules.len(), mode = ?new.policy.mode, "policy loaded");
+                            tracing::info!(version = %new.hash, rules = new.policy.rules.len(), mode = %new.policy.mode, "policy loaded");
                             policy.replace(new);
                             metrics.reload("policy", true);
                         }

@@ -3,7 +3,7 @@
 //! clients) calls all five methods, once with the `:authority` C-core sends by default (the
 //! percent-encoded socket path) and once with the raw socket path grpc-java sends. Both are
 //! authorities the HTTP/2 server would refuse; the sidecar serves them all the same.
-//! (`make test` installs grpcio in target/venv-grpc: scripts/ensure-grpcio.sh.)
+//! (`make test` installs grpcio in target/venv-python: scripts/ensure-python-clients.sh.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
@@ -22,10 +22,10 @@ fn root() -> PathBuf {
 
 /// Runs the grpcio client against `socket`: its JSON answer, or what went wrong.
 fn grpcio(socket: &Path, authority: Option<&str>) -> Result<serde_json::Value, String> {
-    let python = root().join("target/venv-grpc/bin/python");
+    let python = root().join("target/venv-python/bin/python");
     assert!(
         python.exists(),
-        "{} is missing: run scripts/ensure-grpcio.sh (make test does)",
+        "{} is missing: run scripts/ensure-python-clients.sh (make test does)",
         python.display()
     );
     let mut cmd = Command::new(python);

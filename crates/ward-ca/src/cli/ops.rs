@@ -156,7 +156,7 @@ pub fn state_copy(
         let version = target.block(db.save(&material, None))?;
         let _ = writeln!(
             status,
-            "copied the CA ({} generation(s), rotation {:?}) into the database as version {version}, keys sealed under the kek_file",
+            "copied the CA ({} generation(s), rotation {}) into the database as version {version}, keys sealed under the kek_file",
             material.generations().count(),
             material.journal.phase
         );

@@ -122,7 +122,7 @@ pub(super) fn prepared_message(cfg: &CaConfig, p: &rotate::Prepared) -> String {
 /// What `activate` did.
 pub(super) fn activated_message(issuer: &Issuer) -> String {
     format!(
-        "activated: new certificates are signed by issuer serial {} (valid until {})\nrun `ward-ca rotate finish` once the previous generation's certificates have expired (`ward-ca rotate status` says when)",
+        "activated: new certificates are signed by issuer serial {} (valid until {})\nrun `ward-ca rotate finish` once every certificate of the previous issuer has been renewed, revoked or has expired (`ward-ca rotate status` says how many remain)",
         issuer.issuer_serial(),
         rfc3339(issuer.not_after())
     )

@@ -106,3 +106,38 @@ pub async fn jwt(h: &Harness, client: Option<Material>, body: Value) -> ward_e2e
         .await
         .unwrap()
 }
+
+/// A self-signed certificate for `localhost` made by `openssl req`, as an operator makes one
+/// for a lab: `<name>.pem` and `<name>.key` (0600) in `dir`.
+pub fn self_signed_localhost(dir: &std::path::Path, name: &str) {
+    let (key, cert) = (format!("{name}.key"), format!("{name}.pem"));
+    let out = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-keyout", &key, "-out", &cert, "-days", "1"])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+        ])
+        .output()
+        .expect("openssl (make test installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::set_permissions(
+        dir.join(key),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+}

@@ -5,7 +5,6 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use ward_policy::Mode;
 use ward_yaml::YamlError;
 
 use crate::config::Config;
@@ -169,7 +168,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, CliError> {
                 cfg.outbound.len(),
                 cfg.policy.display(),
                 policy.policy.rules.len(),
-                if policy.policy.mode == Mode::Audit { "audit" } else { "enforce" },
+                policy.policy.mode,
                 &policy.hash[..12],
             );
             if let Some(api) = &cfg.workload_api {
