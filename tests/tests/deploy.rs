@@ -1,5 +1,5 @@
-//! The deployment files agree with the workspace. No container engine runs here, so the
-//! images are not built; instead each Dockerfile is read and held to what Cargo would do:
+//! The deployment files agree with the workspace, and the docs name only paths that exist.
+//! No container engine runs here, so the images are not built; instead each Dockerfile is read and held to what Cargo would do:
 //! the package and binary it builds exist, the path it copies is where Cargo puts that
 //! binary, the entrypoint is the copied file, the toolchain is the workspace's
 //! `rust-version`, and the image runs as a non-root user. The Kubernetes manifests must use
@@ -206,5 +206,69 @@ fn the_systemd_unit_gives_the_documented_workload_api_socket_a_directory() {
     assert!(
         socket.starts_with(&dir) && !socket[dir.len()..].contains('/'),
         "{socket} is not directly in {dir}, the unit's RuntimeDirectory"
+    );
+}
+
+/// Every path of this repository that README.md, docs/ and deploy/ name (`docs/ca.md`,
+/// `deploy/kubernetes/ca-ha`, `crates/.../tests/x.rs::test`) exists, so a moved file or a
+/// renamed test cannot leave an operator or a reviewer looking for something that is not
+/// there. `deploy/NAME` after `kubectl` is a Deployment, not a path.
+#[test]
+fn every_repository_path_the_docs_name_exists() {
+    fn files(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                files(&path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    let root = root();
+    let mut sources = vec![root.join("README.md")];
+    files(&root.join("docs"), &mut sources);
+    files(&root.join("deploy"), &mut sources);
+    let prefixes = ["crates/", "docs/", "deploy/", "scripts/", "tests/"];
+    let mut missing = Vec::new();
+    for source in &sources {
+        let Ok(text) = std::fs::read_to_string(source) else {
+            continue;
+        };
+        for (n, line) in text.lines().enumerate() {
+            let bytes = line.as_bytes();
+            for prefix in prefixes {
+                let mut from = 0;
+                while let Some(at) = line[from..].find(prefix) {
+                    let start = from + at;
+                    from = start + prefix.len();
+                    let before = start.checked_sub(1).map(|i| bytes[i]);
+                    if before.is_some_and(|b| b.is_ascii_alphanumeric() || b"_/.-".contains(&b)) {
+                        continue;
+                    }
+                    let len = line[start..]
+                        .find(|c: char| !(c.is_ascii_alphanumeric() || "_./@%-".contains(c)))
+                        .unwrap_or(line.len() - start);
+                    let path = line[start..start + len].trim_end_matches(['.', ',', ':', ';']);
+                    let name = &path[prefix.len()..];
+                    let kubectl_resource = prefix == "deploy/"
+                        && line.contains("kubectl")
+                        && !name.contains('/')
+                        && !name.contains('.');
+                    if !kubectl_resource && !root.join(path).exists() {
+                        missing.push(format!(
+                            "{}:{}: {path}",
+                            source.strip_prefix(&root).unwrap_or(source).display(),
+                            n + 1
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "paths named that do not exist:\n{}",
+        missing.join("\n")
     );
 }
