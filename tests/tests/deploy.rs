@@ -1,9 +1,10 @@
-//! The deployment files agree with the workspace, and the docs name only paths that exist.
-//! No container engine runs here, so the images are not built; instead each Dockerfile is
-//! read and held to what Cargo would do: the package and binary it builds exist, the path it copies is where Cargo puts that
-//! binary, the entrypoint is the copied file, the toolchain is the workspace's
-//! `rust-version`, and the image runs as a non-root user. The Kubernetes manifests must use
-//! exactly the images these Dockerfiles are documented to produce, at the workspace version.
+//! The deployment files agree with the workspace, and the docs name only paths that exist. No
+//! container engine runs here, so the images are not built; instead each Dockerfile is read and
+//! held to what Cargo would do: the package and binary it builds exist, the path it copies is
+//! where Cargo puts that binary, the entrypoint is the copied file, the toolchain is the
+//! workspace's `rust-version`, and the image runs as a non-root user. The Kubernetes manifests
+//! must use exactly the images these Dockerfiles are documented to produce, at the workspace
+//! version.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
