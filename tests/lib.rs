@@ -26,7 +26,7 @@ use rcgen::{CertificateParams, KeyPair};
 use rustls::{ClientConfig, ClientConnection, ServerConfig, ServerConnection, StreamOwned};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use time::OffsetDateTime;
-use ward_ca::ca_dir;
+use ward_ca::keys::dir;
 use ward_ca::Issuer;
 use ward_identity::{IdPattern, SpiffeId, TrustDomain};
 use ward_tls::pem::{load_certs, load_private_key};
@@ -45,13 +45,13 @@ pub struct Material {
 /// Stores a join token for `id`, valid `ttl_secs`, through a CA's state (any engine) and
 /// returns the token.
 pub async fn token_in_state(state: &ward_ca::state::Store, id: &str, ttl_secs: i64) -> String {
-    let t = ward_ca::tokens::generate().unwrap();
+    let t = ward_ca::authority::tokens::generate().unwrap();
     let record = t.record(id, ward_ca::state::unix_now(), ttl_secs);
     state.create_token(record).await.unwrap();
     t.secret
 }
 
-/// A CA created with `ward_ca::ca_dir::init` in a temporary directory.
+/// A CA created with `ward_ca::keys::dir::init` in a temporary directory.
 #[derive(Debug)]
 pub struct TestCa {
     /// Keeps the directory alive.
@@ -64,7 +64,7 @@ impl TestCa {
     /// A new CA for `td`.
     pub fn new(td: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        ca_dir::init(
+        dir::init(
             &dir.path().join("ca"),
             &TrustDomain::new(td).unwrap(),
             false,
@@ -95,7 +95,7 @@ impl TestCa {
         if !matches!(config.keys, ward_ca::config::CaKeys::Database { .. }) {
             return;
         }
-        match ward_ca::ca_store::import_dir(config, &self.path()).await {
+        match ward_ca::keys::db::import_dir(config, &self.path()).await {
             Ok(_) | Err(ward_ca::CaError::State(ward_ca::state::StateError::Conflict(_))) => {}
             Err(e) => panic!("{e}"),
         }
@@ -103,7 +103,7 @@ impl TestCa {
 
     /// A bundle store trusting this CA's root for its trust domain.
     pub fn bundles(&self) -> BundleStore {
-        let roots = load_certs(&self.path().join(ca_dir::BUNDLE)).unwrap();
+        let roots = load_certs(&self.path().join(dir::BUNDLE)).unwrap();
         BundleStore::new(TrustBundles::single(self.issuer.trust_domain().clone(), roots).unwrap())
     }
 
@@ -126,10 +126,10 @@ impl TestCa {
     /// stole them would hold it (it keeps signing after the CA rotates away from it).
     pub fn steal_issuer(&self) -> StolenIssuer {
         StolenIssuer {
-            cert: load_certs(&self.path().join(ca_dir::ISSUER_CERT))
+            cert: load_certs(&self.path().join(dir::ISSUER_CERT))
                 .unwrap()
                 .remove(0),
-            key: load_private_key(&self.path().join(ca_dir::ISSUER_KEY)).unwrap(),
+            key: load_private_key(&self.path().join(dir::ISSUER_KEY)).unwrap(),
         }
     }
 }
@@ -180,7 +180,7 @@ pub fn issue_from(issuer: &Issuer, id: &str, dns: &[String]) -> Material {
 /// Leaf parameters exactly like ward-ca's profile, valid now for an hour; tests break one rule.
 pub fn leaf_params(id: &str) -> CertificateParams {
     let now = OffsetDateTime::now_utc();
-    ward_ca::issuer::leaf_params(
+    ward_ca::authority::issuer::leaf_params(
         &SpiffeId::parse(id).unwrap(),
         now - time::Duration::seconds(30),
         now + time::Duration::hours(1),

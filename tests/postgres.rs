@@ -343,8 +343,8 @@ pub async fn db_ca_roots(config: &ward_ca::config::CaConfig) -> ward_tls::Bundle
         panic!("keys in the database")
     };
     let store = ward_ca::state::Store::open(&config.state).await.unwrap();
-    let kek = ward_ca::kek::Kek::load(kek_file).unwrap();
-    let ca = ward_ca::ca_store::DbCa::on(&store, kek, config.trust_domain.clone()).unwrap();
+    let kek = ward_ca::keys::kek::Kek::load(kek_file).unwrap();
+    let ca = ward_ca::keys::db::DbCa::on(&store, kek, config.trust_domain.clone()).unwrap();
     let (material, _) = ca.load().await.unwrap().unwrap();
     ward_tls::BundleStore::new(
         ward_tls::TrustBundles::single(config.trust_domain.clone(), material.roots().unwrap())

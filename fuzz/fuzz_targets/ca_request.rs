@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ward_ca::jwt::{check_claims, verify, Jwks};
+use ward_ca::authority::kube_jwt::{check_claims, verify, Jwks};
 use ward_ca::server::requests::{parse_json, EnrollRequest, RenewRequest, RevokeRequest};
 
 const JWKS: &str = r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"k1","alg":"ES256","use":"sig",
@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
         Ok(req) => req.token,
         Err(_) => String::from_utf8_lossy(data).into_owned(),
     };
-    let _ = ward_ca::tokens::looks_like_join_token(&token);
+    let _ = ward_ca::authority::tokens::looks_like_join_token(&token);
     let _ = check_claims(data, "https://kubernetes.default.svc", "ward-ca", 1_800_000_000);
     assert!(verify(
         &token,

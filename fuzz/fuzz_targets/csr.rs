@@ -5,7 +5,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(der) = ward_ca::csr::decode(data) {
-        let _ = ward_ca::csr::public_key(&der);
+    if let Ok(der) = ward_ca::authority::csr::decode(data) {
+        let _ = ward_ca::authority::csr::public_key(&der);
     }
 });

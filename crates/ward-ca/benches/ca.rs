@@ -110,8 +110,8 @@ fn in_process_jwt(dir: &Path) -> (f64, f64, f64) {
     let raw =
         EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
     let msg = [7u8; 250];
-    let pem = std::fs::read_to_string(dir.join("ca").join(ward_ca::ca_dir::JWT_KEY)).unwrap();
-    let key = ward_ca::jwt_key::JwtKey::from_pem(&pem, Path::new("jwt.key")).unwrap();
+    let pem = std::fs::read_to_string(dir.join("ca").join(ward_ca::keys::dir::JWT_KEY)).unwrap();
+    let key = ward_ca::authority::jwt_key::JwtKey::from_pem(&pem, Path::new("jwt.key")).unwrap();
     let id = SpiffeId::parse("spiffe://example.org/ns/bench/sa/app").unwrap();
     let audience = vec!["sts.amazonaws.com".to_owned()];
     let (mut floors, mut jwts, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
@@ -120,7 +120,7 @@ fn in_process_jwt(dir: &Path) -> (f64, f64, f64) {
             raw.sign(&rng, &msg).unwrap();
         });
         let jwt = per_second(|| {
-            ward_ca::jwt_svid::sign(
+            ward_ca::authority::jwt_svid::sign(
                 &key,
                 &id,
                 &audience,
@@ -194,7 +194,7 @@ async fn load(
 fn main() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    ward_ca::ca_dir::init(&dir.join("ca"), &"example.org".parse().unwrap(), false).unwrap();
+    ward_ca::keys::dir::init(&dir.join("ca"), &"example.org".parse().unwrap(), false).unwrap();
     let (floor, issuance, ratio) = in_process(dir);
     let (jwt_floor, jwt_rate, jwt_ratio) = in_process_jwt(dir);
 

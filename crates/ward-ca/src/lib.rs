@@ -1,39 +1,25 @@
-//! ward-ca: the certificate authority that issues workload SVIDs.
+//! ward-ca: the certificate authority that issues workload SVIDs, in layers, each using only
+//! the ones below it (docs/architecture.md; `tests/layers.rs` keeps it so):
 //!
-//! [`ca_dir`] creates and loads a CA directory (root, issuer, bundle) and [`rotate`] moves it
-//! to a new generation; [`issuer`] signs CSRs to ward's leaf profile and [`csr`] takes nothing
-//! from a CSR but its verified P-256 public key. The enrollment daemon ([`server`], `ward-ca
-//! serve`) signs with the same issuer, attests workloads ([`attest`], [`tokens`], [`jwt`]) and
-//! records what it issues in [`state`]; [`cli`] is the `ward-ca` command line over all of it.
+//! - [`authority`]: the CA in memory (generations, issuance, JWT keys, rotation rules and
+//!   steps, records, attestation checks), with no I/O;
+//! - [`config`]: `ca.yaml` as typed values;
+//! - [`state`]: the records database (SQLite or PostgreSQL);
+//! - [`keys`]: where the CA's own keys persist (a directory, or sealed in the database);
+//! - [`server`]: the daemon (`ward-ca serve`);
+//! - [`cli`]: the `ward-ca` command line over all of it.
 
 #![forbid(unsafe_code)]
 
-mod attest;
-pub mod ca_dir;
-pub mod ca_store;
+pub mod authority;
 pub mod cli;
 pub mod config;
-pub mod csr;
-pub mod error;
-pub mod federation;
-pub mod issuer;
-mod jwks_fetch;
-pub mod jwt;
-pub mod jwt_key;
-pub mod jwt_svid;
-pub mod kek;
-pub mod limits;
-pub mod material;
-pub mod rotate;
-pub mod rotation;
+pub mod keys;
 pub mod server;
 pub mod state;
-pub mod tokens;
 
-pub use error::{CaError, CsrError};
-pub use issuer::{IssuedSvid, Issuer};
+pub use authority::error::{CaError, CsrError};
+pub use authority::issuer::{IssuedSvid, Issuer};
 
-#[cfg(test)]
-mod jwt_tests;
 #[cfg(test)]
 mod tests;

@@ -15,9 +15,9 @@ use x509_parser::oid_registry::{
 };
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::ca_dir::{self, BUNDLE, ISSUER_CERT, ISSUER_KEY, ROOT_CERT, ROOT_KEY};
-use crate::error::{CaError, CsrError};
-use crate::issuer::Issuer;
+use crate::authority::error::{CaError, CsrError};
+use crate::authority::issuer::Issuer;
+use crate::keys::dir::{self, BUNDLE, ISSUER_CERT, ISSUER_KEY, ROOT_CERT, ROOT_KEY};
 
 fn td() -> TrustDomain {
     TrustDomain::new("example.org").unwrap()
@@ -29,7 +29,7 @@ fn id(s: &str) -> SpiffeId {
 
 fn new_ca() -> (tempfile::TempDir, Issuer) {
     let dir = tempfile::tempdir().unwrap();
-    ca_dir::init(&dir.path().join("ca"), &td(), false).unwrap();
+    dir::init(&dir.path().join("ca"), &td(), false).unwrap();
     let issuer = Issuer::load(&dir.path().join("ca")).unwrap();
     (dir, issuer)
 }
@@ -56,25 +56,25 @@ fn mode(path: &Path) -> u32 {
 fn init_writes_keys_0600_and_refuses_to_overwrite() {
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca");
-    ca_dir::init(&ca, &td(), false).unwrap();
+    dir::init(&ca, &td(), false).unwrap();
     assert_eq!(mode(&ca), 0o700);
     assert_eq!(mode(&ca.join(ROOT_KEY)), 0o600);
     assert_eq!(mode(&ca.join(ISSUER_KEY)), 0o600);
-    assert_eq!(mode(&ca.join(ca_dir::JWT_KEY)), 0o600);
+    assert_eq!(mode(&ca.join(dir::JWT_KEY)), 0o600);
     assert_eq!(mode(&ca.join(ROOT_CERT)), 0o644);
     assert_eq!(
         std::fs::read(ca.join(BUNDLE)).unwrap(),
         std::fs::read(ca.join(ROOT_CERT)).unwrap()
     );
     let before = std::fs::read(ca.join(ROOT_CERT)).unwrap();
-    let err = ca_dir::init(&ca, &td(), false).unwrap_err();
+    let err = dir::init(&ca, &td(), false).unwrap_err();
     assert!(matches!(err, CaError::Exists { .. }), "{err}");
     assert_eq!(
         std::fs::read(ca.join(ROOT_CERT)).unwrap(),
         before,
         "refused init changed files"
     );
-    ca_dir::init(&ca, &td(), true).unwrap();
+    dir::init(&ca, &td(), true).unwrap();
     assert_ne!(
         std::fs::read(ca.join(ROOT_CERT)).unwrap(),
         before,
@@ -356,7 +356,7 @@ fn serials_are_distinct() {
 fn load_refuses_unsafe_or_inconsistent_material() {
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca");
-    ca_dir::init(&ca, &td(), false).unwrap();
+    dir::init(&ca, &td(), false).unwrap();
 
     std::fs::set_permissions(ca.join(ISSUER_KEY), std::fs::Permissions::from_mode(0o640)).unwrap();
     let err = Issuer::load(&ca).unwrap_err().to_string();
@@ -371,7 +371,7 @@ fn load_refuses_unsafe_or_inconsistent_material() {
     assert!(err.contains("does not match issuer.pem"), "{err}");
 
     let other = dir.path().join("other");
-    ca_dir::init(&other, &td(), false).unwrap();
+    dir::init(&other, &td(), false).unwrap();
     std::fs::copy(other.join(ROOT_CERT), ca.join(ROOT_CERT)).unwrap();
     std::fs::copy(other.join(ISSUER_KEY), ca.join(ISSUER_KEY)).unwrap();
     std::fs::copy(other.join(ISSUER_CERT), ca.join(ISSUER_CERT)).unwrap();

@@ -57,7 +57,7 @@ async fn join_token_enrollment_and_its_refusals() {
         "wrong_trust_domain",
     );
     refused(
-        &h.enroll(&ward_ca::tokens::generate().unwrap().secret)
+        &h.enroll(&ward_ca::authority::tokens::generate().unwrap().secret)
             .await
             .0,
         401,

@@ -5,10 +5,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use ward_ca::ca_store::DbCa;
+use ward_ca::authority::material::CaMaterial;
 use ward_ca::config::{CaConfig, CaKeys};
-use ward_ca::kek::Kek;
-use ward_ca::material::CaMaterial;
+use ward_ca::keys::db::DbCa;
+use ward_ca::keys::kek::Kek;
 use ward_ca::state::{StateError, Store};
 use ward_ca::CaError;
 use ward_e2e::postgres::Postgres;

@@ -307,7 +307,7 @@ fn sigkill_during_an_enrollment_burst_loses_nothing_returned() {
     let conn = sqlite::open(&dir.join("state.db")).unwrap();
     let mut secrets = Vec::new();
     for _ in 0..total {
-        let t = ward_ca::tokens::generate().unwrap();
+        let t = ward_ca::authority::tokens::generate().unwrap();
         queries::insert_token(&conn, &t.record(FRONTEND, unix_now(), 600)).unwrap();
         secrets.push(t.secret);
     }

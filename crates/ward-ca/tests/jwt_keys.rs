@@ -7,8 +7,8 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use ward_ca::ca_dir::JWT_KEY;
-use ward_ca::rotate::{self, IssuerRole, NEXT, PREVIOUS};
+use ward_ca::keys::dir::rotation::{self, IssuerRole, NEXT, PREVIOUS};
+use ward_ca::keys::dir::JWT_KEY;
 use ward_ca::server::authority::Authority;
 
 fn kids(dir: &Path) -> Vec<(IssuerRole, String)> {
@@ -28,7 +28,7 @@ fn signer(dir: &Path) -> Option<String> {
 fn the_jwt_key_moves_with_its_generation() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("ca");
-    ward_ca::ca_dir::init(&dir, &"example.org".parse().unwrap(), false).unwrap();
+    ward_ca::keys::dir::init(&dir, &"example.org".parse().unwrap(), false).unwrap();
     let mode = std::fs::metadata(dir.join(JWT_KEY))
         .unwrap()
         .permissions()
@@ -37,7 +37,7 @@ fn the_jwt_key_moves_with_its_generation() {
     assert_eq!(mode, 0o600);
     let first = signer(&dir).expect("a new CA signs JWT-SVIDs");
 
-    rotate::prepare(&dir, false, 0, Default::default()).unwrap();
+    rotation::prepare(&dir, false, 0, Default::default()).unwrap();
     assert!(dir.join(NEXT).join(JWT_KEY).exists());
     let prepared = kids(&dir);
     assert_eq!(prepared.len(), 2, "{prepared:?}");
@@ -46,7 +46,7 @@ fn the_jwt_key_moves_with_its_generation() {
     assert_ne!(next, first);
     assert_eq!(signer(&dir), Some(first.clone()), "published, not signing");
 
-    rotate::activate(&dir, 1000, 1, false).unwrap();
+    rotation::activate(&dir, 1000, 1, false).unwrap();
     assert_eq!(signer(&dir), Some(next.clone()));
     assert_eq!(
         kids(&dir),
@@ -57,7 +57,7 @@ fn the_jwt_key_moves_with_its_generation() {
         "the previous key still verifies what it signed"
     );
 
-    rotate::finish(&dir).unwrap();
+    rotation::finish(&dir).unwrap();
     assert_eq!(kids(&dir), vec![(IssuerRole::Signing, next)]);
 }
 
@@ -65,12 +65,12 @@ fn the_jwt_key_moves_with_its_generation() {
 fn a_ca_made_before_jwt_svids_loads_and_rotates_into_one_with_a_key() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("ca");
-    ward_ca::ca_dir::init(&dir, &"example.org".parse().unwrap(), false).unwrap();
+    ward_ca::keys::dir::init(&dir, &"example.org".parse().unwrap(), false).unwrap();
     std::fs::remove_file(dir.join(JWT_KEY)).unwrap();
     assert_eq!(signer(&dir), None, "no key: no JWT-SVIDs, but the CA loads");
 
-    rotate::prepare(&dir, false, 0, Default::default()).unwrap();
-    rotate::activate(&dir, 1000, 1, false).unwrap();
+    rotation::prepare(&dir, false, 0, Default::default()).unwrap();
+    rotation::activate(&dir, 1000, 1, false).unwrap();
     assert!(signer(&dir).is_some(), "the new generation signs JWT-SVIDs");
     assert!(
         !dir.join(PREVIOUS).join(JWT_KEY).exists(),

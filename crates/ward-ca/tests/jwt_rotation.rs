@@ -23,8 +23,8 @@ async fn a_rotated_key_verifies_until_finish_and_then_no_longer() {
         .unwrap()
         .to_owned();
     let dir = h.ca.path();
-    ward_ca::rotate::prepare(&dir, false, 0, Default::default()).unwrap();
-    ward_ca::rotate::activate(&dir, 1000, 1, false).unwrap();
+    ward_ca::keys::dir::rotation::prepare(&dir, false, 0, Default::default()).unwrap();
+    ward_ca::keys::dir::rotation::activate(&dir, 1000, 1, false).unwrap();
     // The daemon picks the directory up within a second.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let new = loop {
@@ -47,7 +47,7 @@ async fn a_rotated_key_verifies_until_finish_and_then_no_longer() {
     verify(oidc, &old, "rp")
         .await
         .expect("the previous key still verifies");
-    ward_ca::rotate::finish(&dir).unwrap();
+    ward_ca::keys::dir::rotation::finish(&dir).unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while verify(oidc, &old, "rp").await.is_ok() {
         assert!(
@@ -75,7 +75,13 @@ async fn switching_to_rs256_is_one_rotation() {
         "the CA was made with an EC key"
     );
     let dir = h.ca.path();
-    ward_ca::rotate::prepare(&dir, false, 0, ward_ca::jwt_svid::JwtAlgorithm::Rs256).unwrap();
+    ward_ca::keys::dir::rotation::prepare(
+        &dir,
+        false,
+        0,
+        ward_ca::authority::jwt_svid::JwtAlgorithm::Rs256,
+    )
+    .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !bundle_keys(&h).await.iter().any(|k| k["kty"] == "RSA") {
         assert!(
@@ -86,7 +92,7 @@ async fn switching_to_rs256_is_one_rotation() {
     }
     let (_, _, doc) = get(oidc, "/.well-known/openid-configuration").await;
     assert_eq!(algs(&doc), json!(["ES256", "RS256"]));
-    ward_ca::rotate::activate(&dir, 1000, 1, false).unwrap();
+    ward_ca::keys::dir::rotation::activate(&dir, 1000, 1, false).unwrap();
     let token = loop {
         let t = jwt(&h, Some(copy(&me)), json!({"audience": ["entra"]}))
             .await
@@ -102,7 +108,7 @@ async fn switching_to_rs256_is_one_rotation() {
     };
     let claims = verify(oidc, &token, "entra").await.unwrap();
     assert_eq!(claims["sub"], FRONTEND);
-    ward_ca::rotate::finish(&dir).unwrap();
+    ward_ca::keys::dir::rotation::finish(&dir).unwrap();
     while bundle_keys(&h)
         .await
         .iter()

@@ -106,7 +106,7 @@ async fn a_jwt_svid_verifies_through_discovery_and_bad_requests_are_refused() {
     h.running
         .service
         .state
-        .revoke(ward_ca::state::records::Revocation {
+        .revoke(ward_ca::authority::records::Revocation {
             spiffe_id: None,
             serial: Some(leaf.serial_hex.clone()),
             reason: "test".into(),

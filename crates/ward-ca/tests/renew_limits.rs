@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::*;
-use ward_ca::state::records::CertRecord;
+use ward_ca::authority::records::CertRecord;
 use ward_ca::state::{unix_now, Store};
 
 const FRONTEND: &str = "spiffe://example.org/ns/web/sa/frontend";

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use ward_ca::state::records::Snapshot;
+use ward_ca::authority::records::Snapshot;
 use ward_ca::state::{unix_now, Store};
 use ward_e2e::kit::free_port;
 use ward_e2e::postgres::Postgres;
@@ -41,7 +41,7 @@ impl Drop for Cluster {
 async fn cluster(pg: &Postgres, db: &str, n: usize, tokens: usize) -> Cluster {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    ward_ca::ca_dir::init(&dir.join("ca"), &"example.org".parse().unwrap(), false).unwrap();
+    ward_ca::keys::dir::init(&dir.join("ca"), &"example.org".parse().unwrap(), false).unwrap();
     pg.create_database(db);
     let state = pg.state_yaml(db);
     let head = "trust_domain: example.org\ndns_names: [localhost]\nlimits: { enroll_per_ip_per_sec: 100000 }\n";
@@ -52,7 +52,7 @@ async fn cluster(pg: &Postgres, db: &str, n: usize, tokens: usize) -> Cluster {
     )
     .unwrap();
     // The replicas sign with the CA kept in the database.
-    ward_ca::ca_store::import_dir(&parsed, &dir.join("ca"))
+    ward_ca::keys::db::import_dir(&parsed, &dir.join("ca"))
         .await
         .unwrap();
     let store = Store::open(&parsed.state).await.unwrap();
@@ -60,7 +60,7 @@ async fn cluster(pg: &Postgres, db: &str, n: usize, tokens: usize) -> Cluster {
     let mut secrets = Vec::new();
     let now = unix_now();
     for _ in 0..tokens {
-        let t = ward_ca::tokens::generate().unwrap();
+        let t = ward_ca::authority::tokens::generate().unwrap();
         all.tokens.push(t.record(FRONTEND, now, 600));
         secrets.push(t.secret);
     }

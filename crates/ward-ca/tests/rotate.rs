@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::*;
-use ward_ca::ca_dir::{BUNDLE, ISSUER_CERT, ISSUER_KEY, ROOT_CERT};
-use ward_ca::rotate::{self, Journal, Phase, NEXT, PREVIOUS};
+use ward_ca::keys::dir::rotation::{self, Journal, Phase, NEXT, PREVIOUS};
+use ward_ca::keys::dir::{BUNDLE, ISSUER_CERT, ISSUER_KEY, ROOT_CERT};
 use ward_ca::Issuer;
 use ward_e2e::https::{connector, Conn};
 use ward_tls::pem::{certs_from_pem, load_certs};
@@ -31,36 +31,36 @@ fn steps_refuse_to_run_out_of_order_and_an_interrupted_activation_completes() {
     let ca = ward_e2e::TestCa::new("example.org");
     let dir = ca.path();
     let err = |r: Result<(), ward_ca::CaError>| r.unwrap_err().to_string();
-    assert!(err(rotate::activate(&dir, 0, 30, false)).contains("rotate prepare"));
-    assert!(err(rotate::finish(&dir)).contains("nothing to finish"));
+    assert!(err(rotation::activate(&dir, 0, 30, false)).contains("rotate prepare"));
+    assert!(err(rotation::finish(&dir)).contains("nothing to finish"));
 
     // Intermediate only: the root and the bundle's roots stay; the next issuer is published
     // and may not sign before workloads had two refreshes to learn it.
     let first = Issuer::load(&dir).unwrap();
-    let p = rotate::prepare(&dir, false, 100, Default::default()).unwrap();
+    let p = rotation::prepare(&dir, false, 100, Default::default()).unwrap();
     assert!(!p.new_root);
     assert_eq!(roots(&dir), 1);
-    assert!(rotate::prepare(&dir, false, 100, Default::default()).is_err());
-    assert!(err(rotate::finish(&dir)).contains("rotate activate"));
-    assert!(err(rotate::activate(&dir, 101, 30, false)).contains("wait 59s more"));
-    rotate::activate(&dir, 160, 30, false).unwrap();
+    assert!(rotation::prepare(&dir, false, 100, Default::default()).is_err());
+    assert!(err(rotation::finish(&dir)).contains("rotate activate"));
+    assert!(err(rotation::activate(&dir, 101, 30, false)).contains("wait 59s more"));
+    rotation::activate(&dir, 160, 30, false).unwrap();
     let second = Issuer::load(&dir).unwrap();
     assert_ne!(first.issuer_serial(), second.issuer_serial());
     assert_eq!(first.root(), second.root());
     assert!(!dir.join(NEXT).exists() && dir.join(PREVIOUS).exists());
     assert!(
-        err(rotate::prepare(&dir, true, 102, Default::default()).map(|_| ()))
+        err(rotation::prepare(&dir, true, 102, Default::default()).map(|_| ()))
             .contains("rotate finish")
     );
-    rotate::finish(&dir).unwrap();
+    rotation::finish(&dir).unwrap();
     assert!(!dir.join(PREVIOUS).exists());
 
     // A new root is published at once and may not sign before workloads had two refreshes.
     let before = Journal::load(&dir).unwrap().bundle_version;
-    rotate::prepare(&dir, true, 1000, Default::default()).unwrap();
+    rotation::prepare(&dir, true, 1000, Default::default()).unwrap();
     assert_eq!(roots(&dir), 2);
     assert!(Journal::load(&dir).unwrap().bundle_version > before);
-    let early = err(rotate::activate(&dir, 1010, 30, false));
+    let early = err(rotation::activate(&dir, 1010, 30, false));
     assert!(early.contains("wait 50s more"), "{early}");
 
     // Crash in the middle of an activation: journal says activating, previous/ is written,
@@ -69,7 +69,7 @@ fn steps_refuse_to_run_out_of_order_and_an_interrupted_activation_completes() {
     let mut journal = Journal::load(&dir).unwrap();
     journal.phase = Phase::Activating;
     std::fs::write(
-        dir.join(rotate::JOURNAL),
+        dir.join(rotation::JOURNAL),
         serde_json::to_vec(&journal).unwrap(),
     )
     .unwrap();
@@ -78,13 +78,13 @@ fn steps_refuse_to_run_out_of_order_and_an_interrupted_activation_completes() {
         ROOT_CERT,
         ISSUER_CERT,
         ISSUER_KEY,
-        ward_ca::ca_dir::ROOT_KEY,
+        ward_ca::keys::dir::ROOT_KEY,
     ] {
         std::fs::copy(dir.join(f), dir.join(PREVIOUS).join(f)).unwrap();
     }
     std::fs::copy(dir.join(NEXT).join(ISSUER_KEY), dir.join(ISSUER_KEY)).unwrap();
     assert!(Issuer::load(&dir).is_err());
-    rotate::activate(&dir, 1011, 30, false).unwrap();
+    rotation::activate(&dir, 1011, 30, false).unwrap();
     let third = Issuer::load(&dir).unwrap();
     assert_ne!(third.root(), second.root());
     assert_eq!(
@@ -92,7 +92,7 @@ fn steps_refuse_to_run_out_of_order_and_an_interrupted_activation_completes() {
         second.root()
     );
     assert_eq!(roots(&dir), 2, "old and new root until finish");
-    rotate::finish(&dir).unwrap();
+    rotation::finish(&dir).unwrap();
     assert_eq!(
         load_certs(&dir.join(BUNDLE)).unwrap(),
         vec![third.root().clone()]

@@ -7,8 +7,8 @@
 
 use std::path::Path;
 
-use ward_ca::state::config::StateConfig;
-use ward_ca::state::records::{CertRecord, FederatedRecord, Revocation, TokenRecord};
+use ward_ca::authority::records::{CertRecord, FederatedRecord, Revocation, TokenRecord};
+use ward_ca::config::state::StateConfig;
 use ward_ca::state::{sqlite, unix_now, StateError, Store};
 use ward_e2e::postgres::Postgres;
 

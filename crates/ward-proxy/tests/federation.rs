@@ -311,14 +311,14 @@ async fn a_foreign_root_rotation_is_followed_without_a_failed_request() {
         })
     };
     let dir = tb.path();
-    ward_ca::rotate::prepare(&dir, true, 0, Default::default()).unwrap();
+    ward_ca::keys::dir::rotation::prepare(&dir, true, 0, Default::default()).unwrap();
     // The new root reaches a.example's CA and then its sidecars (1 s hints), before
     // anything is signed under it.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    ward_ca::rotate::activate(&dir, ward_identity::unix_now(), 1, false).unwrap();
+    ward_ca::keys::dir::rotation::activate(&dir, ward_identity::unix_now(), 1, false).unwrap();
     // b.example's sidecar renews under the new root at its next bundle fetch.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    ward_ca::rotate::finish(&dir).unwrap();
+    ward_ca::keys::dir::rotation::finish(&dir).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let roots = ca_a.service.foreign.get(&b_td).unwrap().roots.clone();

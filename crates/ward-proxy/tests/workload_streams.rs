@@ -75,10 +75,10 @@ async fn a_rotation_reaches_the_app_and_retires_tokens_of_the_old_key() {
     let old_kid = JwtSvid::parse_insecure(&old).unwrap().key_id().to_owned();
 
     let dir = test_ca.path();
-    ward_ca::rotate::prepare(&dir, false, 0, Default::default()).unwrap();
+    ward_ca::keys::dir::rotation::prepare(&dir, false, 0, Default::default()).unwrap();
     // Two bundle refreshes (1 s hint) before activation, as `activate` itself insists.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    ward_ca::rotate::activate(&dir, ward_identity::unix_now(), 1, false).unwrap();
+    ward_ca::keys::dir::rotation::activate(&dir, ward_identity::unix_now(), 1, false).unwrap();
     let after = tokio::time::timeout(Duration::from_secs(30), async {
         loop {
             let svid = stream.next().await.unwrap().unwrap();
@@ -95,7 +95,7 @@ async fn a_rotation_reaches_the_app_and_retires_tokens_of_the_old_key() {
         .await
         .expect("a token of the previous key is good until finish");
 
-    ward_ca::rotate::finish(&dir).unwrap();
+    ward_ca::keys::dir::rotation::finish(&dir).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let bundles = client.fetch_jwt_bundles().await.unwrap();

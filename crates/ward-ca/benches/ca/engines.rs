@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use ward_ca::state::records::Snapshot;
+use ward_ca::authority::records::Snapshot;
 use ward_ca::state::{unix_now, Store};
 use ward_e2e::postgres::Postgres;
 
@@ -97,7 +97,7 @@ async fn tokens(store: &Store, csr: &str) -> Vec<String> {
     let mut all = Snapshot::default();
     let mut bodies = Vec::with_capacity(TOKENS);
     for _ in 0..TOKENS {
-        let t = ward_ca::tokens::generate().unwrap();
+        let t = ward_ca::authority::tokens::generate().unwrap();
         all.tokens
             .push(t.record("spiffe://example.org/ns/bench/sa/app", now, 3600));
         bodies.push(json!({"csr": csr, "token": t.secret}).to_string());
@@ -148,7 +148,7 @@ pub async fn run(dir: &Path, rounds: usize, key: &rcgen::KeyPair, csr: &str) -> 
                 let yaml = pg.state_yaml(&db);
                 let text = format!("trust_domain: example.org\nlisten: 127.0.0.1:0\n{yaml}");
                 let config = ward_ca::config::CaConfig::parse("bench", &text, dir).unwrap();
-                ward_ca::ca_store::import_dir(&config, &dir.join("ca"))
+                ward_ca::keys::db::import_dir(&config, &dir.join("ca"))
                     .await
                     .unwrap();
                 (yaml, Store::open(&config.state).await.unwrap(), Some(db))

@@ -5,9 +5,9 @@
 
 use std::io::Write;
 
+use crate::authority::error::CaError;
+use crate::authority::issuer::rfc3339;
 use crate::config::{CaConfig, CaKeys};
-use crate::error::CaError;
-use crate::issuer::rfc3339;
 use crate::server::authority::Authority;
 use crate::state::{self, StateError, Store};
 
@@ -72,9 +72,9 @@ async fn connect_and_open(cfg: &CaConfig, out: &mut dyn Write) -> Result<(), CaE
             );
         }
         CaKeys::Database { kek_file } if probe.schema == probe.known => {
-            let kek = crate::kek::Kek::load(kek_file)?;
+            let kek = crate::keys::kek::Kek::load(kek_file)?;
             let store = Store::open(&cfg.state).await?;
-            let ca = crate::ca_store::DbCa::on(&store, kek, cfg.trust_domain.clone())?;
+            let ca = crate::keys::db::DbCa::on(&store, kek, cfg.trust_domain.clone())?;
             match ca.load().await? {
                 None => {
                     let _ = writeln!(
@@ -86,7 +86,7 @@ async fn connect_and_open(cfg: &CaConfig, out: &mut dyn Write) -> Result<(), CaE
                     let authority = Authority::from_material(
                         &material,
                         &cfg.trust_domain,
-                        &crate::ca_store::DbCa::origin(),
+                        &crate::keys::db::DbCa::origin(),
                     )?;
                     let _ = writeln!(
                         out,

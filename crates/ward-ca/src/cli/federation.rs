@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::keys::{self, OpCa};
 use super::ops::{load, when};
-use crate::error::CaError;
+use crate::authority::error::CaError;
 use crate::server::authority::Authority;
 
 /// `ward-ca federation` subcommands.
@@ -78,7 +78,7 @@ pub fn run(command: FederationCommand, out: &mut dyn Write) -> Result<(), CaErro
                 OpCa::Dir(dir) => Authority::load(&dir, td)?,
                 OpCa::Db(db) => {
                     let (m, _) = keys::material(&db, &state)?;
-                    Authority::from_material(&m, td, &crate::ca_store::DbCa::origin())?
+                    Authority::from_material(&m, td, &crate::keys::db::DbCa::origin())?
                 }
             };
             let mut keys = authority.jwks.clone();
@@ -190,7 +190,7 @@ fn list(
                 problem: None,
             };
             if let Some(r) = stored.iter().find(|r| r.trust_domain == td.as_str()) {
-                match crate::federation::bundle::parse(td, r.document.as_bytes()) {
+                match crate::authority::foreign_bundle::parse(td, r.document.as_bytes()) {
                     Ok(b) => {
                         row.state = if b.revokes_all() {
                             "revoked"

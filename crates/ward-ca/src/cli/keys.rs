@@ -6,13 +6,13 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::ca_dir;
-use crate::ca_store::{DbCa, Rollout};
+use crate::authority::error::CaError;
+use crate::authority::issuer::{rfc3339, Issuer};
+use crate::authority::material::CaMaterial;
 use crate::config::{CaConfig, CaKeys};
-use crate::error::CaError;
-use crate::issuer::{rfc3339, Issuer};
-use crate::kek::Kek;
-use crate::material::CaMaterial;
+use crate::keys::db::{DbCa, Rollout};
+use crate::keys::dir;
+use crate::keys::kek::Kek;
 use crate::server::authority::Authority;
 
 use super::ops::{load, OpState};
@@ -105,7 +105,7 @@ pub(super) fn report(rollout: &Rollout, status: &mut dyn Write) -> Result<(), Ca
             .iter()
             .map(|r| format!("{} (serves version {})", r.replica, r.ca_version))
             .collect();
-        return Err(crate::rotate::RotationError::Lagging {
+        return Err(crate::authority::rotation::RotationError::Lagging {
             wait: ROLLOUT_WAIT.as_secs(),
             replicas: names.join(", "),
         }
@@ -126,7 +126,7 @@ pub(super) fn report(rollout: &Rollout, status: &mut dyn Write) -> Result<(), Ca
 }
 
 /// Tells what `init` made in a directory.
-pub(super) fn created_dir(dir: &Path, summary: &ca_dir::InitSummary, status: &mut dyn Write) {
+pub(super) fn created_dir(dir: &Path, summary: &dir::InitSummary, status: &mut dyn Write) {
     let _ = writeln!(
         status,
         "created CA for trust domain {} in {}\n  root   valid until {}\n  issuer valid until {}\n  trust bundle: {}",
@@ -145,7 +145,7 @@ pub fn init_config(config: &Path, force: bool, status: &mut dyn Write) -> Result
     match open_with(&cfg, &state, true)? {
         OpCa::Dir(dir) => created_dir(
             &dir,
-            &ca_dir::init_with(&dir, td, force, cfg.jwt_algorithm())?,
+            &dir::init_with(&dir, td, force, cfg.jwt_algorithm())?,
             status,
         ),
         OpCa::Db(db) => {

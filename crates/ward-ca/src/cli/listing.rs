@@ -9,7 +9,7 @@ use serde::Serialize;
 use ward_cli::Output;
 
 use super::ops::{load, when};
-use crate::error::CaError;
+use crate::authority::error::CaError;
 use crate::state::unix_now;
 
 /// One join token as `token list --output json` prints it (never the token itself).

@@ -24,11 +24,11 @@ pub use args::{CertsCommand, Cli, Command, StateCommand, TokenCommand};
 pub use federation::FederationCommand;
 pub use rotate::RotateCommand;
 
-use crate::ca_dir;
-use crate::csr;
-use crate::error::CaError;
-use crate::issuer::{check_ttl, rfc3339, Issuer};
-use crate::state::records::CertRecord;
+use crate::authority::csr;
+use crate::authority::error::CaError;
+use crate::authority::issuer::{check_ttl, rfc3339, Issuer};
+use crate::authority::records::CertRecord;
+use crate::keys::dir;
 
 /// Runs a parsed command. Normal output goes to `out`, the human summary to `status`.
 pub fn run(cli: Cli, out: &mut dyn Write, status: &mut dyn Write) -> Result<(), CaError> {
@@ -50,7 +50,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, status: &mut dyn Write) -> Result<(), 
                 value: trust_domain.clone(),
                 problem: e.to_string(),
             })?;
-            let summary = ca_dir::init(&dir, &td, force)?;
+            let summary = dir::init(&dir, &td, force)?;
             keys::created_dir(&dir, &summary, status);
             Ok(())
         }

@@ -8,13 +8,13 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use ward_identity::SpiffeId;
 
+use crate::authority::error::CaError;
+use crate::authority::issuer::rfc3339;
+use crate::authority::tokens;
+use crate::config::state::StateConfig;
 use crate::config::CaConfig;
-use crate::error::CaError;
-use crate::issuer::rfc3339;
 use crate::server;
-use crate::state::config::StateConfig;
 use crate::state::{unix_now, StateError, Store};
-use crate::tokens;
 
 /// Longest a join token may live.
 const MAX_TOKEN_TTL: Duration = Duration::from_secs(30 * 86_400);

@@ -1,5 +1,5 @@
 //! `ward-ca rotate prepare|activate|finish|retire|status`: the operator's side of CA rotation.
-//! The directory steps live in [`crate::rotate`] (the database's in [`super::rotate_db`]);
+//! The directory steps live in [`crate::keys::dir::rotation`] (the database's in [`super::rotate_db`]);
 //! this adds what needs the config and the state database: the activation wait derived from
 //! the bundle refresh hint, and the check that nothing live (and not yet renewed) still
 //! depends on the previous issuer before `finish` retires it.
@@ -11,12 +11,12 @@ use clap::Subcommand;
 
 use super::keys::{self, OpCa};
 use super::ops::{load, when, OpState};
-use crate::ca_dir::JWT_KEY;
+use crate::authority::error::CaError;
+use crate::authority::issuer::{rfc3339, Issuer};
+use crate::authority::rotation::jwt_live_until;
 use crate::config::CaConfig;
-use crate::error::CaError;
-use crate::issuer::{rfc3339, Issuer};
-use crate::rotate::{self, Journal, Phase, RotationError, NEXT, PREVIOUS};
-use crate::rotation::jwt_live_until;
+use crate::keys::dir::rotation::{self, Journal, Phase, RotationError, NEXT, PREVIOUS};
+use crate::keys::dir::JWT_KEY;
 use crate::state::unix_now;
 
 /// `ward-ca rotate` subcommands.
@@ -110,7 +110,7 @@ pub fn run(
 }
 
 /// What to do after `prepare`.
-pub(super) fn prepared_message(cfg: &CaConfig, p: &rotate::Prepared) -> String {
+pub(super) fn prepared_message(cfg: &CaConfig, p: &rotation::Prepared) -> String {
     let wait = 2 * cfg.bundle_refresh_hint.as_secs();
     if p.new_root {
         format!("new root {} and the next issuer are now in the bundle beside the current ones; run `ward-ca rotate activate` after workloads have fetched them (two bundle refreshes, {wait}s)", p.root_name)
@@ -232,7 +232,7 @@ fn run_dir(
     let hint = cfg.bundle_refresh_hint.as_secs() as i64;
     match command {
         RotateCommand::Prepare { root, .. } => {
-            let p = rotate::prepare(dir, root, unix_now(), cfg.jwt_algorithm())?;
+            let p = rotation::prepare(dir, root, unix_now(), cfg.jwt_algorithm())?;
             let _ = writeln!(
                 status,
                 "prepared issuer {} in {}; still signing with the current issuer\n{}",
@@ -242,7 +242,7 @@ fn run_dir(
             );
         }
         RotateCommand::Activate { force, .. } => {
-            rotate::activate(dir, unix_now(), hint, force)?;
+            rotation::activate(dir, unix_now(), hint, force)?;
             let _ = writeln!(
                 status,
                 "{}\nthe running daemon switches within a second",
@@ -256,12 +256,12 @@ fn run_dir(
                 let previous = of_role(&issuer_serials_dir(dir)?, "previous");
                 check_nothing_live(&previous, jwt, state, force, status)?;
             }
-            rotate::finish(dir)?;
+            rotation::finish(dir)?;
             let _ = writeln!(status, "{}", finished_message(cfg));
         }
         RotateCommand::Retire { force, .. } => {
             let before = issuer_serials_dir(dir)?;
-            let activated = rotate::retire(dir, unix_now(), hint, force)?;
+            let activated = rotation::retire(dir, unix_now(), hint, force)?;
             let retired = retired_between(&before, &issuer_serials_dir(dir)?);
             let message = retired_message(cfg, &retired, state, activated)?;
             let _ = writeln!(status, "{message}");

@@ -2,7 +2,7 @@
 //! and the KEK are, moves every replica.
 //!
 //! Each step reads the stored generations, applies the same step as a CA directory's
-//! ([`crate::material`]), checks that the result loads, and writes it in one transaction that
+//! ([`crate::authority::material`]), checks that the result loads, and writes it in one transaction that
 //! fails if another step got there first. Replicas check the stored version every second and
 //! report the one they serve; the command then waits until every live replica serves the new
 //! one (up to [`keys::ROLLOUT_WAIT`]) and names any that do not. That wait is also why
@@ -17,12 +17,12 @@ use super::rotate::{
     activated_message, check_nothing_live, finished_message, jwt_wait, of_role, prepared_message,
     retired_between, retired_message, RotateCommand,
 };
-use crate::ca_store::DbCa;
+use crate::authority::error::CaError;
+use crate::authority::issuer::Issuer;
+use crate::authority::material::CaMaterial;
 use crate::config::CaConfig;
-use crate::error::CaError;
-use crate::issuer::Issuer;
-use crate::material::CaMaterial;
-use crate::rotate::Phase;
+use crate::keys::db::DbCa;
+use crate::keys::dir::rotation::Phase;
 use crate::state::unix_now;
 
 fn signing(m: &CaMaterial) -> Result<Issuer, CaError> {

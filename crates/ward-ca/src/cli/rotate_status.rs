@@ -11,12 +11,12 @@ use ward_cli::Output;
 use super::keys;
 use super::ops::{when, OpState};
 use super::rotate::{jwt_wait, live_under, next_step};
-use crate::ca_dir::JWT_KEY;
-use crate::ca_store::DbCa;
+use crate::authority::error::CaError;
+use crate::authority::issuer::{rfc3339, Issuer};
 use crate::config::CaConfig;
-use crate::error::CaError;
-use crate::issuer::{rfc3339, Issuer};
-use crate::rotate::{self, Journal, NEXT, PREVIOUS};
+use crate::keys::db::DbCa;
+use crate::keys::dir::rotation::{self, Journal, NEXT, PREVIOUS};
+use crate::keys::dir::JWT_KEY;
 use crate::state::unix_now;
 
 /// One CA generation.
@@ -46,7 +46,7 @@ struct Replica {
 #[derive(Debug, Serialize)]
 struct Report {
     /// `idle`, `prepared`, `activating` or `activated`.
-    phase: rotate::Phase,
+    phase: rotation::Phase,
     generations: Vec<Generation>,
     bundle_roots: usize,
     bundle_version: u64,
@@ -130,7 +130,7 @@ pub(super) fn of_dir(
             generations.push(generation(&Issuer::load(&dir.join(sub))?, role)?);
         }
     }
-    let roots = rotate::bundle_roots(dir)?.len();
+    let roots = rotation::bundle_roots(dir)?.len();
     let jwt = jwt_wait(cfg, &journal, dir.join(PREVIOUS).join(JWT_KEY).exists());
     let report = finish_report(&journal, jwt, state, generations, roots)?;
     print(&report, output, out)

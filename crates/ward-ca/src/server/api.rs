@@ -19,10 +19,10 @@ use super::error::ApiError;
 use super::metrics::{AttestorLabel, EndpointLabel, ReasonLabel};
 use super::requests::{parse_json, EnrollRequest, RenewRequest};
 use super::CaService;
-use crate::attest::KubeError;
-use crate::state::records::{fingerprint, CertRecord};
+use crate::authority::records::{fingerprint, CertRecord};
+use crate::authority::{csr, tokens};
+use crate::server::attest::KubeError;
 use crate::state::{unix_now, StateError};
-use crate::{csr, tokens};
 
 /// What the connection knows about its client.
 #[derive(Debug)]

@@ -20,12 +20,14 @@ use ward_tls::pem::{certs_to_pem, load_certs};
 use ward_tls::{PemError, SpkiHash, TrustBundles};
 
 use super::CaService;
-use crate::ca_dir::{BUNDLE, ISSUER_CERT, JWT_KEY, ROOT_CERT};
-use crate::error::CaError;
-use crate::issuer::{ca_trust_domain, Issuer};
-use crate::jwt_key::JwtKey;
-use crate::material::{read_optional_key, CaMaterial};
-use crate::rotate::{bundle_issuers, IssuerRole, Journal, Phase, JOURNAL, NEXT, PREVIOUS};
+use crate::authority::error::CaError;
+use crate::authority::issuer::{ca_trust_domain, Issuer};
+use crate::authority::jwt_key::JwtKey;
+use crate::authority::material::{read_optional_key, CaMaterial};
+use crate::keys::dir::rotation::{
+    bundle_issuers, IssuerRole, Journal, Phase, JOURNAL, NEXT, PREVIOUS,
+};
+use crate::keys::dir::{BUNDLE, ISSUER_CERT, JWT_KEY, ROOT_CERT};
 
 /// An issuer the bundle allows to sign leaves.
 #[derive(Clone, Debug)]

@@ -17,10 +17,10 @@ use rustls_pki_types::CertificateDer;
 use ward_api::{BundleDocument, Jwk, SpiffeBundle};
 
 use super::authority::Authority;
+use crate::authority::error::CaError;
+use crate::authority::records::Revocation;
 use crate::config::CaConfig;
-use crate::error::CaError;
-use crate::federation::Foreign;
-use crate::state::records::Revocation;
+use crate::server::foreign::Foreign;
 use crate::state::{StateError, Store};
 
 const CACHE_FOR: Duration = Duration::from_secs(1);

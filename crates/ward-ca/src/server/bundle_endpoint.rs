@@ -20,7 +20,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::public::respond;
 use super::CaService;
-use crate::federation::BundleEndpoint;
+use crate::config::federation::BundleEndpoint;
 
 /// The TLS config the endpoint serves with, per its profile.
 pub(super) fn tls(

@@ -8,7 +8,7 @@ use ward_api::ErrorCode;
 use super::api::{state_error, ConnInfo};
 use super::error::ApiError;
 use super::CaService;
-use crate::state::records::CertRecord;
+use crate::authority::records::CertRecord;
 use crate::state::unix_now;
 
 /// The verified client SVID of this connection: unexpired, unrevoked, and one the CA issued

@@ -8,8 +8,8 @@ use http_body_util::Full;
 use hyper::{Response, StatusCode};
 use ward_api::{ErrorBody, ErrorCode};
 
-use crate::error::{CaError, CsrError};
-use crate::jwt::JwtError;
+use crate::authority::error::{CaError, CsrError};
+use crate::authority::kube_jwt::JwtError;
 
 /// A refusal with its stable code and human message.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,8 +5,8 @@
 //! its bundle endpoint at the domain's own refresh hint (between [`MIN_REFRESH`] and
 //! [`MAX_REFRESH`]): `https_spiffe` endpoints are authenticated with the domain's bundle in
 //! force, so a root rotation over there is followed without touching the config; `https_web`
-//! ones with the configured roots. A document is accepted only whole ([`crate::federation::
-//! bundle::parse`]) and only if its sequence does not go backwards (compared only when both
+//! ones with the configured roots. A document is accepted only whole ([`crate::config::federation::
+//! foreign_bundle::parse`]) and only if its sequence does not go backwards (compared only when both
 //! documents carry one: the field is optional); then it is stored and served to sidecars. Any
 //! failure keeps the last good bundle, is logged (once per distinct failure) and counted, and
 //! is retried with backoff: never a merged bundle.
@@ -28,9 +28,9 @@ use ward_tls::{BundleStore, TrustBundles};
 
 use super::metrics::DomainLabel;
 use super::CaService;
-use crate::federation::bundle::{self, ForeignBundle, MAX_DOCUMENT};
-use crate::federation::{Federate, FetchAuth};
-use crate::state::records::FederatedRecord;
+use crate::authority::foreign_bundle::{self, ForeignBundle, MAX_DOCUMENT};
+use crate::authority::records::FederatedRecord;
+use crate::config::federation::{Federate, FetchAuth};
 use crate::state::unix_now;
 
 /// Shortest wait between fetches of one domain.
@@ -48,14 +48,14 @@ const LIMITS: Limits = Limits {
 };
 
 /// Puts each configured domain's starting bundle in force: the state's, else `bundle_file`'s.
-pub(super) async fn load(service: &CaService) -> Result<(), crate::error::CaError> {
+pub(super) async fn load(service: &CaService) -> Result<(), crate::authority::error::CaError> {
     let stored = service.state.federated_bundles().await?;
     for f in &service.config.federation.federates_with {
         let td = &f.trust_domain;
         let from_state = stored
             .iter()
             .find(|r| r.trust_domain == td.as_str())
-            .and_then(|r| match bundle::parse(td, r.document.as_bytes()) {
+            .and_then(|r| match foreign_bundle::parse(td, r.document.as_bytes()) {
                 Ok(b) => Some(b),
                 Err(e) => {
                     tracing::error!(trust_domain = %td, error = %e, "the stored foreign bundle is unusable; trying bundle_file");
@@ -65,12 +65,12 @@ pub(super) async fn load(service: &CaService) -> Result<(), crate::error::CaErro
         let found = match (from_state, &f.bundle_file) {
             (Some(b), _) => Some(b),
             (None, Some(file)) => {
-                let bad = |problem: String| crate::error::CaError::BadCa {
+                let bad = |problem: String| crate::authority::error::CaError::BadCa {
                     path: file.clone(),
                     problem,
                 };
                 let bytes = std::fs::read(file).map_err(|e| bad(e.to_string()))?;
-                let b = bundle::parse(td, &bytes)
+                let b = foreign_bundle::parse(td, &bytes)
                     .map_err(|e| bad(format!("not a usable SPIFFE bundle of {td}: {e}")))?;
                 if b.revokes_all() {
                     return Err(bad(format!(
@@ -184,7 +184,7 @@ async fn fetch_once(service: &CaService, f: &Federate) -> Result<Duration, Strin
     if resp.status != StatusCode::OK {
         return Err(format!("{}: HTTP {}", f.url, resp.status));
     }
-    let new = bundle::parse(td, &resp.body).map_err(|e| format!("{}: {e}", f.url))?;
+    let new = foreign_bundle::parse(td, &resp.body).map_err(|e| format!("{}: {e}", f.url))?;
     if let Some(cur) = &current {
         new.follows(cur)
             .map_err(|e| format!("{}: {e}; keeping the bundle in force", f.url))?;

@@ -12,7 +12,7 @@ use super::error::ApiError;
 use super::metrics::AttestorLabel;
 use super::requests::parse_json;
 use super::CaService;
-use crate::jwt_svid;
+use crate::authority::jwt_svid;
 use crate::state::unix_now;
 
 /// Issues one JWT-SVID.

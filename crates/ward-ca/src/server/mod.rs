@@ -8,13 +8,16 @@
 //! connections anyone may hold is [`listener`]'s business.
 
 pub mod api;
+pub(crate) mod attest;
 pub mod authority;
 pub mod bundle;
 pub mod bundle_endpoint;
 mod caller;
 pub mod error;
 mod federation;
+pub mod foreign;
 mod health;
+pub(crate) mod jwks_fetch;
 mod jwt;
 mod listener;
 pub mod metrics;
@@ -44,12 +47,12 @@ use ward_tls::{BundleStore, CertStore};
 
 use self::authority::Authority;
 
-use crate::attest::KubernetesAttestor;
-use crate::ca_store::DbCa;
+use crate::authority::error::CaError;
+use crate::authority::records::CertRecord;
 use crate::config::{CaConfig, CaKeys};
-use crate::error::CaError;
-use crate::kek::Kek;
-use crate::state::records::CertRecord;
+use crate::keys::db::DbCa;
+use crate::keys::kek::Kek;
+use crate::server::attest::KubernetesAttestor;
 use crate::state::{unix_now, Store};
 
 use self::bundle::BundleCache;
@@ -70,7 +73,7 @@ pub struct CaService {
     /// `/v1/bundle` document cache.
     pub bundle: BundleCache,
     /// The bundles of the trust domains this CA federates with.
-    pub foreign: crate::federation::Foreign,
+    pub foreign: foreign::Foreign,
     /// Per-IP enrollment limiter.
     pub limiter: RateLimiter,
     /// Per-ID renewal limiter (`limits.renew_per_id_per_minute`).
@@ -164,7 +167,7 @@ pub enum ServeError {
     State(#[from] crate::state::StateError),
     /// The Kubernetes attestor's keys cannot be loaded.
     #[error("attestors.kubernetes: {0}")]
-    Jwks(#[from] crate::jwks_fetch::JwksError),
+    Jwks(#[from] jwks_fetch::JwksError),
     /// The CA's own serving certificate did not validate.
     #[error("own certificate: {0}")]
     OwnIdentity(#[from] ward_tls::StoreError),
@@ -280,7 +283,7 @@ pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
     let service = Arc::new(CaService {
         authority: RwLock::new(Arc::new(authority)),
         bundle: BundleCache::default(),
-        foreign: crate::federation::Foreign::default(),
+        foreign: foreign::Foreign::default(),
         limiter: RateLimiter::new(config.limits.enroll_per_ip_per_sec),
         renew_limiter: RateLimiter::per(
             config.limits.renew_per_id_per_minute,
@@ -345,7 +348,7 @@ pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
     let follow = match source {
         Source::Dir(dir) => tokio::spawn(authority::watch(service.clone(), dir)),
         Source::Db { ca, version } => {
-            let name = crate::ca_store::replica_name();
+            let name = crate::keys::db::replica_name();
             replica = Some((ca.clone(), name.clone()));
             tokio::spawn(replica::follow_db(service.clone(), ca, version, name))
         }

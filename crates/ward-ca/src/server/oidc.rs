@@ -75,7 +75,7 @@ fn answer(req: &Request<Incoming>, ca: &CaService) -> Response<Full<Bytes>> {
 /// The TLS of the listener when `oidc` has `cert_file` and `key_file` (read now, so a bad
 /// file stops start-up).
 pub(super) fn tls(
-    oidc: &crate::jwt_svid::OidcConfig,
+    oidc: &crate::authority::jwt_svid::OidcConfig,
 ) -> Result<Option<tokio_rustls::TlsAcceptor>, ward_tls::TlsError> {
     let Some((cert, key)) = &oidc.tls else {
         return Ok(None);

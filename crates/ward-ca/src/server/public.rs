@@ -58,7 +58,7 @@ pub(super) fn respond(
     resp
 }
 
-async fn serve_connection<IO, F, Fut>(io: IO, answer: F, limits: crate::limits::CaLimits)
+async fn serve_connection<IO, F, Fut>(io: IO, answer: F, limits: crate::config::limits::CaLimits)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,

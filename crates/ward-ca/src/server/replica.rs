@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use super::authority::{install, Authority};
 use super::CaService;
-use crate::ca_store::{DbCa, BEAT_EVERY, LIVE_WINDOW_SECS};
-use crate::error::CaError;
+use crate::authority::error::CaError;
+use crate::keys::db::{DbCa, BEAT_EVERY, LIVE_WINDOW_SECS};
 
 /// Whether this replica serves the CA version the database holds: `Some(why)` while it does
 /// not (a version it could not load or install yet, an older version than it serves, or no

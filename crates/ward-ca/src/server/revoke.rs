@@ -12,7 +12,7 @@ use super::caller::client_svid;
 use super::error::ApiError;
 use super::requests::parse_json;
 use super::CaService;
-use crate::state::records::Revocation;
+use crate::authority::records::Revocation;
 use crate::state::unix_now;
 
 pub(super) async fn revoke(

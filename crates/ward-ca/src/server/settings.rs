@@ -15,9 +15,9 @@ use std::sync::{Arc, RwLock};
 use ward_identity::SpiffeId;
 
 use super::CaService;
-use crate::attest::KubernetesAttestor;
+use crate::config::limits::CaLimits;
 use crate::config::{CaConfig, TtlPolicy, CA_ID_PATH};
-use crate::limits::CaLimits;
+use crate::server::attest::KubernetesAttestor;
 
 /// The reloadable part of the config.
 #[derive(Debug, Clone)]
@@ -98,7 +98,7 @@ pub enum ReloadError {
     Config(#[from] ward_yaml::YamlError),
     /// The Kubernetes attestor's keys cannot be loaded.
     #[error("attestors.kubernetes: {0}")]
-    Jwks(#[from] crate::jwks_fetch::JwksError),
+    Jwks(#[from] crate::server::jwks_fetch::JwksError),
 }
 
 fn differs<T: std::fmt::Debug>(a: &T, b: &T) -> bool {

@@ -8,9 +8,7 @@
 //! ([`postgres`]) shared by any number of equal replicas. The behavioural tests in
 //! `crates/ward-ca/tests/state.rs` are written against [`Store`] and run against both.
 
-pub mod config;
 pub mod postgres;
-pub mod records;
 pub mod sqlite;
 
 use std::path::Path;
@@ -18,10 +16,10 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
-use self::config::StateConfig;
 use self::postgres::PgStore;
-use self::records::{CertRecord, FederatedRecord, Revocation, Snapshot, TokenRecord};
 use self::sqlite::SqliteStore;
+use crate::authority::records::{CertRecord, FederatedRecord, Revocation, Snapshot, TokenRecord};
+use crate::config::state::StateConfig;
 
 /// State failures. Client mistakes are never reported through this type.
 #[derive(Debug, Error)]

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use ward_ca::state::config::StateConfig;
-use ward_ca::state::records::Revocation;
+use ward_ca::authority::records::Revocation;
+use ward_ca::config::state::StateConfig;
 use ward_ca::state::{unix_now, StateError, Store};
 use ward_e2e::postgres::Postgres;
 
@@ -99,7 +99,7 @@ fn state_config_fails_closed() {
                 pg.ca_file.as_deref(),
                 Some(Path::new("/etc/ward/secret/ca.crt"))
             );
-            assert_eq!(pg.pool_size, ward_ca::state::config::DEFAULT_POOL_SIZE);
+            assert_eq!(pg.pool_size, ward_ca::config::state::DEFAULT_POOL_SIZE);
         }
         other => panic!("{other:?}"),
     }
@@ -168,8 +168,8 @@ async fn state_copy_moves_a_sqlite_state_into_postgres() {
     .unwrap();
     // The node's CA, in the middle of a rotation: that moves too.
     let ca_dir = dir.path().join("ca");
-    ward_ca::ca_dir::init(&ca_dir, &"example.org".parse().unwrap(), false).unwrap();
-    ward_ca::rotate::prepare(&ca_dir, false, now, Default::default()).unwrap();
+    ward_ca::keys::dir::init(&ca_dir, &"example.org".parse().unwrap(), false).unwrap();
+    ward_ca::keys::dir::rotation::prepare(&ca_dir, false, now, Default::default()).unwrap();
     let copy = |with_ca: bool| {
         let mut args = vec![
             "ward-ca",
@@ -208,14 +208,14 @@ async fn state_copy_moves_a_sqlite_state_into_postgres() {
         said.contains("copied the CA (2 generation(s), rotation Prepared)"),
         "{said}"
     );
-    let kek = ward_ca::kek::Kek::load(&pg.kek_file()).unwrap();
-    let stored = ward_ca::ca_store::DbCa::on(&target, kek, "example.org".parse().unwrap())
+    let kek = ward_ca::keys::kek::Kek::load(&pg.kek_file()).unwrap();
+    let stored = ward_ca::keys::db::DbCa::on(&target, kek, "example.org".parse().unwrap())
         .unwrap()
         .load()
         .await
         .unwrap()
         .expect("a CA in the database");
-    let on_disk = ward_ca::material::CaMaterial::read_dir(&ca_dir).unwrap();
+    let on_disk = ward_ca::authority::material::CaMaterial::read_dir(&ca_dir).unwrap();
     assert_eq!(
         stored.0.journal, on_disk.journal,
         "the rotation state moved"

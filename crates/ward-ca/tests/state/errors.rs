@@ -2,7 +2,7 @@
 //! message with its SQLSTATE, where the CA tried to connect, the transport's or TLS's reason,
 //! and never a prefix said twice.
 
-use ward_ca::state::config::StateConfig;
+use ward_ca::config::state::StateConfig;
 use ward_ca::state::Store;
 use ward_e2e::postgres::Postgres;
 

@@ -9,11 +9,11 @@ use std::path::PathBuf;
 
 use rcgen::{CertificateParams, KeyPair, SanType};
 use serde_json::json;
+use ward_ca::authority::tokens;
 use ward_ca::config::CaConfig;
 use ward_ca::server::RunningCa;
 use ward_ca::state::sqlite::{self, queries};
 use ward_ca::state::unix_now;
-use ward_ca::tokens;
 use ward_e2e::https::{connector, Conn, Response};
 use ward_e2e::jwt::{jwks, JwtSigner};
 use ward_e2e::{Material, TestCa};

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ward_ca::state::records::Revocation;
+use ward_ca::authority::records::Revocation;
 use ward_ca::state::sqlite::{self, queries};
 use ward_ca::state::unix_now;
 
@@ -47,7 +47,7 @@ pub async fn start_ca_on(ca: &ward_e2e::TestCa, state: &str, extra: &str) -> Ca 
 
 /// Stores a join token for `id` in the CA state under `dir` and returns it.
 pub fn insert_token(dir: &Path, id: &str) -> String {
-    let t = ward_ca::tokens::generate().unwrap();
+    let t = ward_ca::authority::tokens::generate().unwrap();
     let conn = sqlite::open(&dir.join("state.db")).unwrap();
     queries::insert_token(&conn, &t.record(id, unix_now(), 600)).unwrap();
     t.secret

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::pool::{db, Pool};
 use super::{bounded, gather};
-use crate::state::records::CertRecord;
+use crate::authority::records::CertRecord;
 use crate::state::StateError;
 
 /// Largest number of issuances recorded together.

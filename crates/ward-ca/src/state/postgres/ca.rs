@@ -2,7 +2,7 @@
 //! replicas have loaded which version of them.
 //!
 //! `ca_generations` holds one row per generation (root and issuer certificates, their keys
-//! sealed under the KEK by the caller, [`crate::ca_store`]); `role` says which one signs, which
+//! sealed under the KEK by the caller, [`crate::keys::db`]); `role` says which one signs, which
 //! is prepared and which is previous, and is NULL once a generation is retired (its keys are
 //! then wiped; the certificates stay for the record). `ca_rotation` is one row: the journal
 //! and a `version` that every change moves. A change is written whole in one transaction that
@@ -14,7 +14,7 @@ use tokio_postgres::types::ToSql;
 
 use super::pool::db;
 use super::{bounded, PgStore};
-use crate::rotate::{IssuerRole, Journal, Phase};
+use crate::keys::dir::rotation::{IssuerRole, Journal, Phase};
 use crate::state::StateError;
 
 /// One generation row, keys sealed.

@@ -3,7 +3,7 @@
 
 use super::pool::db;
 use super::{PgStore, CERT_COLUMNS};
-use crate::state::records::Snapshot;
+use crate::authority::records::Snapshot;
 use crate::state::StateError;
 
 impl PgStore {

@@ -1,7 +1,7 @@
 //! Foreign bundles (federation) in PostgreSQL: the same statements as SQLite's.
 
 use super::{bounded, db, PgStore};
-use crate::state::records::FederatedRecord;
+use crate::authority::records::FederatedRecord;
 use crate::state::sqlite::federation_sql::{DELETE, SELECT, UPSERT};
 use crate::state::StateError;
 

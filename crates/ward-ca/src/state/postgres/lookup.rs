@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::pool::{db, Pool};
 use super::{bounded, gather, token_row};
-use crate::state::records::TokenRecord;
+use crate::authority::records::TokenRecord;
 use crate::state::StateError;
 
 /// Largest number of lookups sent together.

@@ -32,8 +32,8 @@ use tokio_postgres::Row;
 use self::batch::Batcher;
 use self::lookup::TokenLookups;
 use self::pool::{db, Pool, Target};
-use super::records::{CertRecord, Revocation, TokenRecord};
 use super::StateError;
+use crate::authority::records::{CertRecord, Revocation, TokenRecord};
 
 /// Longest one state operation may take, connecting included.
 const OP_TIMEOUT: Duration = Duration::from_secs(10);

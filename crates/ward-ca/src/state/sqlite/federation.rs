@@ -5,7 +5,7 @@
 use rusqlite::params;
 
 use super::SqliteStore;
-use crate::state::records::FederatedRecord;
+use crate::authority::records::FederatedRecord;
 use crate::state::StateError;
 
 /// Inserts or replaces a bundle unless both have a sequence and the stored one is higher.

@@ -23,8 +23,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 use self::writer::Writer;
-use super::records::{CertRecord, Revocation, Snapshot, TokenRecord};
 use super::StateError;
+use crate::authority::records::{CertRecord, Revocation, Snapshot, TokenRecord};
 
 impl From<rusqlite::Error> for StateError {
     fn from(e: rusqlite::Error) -> Self {

@@ -1,9 +1,9 @@
-//! SQLite queries over the [`records`](crate::state::records) types. Every function takes a
+//! SQLite queries over the [`records`](crate::authority::records) types. Every function takes a
 //! connection, so the same code serves the writer's batches, the read pool and the tests.
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use crate::state::records::{CertRecord, Revocation, TokenRecord};
+use crate::authority::records::{CertRecord, Revocation, TokenRecord};
 use crate::state::StateError;
 
 fn cert_row(r: &Row<'_>) -> rusqlite::Result<CertRecord> {

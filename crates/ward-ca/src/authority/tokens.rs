@@ -30,8 +30,8 @@ impl NewToken {
         spiffe_id: &str,
         now: i64,
         ttl_secs: i64,
-    ) -> crate::state::records::TokenRecord {
-        crate::state::records::TokenRecord {
+    ) -> crate::authority::records::TokenRecord {
+        crate::authority::records::TokenRecord {
             hash: self.hash.clone(),
             token_id: self.token_id.clone(),
             spiffe_id: spiffe_id.to_owned(),

@@ -24,9 +24,9 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use tokio_postgres::config::{Host, SslMode};
 use ward_yaml::{Location, Spanned};
 
-use super::postgres::pool::Target;
-use super::postgres::tls::MakeRustls;
-use super::StateError;
+use crate::state::postgres::pool::Target;
+use crate::state::postgres::tls::MakeRustls;
+use crate::state::StateError;
 
 /// Connections per replica when `pool_size` is not given.
 pub const DEFAULT_POOL_SIZE: usize = 8;

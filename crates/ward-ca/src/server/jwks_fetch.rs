@@ -59,7 +59,7 @@ pub enum JwksError {
         /// The file or URL.
         origin: String,
         /// What is wrong with it.
-        problem: crate::jwt::JwksParseError,
+        problem: crate::authority::kube_jwt::JwksParseError,
     },
     /// The key set's lock was poisoned by a panic elsewhere.
     #[error("JWKS lock poisoned")]

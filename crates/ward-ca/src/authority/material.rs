@@ -1,12 +1,12 @@
 //! CA material held in memory rather than in a CA directory: what replicas on a shared
-//! database sign and publish with, and the same rotation steps as [`crate::rotate`] applied to
+//! database sign and publish with, and the same rotation steps as [`crate::keys::dir::rotation`] applied to
 //! it.
 //!
 //! A [`CaMaterial`] is the signing generation, the prepared next one and the previous one
 //! (each a root and an issuer with their keys) plus the rotation [`Journal`]. The steps here
 //! check the same order and publication wait as the directory's, but need no crash-safe
 //! intermediate phase: the database writes a whole new material in one transaction
-//! ([`crate::ca_store`]). The bundle derives from the generations exactly as the directory's
+//! ([`crate::keys::db`]). The bundle derives from the generations exactly as the directory's
 //! does: roots of current, next and previous; issuers signing, next and previous.
 
 use std::path::Path;
@@ -15,13 +15,13 @@ use rustls_pki_types::CertificateDer;
 use ward_identity::TrustDomain;
 use ward_tls::pem::certs_from_pem;
 
-use crate::ca_dir::{self, ISSUER_CERT, ISSUER_KEY, JWT_KEY, ROOT_CERT, ROOT_KEY};
-use crate::error::CaError;
-use crate::jwt_svid::JwtAlgorithm;
-use crate::rotate::{IssuerRole, NEXT, PREVIOUS};
-use crate::rotation::{
+use crate::authority::error::CaError;
+use crate::authority::jwt_svid::JwtAlgorithm;
+use crate::authority::rotation::{
     check_finish, check_prepare, check_published, Journal, Phase, Prepared, RotationError,
 };
+use crate::keys::dir::rotation::{IssuerRole, NEXT, PREVIOUS};
+use crate::keys::dir::{self, ISSUER_CERT, ISSUER_KEY, JWT_KEY, ROOT_CERT, ROOT_KEY};
 
 /// One generation's certificates and keys, as PEM.
 #[derive(Clone)]
@@ -108,7 +108,7 @@ impl CaMaterial {
     /// A CA that has never rotated.
     pub fn new(trust_domain: &TrustDomain, jwt: JwtAlgorithm) -> Result<Self, CaError> {
         Ok(Self {
-            signing: ca_dir::generate(trust_domain, None, jwt)?.pem,
+            signing: dir::generate(trust_domain, None, jwt)?.pem,
             next: None,
             previous: None,
             journal: Journal {
@@ -188,13 +188,13 @@ impl CaMaterial {
     ) -> Result<Prepared, CaError> {
         check_prepare(&self.journal)?;
         let generation = if new_root {
-            ca_dir::generate(trust_domain, None, jwt)?
+            dir::generate(trust_domain, None, jwt)?
         } else {
             let key = self.signing.root_key_pem.as_deref().ok_or_else(|| CaError::BadCa {
                 path: ROOT_KEY.into(),
                 problem: "the root key is not held here, so no new issuer can be signed under the root; rotate with --root".into(),
             })?;
-            ca_dir::generate(trust_domain, Some((&self.signing.root()?, key)), jwt)?
+            dir::generate(trust_domain, Some((&self.signing.root()?, key)), jwt)?
         };
         self.next = Some(generation.pem);
         self.journal.phase = Phase::Prepared;

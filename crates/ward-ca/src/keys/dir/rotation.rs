@@ -21,12 +21,12 @@ use rustls_pki_types::CertificateDer;
 use ward_tls::files::{write_atomic, KEY_MODE, PUBLIC_MODE};
 use ward_tls::pem::{certs_to_pem, load_certs};
 
-use crate::ca_dir::{self, BUNDLE, ISSUER_CERT, ISSUER_KEY, JWT_KEY, ROOT_CERT, ROOT_KEY};
-use crate::error::CaError;
-use crate::issuer::Issuer;
-use crate::jwt_svid::JwtAlgorithm;
-use crate::rotation::{check_finish, check_prepare, check_published};
-pub use crate::rotation::{Journal, Phase, Prepared, RotationError};
+use crate::authority::error::CaError;
+use crate::authority::issuer::Issuer;
+use crate::authority::jwt_svid::JwtAlgorithm;
+use crate::authority::rotation::{check_finish, check_prepare, check_published};
+pub use crate::authority::rotation::{Journal, Phase, Prepared, RotationError};
+use crate::keys::dir::{self, BUNDLE, ISSUER_CERT, ISSUER_KEY, JWT_KEY, ROOT_CERT, ROOT_KEY};
 
 /// Directory of the prepared, not yet signing, generation.
 pub const NEXT: &str = "next";
@@ -114,7 +114,7 @@ fn publish_dir(
 ) -> Result<(), CaError> {
     let tmp = dir.join(format!("{name}.tmp"));
     remove_dir(&tmp)?;
-    ca_dir::create_dir(&tmp)?;
+    dir::create_dir(&tmp)?;
     fill(&tmp)?;
     sync_dir(&tmp)?;
     fs::rename(&tmp, dir.join(name)).map_err(io(&dir.join(name)))?;
@@ -204,14 +204,14 @@ pub fn prepare(
     }
     let current = Issuer::load(dir)?;
     let generation = if new_root {
-        ca_dir::generate(current.trust_domain(), None, jwt)?
+        dir::generate(current.trust_domain(), None, jwt)?
     } else {
         let key = fs::read_to_string(dir.join(ROOT_KEY)).map_err(io(&dir.join(ROOT_KEY)))?;
-        ca_dir::generate(current.trust_domain(), Some((current.root(), &key)), jwt)?
+        dir::generate(current.trust_domain(), Some((current.root(), &key)), jwt)?
     };
     // A next/ without a journal entry is what an interrupted prepare leaves: replace it.
     remove_dir(&dir.join(NEXT))?;
-    publish_dir(dir, NEXT, |tmp| ca_dir::write_generation(tmp, &generation))?;
+    publish_dir(dir, NEXT, |tmp| dir::write_generation(tmp, &generation))?;
     Issuer::load(&dir.join(NEXT))?;
     journal.phase = Phase::Prepared;
     journal.new_root = new_root;

@@ -1,10 +1,10 @@
 //! The rules every CA rotation follows, wherever its generations are kept (a CA directory,
-//! [`crate::rotate`]; the database, [`crate::material`]): the phases and the journal that
+//! [`crate::keys::dir::rotation`]; the database, [`crate::authority::material`]): the phases and the journal that
 //! records them, the order of the steps, and the publication wait before a new issuer signs.
 
 use serde::{Deserialize, Serialize};
 
-use crate::rotate::JOURNAL;
+use crate::keys::dir::rotation::JOURNAL;
 
 /// Where a rotation stands.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

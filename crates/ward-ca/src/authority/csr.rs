@@ -10,7 +10,7 @@ use rustls_pki_types::CertificateSigningRequestDer;
 use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::prelude::FromDer;
 
-use crate::error::CsrError;
+use crate::authority::error::CsrError;
 
 /// Largest CSR accepted, PEM or DER. Real P-256 CSRs are under 1 KiB.
 pub const MAX_CSR_BYTES: usize = 16 * 1024;

@@ -21,8 +21,8 @@ use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, KeyPair, RsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use ward_tls::pem::{encode_block, key_from_pem};
 
-use crate::error::CaError;
-use crate::jwt_svid::JwtAlgorithm;
+use crate::authority::error::CaError;
+use crate::authority::jwt_svid::JwtAlgorithm;
 
 enum Signer {
     Ec(EcdsaKeyPair),

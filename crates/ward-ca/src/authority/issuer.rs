@@ -21,10 +21,10 @@ use ward_tls::pem::{certs_from_pem, certs_to_pem, key_from_pem, load_certs, load
 use x509_parser::certificate::X509Certificate;
 use x509_parser::prelude::FromDer;
 
-use crate::ca_dir::{ISSUER_CERT, ISSUER_KEY, ROOT_CERT};
-use crate::csr;
-use crate::error::CaError;
-use crate::material::GenerationPem;
+use crate::authority::csr;
+use crate::authority::error::CaError;
+use crate::authority::material::GenerationPem;
+use crate::keys::dir::{ISSUER_CERT, ISSUER_KEY, ROOT_CERT};
 
 /// Backdating of notBefore, to tolerate clock skew between CA and workloads.
 pub const BACKDATE: Duration = Duration::seconds(ward_identity::NOT_BEFORE_BACKDATE_SECS);

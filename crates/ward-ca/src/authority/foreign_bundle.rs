@@ -171,5 +171,5 @@ impl ForeignBundle {
 }
 
 #[cfg(test)]
-#[path = "bundle_tests.rs"]
+#[path = "foreign_bundle_tests.rs"]
 mod tests;

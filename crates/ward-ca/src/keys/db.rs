@@ -14,11 +14,11 @@ use std::time::Duration;
 
 use ward_identity::TrustDomain;
 
+use crate::authority::error::CaError;
+use crate::authority::material::{CaMaterial, GenerationPem};
 use crate::config::{CaConfig, CaKeys};
-use crate::error::CaError;
-use crate::kek::Kek;
-use crate::material::{CaMaterial, GenerationPem};
-use crate::rotate::IssuerRole;
+use crate::keys::dir::rotation::IssuerRole;
+use crate::keys::kek::Kek;
 use crate::server::authority::Authority;
 use crate::state::postgres::ca::{ReplicaBeat, StoredCa, StoredGeneration};
 use crate::state::postgres::PgStore;
@@ -38,7 +38,7 @@ pub fn replica_name() -> String {
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".into());
-    let tag = crate::issuer::random_tag().unwrap_or_default();
+    let tag = crate::authority::issuer::random_tag().unwrap_or_default();
     format!("{host}/{}/{tag}", std::process::id())
 }
 

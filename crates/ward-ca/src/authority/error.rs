@@ -83,7 +83,7 @@ pub enum CaError {
     InvalidDnsName(String),
     /// A rotation step is out of order or premature (the message says what to do).
     #[error(transparent)]
-    Rotation(#[from] crate::rotate::RotationError),
+    Rotation(#[from] crate::keys::dir::rotation::RotationError),
     /// The daemon config is invalid (file:line:column in the message).
     #[error(transparent)]
     Config(#[from] ward_yaml::YamlError),
@@ -92,7 +92,7 @@ pub enum CaError {
     State(#[from] crate::state::StateError),
     /// The key-encryption key, or a key sealed under it, is unusable.
     #[error(transparent)]
-    Kek(#[from] crate::kek::KekError),
+    Kek(#[from] crate::keys::kek::KekError),
     /// The daemon could not start.
     #[error(transparent)]
     Serve(Box<crate::server::ServeError>),

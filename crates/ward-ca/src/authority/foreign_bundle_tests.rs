@@ -6,7 +6,7 @@ use serde_json::json;
 
 fn root_of(td: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
-    crate::ca_dir::init(&dir.path().join("ca"), &td.parse().unwrap(), false).unwrap();
+    crate::keys::dir::init(&dir.path().join("ca"), &td.parse().unwrap(), false).unwrap();
     let der = ward_tls::pem::load_certs(&dir.path().join("ca").join("root.pem")).unwrap();
     STANDARD.encode(der[0].as_ref())
 }
@@ -92,8 +92,9 @@ fn a_jwks_written_by_another_library_is_read() {
             y: URL_SAFE_NO_PAD.encode(y),
         })
     };
-    let jwt_key = crate::jwt_key::JwtKey::from_pem(
-        &crate::jwt_key::generate_pem(crate::jwt_svid::JwtAlgorithm::Es256).unwrap(),
+    let jwt_key = crate::authority::jwt_key::JwtKey::from_pem(
+        &crate::authority::jwt_key::generate_pem(crate::authority::jwt_svid::JwtAlgorithm::Es256)
+            .unwrap(),
         std::path::Path::new("jwt.key"),
     )
     .unwrap();

@@ -1,7 +1,7 @@
 //! Claim checks of Kubernetes tokens at the edges of the integer range: an `exp` or `nbf`
 //! near `i64::MAX` or `i64::MIN` is compared without overflow (it panicked in debug builds).
 
-use crate::jwt::{check_claims, JwtError};
+use crate::authority::kube_jwt::{check_claims, JwtError};
 
 const ISS: &str = "https://kubernetes.default.svc";
 
@@ -33,7 +33,7 @@ fn extreme_times_are_compared_without_overflow() {
         Err(JwtError::NotYetValid)
     ));
     // The corpus case the fuzz target starts from.
-    let corpus = include_bytes!("../../../fuzz/corpus/ca_request/claims-huge-exp.json");
+    let corpus = include_bytes!("../../../../fuzz/corpus/ca_request/claims-huge-exp.json");
     assert!(matches!(
         check_claims(corpus, ISS, "ward-ca", now),
         Err(JwtError::NotYetValid)

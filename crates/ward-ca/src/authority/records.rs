@@ -43,7 +43,7 @@ impl CertRecord {
             not_after: leaf.not_after,
             attestor: attestor.to_owned(),
             client,
-            issued_at: super::unix_now(),
+            issued_at: ward_identity::unix_now(),
             parent_serial,
             issuer: Some(issued.issuer_serial.clone()),
             fingerprint: issued.chain.first().map(|der| fingerprint(der)),

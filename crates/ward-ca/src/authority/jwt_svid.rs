@@ -1,7 +1,7 @@
 //! JWT-SVIDs: their config, the checks on a request, and the token itself.
 //!
 //! A JWT-SVID (SPIFFE JWT-SVID specification) is a compact JWS signed ES256 (or RS256, by the
-//! key's kind) with the signing generation's JWT key ([`crate::jwt_key`]), header `{alg, kid, typ}`, claims `sub` (the
+//! key's kind) with the signing generation's JWT key ([`crate::authority::jwt_key`]), header `{alg, kid, typ}`, claims `sub` (the
 //! caller's verified SPIFFE ID, never taken from the request), `aud` (a string for one
 //! audience, an array for several: relying parties such as AWS STS compare a string), `iat`,
 //! `exp` and, with an OIDC issuer configured, `iss`. Config:
@@ -22,8 +22,8 @@ use ward_api::ErrorCode;
 use ward_identity::SpiffeId;
 use ward_yaml::{Location, Spanned, YamlError};
 
-use crate::error::CaError;
-use crate::jwt_key::JwtKey;
+use crate::authority::error::CaError;
+use crate::authority::jwt_key::JwtKey;
 use crate::server::error::ApiError;
 
 /// Most audiences one token may name.

@@ -20,12 +20,9 @@
 //! bundle previously known for that domain (first from `bundle_file`), `https_web` ones with
 //! the roots in `ca_file`.
 
-pub mod bundle;
-
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
 
 use serde::Deserialize;
 use ward_identity::{SpiffeId, TrustDomain};
@@ -209,39 +206,4 @@ pub(crate) fn validate(
         bundle_endpoint,
         federates_with,
     })
-}
-
-/// The foreign bundles in force, by trust domain, with a version that moves on every change
-/// (so the `/v1/bundle` document is rebuilt).
-#[derive(Debug, Default)]
-pub struct Foreign {
-    inner: RwLock<(u64, BTreeMap<String, Arc<bundle::ForeignBundle>>)>,
-}
-
-impl Foreign {
-    /// The version alone (what a cached document is checked against).
-    pub fn version(&self) -> u64 {
-        self.inner.read().map(|g| g.0).unwrap_or_default()
-    }
-
-    /// The version and every bundle, by trust domain.
-    pub fn snapshot(&self) -> (u64, Vec<Arc<bundle::ForeignBundle>>) {
-        self.inner
-            .read()
-            .map(|g| (g.0, g.1.values().cloned().collect()))
-            .unwrap_or_default()
-    }
-
-    /// The bundle of `td`, if held.
-    pub fn get(&self, td: &TrustDomain) -> Option<Arc<bundle::ForeignBundle>> {
-        self.inner.read().ok()?.1.get(td.as_str()).cloned()
-    }
-
-    /// Puts (or replaces) a bundle.
-    pub fn set(&self, b: bundle::ForeignBundle) {
-        if let Ok(mut g) = self.inner.write() {
-            g.0 += 1;
-            g.1.insert(b.trust_domain.to_string(), Arc::new(b));
-        }
-    }
 }

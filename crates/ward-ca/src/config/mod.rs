@@ -1,6 +1,10 @@
 //! The `ward-ca serve` config file, parsed once into typed values (unknown keys refused,
 //! every error located by file, line and column).
 
+pub mod federation;
+pub mod limits;
+pub mod state;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -9,12 +13,12 @@ use serde::Deserialize;
 use ward_identity::{SpiffeId, TrustDomain};
 use ward_yaml::{Location, Spanned, YamlError};
 
-use crate::issuer::{ABSOLUTE_MIN_TTL, MAX_TTL};
-pub use crate::jwt_svid::{JwtSvidConfig, OidcConfig};
-pub use crate::limits::CaLimits;
-use crate::limits::LimitsFile;
-pub use crate::state::config::CaKeys;
-use crate::state::config::{At, StateConfig, StateFile};
+use crate::authority::issuer::{ABSOLUTE_MIN_TTL, MAX_TTL};
+pub use crate::authority::jwt_svid::{JwtSvidConfig, OidcConfig};
+pub use crate::config::limits::CaLimits;
+use crate::config::limits::LimitsFile;
+pub use crate::config::state::CaKeys;
+use crate::config::state::{At, StateConfig, StateFile};
 
 /// Certificate lifetimes the daemon grants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,7 +50,7 @@ pub enum JwksSource {
     /// A file, re-read when it changes.
     File(PathBuf),
     /// An HTTPS URL, fetched every few minutes and when a token names an unknown key.
-    Url(crate::jwks_fetch::JwksUrl),
+    Url(crate::server::jwks_fetch::JwksUrl),
 }
 
 impl std::fmt::Display for JwksSource {
@@ -68,7 +72,7 @@ impl CaConfig {
     }
 
     /// The algorithm new JWT-SVID keys are made for (ES256 unless `jwt_svid.algorithm` says).
-    pub fn jwt_algorithm(&self) -> crate::jwt_svid::JwtAlgorithm {
+    pub fn jwt_algorithm(&self) -> crate::authority::jwt_svid::JwtAlgorithm {
         self.jwt_svid
             .as_ref()
             .map(|j| j.algorithm)
@@ -110,7 +114,7 @@ pub struct CaConfig {
     /// OIDC discovery for the JWT-SVID keys, if enabled.
     pub oidc: Option<OidcConfig>,
     /// Trust-domain federation: our bundle endpoint and the foreign domains we trust.
-    pub federation: crate::federation::FederationConfig,
+    pub federation: federation::FederationConfig,
 }
 
 type D = Spanned<ward_yaml::Duration>;
@@ -133,9 +137,9 @@ struct File {
     #[serde(default)]
     limits: LimitsFile,
     bundle_refresh_hint: Option<D>,
-    jwt_svid: Option<crate::jwt_svid::JwtSvidFile>,
-    oidc: Option<Spanned<crate::jwt_svid::OidcFile>>,
-    federation: Option<Spanned<crate::federation::FederationFile>>,
+    jwt_svid: Option<crate::authority::jwt_svid::JwtSvidFile>,
+    oidc: Option<Spanned<crate::authority::jwt_svid::OidcFile>>,
+    federation: Option<Spanned<federation::FederationFile>>,
 }
 
 #[derive(Deserialize)]
@@ -259,7 +263,7 @@ impl CaConfig {
                         let ca_file = k.value.jwks_ca_file.as_deref().ok_or_else(|| {
                             at(&url.referenced, "jwks_url needs jwks_ca_file (the PEM roots of the server, e.g. the service account's ca.crt)".into())
                         })?;
-                        JwksSource::Url(crate::jwks_fetch::JwksUrl {
+                        JwksSource::Url(crate::server::jwks_fetch::JwksUrl {
                             url: parsed,
                             ca_file: base.join(ca_file),
                             token_file: k.value.jwks_token_file.as_deref().map(|t| base.join(t)),
@@ -285,8 +289,13 @@ impl CaConfig {
                     .find(|p| !id_template.contains(p));
                 let sample = match missing {
                     Some(p) => Err(format!("{id_template:?} must contain {p}")),
-                    None => crate::attest::render_template(&id_template, &trust_domain, "ns", "sa")
-                        .map_err(|e| e.to_string()),
+                    None => crate::server::attest::render_template(
+                        &id_template,
+                        &trust_domain,
+                        "ns",
+                        "sa",
+                    )
+                    .map_err(|e| e.to_string()),
                 };
                 if let Err(problem) = sample {
                     let loc = k
@@ -345,10 +354,13 @@ impl CaConfig {
             }
         };
 
-        let (jwt_svid, oidc) =
-            crate::jwt_svid::validate(raw.jwt_svid.as_ref(), raw.oidc.as_ref(), base, &at)?;
-        let federation =
-            crate::federation::validate(raw.federation.as_ref(), &trust_domain, base, &at)?;
+        let (jwt_svid, oidc) = crate::authority::jwt_svid::validate(
+            raw.jwt_svid.as_ref(),
+            raw.oidc.as_ref(),
+            base,
+            &at,
+        )?;
+        let federation = federation::validate(raw.federation.as_ref(), &trust_domain, base, &at)?;
 
         let ops = match &raw.ops {
             None => None,

@@ -5,9 +5,11 @@
 //! key, P-256 or RSA; absent in directories made before JWT-SVIDs) and `bundle.pem` (the roots
 //! workloads trust). Keys are written atomically with mode 0600 and refused on load if group or others
 //! can read them. Both CA certificates carry the trust domain's own SPIFFE ID as a URI SAN, so
-//! the directory describes itself. Rotation (`ward-ca rotate`, see [`crate::rotate`]) adds
+//! the directory describes itself. Rotation (`ward-ca rotate`, see [`crate::keys::dir::rotation`]) adds
 //! `next/`, `previous/` and `rotation.json` beside them; the top-level files are always the
 //! generation that signs.
+
+pub mod rotation;
 
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
@@ -23,10 +25,9 @@ use ward_identity::TrustDomain;
 use ward_tls::files::{write_atomic, KEY_MODE, PUBLIC_MODE};
 use ward_tls::pem::encode_block;
 
-use crate::error::CaError;
-use crate::jwt_svid::JwtAlgorithm;
-use crate::material::GenerationPem;
-use crate::rotate;
+use crate::authority::error::CaError;
+use crate::authority::jwt_svid::JwtAlgorithm;
+use crate::authority::material::GenerationPem;
 
 /// Root certificate file name.
 pub const ROOT_CERT: &str = "root.pem";
@@ -97,14 +98,14 @@ pub(crate) fn generate(
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         params.not_before = now - Duration::seconds(30);
         params.not_after = not_after;
-        params.serial_number = Some(crate::issuer::random_serial()?);
+        params.serial_number = Some(crate::authority::issuer::random_serial()?);
         Ok(params)
     };
 
     // A short random tag makes every CA generation's names distinct, so chains from an old or
     // foreign CA of the same trust domain fail as "unknown issuer" and operators can tell
     // generations apart during rotation.
-    let tag = crate::issuer::random_tag()?;
+    let tag = crate::authority::issuer::random_tag()?;
     let (root_pem, root_key_pem, root_issuer, root_not_after, root_name) = match root {
         None => {
             let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
@@ -157,7 +158,7 @@ pub(crate) fn generate(
             root_key_pem: Some(root_key_pem),
             issuer_pem: encode_block("CERTIFICATE", issuer_cert.der()),
             issuer_key_pem: key_pem(&issuer_key),
-            jwt_key_pem: Some(crate::jwt_key::generate_pem(jwt)?),
+            jwt_key_pem: Some(crate::authority::jwt_key::generate_pem(jwt)?),
         },
         root_not_after,
         issuer_not_after,
@@ -224,7 +225,7 @@ pub fn init_with(
             ISSUER_KEY,
             JWT_KEY,
             BUNDLE,
-            rotate::JOURNAL,
+            rotation::JOURNAL,
         ] {
             let file = dir.join(name);
             if file.exists() {
@@ -238,7 +239,7 @@ pub fn init_with(
     create_dir(dir)?;
     let generation = generate(trust_domain, None, jwt)?;
     write_generation(dir, &generation)?;
-    rotate::reset(dir)?;
+    rotation::reset(dir)?;
     Ok(InitSummary {
         trust_domain: trust_domain.clone(),
         root_not_after: generation.root_not_after,

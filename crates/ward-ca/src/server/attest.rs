@@ -9,9 +9,9 @@ use tokio::sync::Notify;
 use ward_identity::{SpiffeId, TrustDomain};
 use ward_tls::files::{ContentDigest, ContentWatch};
 
+use crate::authority::kube_jwt::{self, Jwks, JwtError};
 use crate::config::{JwksSource, KubernetesConfig};
-use crate::jwks_fetch::{self, JwksError};
-use crate::jwt::{self, Jwks, JwtError};
+use crate::server::jwks_fetch::{self, JwksError};
 
 /// Whether `s` is an RFC 1123 DNS label: 1-63 of `a-z 0-9 -`, starting and ending with a
 /// letter or digit (what Kubernetes namespace names are).
@@ -200,7 +200,7 @@ impl KubernetesAttestor {
     /// Verifies `token` at `now` and returns the ID it proves.
     pub fn attest(&self, token: &str, now: i64) -> Result<SpiffeId, KubeError> {
         let jwks = self.current_jwks()?;
-        let who = match jwt::verify(
+        let who = match kube_jwt::verify(
             token,
             &jwks,
             &self.config.issuer,
