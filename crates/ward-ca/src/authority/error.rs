@@ -83,7 +83,7 @@ pub enum CaError {
     InvalidDnsName(String),
     /// A rotation step is out of order or premature (the message says what to do).
     #[error(transparent)]
-    Rotation(#[from] crate::keys::dir::rotation::RotationError),
+    Rotation(#[from] crate::authority::rotation::RotationError),
     /// The daemon config is invalid (file:line:column in the message).
     #[error(transparent)]
     Config(#[from] ward_yaml::YamlError),

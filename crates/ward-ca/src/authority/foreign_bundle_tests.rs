@@ -5,10 +5,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
 
 fn root_of(td: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    crate::keys::dir::init(&dir.path().join("ca"), &td.parse().unwrap(), false).unwrap();
-    let der = ward_tls::pem::load_certs(&dir.path().join("ca").join("root.pem")).unwrap();
-    STANDARD.encode(der[0].as_ref())
+    let generation = crate::authority::generation::generate(
+        &td.parse().unwrap(),
+        None,
+        crate::authority::jwt_svid::JwtAlgorithm::default(),
+    )
+    .unwrap();
+    STANDARD.encode(generation.pem.root().unwrap().as_ref())
 }
 
 fn td() -> TrustDomain {

@@ -17,14 +17,14 @@ use ring::rand::{SecureRandom, SystemRandom};
 use rustls_pki_types::CertificateDer;
 use time::{Duration, OffsetDateTime};
 use ward_identity::{SpiffeId, SvidLeaf, SvidProfile, TrustDomain};
-use ward_tls::pem::{certs_from_pem, certs_to_pem, key_from_pem, load_certs, load_private_key};
+use ward_tls::pem::{certs_from_pem, certs_to_pem, key_from_pem};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::prelude::FromDer;
 
 use crate::authority::csr;
 use crate::authority::error::CaError;
-use crate::authority::material::GenerationPem;
-use crate::keys::dir::{ISSUER_CERT, ISSUER_KEY, ROOT_CERT};
+use crate::authority::generation::GenerationPem;
+use crate::authority::layout::{ISSUER_CERT, ISSUER_KEY, ROOT_CERT};
 
 /// Backdating of notBefore, to tolerate clock skew between CA and workloads.
 pub const BACKDATE: Duration = Duration::seconds(ward_identity::NOT_BEFORE_BACKDATE_SECS);
@@ -78,23 +78,6 @@ impl std::fmt::Debug for Issuer {
 }
 
 impl Issuer {
-    /// Loads the CA in `dir`, checking that the issuer key matches its certificate, that the
-    /// root signed the issuer, and that both name the same trust domain.
-    pub fn load(dir: &Path) -> Result<Self, CaError> {
-        if !dir.join(ROOT_CERT).exists() {
-            return Err(CaError::BadCa {
-                path: dir.to_path_buf(),
-                problem: format!(
-                    "no CA here ({ROOT_CERT} is missing); create one with `ward-ca init`"
-                ),
-            });
-        }
-        let root_der = single_cert(&dir.join(ROOT_CERT))?;
-        let issuer_der = single_cert(&dir.join(ISSUER_CERT))?;
-        let key_der = load_private_key(&dir.join(ISSUER_KEY))?;
-        Self::from_der(dir, root_der, issuer_der, &key_der)
-    }
-
     /// The issuer of one generation held in memory (decrypted from the database); errors
     /// name `origin` joined with the file name the part would have in a CA directory.
     pub fn from_generation(origin: &Path, g: &GenerationPem) -> Result<Self, CaError> {
@@ -121,7 +104,7 @@ impl Issuer {
         )
     }
 
-    fn from_der(
+    pub(crate) fn from_der(
         dir: &Path,
         root_der: CertificateDer<'static>,
         issuer_der: CertificateDer<'static>,
@@ -317,17 +300,6 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
     let t = t.replace_nanosecond(0).unwrap_or(t);
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| t.to_string())
-}
-
-fn single_cert(path: &Path) -> Result<CertificateDer<'static>, CaError> {
-    let mut certs = load_certs(path)?;
-    if certs.len() != 1 {
-        return Err(CaError::BadCa {
-            path: path.to_path_buf(),
-            problem: format!("expected exactly one certificate, found {}", certs.len()),
-        });
-    }
-    Ok(certs.remove(0))
 }
 
 /// The trust domain named by a CA certificate's `spiffe://<td>` URI SAN; `path` is the file

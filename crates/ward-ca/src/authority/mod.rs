@@ -6,10 +6,13 @@
 pub mod csr;
 pub mod error;
 pub mod foreign_bundle;
+pub mod generation;
+pub mod id_template;
 pub mod issuer;
 pub mod jwt_key;
 pub mod jwt_svid;
 pub mod kube_jwt;
+pub mod layout;
 pub mod material;
 pub mod records;
 pub mod rotation;

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::keys::dir::rotation::JOURNAL;
+use crate::authority::layout::JOURNAL;
 
 /// Where a rotation stands.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -31,6 +31,17 @@ pub struct TtlPolicy {
     pub max: Duration,
 }
 
+/// Where to fetch a JWKS from and how to authenticate to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JwksUrl {
+    /// `https://host[:port]/path`.
+    pub url: hyper::Uri,
+    /// PEM roots that sign the server's certificate.
+    pub ca_file: PathBuf,
+    /// File holding a bearer token (re-read on every fetch; projected tokens rotate).
+    pub token_file: Option<PathBuf>,
+}
+
 /// Kubernetes projected service-account token attestation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KubernetesConfig {
@@ -50,7 +61,7 @@ pub enum JwksSource {
     /// A file, re-read when it changes.
     File(PathBuf),
     /// An HTTPS URL, fetched every few minutes and when a token names an unknown key.
-    Url(crate::server::jwks_fetch::JwksUrl),
+    Url(JwksUrl),
 }
 
 impl std::fmt::Display for JwksSource {
@@ -263,7 +274,7 @@ impl CaConfig {
                         let ca_file = k.value.jwks_ca_file.as_deref().ok_or_else(|| {
                             at(&url.referenced, "jwks_url needs jwks_ca_file (the PEM roots of the server, e.g. the service account's ca.crt)".into())
                         })?;
-                        JwksSource::Url(crate::server::jwks_fetch::JwksUrl {
+                        JwksSource::Url(JwksUrl {
                             url: parsed,
                             ca_file: base.join(ca_file),
                             token_file: k.value.jwks_token_file.as_deref().map(|t| base.join(t)),
@@ -289,7 +300,7 @@ impl CaConfig {
                     .find(|p| !id_template.contains(p));
                 let sample = match missing {
                     Some(p) => Err(format!("{id_template:?} must contain {p}")),
-                    None => crate::server::attest::render_template(
+                    None => crate::authority::id_template::render_template(
                         &id_template,
                         &trust_domain,
                         "ns",

@@ -23,7 +23,8 @@ use super::CaService;
 use crate::authority::error::CaError;
 use crate::authority::issuer::{ca_trust_domain, Issuer};
 use crate::authority::jwt_key::JwtKey;
-use crate::authority::material::{read_optional_key, CaMaterial};
+use crate::authority::material::CaMaterial;
+use crate::keys::dir::read_optional_key;
 use crate::keys::dir::rotation::{
     bundle_issuers, IssuerRole, Journal, Phase, JOURNAL, NEXT, PREVIOUS,
 };

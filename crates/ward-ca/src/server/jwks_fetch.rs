@@ -10,22 +10,13 @@ use hyper::{Method, StatusCode, Uri};
 use ward_https::{HttpsError, HttpsRequest, Limits, ServerAuth};
 use ward_tls::PemError;
 
+use crate::config::JwksUrl;
+
 /// Bounds on one fetch: connect to last byte, and the largest document accepted.
 const LIMITS: Limits = Limits {
     timeout: Duration::from_secs(10),
     max_body: 1024 * 1024,
 };
-
-/// Where to fetch a JWKS from and how to authenticate to it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct JwksUrl {
-    /// `https://host[:port]/path`.
-    pub url: Uri,
-    /// PEM roots that sign the server's certificate.
-    pub ca_file: PathBuf,
-    /// File holding a bearer token (re-read on every fetch; projected tokens rotate).
-    pub token_file: Option<PathBuf>,
-}
 
 /// Why a JWKS could not be loaded.
 #[derive(Debug, thiserror::Error)]

@@ -15,37 +15,21 @@ use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, KeyUsagePurpose,
-    SanType,
-};
-use rustls_pki_types::CertificateDer;
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 use ward_identity::TrustDomain;
 use ward_tls::files::{write_atomic, KEY_MODE, PUBLIC_MODE};
-use ward_tls::pem::encode_block;
+
+use rustls_pki_types::CertificateDer;
+use ward_tls::pem::{load_certs, load_private_key};
 
 use crate::authority::error::CaError;
+use crate::authority::issuer::Issuer;
+use crate::authority::generation::{generate, Generation, GenerationPem};
 use crate::authority::jwt_svid::JwtAlgorithm;
-use crate::authority::material::GenerationPem;
-
-/// Root certificate file name.
-pub const ROOT_CERT: &str = "root.pem";
-/// Root private key file name.
-pub const ROOT_KEY: &str = "root.key";
-/// Issuer (intermediate) certificate file name.
-pub const ISSUER_CERT: &str = "issuer.pem";
-/// Issuer private key file name.
-pub const ISSUER_KEY: &str = "issuer.key";
-/// JWT-SVID signing key file name (P-256; a generation made before JWT-SVIDs has none).
-pub const JWT_KEY: &str = "jwt.key";
-/// Trust bundle (roots) file name.
-pub const BUNDLE: &str = "bundle.pem";
-
-/// Lifetime of a new root.
-pub const ROOT_LIFETIME: Duration = Duration::days(3650);
-/// Lifetime of a new issuer.
-pub const ISSUER_LIFETIME: Duration = Duration::days(365);
+pub use crate::authority::layout::{BUNDLE, ISSUER_CERT, ISSUER_KEY, JWT_KEY, ROOT_CERT, ROOT_KEY};
+use crate::authority::material::CaMaterial;
+use crate::authority::rotation::{Journal, Phase, RotationError};
+use crate::authority::layout::{NEXT, PREVIOUS};
 
 /// What `init` created.
 #[derive(Debug)]
@@ -58,113 +42,6 @@ pub struct InitSummary {
     pub issuer_not_after: OffsetDateTime,
     /// Path of the trust bundle to hand to workloads.
     pub bundle: PathBuf,
-}
-
-/// One generation of CA material (root and issuer), generated but not yet written.
-pub(crate) struct Generation {
-    /// Its certificates and keys.
-    pub pem: GenerationPem,
-    /// End of the root's validity.
-    pub root_not_after: OffsetDateTime,
-    /// End of the issuer's validity.
-    pub issuer_not_after: OffsetDateTime,
-    /// The issuer's subject common name (names the generation in messages).
-    pub issuer_name: String,
-    /// The root's subject common name.
-    pub root_name: String,
-}
-
-fn key_pem(k: &KeyPair) -> String {
-    encode_block("PRIVATE KEY", &k.serialize_der())
-}
-
-/// A new issuer for `trust_domain`, under a new root, or under `root` (certificate and key
-/// PEM of the current root) when given.
-pub(crate) fn generate(
-    trust_domain: &TrustDomain,
-    root: Option<(&CertificateDer<'static>, &str)>,
-    jwt: JwtAlgorithm,
-) -> Result<Generation, CaError> {
-    let now = OffsetDateTime::now_utc();
-    let td_id = trust_domain.id();
-    let ca_params = |cn: String, not_after: OffsetDateTime, constraint| -> Result<_, CaError> {
-        let mut params = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::OrganizationName, "ward");
-        dn.push(DnType::CommonName, cn);
-        params.distinguished_name = dn;
-        params.subject_alt_names = vec![SanType::URI(td_id.as_str().try_into()?)];
-        params.is_ca = IsCa::Ca(constraint);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        params.not_before = now - Duration::seconds(30);
-        params.not_after = not_after;
-        params.serial_number = Some(crate::authority::issuer::random_serial()?);
-        Ok(params)
-    };
-
-    // A short random tag makes every CA generation's names distinct, so chains from an old or
-    // foreign CA of the same trust domain fail as "unknown issuer" and operators can tell
-    // generations apart during rotation.
-    let tag = crate::authority::issuer::random_tag()?;
-    let (root_pem, root_key_pem, root_issuer, root_not_after, root_name) = match root {
-        None => {
-            let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-            let name = format!("{trust_domain} root CA {tag}");
-            let params = ca_params(
-                name.clone(),
-                now + ROOT_LIFETIME,
-                BasicConstraints::Unconstrained,
-            )?;
-            let cert = params.self_signed(&root_key)?;
-            let key = key_pem(&root_key);
-            let pem = encode_block("CERTIFICATE", cert.der());
-            let not_after = params.not_after;
-            (
-                pem,
-                key,
-                rcgen::Issuer::new(params, root_key),
-                not_after,
-                name,
-            )
-        }
-        Some((der, key_pem_text)) => {
-            let key = KeyPair::from_pem(key_pem_text)?;
-            let (_, cert) =
-                x509_parser::parse_x509_certificate(der).map_err(|e| CaError::BadCa {
-                    path: ROOT_CERT.into(),
-                    problem: format!("malformed certificate: {e}"),
-                })?;
-            let not_after = cert.validity().not_after.to_datetime();
-            let name = cert.subject().to_string();
-            let issuer = rcgen::Issuer::from_ca_cert_der(der, key)?;
-            let pem = encode_block("CERTIFICATE", der);
-            (pem, key_pem_text.to_owned(), issuer, not_after, name)
-        }
-    };
-    let issuer_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-    let issuer_name = format!("{trust_domain} issuer {tag}");
-    // An issuer never outlives its root.
-    let mut issuer_params = ca_params(
-        issuer_name.clone(),
-        std::cmp::min(now + ISSUER_LIFETIME, root_not_after),
-        BasicConstraints::Constrained(0),
-    )?;
-    issuer_params.use_authority_key_identifier_extension = true;
-    let issuer_not_after = issuer_params.not_after;
-    let issuer_cert = issuer_params.signed_by(&issuer_key, &root_issuer)?;
-    Ok(Generation {
-        pem: GenerationPem {
-            root_pem,
-            root_key_pem: Some(root_key_pem),
-            issuer_pem: encode_block("CERTIFICATE", issuer_cert.der()),
-            issuer_key_pem: key_pem(&issuer_key),
-            jwt_key_pem: Some(crate::authority::jwt_key::generate_pem(jwt)?),
-        },
-        root_not_after,
-        issuer_not_after,
-        issuer_name,
-        root_name,
-    })
 }
 
 /// Writes a generation's four files into `dir`. Keys first, certificates next: a crash
@@ -246,4 +123,94 @@ pub fn init_with(
         issuer_not_after: generation.issuer_not_after,
         bundle: dir.join(BUNDLE),
     })
+}
+
+fn read(path: &Path) -> Result<String, CaError> {
+    fs::read_to_string(path).map_err(|source| CaError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn read_key(path: &Path) -> Result<String, CaError> {
+    ward_tls::files::check_key_permissions(path)?;
+    read(path)
+}
+
+/// A key file that a generation may lack (a root kept offline, a generation made before
+/// JWT-SVIDs), checked as every key file is when it is there.
+pub(crate) fn read_optional_key(path: &Path) -> Result<Option<String>, CaError> {
+    path.exists().then(|| read_key(path)).transpose()
+}
+
+impl GenerationPem {
+    /// Reads the generation whose files are in `dir` (checked as [`crate::Issuer::load`]
+    /// checks them).
+    pub fn read(dir: &Path) -> Result<Self, CaError> {
+        Issuer::load(dir)?;
+        Ok(Self {
+            root_pem: read(&dir.join(ROOT_CERT))?,
+            root_key_pem: read_optional_key(&dir.join(ROOT_KEY))?,
+            issuer_pem: read(&dir.join(ISSUER_CERT))?,
+            issuer_key_pem: read_key(&dir.join(ISSUER_KEY))?,
+            jwt_key_pem: read_optional_key(&dir.join(JWT_KEY))?,
+        })
+    }
+}
+
+impl CaMaterial {
+    /// Reads a CA directory whole: the generations on disk and the journal. Refuses one in
+    /// the middle of an activation (rerun `ward-ca rotate activate` there first).
+    pub fn read_dir(dir: &Path) -> Result<Self, CaError> {
+        let journal = Journal::load(dir)?;
+        if journal.phase == Phase::Activating {
+            return Err(RotationError::OutOfOrder {
+                phase: journal.phase,
+                wanted: "be copied",
+            }
+            .into());
+        }
+        let optional = |sub: &str| -> Result<Option<GenerationPem>, CaError> {
+            let path = dir.join(sub);
+            path.exists()
+                .then(|| GenerationPem::read(&path))
+                .transpose()
+        };
+        Ok(Self {
+            signing: GenerationPem::read(dir)?,
+            next: optional(NEXT)?,
+            previous: optional(PREVIOUS)?,
+            journal,
+        })
+    }
+}
+
+impl Issuer {
+    /// Loads the CA in `dir`, checking that the issuer key matches its certificate, that the
+    /// root signed the issuer, and that both name the same trust domain.
+    pub fn load(dir: &Path) -> Result<Self, CaError> {
+        if !dir.join(ROOT_CERT).exists() {
+            return Err(CaError::BadCa {
+                path: dir.to_path_buf(),
+                problem: format!(
+                    "no CA here ({ROOT_CERT} is missing); create one with `ward-ca init`"
+                ),
+            });
+        }
+        let root_der = single_cert(&dir.join(ROOT_CERT))?;
+        let issuer_der = single_cert(&dir.join(ISSUER_CERT))?;
+        let key_der = load_private_key(&dir.join(ISSUER_KEY))?;
+        Self::from_der(dir, root_der, issuer_der, &key_der)
+    }
+}
+
+fn single_cert(path: &Path) -> Result<CertificateDer<'static>, CaError> {
+    let mut certs = load_certs(path)?;
+    if certs.len() != 1 {
+        return Err(CaError::BadCa {
+            path: path.to_path_buf(),
+            problem: format!("expected exactly one certificate, found {}", certs.len()),
+        });
+    }
+    Ok(certs.remove(0))
 }

@@ -25,15 +25,9 @@ use crate::authority::error::CaError;
 use crate::authority::issuer::Issuer;
 use crate::authority::jwt_svid::JwtAlgorithm;
 use crate::authority::rotation::{check_finish, check_prepare, check_published};
+pub use crate::authority::layout::{JOURNAL, NEXT, PREVIOUS};
 pub use crate::authority::rotation::{Journal, Phase, Prepared, RotationError};
 use crate::keys::dir::{self, BUNDLE, ISSUER_CERT, ISSUER_KEY, JWT_KEY, ROOT_CERT, ROOT_KEY};
-
-/// Directory of the prepared, not yet signing, generation.
-pub const NEXT: &str = "next";
-/// Directory of the generation that signed before the last activation.
-pub const PREVIOUS: &str = "previous";
-/// The rotation journal.
-pub const JOURNAL: &str = "rotation.json";
 
 /// The four files of a generation, keys first (the order they are written in).
 const FILES: [(&str, u32); 4] = [

@@ -14,7 +14,8 @@ use tokio_postgres::types::ToSql;
 
 use super::pool::db;
 use super::{bounded, PgStore};
-use crate::keys::dir::rotation::{IssuerRole, Journal, Phase};
+use crate::authority::rotation::{Journal, Phase};
+use ward_api::IssuerRole;
 use crate::state::StateError;
 
 /// One generation row, keys sealed.
