@@ -205,7 +205,7 @@ async fn state_copy_moves_a_sqlite_state_into_postgres() {
         "{said}"
     );
     assert!(
-        said.contains("copied the CA (2 generation(s), rotation Prepared)"),
+        said.contains("copied the CA (2 generation(s), rotation prepared)"),
         "{said}"
     );
     let kek = ward_ca::keys::kek::Kek::load(&pg.kek_file()).unwrap();
