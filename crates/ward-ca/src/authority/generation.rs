@@ -162,4 +162,3 @@ pub(crate) fn generate(
         root_name,
     })
 }
-

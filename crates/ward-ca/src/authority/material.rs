@@ -13,12 +13,12 @@ use rustls_pki_types::CertificateDer;
 use ward_identity::TrustDomain;
 
 use crate::authority::error::CaError;
+use crate::authority::generation::{generate, GenerationPem};
 use crate::authority::jwt_svid::JwtAlgorithm;
+use crate::authority::layout::{NEXT, ROOT_KEY};
 use crate::authority::rotation::{
     check_finish, check_prepare, check_published, Journal, Phase, Prepared, RotationError,
 };
-use crate::authority::generation::{generate, GenerationPem};
-use crate::authority::layout::{NEXT, ROOT_KEY};
 use ward_api::IssuerRole;
 
 /// Every generation a CA holds, and where its rotation stands.

@@ -343,8 +343,7 @@ impl CaConfig {
         let state = raw
             .state
             .value
-            .validate(base)
-            .map_err(|problem| at(&raw.state.referenced, problem))?;
+            .validate(base, |problem| at(&raw.state.referenced, problem))?;
         // Where the keys are follows from the state; a misplaced key is named at its line.
         let keys = raw.state.value.keys(base, raw.ca_dir.as_ref()).map_err(
             |(place, problem)| match place {

@@ -18,15 +18,10 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use tokio_postgres::config::{Host, SslMode};
-use ward_yaml::{Location, Spanned};
-
-use crate::state::postgres::pool::Target;
-use crate::state::postgres::tls::MakeRustls;
-use crate::state::StateError;
+use ward_yaml::{Location, Spanned, YamlError};
 
 /// Connections per replica when `pool_size` is not given.
 pub const DEFAULT_POOL_SIZE: usize = 8;
@@ -65,28 +60,6 @@ pub struct PgConfig {
     pub ca_file: Option<PathBuf>,
     /// Connections per replica.
     pub pool_size: usize,
-}
-
-impl PgConfig {
-    /// How to connect: the roots of `ca_file` read now.
-    pub fn target(&self) -> Result<Target, StateError> {
-        let tls = match &self.ca_file {
-            None => None,
-            Some(file) => {
-                let roots = ward_tls::pem::load_certs(file)
-                    .map_err(|e| StateError::Unavailable(e.to_string()))?;
-                let config = ward_https::ServerAuth::Roots(roots)
-                    .client_config()
-                    .map_err(|e| StateError::Unavailable(format!("{}: {e}", file.display())))?;
-                Some(MakeRustls::new(Arc::new(config)))
-            }
-        };
-        Ok(Target {
-            config: self.config.clone(),
-            password_file: self.password_file.clone(),
-            tls,
-        })
-    }
 }
 
 impl std::fmt::Display for StateConfig {
@@ -197,36 +170,42 @@ impl StateFile {
         }
     }
 
-    /// Validates what was written; relative paths are relative to `base`. `Err` is the
-    /// problem, for the caller to place at the key's line.
-    pub(crate) fn validate(&self, base: &Path) -> Result<StateConfig, String> {
+    /// Validates what was written; relative paths are relative to `base`; `bad` places a
+    /// problem at the `state:` key's line.
+    pub(crate) fn validate(
+        &self,
+        base: &Path,
+        bad: impl Fn(String) -> YamlError,
+    ) -> Result<StateConfig, YamlError> {
         let pg = match self {
             Self::Path(path) if path.trim().is_empty() => {
-                return Err("state: give a SQLite file path or a postgres: block".into())
+                return Err(bad(
+                    "state: give a SQLite file path or a postgres: block".into()
+                ))
             }
             Self::Path(path) => return Ok(StateConfig::Sqlite(base.join(path))),
             Self::Postgres(pg) => pg,
         };
         let mut config = tokio_postgres::Config::from_str(&pg.url)
-            .map_err(|e| format!("state.postgres.url: not a PostgreSQL URL: {e}"))?;
+            .map_err(|e| bad(format!("state.postgres.url: not a PostgreSQL URL: {e}")))?;
         if config.get_password().is_some() {
-            return Err("state.postgres.url: holds a password; put it in a file named by password_file (a Secret), never in the config".into());
+            return Err(bad("state.postgres.url: holds a password; put it in a file named by password_file (a Secret), never in the config".into()));
         }
         if config.get_user().is_none() {
-            return Err(
+            return Err(bad(
                 "state.postgres.url: name the user, e.g. postgres://ward@db:5432/ward".into(),
-            );
+            ));
         }
         if config.get_hosts().is_empty() {
-            return Err("state.postgres.url: name the host".into());
+            return Err(bad("state.postgres.url: name the host".into()));
         }
         let pool_size = match pg.pool_size {
             None => DEFAULT_POOL_SIZE,
             Some(n @ 1..=256) => n as usize,
             Some(n) => {
-                return Err(format!(
+                return Err(bad(format!(
                     "state.postgres.pool_size: {n} is not between 1 and 256"
-                ))
+                )))
             }
         };
         let ca_file = pg.ca_file.as_ref().map(|f| base.join(f));
@@ -242,7 +221,7 @@ impl StateFile {
                 config.ssl_mode(SslMode::Disable);
             }
             None => {
-                return Err("state.postgres: plaintext to a database that is not on this host; give ca_file (the PEM roots of the server's certificate) for verified TLS".into())
+                return Err(bad("state.postgres: plaintext to a database that is not on this host; give ca_file (the PEM roots of the server's certificate) for verified TLS".into()))
             }
         }
         Ok(StateConfig::Postgres(Box::new(PgConfig {

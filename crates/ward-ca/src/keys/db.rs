@@ -15,8 +15,8 @@ use std::time::Duration;
 use ward_identity::TrustDomain;
 
 use crate::authority::error::CaError;
-use crate::authority::material::CaMaterial;
 use crate::authority::generation::GenerationPem;
+use crate::authority::material::CaMaterial;
 use crate::config::{CaConfig, CaKeys};
 use crate::keys::dir::rotation::IssuerRole;
 use crate::keys::kek::Kek;

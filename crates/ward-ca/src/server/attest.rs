@@ -9,8 +9,8 @@ use tokio::sync::Notify;
 use ward_identity::{SpiffeId, TrustDomain};
 use ward_tls::files::{ContentDigest, ContentWatch};
 
-use crate::authority::kube_jwt::{self, Jwks, JwtError};
 use crate::authority::id_template::{render_template, IdTemplateError};
+use crate::authority::kube_jwt::{self, Jwks, JwtError};
 use crate::config::{JwksSource, KubernetesConfig};
 use crate::server::jwks_fetch::{self, JwksError};
 

@@ -94,7 +94,9 @@ pub struct Probe {
 pub async fn probe(config: &StateConfig) -> Result<Probe, StateError> {
     match config {
         StateConfig::Sqlite(path) => sqlite::probe(path),
-        StateConfig::Postgres(pg) => postgres::probe(&pg.target()?).await,
+        StateConfig::Postgres(pg) => {
+            postgres::probe(&postgres::pool::Target::from_config(pg)?).await
+        }
     }
 }
 
@@ -114,7 +116,7 @@ impl Store {
         match config {
             StateConfig::Sqlite(path) => Self::open_sqlite(path),
             StateConfig::Postgres(pg) => Ok(Self::Postgres(Arc::new(
-                PgStore::open(pg.target()?, pg.pool_size).await?,
+                PgStore::open(postgres::pool::Target::from_config(pg)?, pg.pool_size).await?,
             ))),
         }
     }

@@ -23,13 +23,13 @@ use rustls_pki_types::CertificateDer;
 use ward_tls::pem::{load_certs, load_private_key};
 
 use crate::authority::error::CaError;
-use crate::authority::issuer::Issuer;
 use crate::authority::generation::{generate, Generation, GenerationPem};
+use crate::authority::issuer::Issuer;
 use crate::authority::jwt_svid::JwtAlgorithm;
 pub use crate::authority::layout::{BUNDLE, ISSUER_CERT, ISSUER_KEY, JWT_KEY, ROOT_CERT, ROOT_KEY};
+use crate::authority::layout::{NEXT, PREVIOUS};
 use crate::authority::material::CaMaterial;
 use crate::authority::rotation::{Journal, Phase, RotationError};
-use crate::authority::layout::{NEXT, PREVIOUS};
 
 /// What `init` created.
 #[derive(Debug)]

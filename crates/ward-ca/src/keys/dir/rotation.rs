@@ -24,8 +24,8 @@ use ward_tls::pem::{certs_to_pem, load_certs};
 use crate::authority::error::CaError;
 use crate::authority::issuer::Issuer;
 use crate::authority::jwt_svid::JwtAlgorithm;
-use crate::authority::rotation::{check_finish, check_prepare, check_published};
 pub use crate::authority::layout::{JOURNAL, NEXT, PREVIOUS};
+use crate::authority::rotation::{check_finish, check_prepare, check_published};
 pub use crate::authority::rotation::{Journal, Phase, Prepared, RotationError};
 use crate::keys::dir::{self, BUNDLE, ISSUER_CERT, ISSUER_KEY, JWT_KEY, ROOT_CERT, ROOT_KEY};
 

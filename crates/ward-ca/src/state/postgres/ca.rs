@@ -15,8 +15,8 @@ use tokio_postgres::types::ToSql;
 use super::pool::db;
 use super::{bounded, PgStore};
 use crate::authority::rotation::{Journal, Phase};
-use ward_api::IssuerRole;
 use crate::state::StateError;
+use ward_api::IssuerRole;
 
 /// One generation row, keys sealed.
 #[derive(Clone)]

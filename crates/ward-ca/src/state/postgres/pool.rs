@@ -9,12 +9,14 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 use tokio_postgres::{Client, NoTls, Statement};
 
 use super::tls::MakeRustls;
+use crate::config::state::PgConfig;
 use crate::state::StateError;
 
 /// Longest one connect may take.
@@ -238,5 +240,27 @@ impl Pool {
         }
         MutexGuard::try_map(guard, Option::as_mut)
             .map_err(|_| StateError::Unavailable("no PostgreSQL connection".into()))
+    }
+}
+
+impl Target {
+    /// How to connect to `pg`: the roots of its `ca_file` read now.
+    pub fn from_config(pg: &PgConfig) -> Result<Self, StateError> {
+        let tls = match &pg.ca_file {
+            None => None,
+            Some(file) => {
+                let roots = ward_tls::pem::load_certs(file)
+                    .map_err(|e| StateError::Unavailable(e.to_string()))?;
+                let config = ward_https::ServerAuth::Roots(roots)
+                    .client_config()
+                    .map_err(|e| StateError::Unavailable(format!("{}: {e}", file.display())))?;
+                Some(MakeRustls::new(Arc::new(config)))
+            }
+        };
+        Ok(Target {
+            config: pg.config.clone(),
+            password_file: pg.password_file.clone(),
+            tls,
+        })
     }
 }
