@@ -7,9 +7,9 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use ward_ca::authority::Authority;
 use ward_ca::keys::dir::rotation::{self, IssuerRole, NEXT, PREVIOUS};
 use ward_ca::keys::dir::JWT_KEY;
-use ward_ca::server::authority::Authority;
 
 fn kids(dir: &Path) -> Vec<(IssuerRole, String)> {
     let a = Authority::load(dir, &"example.org".parse().unwrap()).unwrap();

@@ -24,7 +24,6 @@ use ward_yaml::{Location, Spanned, YamlError};
 
 use crate::authority::error::CaError;
 use crate::authority::jwt_key::JwtKey;
-use crate::server::error::ApiError;
 
 /// Most audiences one token may name.
 pub const MAX_AUDIENCES: usize = 16;
@@ -193,37 +192,62 @@ pub(crate) fn validate(
     Ok((jwt, oidc))
 }
 
+/// Why a JWT-SVID request is refused; [`JwtSvidError::code`] is its wire code.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JwtSvidError {
+    /// Too few or too many audiences, or one that is empty, too long or has control
+    /// characters.
+    #[error("audience: {0}")]
+    Audience(String),
+    /// A lifetime outside what the CA grants.
+    #[error("ttl: {asked}s is outside {min}s to {max}s")]
+    Ttl {
+        /// What was asked for, seconds.
+        asked: u64,
+        /// The shortest granted.
+        min: u64,
+        /// The longest granted (`jwt_svid.max_ttl`).
+        max: u64,
+    },
+}
+
+impl JwtSvidError {
+    /// The API error code of this refusal.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Audience(_) => ErrorCode::InvalidAudience,
+            Self::Ttl { .. } => ErrorCode::InvalidTtl,
+        }
+    }
+}
+
 /// Checks a request's audiences and lifetime against `cfg`; the lifetime to grant.
 pub fn check_request(
     cfg: &JwtSvidConfig,
     audience: &[String],
     ttl: Option<u64>,
-) -> Result<Duration, ApiError> {
-    let bad = |m: String| ApiError::new(ErrorCode::InvalidAudience, m);
+) -> Result<Duration, JwtSvidError> {
     if audience.is_empty() || audience.len() > MAX_AUDIENCES {
-        return Err(bad(format!(
-            "audience: give 1 to {MAX_AUDIENCES} audiences, not {}",
+        return Err(JwtSvidError::Audience(format!(
+            "give 1 to {MAX_AUDIENCES} audiences, not {}",
             audience.len()
         )));
     }
     for a in audience {
         if a.is_empty() || a.len() > MAX_AUDIENCE_LEN || a.chars().any(char::is_control) {
-            return Err(bad(format!(
-                "audience: each is 1 to {MAX_AUDIENCE_LEN} bytes without control characters"
+            return Err(JwtSvidError::Audience(format!(
+                "each is 1 to {MAX_AUDIENCE_LEN} bytes without control characters"
             )));
         }
     }
     let ttl = ttl.map_or(cfg.default_ttl, Duration::from_secs);
     if ttl < MIN_TTL || ttl > cfg.max_ttl {
-        return Err(ApiError::new(
-            ErrorCode::InvalidTtl,
-            format!(
-                "ttl: {}s is outside {}s to {}s",
-                ttl.as_secs(),
-                MIN_TTL.as_secs(),
-                cfg.max_ttl.as_secs()
-            ),
-        ));
+        return Err(JwtSvidError::Ttl {
+            asked: ttl.as_secs(),
+            min: MIN_TTL.as_secs(),
+            max: cfg.max_ttl.as_secs(),
+        });
     }
     Ok(ttl)
 }

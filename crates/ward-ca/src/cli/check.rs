@@ -7,8 +7,8 @@ use std::io::Write;
 
 use crate::authority::error::CaError;
 use crate::authority::issuer::rfc3339;
+use crate::authority::Authority;
 use crate::config::{CaConfig, CaKeys};
-use crate::server::authority::Authority;
 use crate::state::{self, StateError, Store};
 
 /// `ward-ca check [--connect]`.

@@ -14,7 +14,7 @@ use serde_json::json;
 use super::keys::{self, OpCa};
 use super::ops::{load, when};
 use crate::authority::error::CaError;
-use crate::server::authority::Authority;
+use crate::authority::Authority;
 
 /// `ward-ca federation` subcommands.
 #[derive(Debug, Subcommand)]

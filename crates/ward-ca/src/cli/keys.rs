@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use crate::authority::error::CaError;
 use crate::authority::issuer::{rfc3339, Issuer};
 use crate::authority::material::CaMaterial;
+use crate::authority::Authority;
 use crate::config::{CaConfig, CaKeys};
 use crate::keys::db::{DbCa, Rollout};
 use crate::keys::dir;
 use crate::keys::kek::Kek;
-use crate::server::authority::Authority;
 
 use super::ops::{load, OpState};
 

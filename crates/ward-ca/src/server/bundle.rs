@@ -2,23 +2,18 @@
 //! `spiffe_sequence` and `spiffe_refresh_hint`), plus the revocation list, with an ETag.
 //!
 //! The document is rebuilt at most once a second, and at once when the roots change (their
-//! JWKs come ready-made with the [`super::authority::Authority`]); its
+//! JWKs come ready-made with the [`crate::authority::Authority`]); its
 //! sequence grows with the revocation list and with every change of the roots, so it moves
 //! whenever anything proxies must act on changes.
 
-use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use base64::Engine;
 use bytes::Bytes;
-use rustls_pki_types::CertificateDer;
-use ward_api::{BundleDocument, Jwk, SpiffeBundle};
+use ward_api::{BundleDocument, SpiffeBundle};
 
-use super::authority::Authority;
-use crate::authority::error::CaError;
 use crate::authority::records::Revocation;
+use crate::authority::Authority;
 use crate::config::CaConfig;
 use crate::server::foreign::Foreign;
 use crate::state::{StateError, Store};
@@ -44,31 +39,6 @@ pub struct BundleCache {
 
 /// When a document was rendered, for which (roots version, foreign bundles version), and it.
 type Cached = (Instant, (u64, u64), RenderedBundle);
-
-/// A root (read from `path`) as a SPIFFE bundle JWK (P-256 only, as ward's CA directories
-/// make).
-pub(super) fn jwk(der: &CertificateDer<'_>, path: &Path) -> Result<Jwk, CaError> {
-    let bad = |problem: String| CaError::BadCa {
-        path: path.to_path_buf(),
-        problem,
-    };
-    let (_, cert) = x509_parser::parse_x509_certificate(der)
-        .map_err(|e| bad(format!("root certificate: {e}")))?;
-    let point = &cert.public_key().subject_public_key.data;
-    if point.len() != 65 || point[0] != 4 {
-        return Err(bad("root key is not an uncompressed P-256 point".into()));
-    }
-    Ok(Jwk {
-        key_use: "x509-svid".into(),
-        kty: "EC".into(),
-        crv: "P-256".into(),
-        kid: None,
-        x: URL_SAFE_NO_PAD.encode(&point[1..33]),
-        y: URL_SAFE_NO_PAD.encode(&point[33..65]),
-        x5c: vec![STANDARD.encode(der.as_ref())],
-        ..Jwk::default()
-    })
-}
 
 impl BundleCache {
     /// The current document for `authority`'s roots (and JWT-SVID keys, when the CA issues

@@ -9,6 +9,7 @@ use hyper::{Response, StatusCode};
 use ward_api::{ErrorBody, ErrorCode};
 
 use crate::authority::error::{CaError, CsrError};
+use crate::authority::jwt_svid::JwtSvidError;
 use crate::authority::kube_jwt::JwtError;
 
 /// A refusal with its stable code and human message.
@@ -59,6 +60,12 @@ impl ApiError {
 
 impl From<JwtError> for ApiError {
     fn from(e: JwtError) -> Self {
+        Self::new(e.code(), e.to_string())
+    }
+}
+
+impl From<JwtSvidError> for ApiError {
+    fn from(e: JwtSvidError) -> Self {
         Self::new(e.code(), e.to_string())
     }
 }

@@ -9,12 +9,12 @@
 
 pub mod api;
 pub(crate) mod attest;
-pub mod authority;
 pub mod bundle;
 pub mod bundle_endpoint;
 mod caller;
 pub mod error;
 mod federation;
+mod follow;
 pub mod foreign;
 mod health;
 pub(crate) mod jwks_fetch;
@@ -45,7 +45,7 @@ use ward_daemon::Lifecycle;
 use ward_identity::SpiffeId;
 use ward_tls::{BundleStore, CertStore};
 
-use self::authority::Authority;
+use crate::authority::Authority;
 
 use crate::authority::error::CaError;
 use crate::authority::records::CertRecord;
@@ -346,7 +346,7 @@ pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
     ));
     let mut replica = None;
     let follow = match source {
-        Source::Dir(dir) => tokio::spawn(authority::watch(service.clone(), dir)),
+        Source::Dir(dir) => tokio::spawn(follow::watch(service.clone(), dir)),
         Source::Db { ca, version } => {
             let name = crate::keys::db::replica_name();
             replica = Some((ca.clone(), name.clone()));

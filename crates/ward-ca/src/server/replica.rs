@@ -1,14 +1,15 @@
 //! A replica of a CA kept in PostgreSQL following the stored CA version: every heartbeat says
 //! which version it serves and reads the stored one; a newer one is loaded, checked and
-//! installed (through [`super::authority::install`]), and one it cannot use yet leaves it
+//! installed (through [`super::follow::install`]), and one it cannot use yet leaves it
 //! [`Behind`]: unready and not signing, trying again every beat. The heartbeat is what
 //! `ward-ca rotate` waits for.
 
 use std::sync::Arc;
 
-use super::authority::{install, Authority};
+use super::follow::install;
 use super::CaService;
 use crate::authority::error::CaError;
+use crate::authority::Authority;
 use crate::keys::db::{DbCa, BEAT_EVERY, LIVE_WINDOW_SECS};
 
 /// Whether this replica serves the CA version the database holds: `Some(why)` while it does

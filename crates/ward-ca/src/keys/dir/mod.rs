@@ -22,14 +22,20 @@ use ward_tls::files::{write_atomic, KEY_MODE, PUBLIC_MODE};
 use rustls_pki_types::CertificateDer;
 use ward_tls::pem::{load_certs, load_private_key};
 
+use ward_api::IssuerRole;
+use ward_tls::files::ContentDigest;
+
+use self::rotation::bundle_issuers;
 use crate::authority::error::CaError;
 use crate::authority::generation::{generate, Generation, GenerationPem};
 use crate::authority::issuer::Issuer;
+use crate::authority::jwt_key::JwtKey;
 use crate::authority::jwt_svid::JwtAlgorithm;
 pub use crate::authority::layout::{BUNDLE, ISSUER_CERT, ISSUER_KEY, JWT_KEY, ROOT_CERT, ROOT_KEY};
-use crate::authority::layout::{NEXT, PREVIOUS};
+use crate::authority::layout::{JOURNAL, NEXT, PREVIOUS};
 use crate::authority::material::CaMaterial;
 use crate::authority::rotation::{Journal, Phase, RotationError};
+use crate::authority::Authority;
 
 /// What `init` created.
 #[derive(Debug)]
@@ -102,7 +108,7 @@ pub fn init_with(
             ISSUER_KEY,
             JWT_KEY,
             BUNDLE,
-            rotation::JOURNAL,
+            JOURNAL,
         ] {
             let file = dir.join(name);
             if file.exists() {
@@ -213,4 +219,48 @@ fn single_cert(path: &Path) -> Result<CertificateDer<'static>, CaError> {
         });
     }
     Ok(certs.remove(0))
+}
+
+impl Authority {
+    /// Loads and cross-checks the CA directory.
+    pub fn load(dir: &Path, trust_domain: &TrustDomain) -> Result<Self, CaError> {
+        let issuer = Issuer::load(dir)?;
+        let roots = load_certs(&dir.join(BUNDLE))?;
+        let journal = Journal::load(dir)?;
+        let mut jwt_keys = Vec::new();
+        for (role, sub) in [
+            (IssuerRole::Signing, dir.to_path_buf()),
+            (IssuerRole::Next, dir.join(NEXT)),
+            (IssuerRole::Previous, dir.join(PREVIOUS)),
+        ] {
+            let path = sub.join(JWT_KEY);
+            if let Some(pem) = read_optional_key(&path)? {
+                jwt_keys.push((role, JwtKey::from_pem(&pem, &path)?));
+            }
+        }
+        let mut authority = Self::assemble(
+            issuer,
+            roots,
+            bundle_issuers(dir)?,
+            journal.bundle_version,
+            trust_domain,
+            dir,
+        )?;
+        authority.jwt_keys = jwt_keys;
+        Ok(authority)
+    }
+}
+
+/// A digest of the certificates, bundle and journal [`Authority::load`] reads, or `None`
+/// while an activation is under way (the top-level files are then being replaced one by one).
+pub(crate) fn fingerprint(dir: &Path) -> Option<ContentDigest> {
+    let journal = fs::read(dir.join(JOURNAL)).unwrap_or_default();
+    if serde_json::from_slice::<Journal>(&journal).is_ok_and(|j| j.phase == Phase::Activating) {
+        return None;
+    }
+    // Not the keys: a new key always comes with a new certificate (one without the other
+    // fails the load), so the private key file is read only when something changed.
+    let [root, issuer, bundle] =
+        [ROOT_CERT, ISSUER_CERT, BUNDLE].map(|name| fs::read(dir.join(name)).unwrap_or_default());
+    Some(ContentDigest::of(&[&journal, &root, &issuer, &bundle]))
 }
