@@ -96,7 +96,8 @@ impl TestCa {
             return;
         }
         match ward_ca::keys::db::import_dir(config, &self.path()).await {
-            Ok(_) | Err(ward_ca::CaError::State(ward_ca::state::StateError::Conflict(_))) => {}
+            Ok(_)
+            | Err(ward_ca::keys::KeysError::State(ward_ca::state::StateError::Conflict(_))) => {}
             Err(e) => panic!("{e}"),
         }
     }

@@ -9,8 +9,8 @@ use ward_ca::authority::material::CaMaterial;
 use ward_ca::config::{CaConfig, CaKeys};
 use ward_ca::keys::db::DbCa;
 use ward_ca::keys::kek::Kek;
+use ward_ca::keys::KeysError;
 use ward_ca::state::{StateError, Store};
-use ward_ca::CaError;
 use ward_e2e::postgres::Postgres;
 
 async fn db_ca(pg: &Postgres, db: &str) -> DbCa {
@@ -37,7 +37,7 @@ async fn the_stored_ca_is_sealed_bound_and_changed_only_from_its_current_version
     assert!(
         matches!(
             ca.save(&material, None).await,
-            Err(CaError::State(StateError::Conflict(_)))
+            Err(KeysError::State(StateError::Conflict(_)))
         ),
         "a second init from the same (empty) read is refused"
     );
@@ -59,7 +59,7 @@ async fn the_stored_ca_is_sealed_bound_and_changed_only_from_its_current_version
     let v2 = ca.save(&a, Some(va)).await.unwrap();
     assert!(matches!(
         ca.save(&b, Some(vb)).await,
-        Err(CaError::State(StateError::Conflict(_)))
+        Err(KeysError::State(StateError::Conflict(_)))
     ));
     let (stored, v) = ca.load().await.unwrap().unwrap();
     assert_eq!(v, v2);

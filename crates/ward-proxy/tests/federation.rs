@@ -25,7 +25,7 @@ const B_BACKEND: &str = "spiffe://b.example/ns/api/sa/backend";
 
 /// This CA's SPIFFE bundle document, as `ward-ca federation bundle` prints it.
 fn bundle_document(ca: &TestCa, td: &str) -> String {
-    let a = ward_ca::server::authority::Authority::load(&ca.path(), &td.parse().unwrap()).unwrap();
+    let a = ward_ca::authority::Authority::load(&ca.path(), &td.parse().unwrap()).unwrap();
     serde_json::json!({ "keys": a.jwks, "spiffe_sequence": 0 }).to_string()
 }
 

@@ -1,5 +1,7 @@
-//! Typed errors of the CA library. Every message names the file, value or rule at fault so
-//! the CLI can print it as one line.
+//! The errors of the CA in memory (and of the CA directory, whose failures are files and PEM):
+//! every message names the file, value or rule at fault so the CLI can print it as one line.
+//! The layers above wrap these (`keys::KeysError`, `server::ServeError`, `cli::Error`), each
+//! transparently, so the line an operator reads is the same wherever it surfaces.
 
 use std::path::PathBuf;
 
@@ -18,16 +20,6 @@ pub enum CaError {
         dir: PathBuf,
         /// The first CA file found.
         file: PathBuf,
-    },
-    /// A command-line value is invalid.
-    #[error("{flag} {value:?}: {problem}")]
-    Argument {
-        /// The flag, e.g. `--id`.
-        flag: &'static str,
-        /// The value given.
-        value: String,
-        /// What is wrong with it.
-        problem: String,
     },
     /// A directory or file operation failed.
     #[error("{path}: {source}", path = path.display())]
@@ -84,26 +76,6 @@ pub enum CaError {
     /// A rotation step is out of order or premature (the message says what to do).
     #[error(transparent)]
     Rotation(#[from] crate::authority::rotation::RotationError),
-    /// The daemon config is invalid (file:line:column in the message).
-    #[error(transparent)]
-    Config(#[from] ward_yaml::YamlError),
-    /// The state database failed.
-    #[error(transparent)]
-    State(#[from] crate::state::StateError),
-    /// The key-encryption key, or a key sealed under it, is unusable.
-    #[error(transparent)]
-    Kek(#[from] crate::keys::kek::KekError),
-    /// The daemon could not start.
-    #[error(transparent)]
-    Serve(Box<crate::server::ServeError>),
-    /// The process could not set up its runtime or signal handlers.
-    #[error("{what}: {source}")]
-    Runtime {
-        /// What was being set up.
-        what: &'static str,
-        /// The OS error.
-        source: std::io::Error,
-    },
     /// The issuing certificate has expired or is not yet valid.
     #[error("the issuing certificate is not valid now (valid {not_before} to {not_after}); rotate the CA")]
     IssuerNotValid {
@@ -135,11 +107,5 @@ pub enum CsrError {
 impl From<rcgen::Error> for CaError {
     fn from(e: rcgen::Error) -> Self {
         Self::Generate(e.to_string())
-    }
-}
-
-impl From<crate::server::ServeError> for CaError {
-    fn from(e: crate::server::ServeError) -> Self {
-        Self::Serve(Box::new(e))
     }
 }

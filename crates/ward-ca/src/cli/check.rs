@@ -5,14 +5,14 @@
 
 use std::io::Write;
 
-use crate::authority::error::CaError;
 use crate::authority::issuer::rfc3339;
 use crate::authority::Authority;
+use crate::cli::Error;
 use crate::config::{CaConfig, CaKeys};
 use crate::state::{self, StateError, Store};
 
 /// `ward-ca check [--connect]`.
-pub fn check(config: &std::path::Path, connect: bool, out: &mut dyn Write) -> Result<(), CaError> {
+pub fn check(config: &std::path::Path, connect: bool, out: &mut dyn Write) -> Result<(), Error> {
     let cfg = CaConfig::load(config)?;
     let attestors: Vec<&str> = [
         cfg.join_token.then_some("join_token"),
@@ -41,7 +41,7 @@ pub fn check(config: &std::path::Path, connect: bool, out: &mut dyn Write) -> Re
     runtime.block_on(connect_and_open(&cfg, out))
 }
 
-async fn connect_and_open(cfg: &CaConfig, out: &mut dyn Write) -> Result<(), CaError> {
+async fn connect_and_open(cfg: &CaConfig, out: &mut dyn Write) -> Result<(), Error> {
     let probe = state::probe(&cfg.state).await?;
     if probe.schema > probe.known {
         return Err(StateError::TooNew {

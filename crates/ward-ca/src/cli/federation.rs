@@ -15,6 +15,7 @@ use super::keys::{self, OpCa};
 use super::ops::{load, when};
 use crate::authority::error::CaError;
 use crate::authority::Authority;
+use crate::cli::Error;
 
 /// `ward-ca federation` subcommands.
 #[derive(Debug, Subcommand)]
@@ -69,7 +70,7 @@ pub enum FederationCommand {
 }
 
 /// Runs one `federation` subcommand; documents and tables go to `out`.
-pub fn run(command: FederationCommand, out: &mut dyn Write) -> Result<(), CaError> {
+pub fn run(command: FederationCommand, out: &mut dyn Write) -> Result<(), Error> {
     match command {
         FederationCommand::Bundle { config } => {
             let (cfg, state) = load(&config)?;
@@ -103,7 +104,7 @@ pub fn run(command: FederationCommand, out: &mut dyn Write) -> Result<(), CaErro
             let r = stored
                 .iter()
                 .find(|r| r.trust_domain == trust_domain)
-                .ok_or_else(|| CaError::Argument {
+                .ok_or_else(|| Error::Argument {
                     flag: "--trust-domain",
                     value: trust_domain.clone(),
                     problem: "no bundle of this trust domain has been accepted".into(),
@@ -121,7 +122,7 @@ pub fn run(command: FederationCommand, out: &mut dyn Write) -> Result<(), CaErro
                 .iter()
                 .find(|f| f.trust_domain.as_str() == trust_domain)
             else {
-                return Err(CaError::Argument {
+                return Err(Error::Argument {
                     flag: "--trust-domain",
                     value: trust_domain,
                     problem: "not a trust domain this CA federates with".into(),
@@ -169,7 +170,7 @@ fn list(
     config: &std::path::Path,
     output: ward_cli::Output,
     out: &mut dyn Write,
-) -> Result<(), CaError> {
+) -> Result<(), Error> {
     let (cfg, state) = load(config)?;
     let stored = state.run(|s| s.federated_bundles())?;
     let rows: Vec<Row> = cfg
@@ -214,10 +215,10 @@ fn list(
         .collect();
     if output == ward_cli::Output::Json {
         return ward_cli::print_json(out, &json!({ "federations": rows })).map_err(|source| {
-            CaError::Io {
+            Error::Ca(CaError::Io {
                 path: "<stdout>".into(),
                 source,
-            }
+            })
         });
     }
     let dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());

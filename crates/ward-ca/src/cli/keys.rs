@@ -10,6 +10,7 @@ use crate::authority::error::CaError;
 use crate::authority::issuer::{rfc3339, Issuer};
 use crate::authority::material::CaMaterial;
 use crate::authority::Authority;
+use crate::cli::Error;
 use crate::config::{CaConfig, CaKeys};
 use crate::keys::db::{DbCa, Rollout};
 use crate::keys::dir;
@@ -26,7 +27,7 @@ pub(super) enum OpCa {
 }
 
 /// The CA material `cfg` names; with `create_kek`, a missing KEK file is made.
-fn open_with(cfg: &CaConfig, state: &OpState, create_kek: bool) -> Result<OpCa, CaError> {
+fn open_with(cfg: &CaConfig, state: &OpState, create_kek: bool) -> Result<OpCa, Error> {
     match &cfg.keys {
         CaKeys::Dir(dir) => Ok(OpCa::Dir(dir.clone())),
         CaKeys::Database { kek_file } => {
@@ -45,27 +46,30 @@ fn open_with(cfg: &CaConfig, state: &OpState, create_kek: bool) -> Result<OpCa, 
 }
 
 /// The CA material `cfg` names.
-pub(super) fn open(cfg: &CaConfig, state: &OpState) -> Result<OpCa, CaError> {
+pub(super) fn open(cfg: &CaConfig, state: &OpState) -> Result<OpCa, Error> {
     open_with(cfg, state, false)
 }
 
-fn no_ca() -> CaError {
-    CaError::BadCa {
+fn no_ca() -> Error {
+    Error::Ca(CaError::BadCa {
         path: DbCa::origin(),
         problem: "the database holds no CA yet; create one with `ward-ca init --config`".into(),
-    }
+    })
 }
 
 /// The stored material and its version.
-pub(super) fn material(ca: &DbCa, state: &OpState) -> Result<(CaMaterial, i64), CaError> {
+pub(super) fn material(ca: &DbCa, state: &OpState) -> Result<(CaMaterial, i64), Error> {
     state.block(async { ca.load().await?.ok_or_else(no_ca) })
 }
 
 /// The issuer that signs now.
-pub(super) fn signing_issuer(ca: &OpCa, state: &OpState) -> Result<Issuer, CaError> {
+pub(super) fn signing_issuer(ca: &OpCa, state: &OpState) -> Result<Issuer, Error> {
     match ca {
-        OpCa::Dir(dir) => Issuer::load(dir),
-        OpCa::Db(db) => Issuer::from_generation(&DbCa::origin(), &material(db, state)?.0.signing),
+        OpCa::Dir(dir) => Ok(Issuer::load(dir)?),
+        OpCa::Db(db) => Ok(Issuer::from_generation(
+            &DbCa::origin(),
+            &material(db, state)?.0.signing,
+        )?),
     }
 }
 
@@ -78,7 +82,7 @@ pub(super) fn change<R: Send>(
     ca: &DbCa,
     state: &OpState,
     step: impl FnOnce(&mut CaMaterial) -> Result<R, CaError> + Send,
-) -> Result<(R, Rollout), CaError> {
+) -> Result<(R, Rollout), Error> {
     state.block(async {
         let (mut m, version) = ca.load().await?.ok_or_else(no_ca)?;
         let r = step(&mut m)?;
@@ -91,7 +95,7 @@ pub(super) fn change<R: Send>(
 
 /// Tells the operator which replicas serve a change, or fails naming those that do not;
 /// warns about replicas that stopped being heard from while it waited.
-pub(super) fn report(rollout: &Rollout, status: &mut dyn Write) -> Result<(), CaError> {
+pub(super) fn report(rollout: &Rollout, status: &mut dyn Write) -> Result<(), Error> {
     for r in &rollout.dropped {
         let _ = writeln!(
             status,
@@ -139,7 +143,7 @@ pub(super) fn created_dir(dir: &Path, summary: &dir::InitSummary, status: &mut d
 }
 
 /// `ward-ca init --config`: a new CA where the config keeps its keys.
-pub fn init_config(config: &Path, force: bool, status: &mut dyn Write) -> Result<(), CaError> {
+pub fn init_config(config: &Path, force: bool, status: &mut dyn Write) -> Result<(), Error> {
     let (cfg, state) = load(config)?;
     let td = &cfg.trust_domain;
     match open_with(&cfg, &state, true)? {
@@ -152,10 +156,10 @@ pub fn init_config(config: &Path, force: bool, status: &mut dyn Write) -> Result
             let (material, version) = state.block(async {
                 let found = db.load().await?;
                 if let (Some((_, v)), false) = (&found, force) {
-                    return Err(CaError::BadCa {
+                    return Err(Error::Ca(CaError::BadCa {
                         path: DbCa::origin(),
                         problem: format!("the database already holds a CA (version {v}); pass --force to replace it (every workload must enroll again)"),
-                    });
+                    }));
                 }
                 let mut material = CaMaterial::new(td, cfg.jwt_algorithm())?;
                 if let Some((old, _)) = &found {
@@ -188,8 +192,8 @@ pub(super) fn check_copy_target(
     ca_dir: Option<&Path>,
     cfg: &CaConfig,
     state: &OpState,
-) -> Result<Option<CaMaterial>, CaError> {
-    let arg = |value: String, problem: &str| CaError::Argument {
+) -> Result<Option<CaMaterial>, Error> {
+    let arg = |value: String, problem: &str| Error::Argument {
         flag: "--ca-dir",
         value,
         problem: problem.into(),
@@ -201,11 +205,11 @@ pub(super) fn check_copy_target(
         (OpCa::Db(db), Some(dir)) => {
             let material = CaMaterial::read_dir(dir)?;
             Authority::from_material(&material, &cfg.trust_domain, dir)?;
-            if let Some((_, v)) = state.block(db.load())? {
-                return Err(CaError::BadCa {
+            if let Some((_, v)) = state.block(async { Ok(db.load().await?) })? {
+                return Err(Error::Ca(CaError::BadCa {
                     path: DbCa::origin(),
                     problem: format!("the target database already holds a CA (version {v}); copy only into a new database"),
-                });
+                }));
             }
             Ok(Some(material))
         }

@@ -10,6 +10,7 @@ use ward_cli::Output;
 
 use super::ops::{load, when};
 use crate::authority::error::CaError;
+use crate::cli::Error;
 use crate::state::unix_now;
 
 /// One join token as `token list --output json` prints it (never the token itself).
@@ -45,15 +46,17 @@ struct CertRow {
     renewed_from: Option<String>,
 }
 
-fn emit_json(out: &mut dyn Write, value: &impl Serialize) -> Result<(), CaError> {
-    ward_cli::print_json(out, value).map_err(|source| CaError::Io {
-        path: "<stdout>".into(),
-        source,
+fn emit_json(out: &mut dyn Write, value: &impl Serialize) -> Result<(), Error> {
+    ward_cli::print_json(out, value).map_err(|source| {
+        Error::Ca(CaError::Io {
+            path: "<stdout>".into(),
+            source,
+        })
     })
 }
 
 /// `ward-ca token list`.
-pub fn tokens(config: &Path, output: Output, out: &mut dyn Write) -> Result<(), CaError> {
+pub fn tokens(config: &Path, output: Output, out: &mut dyn Write) -> Result<(), Error> {
     let (_, state) = load(config)?;
     let now = unix_now();
     let rows: Vec<TokenRow> = state
@@ -99,7 +102,7 @@ pub fn certs(
     issuer: Option<&str>,
     output: Output,
     out: &mut dyn Write,
-) -> Result<(), CaError> {
+) -> Result<(), Error> {
     let (_, state) = load(config)?;
     let (revocations, _) = state.run(|s| s.revocations())?;
     let now = unix_now();

@@ -12,6 +12,7 @@ use ward_tls::files::{write_atomic, PUBLIC_MODE};
 
 mod args;
 mod check;
+mod error;
 mod federation;
 mod keys;
 mod listing;
@@ -21,6 +22,7 @@ mod rotate_db;
 mod rotate_status;
 
 pub use args::{CertsCommand, Cli, Command, StateCommand, TokenCommand};
+pub use error::Error;
 pub use federation::FederationCommand;
 pub use rotate::RotateCommand;
 
@@ -31,7 +33,7 @@ use crate::authority::records::CertRecord;
 use crate::keys::dir;
 
 /// Runs a parsed command. Normal output goes to `out`, the human summary to `status`.
-pub fn run(cli: Cli, out: &mut dyn Write, status: &mut dyn Write) -> Result<(), CaError> {
+pub fn run(cli: Cli, out: &mut dyn Write, status: &mut dyn Write) -> Result<(), Error> {
     match cli.command {
         Command::Init {
             config: Some(config),
@@ -45,7 +47,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, status: &mut dyn Write) -> Result<(), 
             ..
         } => {
             let (dir, trust_domain) = (dir.unwrap_or_default(), trust_domain.unwrap_or_default());
-            let td = TrustDomain::new(&trust_domain).map_err(|e| CaError::Argument {
+            let td = TrustDomain::new(&trust_domain).map_err(|e| Error::Argument {
                 flag: "--trust-domain",
                 value: trust_domain.clone(),
                 problem: e.to_string(),
@@ -63,12 +65,12 @@ pub fn run(cli: Cli, out: &mut dyn Write, status: &mut dyn Write) -> Result<(), 
             ttl,
             out: out_path,
         } => {
-            let id = SpiffeId::parse(&id).map_err(|e| CaError::Argument {
+            let id = SpiffeId::parse(&id).map_err(|e| Error::Argument {
                 flag: "--id",
                 value: id.clone(),
                 problem: e.to_string(),
             })?;
-            let ttl_value = ward_yaml::parse_duration(&ttl).map_err(|e| CaError::Argument {
+            let ttl_value = ward_yaml::parse_duration(&ttl).map_err(|e| Error::Argument {
                 flag: "--ttl",
                 value: ttl.clone(),
                 problem: e.to_string(),
@@ -83,7 +85,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, status: &mut dyn Write) -> Result<(), 
                 (None, Some(dir)) => Issuer::load(&dir)?,
                 // clap requires one of the two; say so should it ever not.
                 (None, None) => {
-                    return Err(CaError::Argument {
+                    return Err(Error::Argument {
                         flag: "--dir",
                         value: String::new(),
                         problem: "give --dir or --config".into(),
@@ -98,13 +100,15 @@ pub fn run(cli: Cli, out: &mut dyn Write, status: &mut dyn Write) -> Result<(), 
             }
             let pem = issued.chain_pem();
             match &out_path {
-                Some(path) => write_atomic(path, pem.as_bytes(), PUBLIC_MODE)?,
-                None => out
-                    .write_all(pem.as_bytes())
-                    .map_err(|source| CaError::Io {
+                Some(path) => {
+                    write_atomic(path, pem.as_bytes(), PUBLIC_MODE).map_err(CaError::from)?
+                }
+                None => out.write_all(pem.as_bytes()).map_err(|source| {
+                    Error::Ca(CaError::Io {
                         path: PathBuf::from("<stdout>"),
                         source,
-                    })?,
+                    })
+                })?,
             }
             let _ = writeln!(
                 status,
@@ -176,8 +180,8 @@ pub fn run(cli: Cli, out: &mut dyn Write, status: &mut dyn Write) -> Result<(), 
     }
 }
 
-fn read_csr(path: &Path) -> Result<Vec<u8>, CaError> {
-    let refuse = |problem: String| CaError::Argument {
+fn read_csr(path: &Path) -> Result<Vec<u8>, Error> {
+    let refuse = |problem: String| Error::Argument {
         flag: "--csr",
         value: path.display().to_string(),
         problem,
@@ -192,7 +196,7 @@ fn read_csr(path: &Path) -> Result<Vec<u8>, CaError> {
         )));
     }
     let bytes = std::fs::read(path).map_err(|e| refuse(format!("cannot read: {e}")))?;
-    csr::decode(&bytes).map_err(CaError::from)
+    csr::decode(&bytes).map_err(Error::from)
 }
 
 fn unix_rfc3339(secs: i64) -> String {

@@ -11,6 +11,7 @@ use ward_identity::SpiffeId;
 use crate::authority::error::CaError;
 use crate::authority::issuer::rfc3339;
 use crate::authority::tokens;
+use crate::cli::Error;
 use crate::config::state::StateConfig;
 use crate::config::CaConfig;
 use crate::server;
@@ -44,21 +45,21 @@ impl Drop for OpState {
 
 impl OpState {
     /// Runs one state operation.
-    pub(super) fn run<'a, T, F>(&'a self, op: impl FnOnce(&'a Store) -> F) -> Result<T, CaError>
+    pub(super) fn run<'a, T, F>(&'a self, op: impl FnOnce(&'a Store) -> F) -> Result<T, Error>
     where
         F: std::future::Future<Output = Result<T, StateError>> + Send,
         T: Send,
     {
         let f = op(&self.store);
-        self.block(async { f.await.map_err(CaError::from) })
+        self.block(async { f.await.map_err(Error::from) })
     }
 
     /// Runs `f` to completion on this state's runtime.
     pub(super) fn block<T: Send>(
         &self,
-        f: impl std::future::Future<Output = Result<T, CaError>> + Send,
-    ) -> Result<T, CaError> {
-        let runtime = self.runtime.as_ref().ok_or(CaError::Runtime {
+        f: impl std::future::Future<Output = Result<T, Error>> + Send,
+    ) -> Result<T, Error> {
+        let runtime = self.runtime.as_ref().ok_or(Error::Runtime {
             what: "tokio runtime",
             source: std::io::Error::other("already shut down"),
         })?;
@@ -86,17 +87,17 @@ where
 /// A runtime from `builder`, with I/O and timers.
 pub(super) fn runtime(
     builder: &mut tokio::runtime::Builder,
-) -> Result<tokio::runtime::Runtime, CaError> {
+) -> Result<tokio::runtime::Runtime, Error> {
     builder
         .enable_all()
         .build()
-        .map_err(|source| CaError::Runtime {
+        .map_err(|source| Error::Runtime {
             what: "tokio runtime",
             source,
         })
 }
 
-pub(super) fn load(config: &std::path::Path) -> Result<(CaConfig, OpState), CaError> {
+pub(super) fn load(config: &std::path::Path) -> Result<(CaConfig, OpState), Error> {
     let cfg = CaConfig::load(config)?;
     let runtime = runtime(&mut tokio::runtime::Builder::new_current_thread())?;
     let store = block_on(&runtime, Store::open(&cfg.state))?;
@@ -116,9 +117,9 @@ pub fn state_copy(
     ca_dir: Option<&std::path::Path>,
     config: &std::path::Path,
     status: &mut dyn Write,
-) -> Result<(), CaError> {
+) -> Result<(), Error> {
     if !from.is_file() {
-        return Err(CaError::Argument {
+        return Err(Error::Argument {
             flag: "--from",
             value: from.display().to_string(),
             problem: "is not a SQLite state file".into(),
@@ -127,7 +128,7 @@ pub fn state_copy(
     let (cfg, target) = load(config)?;
     if let StateConfig::Sqlite(path) = &cfg.state {
         if path == from {
-            return Err(CaError::Argument {
+            return Err(Error::Argument {
                 flag: "--config",
                 value: config.display().to_string(),
                 problem: "names the same state as --from".into(),
@@ -142,7 +143,7 @@ pub fn state_copy(
     target.run(|t| t.import(all.clone()))?;
     let copied = target.run(|t| t.snapshot())?;
     if copied.normalized() != all.normalized() {
-        return Err(CaError::State(StateError::Commit(
+        return Err(Error::State(StateError::Commit(
             "the copy does not read back as the source; check the target database".into(),
         )));
     }
@@ -153,7 +154,7 @@ pub fn state_copy(
         cfg.state
     );
     if let (Some(material), super::keys::OpCa::Db(db)) = (material, &ca) {
-        let version = target.block(db.save(&material, None))?;
+        let version = target.block(async { Ok(db.save(&material, None).await?) })?;
         let _ = writeln!(
             status,
             "copied the CA ({} generation(s), rotation {}) into the database as version {version}, keys sealed under the kek_file",
@@ -171,43 +172,43 @@ pub fn token_create(
     ttl: &str,
     out: &mut dyn Write,
     status: &mut dyn Write,
-) -> Result<(), CaError> {
+) -> Result<(), Error> {
     let (cfg, state) = load(config)?;
-    let id = SpiffeId::parse(id).map_err(|e| CaError::Argument {
+    let id = SpiffeId::parse(id).map_err(|e| Error::Argument {
         flag: "--id",
         value: id.into(),
         problem: e.to_string(),
     })?;
     if !id.is_member_of(&cfg.trust_domain) {
-        return Err(CaError::ForeignId {
+        return Err(Error::Ca(CaError::ForeignId {
             id,
             trust_domain: cfg.trust_domain.to_string(),
-        });
+        }));
     }
     if !id.is_workload() {
-        return Err(CaError::NotWorkload(id));
+        return Err(Error::Ca(CaError::NotWorkload(id)));
     }
     if cfg.is_reserved(&id) {
-        return Err(CaError::Argument {
+        return Err(Error::Argument {
             flag: "--id",
             value: id.to_string(),
             problem: "is reserved (the CA's own ID or an admin ID) and cannot be enrolled with a token; make admin certificates with `ward-ca issue --config`".into(),
         });
     }
-    let ttl_value = ward_yaml::parse_duration(ttl).map_err(|p| CaError::Argument {
+    let ttl_value = ward_yaml::parse_duration(ttl).map_err(|p| Error::Argument {
         flag: "--ttl",
         value: ttl.into(),
         problem: p.to_string(),
     })?;
     if ttl_value < Duration::from_secs(60) || ttl_value > MAX_TOKEN_TTL {
-        return Err(CaError::Argument {
+        return Err(Error::Argument {
             flag: "--ttl",
             value: ttl.into(),
             problem: "must be between 1m and 30 days".into(),
         });
     }
     let token = tokens::generate()
-        .map_err(|_| CaError::Generate("no randomness from the system".into()))?;
+        .map_err(|_| Error::Ca(CaError::Generate("no randomness from the system".into())))?;
     let now = unix_now();
     let record = token.record(id.as_str(), now, ttl_value.as_secs() as i64);
     state.run(|s| s.create_token(record.clone()))?;
@@ -226,7 +227,7 @@ pub fn token_revoke(
     config: &std::path::Path,
     token_id: &str,
     status: &mut dyn Write,
-) -> Result<(), CaError> {
+) -> Result<(), Error> {
     let (_, state) = load(config)?;
     // A used token has done its work: revoking it would change nothing and read as if the
     // workload it enrolled were cut off. Say what does that instead.
@@ -255,10 +256,10 @@ pub fn revoke(
     serial: Option<String>,
     reason: Option<String>,
     status: &mut dyn Write,
-) -> Result<(), CaError> {
+) -> Result<(), Error> {
     let (cfg, state) = load(config)?;
     let r = server::api::revocation_from(id, serial, reason, &cfg.trust_domain).map_err(|e| {
-        CaError::Argument {
+        Error::Argument {
             flag: "--id/--serial",
             value: String::new(),
             problem: e.message,
@@ -285,11 +286,11 @@ pub fn revoke(
 
 /// `ward-ca serve`: runs until SIGTERM or SIGINT; SIGHUP reloads what can be reloaded and
 /// says what needs a restart (never exits on it).
-pub fn serve(config: &std::path::Path) -> Result<(), CaError> {
+pub fn serve(config: &std::path::Path) -> Result<(), Error> {
     let cfg = CaConfig::load(config)?;
     let runtime = runtime(&mut tokio::runtime::Builder::new_multi_thread())?;
     runtime.block_on(async {
-        let signals = ward_daemon::Signals::install().map_err(|source| CaError::Runtime {
+        let signals = ward_daemon::Signals::install().map_err(|source| Error::Runtime {
             what: "signal handler",
             source,
         })?;

@@ -11,9 +11,9 @@ use clap::Subcommand;
 
 use super::keys::{self, OpCa};
 use super::ops::{load, when, OpState};
-use crate::authority::error::CaError;
 use crate::authority::issuer::{rfc3339, Issuer};
 use crate::authority::rotation::jwt_live_until;
+use crate::cli::Error;
 use crate::config::CaConfig;
 use crate::keys::dir::rotation::{self, Journal, Phase, RotationError, NEXT, PREVIOUS};
 use crate::keys::dir::JWT_KEY;
@@ -89,7 +89,7 @@ pub fn run(
     command: RotateCommand,
     out: &mut dyn Write,
     status: &mut dyn Write,
-) -> Result<(), CaError> {
+) -> Result<(), Error> {
     let (RotateCommand::Prepare { config, .. }
     | RotateCommand::Activate { config, .. }
     | RotateCommand::Finish { config, .. }
@@ -143,7 +143,7 @@ pub(super) fn check_nothing_live(
     state: &OpState,
     force: bool,
     status: &mut dyn Write,
-) -> Result<(), CaError> {
+) -> Result<(), Error> {
     let (live, last) = live_under(retiring, state)?;
     if live > 0 && !force {
         return Err(RotationError::StillLive {
@@ -179,7 +179,7 @@ pub(super) fn retired_message(
     retired: &[String],
     state: &OpState,
     activated: bool,
-) -> Result<String, CaError> {
+) -> Result<String, Error> {
     let (live, _) = live_under(retired, state)?;
     Ok(format!(
         "retired the previous issuer{}; the CA stops accepting its certificates within a second and workloads within one bundle refresh ({}s)\n{live} certificate(s) it signed were still valid and not renewed: CA-fed sidecars enroll again with their token file (a Kubernetes token does; a used join token needs a new one)",
@@ -228,7 +228,7 @@ fn run_dir(
     dir: &Path,
     state: &OpState,
     status: &mut dyn Write,
-) -> Result<(), CaError> {
+) -> Result<(), Error> {
     let hint = cfg.bundle_refresh_hint.as_secs() as i64;
     match command {
         RotateCommand::Prepare { root, .. } => {
@@ -280,7 +280,7 @@ fn run_dir(
 pub(super) fn live_under(
     retiring: &[String],
     state: &OpState,
-) -> Result<(i64, Option<i64>), CaError> {
+) -> Result<(i64, Option<i64>), Error> {
     let now = unix_now();
     let mut total = (0, None::<i64>);
     for serial in retiring {
@@ -292,7 +292,7 @@ pub(super) fn live_under(
 }
 
 /// The issuers' serials of a CA directory, by role (`signing`, `next`, `previous`).
-pub(super) fn issuer_serials_dir(dir: &Path) -> Result<Vec<(&'static str, String)>, CaError> {
+pub(super) fn issuer_serials_dir(dir: &Path) -> Result<Vec<(&'static str, String)>, Error> {
     let mut serials = vec![("signing", Issuer::load(dir)?.issuer_serial().to_owned())];
     for (sub, role) in [(NEXT, "next"), (PREVIOUS, "previous")] {
         if dir.join(sub).exists() {

@@ -20,6 +20,7 @@ use super::rotate::{
 use crate::authority::error::CaError;
 use crate::authority::issuer::Issuer;
 use crate::authority::material::CaMaterial;
+use crate::cli::Error;
 use crate::config::CaConfig;
 use crate::keys::db::DbCa;
 use crate::keys::dir::rotation::Phase;
@@ -30,7 +31,7 @@ fn signing(m: &CaMaterial) -> Result<Issuer, CaError> {
 }
 
 /// The issuers' serials of a CA held in the database, by role.
-pub(super) fn issuer_serials(m: &CaMaterial) -> Result<Vec<(&'static str, String)>, CaError> {
+pub(super) fn issuer_serials(m: &CaMaterial) -> Result<Vec<(&'static str, String)>, Error> {
     m.generations()
         .map(|(role, g)| {
             let issuer = Issuer::from_generation(&DbCa::origin().join(role.as_str()), g)?;
@@ -46,7 +47,7 @@ pub(super) fn run(
     db: &DbCa,
     state: &OpState,
     status: &mut dyn Write,
-) -> Result<(), CaError> {
+) -> Result<(), Error> {
     let hint = cfg.bundle_refresh_hint.as_secs() as i64;
     let td = cfg.trust_domain.clone();
     match command {

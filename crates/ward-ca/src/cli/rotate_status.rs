@@ -13,6 +13,7 @@ use super::ops::{when, OpState};
 use super::rotate::{jwt_wait, live_under, next_step};
 use crate::authority::error::CaError;
 use crate::authority::issuer::{rfc3339, Issuer};
+use crate::cli::Error;
 use crate::config::CaConfig;
 use crate::keys::db::DbCa;
 use crate::keys::dir::rotation::{self, Journal, NEXT, PREVIOUS};
@@ -66,12 +67,13 @@ struct Report {
     next_step: String,
 }
 
-fn generation(issuer: &Issuer, role: &str) -> Result<Generation, CaError> {
-    let (_, root) =
-        x509_parser::parse_x509_certificate(issuer.root()).map_err(|e| CaError::BadCa {
+fn generation(issuer: &Issuer, role: &str) -> Result<Generation, Error> {
+    let (_, root) = x509_parser::parse_x509_certificate(issuer.root()).map_err(|e| {
+        Error::Ca(CaError::BadCa {
             path: role.into(),
             problem: e.to_string(),
-        })?;
+        })
+    })?;
     Ok(Generation {
         role: role.to_owned(),
         root_sha256: ward_tls::files::sha256_hex(issuer.root()),
@@ -88,7 +90,7 @@ fn finish_report(
     state: &OpState,
     generations: Vec<Generation>,
     bundle_roots: usize,
-) -> Result<Report, CaError> {
+) -> Result<Report, Error> {
     let previous: Vec<String> = generations
         .iter()
         .filter(|g| g.role == "previous")
@@ -121,7 +123,7 @@ pub(super) fn of_dir(
     state: &OpState,
     output: Output,
     out: &mut dyn Write,
-) -> Result<(), CaError> {
+) -> Result<(), Error> {
     let journal = Journal::load(dir)?;
     let signing = Issuer::load(dir)?;
     let mut generations = vec![generation(&signing, "signing")?];
@@ -143,7 +145,7 @@ pub(super) fn of_db(
     state: &OpState,
     output: Output,
     out: &mut dyn Write,
-) -> Result<(), CaError> {
+) -> Result<(), Error> {
     let (m, version) = keys::material(db, state)?;
     let mut generations = Vec::new();
     for (role, g) in m.generations() {
@@ -170,11 +172,13 @@ pub(super) fn of_db(
     print(&report, output, out)
 }
 
-fn print(report: &Report, output: Output, out: &mut dyn Write) -> Result<(), CaError> {
+fn print(report: &Report, output: Output, out: &mut dyn Write) -> Result<(), Error> {
     if output == Output::Json {
-        return ward_cli::print_json(out, report).map_err(|source| CaError::Io {
-            path: "<stdout>".into(),
-            source,
+        return ward_cli::print_json(out, report).map_err(|source| {
+            Error::Ca(CaError::Io {
+                path: "<stdout>".into(),
+                source,
+            })
         });
     }
     for g in &report.generations {

@@ -21,6 +21,7 @@ use crate::authority::Authority;
 use crate::config::{CaConfig, CaKeys};
 use crate::keys::dir::rotation::IssuerRole;
 use crate::keys::kek::Kek;
+use crate::keys::KeysError;
 use crate::state::postgres::ca::{ReplicaBeat, StoredCa, StoredGeneration};
 use crate::state::postgres::PgStore;
 use crate::state::{unix_now, StateError, Store};
@@ -83,13 +84,13 @@ impl DbCa {
     }
 
     /// The CA of `store`, which must be a PostgreSQL state.
-    pub fn on(store: &Store, kek: Kek, trust_domain: TrustDomain) -> Result<Self, CaError> {
+    pub fn on(store: &Store, kek: Kek, trust_domain: TrustDomain) -> Result<Self, KeysError> {
         match store {
             Store::Postgres(pg) => Ok(Self::new(pg.clone(), Arc::new(kek), trust_domain)),
-            _ => Err(CaError::BadCa {
+            _ => Err(KeysError::Ca(CaError::BadCa {
                 path: kek.path().to_path_buf(),
                 problem: "a key-encryption key is for CA keys kept in a PostgreSQL state; this state is SQLite".into(),
-            }),
+            })),
         }
     }
 
@@ -99,7 +100,7 @@ impl DbCa {
     }
 
     /// The stored CA and its version, keys opened; `None` if no CA was ever stored.
-    pub async fn load(&self) -> Result<Option<(CaMaterial, i64)>, CaError> {
+    pub async fn load(&self) -> Result<Option<(CaMaterial, i64)>, KeysError> {
         let Some((stored, version)) = self.pg.ca_load().await? else {
             return Ok(None);
         };
@@ -107,11 +108,13 @@ impl DbCa {
         let mut signing = None;
         let (mut next, mut previous) = (None, None);
         for g in &stored.generations {
-            let open = |part: &str, sealed: &[u8]| -> Result<String, CaError> {
+            let open = |part: &str, sealed: &[u8]| -> Result<String, KeysError> {
                 let plain = self.kek.open(&aad(td, &g.id, part), &g.kek_id, sealed)?;
-                String::from_utf8(plain).map_err(|_| CaError::BadCa {
-                    path: Self::origin().join(&g.id),
-                    problem: format!("the {part} key is not PEM text"),
+                String::from_utf8(plain).map_err(|_| {
+                    KeysError::Ca(CaError::BadCa {
+                        path: Self::origin().join(&g.id),
+                        problem: format!("the {part} key is not PEM text"),
+                    })
                 })
             };
             let pem = GenerationPem {
@@ -127,9 +130,11 @@ impl DbCa {
                 IssuerRole::Previous => previous = Some(pem),
             }
         }
-        let signing = signing.ok_or_else(|| CaError::BadCa {
-            path: Self::origin(),
-            problem: "no generation is marked signing".into(),
+        let signing = signing.ok_or_else(|| {
+            KeysError::Ca(CaError::BadCa {
+                path: Self::origin(),
+                problem: "no generation is marked signing".into(),
+            })
         })?;
         Ok(Some((
             CaMaterial {
@@ -143,7 +148,11 @@ impl DbCa {
     }
 
     /// Writes `material` whole if the stored version is still `expected`; the new version.
-    pub async fn save(&self, material: &CaMaterial, expected: Option<i64>) -> Result<i64, CaError> {
+    pub async fn save(
+        &self,
+        material: &CaMaterial,
+        expected: Option<i64>,
+    ) -> Result<i64, KeysError> {
         let td = &self.trust_domain;
         let mut generations = Vec::new();
         for (role, g) in material.generations() {
@@ -211,7 +220,7 @@ impl DbCa {
     }
 
     /// Waits up to `timeout` until every live replica serves `version` or newer.
-    pub async fn wait_for(&self, version: i64, timeout: Duration) -> Result<Rollout, CaError> {
+    pub async fn wait_for(&self, version: i64, timeout: Duration) -> Result<Rollout, KeysError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut behind_at_start: Option<Vec<ReplicaBeat>> = None;
         loop {
@@ -243,12 +252,12 @@ impl DbCa {
 
 /// Stores the CA directory `dir` (every generation and its rotation state) as the CA of
 /// the PostgreSQL state `config` names, which must hold none yet; the stored version.
-pub async fn import_dir(config: &CaConfig, dir: &Path) -> Result<i64, CaError> {
+pub async fn import_dir(config: &CaConfig, dir: &Path) -> Result<i64, KeysError> {
     let CaKeys::Database { kek_file } = &config.keys else {
-        return Err(CaError::BadCa {
+        return Err(KeysError::Ca(CaError::BadCa {
             path: dir.to_path_buf(),
             problem: "the config keeps its keys in a CA directory, not in a database".into(),
-        });
+        }));
     };
     let store = Store::open(&config.state).await?;
     let ca = DbCa::on(&store, Kek::load(kek_file)?, config.trust_domain.clone())?;

@@ -3,4 +3,7 @@
 
 pub mod db;
 pub mod dir;
+pub mod error;
 pub mod kek;
+
+pub use error::KeysError;

@@ -1,75 +1,30 @@
 //! The HTTP API: routing, request parsing with limits, the `/v1` endpoints (`/v1/jwt` in
 //! [`super::jwt`]) and health.
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use hyper::{Method, Request, Response, StatusCode};
-use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 use ward_api::ErrorCode;
 use ward_identity::SpiffeId;
 
 use super::caller::{refuse_if_behind, workload_svid, APP_ATTESTOR};
 use super::error::ApiError;
+use super::http::{json_response, read_body, state_error, text, Resp};
 use super::metrics::{AttestorLabel, EndpointLabel, ReasonLabel};
 use super::requests::{parse_json, EnrollRequest, RenewRequest};
 use super::CaService;
-use crate::authority::records::{fingerprint, CertRecord};
+use crate::authority::records::CertRecord;
 use crate::authority::{csr, tokens};
 use crate::server::attest::KubeError;
 use crate::state::{unix_now, StateError};
 
-/// What the connection knows about its client.
-#[derive(Debug)]
-pub struct ConnInfo {
-    /// TCP peer address.
-    pub peer: SocketAddr,
-    /// The client's SVID, if it presented one: its chain was verified against the bundle by
-    /// the TLS layer at the handshake, so per request only its validity period and the
-    /// revocation list are checked, and that the CA has a record of this very certificate.
-    pub client: Option<ward_identity::SvidLeaf>,
-    /// Hex SHA-256 of the client leaf's DER, compared with the record of its serial.
-    pub client_fingerprint: Option<String>,
-}
-
-impl ConnInfo {
-    /// Builds the connection's view of a verified client chain.
-    pub fn new(peer: SocketAddr, certs: Option<&[CertificateDer<'_>]>) -> Self {
-        let leaf = certs.and_then(|c| c.first());
-        let client = leaf.and_then(|leaf| ward_identity::SvidProfile::check(leaf).ok());
-        Self {
-            peer,
-            client_fingerprint: leaf.map(|der| fingerprint(der)),
-            client,
-        }
-    }
-}
-
-pub(super) type Resp = Response<Full<Bytes>>;
-
+pub use super::http::ConnInfo;
 pub use super::revoke::revocation_from;
-
-/// A 200 with one of the contract's documents as its JSON body.
-pub(super) fn json_response(value: &impl serde::Serialize) -> Resp {
-    let body = serde_json::to_vec(value).unwrap_or_default();
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
-    resp.headers_mut().insert(
-        CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    resp
-}
-
-pub(super) fn text(status: StatusCode, body: impl Into<Bytes>) -> Resp {
-    let mut resp = Response::new(Full::new(body.into()));
-    *resp.status_mut() = status;
-    resp
-}
 
 /// Serves one request; never panics on client input, never a 5xx for a client mistake.
 pub async fn handle(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> Resp {
@@ -119,47 +74,6 @@ pub async fn handle(req: Request<Incoming>, ca: &CaService, conn: &ConnInfo) -> 
             e.response()
         }
     }
-}
-
-/// Ready when the CA has a valid serving certificate and its state answers (a replica whose
-/// database is unreachable leaves the Service rather than answer 503 to every enrollment).
-pub(super) fn state_error(e: StateError) -> ApiError {
-    tracing::error!(error = %e, "state database error");
-    ApiError::new(
-        ErrorCode::StateUnavailable,
-        format!("the CA cannot record issuance right now: {e}"),
-    )
-}
-
-/// Reads the whole body within the size and time limits. Endpoints read it before they
-/// refuse anything: answering early and closing with unread bytes in the socket makes the
-/// kernel send RST, and the client may lose the answer.
-pub(super) async fn read_body(req: Request<Incoming>, ca: &CaService) -> Result<Bytes, ApiError> {
-    let limits = ca.settings.get().limits;
-    let limit = limits.max_body_bytes;
-    let body = Limited::new(req.into_body(), limit);
-    let bytes = match tokio::time::timeout(limits.request_timeout, body.collect()).await {
-        Err(_) => {
-            return Err(ApiError::new(
-                ErrorCode::RequestTimeout,
-                "request body not received in time",
-            ))
-        }
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            return Err(ApiError::new(
-                ErrorCode::BodyTooLarge,
-                format!("request body exceeds {limit} bytes"),
-            ))
-        }
-        Ok(Err(e)) => {
-            return Err(ApiError::new(
-                ErrorCode::BadBody,
-                format!("cannot read request body: {e}"),
-            ))
-        }
-        Ok(Ok(c)) => c.to_bytes(),
-    };
-    Ok(bytes)
 }
 
 /// Signs and records a certificate, consuming `token_hash` in the same transaction. A

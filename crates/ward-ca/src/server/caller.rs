@@ -5,8 +5,8 @@
 
 use ward_api::ErrorCode;
 
-use super::api::{state_error, ConnInfo};
 use super::error::ApiError;
+use super::http::{state_error, ConnInfo};
 use super::CaService;
 use crate::authority::records::CertRecord;
 use crate::state::unix_now;

@@ -48,7 +48,7 @@ const LIMITS: Limits = Limits {
 };
 
 /// Puts each configured domain's starting bundle in force: the state's, else `bundle_file`'s.
-pub(super) async fn load(service: &CaService) -> Result<(), crate::authority::error::CaError> {
+pub(super) async fn load(service: &CaService) -> Result<(), super::ServeError> {
     let stored = service.state.federated_bundles().await?;
     for f in &service.config.federation.federates_with {
         let td = &f.trust_domain;
@@ -65,9 +65,11 @@ pub(super) async fn load(service: &CaService) -> Result<(), crate::authority::er
         let found = match (from_state, &f.bundle_file) {
             (Some(b), _) => Some(b),
             (None, Some(file)) => {
-                let bad = |problem: String| crate::authority::error::CaError::BadCa {
-                    path: file.clone(),
-                    problem,
+                let bad = |problem: String| {
+                    super::ServeError::from(crate::authority::error::CaError::BadCa {
+                        path: file.clone(),
+                        problem,
+                    })
                 };
                 let bytes = std::fs::read(file).map_err(|e| bad(e.to_string()))?;
                 let b = foreign_bundle::parse(td, &bytes)

@@ -7,7 +7,7 @@
 use hyper::header::CONTENT_TYPE;
 use hyper::StatusCode;
 
-use super::api::{text, Resp};
+use super::http::{text, Resp};
 use super::CaService;
 use crate::state::unix_now;
 

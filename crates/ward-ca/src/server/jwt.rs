@@ -6,9 +6,9 @@ use hyper::body::Incoming;
 use hyper::Request;
 use ward_api::{ErrorCode, JwtIssued, JwtRequest};
 
-use super::api::{json_response, read_body, ConnInfo, Resp};
 use super::caller::workload_svid;
 use super::error::ApiError;
+use super::http::{json_response, read_body, ConnInfo, Resp};
 use super::metrics::AttestorLabel;
 use super::requests::parse_json;
 use super::CaService;

@@ -17,6 +17,7 @@ mod federation;
 mod follow;
 pub mod foreign;
 mod health;
+mod http;
 pub(crate) mod jwks_fetch;
 mod jwt;
 mod listener;
@@ -165,6 +166,9 @@ pub enum ServeError {
     /// State database.
     #[error(transparent)]
     State(#[from] crate::state::StateError),
+    /// Where the CA's keys are kept (the database, the key-encryption key).
+    #[error(transparent)]
+    Keys(#[from] crate::keys::KeysError),
     /// The Kubernetes attestor's keys cannot be loaded.
     #[error("attestors.kubernetes: {0}")]
     Jwks(#[from] jwks_fetch::JwksError),
@@ -252,7 +256,7 @@ async fn open(config: &CaConfig) -> Result<(Authority, Store, Source), ServeErro
             Ok((authority, state, Source::Dir(dir.clone())))
         }
         CaKeys::Database { kek_file } => {
-            let kek = Kek::load(kek_file).map_err(CaError::from)?;
+            let kek = Kek::load(kek_file).map_err(crate::keys::KeysError::from)?;
             let state = Store::open(&config.state).await?;
             let ca = DbCa::on(&state, kek, td.clone())?;
             let (material, version) = ca.load().await?.ok_or_else(|| CaError::BadCa {

@@ -14,7 +14,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use tokio::net::TcpListener;
 use ward_daemon::{Lifecycle, Phase};
 
-use super::api::text;
+use super::http::text;
 use super::CaService;
 
 async fn answer(

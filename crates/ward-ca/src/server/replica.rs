@@ -11,6 +11,7 @@ use super::CaService;
 use crate::authority::error::CaError;
 use crate::authority::Authority;
 use crate::keys::db::{DbCa, BEAT_EVERY, LIVE_WINDOW_SECS};
+use crate::keys::KeysError;
 
 /// Whether this replica serves the CA version the database holds: `Some(why)` while it does
 /// not (a version it could not load or install yet, an older version than it serves, or no
@@ -87,14 +88,15 @@ pub(super) async fn follow_db(service: Arc<CaService>, ca: DbCa, mut loaded: i64
             }
         };
         let installed = match ca.load().await {
-            Ok(Some((_, version))) if version < loaded => Err(CaError::BadCa {
+            Ok(Some((_, version))) if version < loaded => Err(KeysError::Ca(CaError::BadCa {
                 path: DbCa::origin(),
                 problem: format!("version {version} is older than the {loaded} served"),
-            }),
+            })),
             Ok(Some((material, version))) => {
                 Authority::from_material(&material, ca.trust_domain(), &DbCa::origin())
                     .and_then(|authority| install(&service, authority))
                     .map(|new_issuer| (version, new_issuer))
+                    .map_err(KeysError::from)
             }
             Ok(None) => continue,
             Err(e) => Err(e),

@@ -7,9 +7,9 @@ use hyper::Request;
 use ward_api::{ErrorCode, RevokeRequest};
 use ward_identity::SpiffeId;
 
-use super::api::{json_response, read_body, state_error, ConnInfo, Resp};
 use super::caller::client_svid;
 use super::error::ApiError;
+use super::http::{json_response, read_body, state_error, ConnInfo, Resp};
 use super::requests::parse_json;
 use super::CaService;
 use crate::authority::records::Revocation;

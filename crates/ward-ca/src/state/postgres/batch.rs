@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::pool::{db, Pool};
 use super::{bounded, gather};
 use crate::authority::records::CertRecord;
-use crate::state::StateError;
+use crate::state::error::StateError;
 
 /// Largest number of issuances recorded together.
 pub const MAX_BATCH: usize = 128;

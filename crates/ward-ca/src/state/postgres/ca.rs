@@ -15,7 +15,7 @@ use tokio_postgres::types::ToSql;
 use super::pool::db;
 use super::{bounded, PgStore};
 use crate::authority::rotation::{Journal, Phase};
-use crate::state::StateError;
+use crate::state::error::StateError;
 use ward_api::IssuerRole;
 
 /// One generation row, keys sealed.

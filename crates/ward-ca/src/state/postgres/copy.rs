@@ -4,7 +4,7 @@
 use super::pool::db;
 use super::{PgStore, CERT_COLUMNS};
 use crate::authority::records::Snapshot;
-use crate::state::StateError;
+use crate::state::error::StateError;
 
 impl PgStore {
     pub(in crate::state) async fn import(&self, all: Snapshot) -> Result<(), StateError> {

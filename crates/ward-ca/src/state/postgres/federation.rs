@@ -2,8 +2,8 @@
 
 use super::{bounded, db, PgStore};
 use crate::authority::records::FederatedRecord;
+use crate::state::error::StateError;
 use crate::state::sqlite::federation_sql::{DELETE, SELECT, UPSERT};
-use crate::state::StateError;
 
 impl PgStore {
     pub(in crate::state) async fn federated(&self) -> Result<Vec<FederatedRecord>, StateError> {

@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::pool::{db, Pool};
 use super::{bounded, gather, token_row};
 use crate::authority::records::TokenRecord;
-use crate::state::StateError;
+use crate::state::error::StateError;
 
 /// Largest number of lookups sent together.
 const MAX_BATCH: usize = 256;

@@ -32,8 +32,8 @@ use tokio_postgres::Row;
 use self::batch::Batcher;
 use self::lookup::TokenLookups;
 use self::pool::{db, Pool, Target};
-use super::StateError;
 use crate::authority::records::{CertRecord, Revocation, TokenRecord};
+use crate::state::error::{Probe, StateError};
 
 /// Longest one state operation may take, connecting included.
 const OP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -134,9 +134,9 @@ async fn bounded<T>(
 }
 
 /// Connects to `target` and reads its schema version, changing nothing.
-pub async fn probe(target: &Target) -> Result<super::Probe, StateError> {
+pub async fn probe(target: &Target) -> Result<Probe, StateError> {
     let conn = bounded(target.connect()).await?;
-    Ok(super::Probe {
+    Ok(Probe {
         engine: target.describe(),
         schema: bounded(schema::found(&conn)).await?,
         known: schema::SCHEMA_VERSION,

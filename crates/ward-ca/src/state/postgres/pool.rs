@@ -17,7 +17,7 @@ use tokio_postgres::{Client, NoTls, Statement};
 
 use super::tls::MakeRustls;
 use crate::config::state::PgConfig;
-use crate::state::StateError;
+use crate::state::error::StateError;
 
 /// Longest one connect may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

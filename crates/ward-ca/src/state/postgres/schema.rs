@@ -6,7 +6,7 @@
 //! one-row table, `ward_schema`.
 
 use super::pool::{db, Conn};
-use crate::state::StateError;
+use crate::state::error::StateError;
 
 /// The advisory lock key held while migrating (`'ward' 'ca'` in ASCII).
 const MIGRATION_LOCK: i64 = 0x7761_7264_6361;

@@ -6,7 +6,7 @@ use rusqlite::params;
 
 use super::SqliteStore;
 use crate::authority::records::FederatedRecord;
-use crate::state::StateError;
+use crate::state::error::StateError;
 
 /// Inserts or replaces a bundle unless both have a sequence and the stored one is higher.
 pub(crate) const UPSERT: &str = "INSERT INTO federated_bundles (trust_domain, document, sequence, refreshed_at) VALUES ($1, $2, $3, $4) \

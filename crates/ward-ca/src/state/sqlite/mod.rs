@@ -23,8 +23,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 use self::writer::Writer;
-use super::StateError;
 use crate::authority::records::{CertRecord, Revocation, Snapshot, TokenRecord};
+use crate::state::error::{Probe, StateError};
 
 impl From<rusqlite::Error> for StateError {
     fn from(e: rusqlite::Error) -> Self {
@@ -98,10 +98,10 @@ fn configure(conn: &Connection) -> Result<(), StateError> {
 
 /// Reads the schema version of the database at `path`, read-only (0 when there is no file
 /// yet: `serve` creates it).
-pub fn probe(path: &Path) -> Result<super::Probe, StateError> {
+pub fn probe(path: &Path) -> Result<Probe, StateError> {
     let engine = format!("SQLite {}", path.display());
     if !path.exists() {
-        return Ok(super::Probe {
+        return Ok(Probe {
             engine,
             schema: 0,
             known: SCHEMA_VERSION,
@@ -109,7 +109,7 @@ pub fn probe(path: &Path) -> Result<super::Probe, StateError> {
     }
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let schema: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    Ok(super::Probe {
+    Ok(Probe {
         engine,
         schema,
         known: SCHEMA_VERSION,

@@ -4,7 +4,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::authority::records::{CertRecord, Revocation, TokenRecord};
-use crate::state::StateError;
+use crate::state::error::StateError;
 
 fn cert_row(r: &Row<'_>) -> rusqlite::Result<CertRecord> {
     Ok(CertRecord {

@@ -14,7 +14,7 @@ use std::thread;
 use rusqlite::{Connection, MAIN_DB};
 use tokio::sync::oneshot;
 
-use crate::state::StateError;
+use crate::state::error::StateError;
 
 /// Largest number of jobs committed together.
 const MAX_BATCH: usize = 256;
