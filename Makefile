@@ -26,6 +26,7 @@ build:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	@scripts/check-string-errors.sh
 
 ## test: lint, every test, deploy/ manifests and configs validated, then the demo as a system test
 test: tools lint

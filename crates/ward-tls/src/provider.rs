@@ -85,15 +85,26 @@ impl Default for KeyExchange {
     }
 }
 
+/// What is wrong with a list of key-exchange groups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KeyExchangeError {
+    /// No group at all.
+    #[error("must name at least one group")]
+    Empty,
+    /// A group listed twice.
+    #[error("names {0} twice")]
+    Repeated(KxGroup),
+}
+
 impl KeyExchange {
     /// The groups in this order; `Err` says what is wrong with the list.
-    pub fn new(groups: Vec<KxGroup>) -> Result<Self, String> {
+    pub fn new(groups: Vec<KxGroup>) -> Result<Self, KeyExchangeError> {
         if groups.is_empty() {
-            return Err("must name at least one group".into());
+            return Err(KeyExchangeError::Empty);
         }
         for (i, g) in groups.iter().enumerate() {
             if groups[..i].contains(g) {
-                return Err(format!("names {g} twice"));
+                return Err(KeyExchangeError::Repeated(*g));
             }
         }
         Ok(Self(groups))
@@ -175,7 +186,7 @@ mod tests {
         assert_eq!(group_label(NamedGroup::secp384r1), "other");
         assert!(KeyExchange::new(vec![]).is_err());
         let twice = KeyExchange::new(vec![KxGroup::X25519, KxGroup::X25519]).unwrap_err();
-        assert!(twice.contains("X25519 twice"), "{twice}");
+        assert!(twice.to_string().contains("X25519 twice"), "{twice}");
         assert!(KeyExchange::new(vec![KxGroup::X25519Mlkem768])
             .unwrap()
             .post_quantum_only());

@@ -24,6 +24,76 @@ pub const ALLOWED_ALGS: [&str; 8] = [
     "ES256", "ES384", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
 ];
 
+/// Why a token is refused (`ValidateJWTSVID` answers `InvalidArgument` with this text).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidToken {
+    /// Over [`MAX_TOKEN`] bytes.
+    #[error("the token is longer than {MAX_TOKEN} bytes")]
+    TooLong,
+    /// Not `header.claims.signature`.
+    #[error("the token is not three dot-separated parts")]
+    NotThreeParts,
+    /// A part that is not base64url.
+    #[error("the token's {0} is not base64url")]
+    NotBase64(&'static str),
+    /// A header or claims part that is not a JSON object.
+    #[error("the token's {0} is not a JSON object")]
+    NotObject(&'static str),
+    /// An algorithm outside [`ALLOWED_ALGS`].
+    #[error("algorithm {0:?} is not allowed (only {algs})", algs = ALLOWED_ALGS.join(", "))]
+    Algorithm(String),
+    /// A `typ` other than JWT or JOSE.
+    #[error("token type {0} is not JWT")]
+    Type(String),
+    /// No `kid` in the header.
+    #[error("the token's header has no kid")]
+    NoKid,
+    /// No `sub`.
+    #[error("the token has no sub")]
+    NoSub,
+    /// A `sub` that is not a SPIFFE ID.
+    #[error("sub {sub:?}: {source}")]
+    Sub {
+        /// The claim.
+        sub: String,
+        /// Which rule it breaks.
+        source: ward_identity::IdError,
+    },
+    /// A `sub` that names a trust domain, not a workload.
+    #[error("sub {0:?} names a trust domain, not a workload")]
+    NotWorkload(String),
+    /// No JWT keys for the subject's trust domain.
+    #[error("no JWT bundle for trust domain {0}")]
+    NoBundle(String),
+    /// No key with the token's `kid` there.
+    #[error("no key {kid:?} in the JWT bundle of {td}")]
+    NoKey {
+        /// The token's key id.
+        kid: String,
+        /// The subject's trust domain.
+        td: String,
+    },
+    /// The signature does not verify.
+    #[error("the signature does not verify")]
+    Signature,
+    /// The audience asked about is not in `aud`.
+    #[error("audience {0:?} is not in the token's aud")]
+    Audience(String),
+    /// No numeric `exp`.
+    #[error("the token has no numeric exp")]
+    NoExp,
+    /// Expired this many seconds ago.
+    #[error("the token expired {0}s ago")]
+    Expired(i64),
+    /// `nbf` in the future.
+    #[error("the token is not valid yet (nbf)")]
+    NotYetValid,
+    /// `nbf` that is not a number.
+    #[error("the token's nbf is not a number")]
+    BadNbf,
+}
+
 /// A token that passed every check.
 #[derive(Debug)]
 pub struct Validated {
@@ -33,16 +103,16 @@ pub struct Validated {
     pub claims: Map<String, Value>,
 }
 
-fn decode_part(part: &str, what: &str) -> Result<Vec<u8>, String> {
+fn decode_part(part: &str, what: &'static str) -> Result<Vec<u8>, InvalidToken> {
     URL_SAFE_NO_PAD
         .decode(part)
-        .map_err(|_| format!("the token's {what} is not base64url"))
+        .map_err(|_| InvalidToken::NotBase64(what))
 }
 
-fn json_object(bytes: &[u8], what: &str) -> Result<Map<String, Value>, String> {
+fn json_object(bytes: &[u8], what: &'static str) -> Result<Map<String, Value>, InvalidToken> {
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(m)) => Ok(m),
-        _ => Err(format!("the token's {what} is not a JSON object")),
+        _ => Err(InvalidToken::NotObject(what)),
     }
 }
 
@@ -52,55 +122,58 @@ pub fn validate(
     token: &str,
     audience: &str,
     now: i64,
-) -> Result<Validated, String> {
+) -> Result<Validated, InvalidToken> {
     if token.len() > MAX_TOKEN {
-        return Err(format!("the token is longer than {MAX_TOKEN} bytes"));
+        return Err(InvalidToken::TooLong);
     }
     let mut parts = token.split('.');
     let (Some(h), Some(c), Some(s), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err("the token is not three dot-separated parts".into());
+        return Err(InvalidToken::NotThreeParts);
     };
     let header = json_object(&decode_part(h, "header")?, "header")?;
     let alg = header.get("alg").and_then(Value::as_str).unwrap_or("");
     if !ALLOWED_ALGS.contains(&alg) {
-        return Err(format!(
-            "algorithm {alg:?} is not allowed (only {})",
-            ALLOWED_ALGS.join(", ")
-        ));
+        return Err(InvalidToken::Algorithm(alg.to_owned()));
     }
     if let Some(typ) = header.get("typ") {
         if !matches!(typ.as_str(), Some("JWT" | "JOSE")) {
-            return Err(format!("token type {typ} is not JWT"));
+            return Err(InvalidToken::Type(typ.to_string()));
         }
     }
     let kid = header
         .get("kid")
         .and_then(Value::as_str)
-        .ok_or("the token's header has no kid")?;
+        .ok_or(InvalidToken::NoKid)?;
     let claims = json_object(&decode_part(c, "claims")?, "claims")?;
     let sub = claims
         .get("sub")
         .and_then(Value::as_str)
-        .ok_or("the token has no sub")?;
-    let spiffe_id = SpiffeId::parse(sub).map_err(|e| format!("sub {sub:?}: {e}"))?;
+        .ok_or(InvalidToken::NoSub)?;
+    let spiffe_id = SpiffeId::parse(sub).map_err(|source| InvalidToken::Sub {
+        sub: sub.to_owned(),
+        source,
+    })?;
     if spiffe_id.path().is_empty() {
-        return Err(format!("sub {sub:?} names a trust domain, not a workload"));
+        return Err(InvalidToken::NotWorkload(sub.to_owned()));
     }
     let td = spiffe_id.trust_domain();
     let keys = bundles.jwt_authorities(td.as_str());
     if keys.is_empty() {
-        return Err(format!("no JWT bundle for trust domain {td}"));
+        return Err(InvalidToken::NoBundle(td.to_string()));
     }
     let key = keys
         .iter()
         .find(|k| k.kid == kid)
-        .ok_or_else(|| format!("no key {kid:?} in the JWT bundle of {td}"))?;
+        .ok_or_else(|| InvalidToken::NoKey {
+            kid: kid.to_owned(),
+            td: td.to_string(),
+        })?;
     let signature = decode_part(s, "signature")?;
     let signing_input = &token.as_bytes()[..h.len() + 1 + c.len()];
     if !key.verify(alg, signing_input, &signature) {
-        return Err("the signature does not verify".into());
+        return Err(InvalidToken::Signature);
     }
     let audience_ok = match claims.get("aud") {
         Some(Value::String(a)) => a == audience,
@@ -108,20 +181,20 @@ pub fn validate(
         _ => false,
     };
     if !audience_ok {
-        return Err(format!("audience {audience:?} is not in the token's aud"));
+        return Err(InvalidToken::Audience(audience.to_owned()));
     }
     let exp = claims
         .get("exp")
         .and_then(Value::as_i64)
-        .ok_or("the token has no numeric exp")?;
+        .ok_or(InvalidToken::NoExp)?;
     if exp <= now {
-        return Err(format!("the token expired {}s ago", now - exp));
+        return Err(InvalidToken::Expired(now - exp));
     }
     if let Some(nbf) = claims.get("nbf") {
         match nbf.as_i64() {
             Some(nbf) if nbf <= now => {}
-            Some(_) => return Err("the token is not valid yet (nbf)".into()),
-            None => return Err("the token's nbf is not a number".into()),
+            Some(_) => return Err(InvalidToken::NotYetValid),
+            None => return Err(InvalidToken::BadNbf),
         }
     }
     Ok(Validated { spiffe_id, claims })

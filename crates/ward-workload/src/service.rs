@@ -265,7 +265,8 @@ impl SpiffeWorkloadApi for WorkloadApi {
             return Err(invalid("svid: required"));
         }
         let bundles = self.bundles.current();
-        let ok = jwt::validate(&bundles, &req.svid, &req.audience, unix_now()).map_err(invalid)?;
+        let ok = jwt::validate(&bundles, &req.svid, &req.audience, unix_now())
+            .map_err(|e| invalid(e.to_string()))?;
         Ok(Response::new(ValidateJwtsvidResponse {
             spiffe_id: ok.spiffe_id.to_string(),
             claims: Some(jwt::to_struct(&ok.claims)),

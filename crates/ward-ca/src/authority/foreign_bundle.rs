@@ -62,25 +62,59 @@ fn named_domain(der: &[u8]) -> Option<String> {
     })
 }
 
+/// Why a foreign bundle document is refused (whole).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BundleError {
+    /// Over [`MAX_DOCUMENT`] bytes.
+    #[error("the document is {0} bytes, more than {MAX_DOCUMENT}")]
+    TooLarge(usize),
+    /// Not JSON.
+    #[error("not a JSON document: {0}")]
+    NotJson(String),
+    /// No `keys` array.
+    #[error("no `keys` array: not a SPIFFE bundle")]
+    NoKeys,
+    /// One key is malformed, or names another trust domain.
+    #[error("key {index}: {problem}")]
+    Key {
+        /// Its place in `keys`.
+        index: usize,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// Keys, but no root among them.
+    #[error("no x509-svid root among its keys: a bundle that anchors nothing is never accepted")]
+    NoRoot,
+    /// A root is not a usable trust anchor.
+    #[error("{0}")]
+    Unusable(String),
+    /// `spiffe_sequence` is lower than the one in force.
+    #[error("spiffe_sequence went backwards ({new} after {current})")]
+    Backwards {
+        /// The document's.
+        new: u64,
+        /// The one in force.
+        current: u64,
+    },
+}
+
 /// Reads and judges `document` as the bundle of `td`.
-pub fn parse(td: &TrustDomain, document: &[u8]) -> Result<ForeignBundle, String> {
+pub fn parse(td: &TrustDomain, document: &[u8]) -> Result<ForeignBundle, BundleError> {
     if document.len() > MAX_DOCUMENT {
-        return Err(format!(
-            "the document is {} bytes, more than {MAX_DOCUMENT}",
-            document.len()
-        ));
+        return Err(BundleError::TooLarge(document.len()));
     }
     let doc: Value =
-        serde_json::from_slice(document).map_err(|e| format!("not a JSON document: {e}"))?;
+        serde_json::from_slice(document).map_err(|e| BundleError::NotJson(e.to_string()))?;
     let keys = doc
         .get("keys")
         .and_then(Value::as_array)
-        .ok_or("no `keys` array: not a SPIFFE bundle")?;
+        .ok_or(BundleError::NoKeys)?;
     let mut roots = Vec::new();
     let mut jwt_keys = Vec::new();
     let mut ignored = Vec::new();
     for (i, key) in keys.iter().enumerate() {
-        let bad = |m: String| format!("key {i}: {m}");
+        let bad = |problem: String| BundleError::Key { index: i, problem };
         match text(key, "use") {
             "x509-svid" => {
                 let x5c = key
@@ -118,14 +152,12 @@ pub fn parse(td: &TrustDomain, document: &[u8]) -> Result<ForeignBundle, String>
         }
     }
     if roots.is_empty() && !keys.is_empty() {
-        return Err(
-            "no x509-svid root among its keys: a bundle that anchors nothing is never accepted"
-                .into(),
-        );
+        return Err(BundleError::NoRoot);
     }
     // Every root must be a usable anchor; this is the check the sidecars will make.
     if !roots.is_empty() {
-        TrustBundles::single(td.clone(), roots.clone()).map_err(|e| e.to_string())?;
+        TrustBundles::single(td.clone(), roots.clone())
+            .map_err(|e| BundleError::Unusable(e.to_string()))?;
     }
     Ok(ForeignBundle {
         trust_domain: td.clone(),
@@ -146,11 +178,11 @@ impl ForeignBundle {
 
     /// Whether `self` may replace `current`: `spiffe_sequence` is compared only when both
     /// documents carry one (the field is optional), and may not go backwards.
-    pub fn follows(&self, current: &ForeignBundle) -> Result<(), String> {
+    pub fn follows(&self, current: &ForeignBundle) -> Result<(), BundleError> {
         match (self.sequence, current.sequence) {
-            (Some(new), Some(cur)) if new < cur => Err(format!(
-                "spiffe_sequence went backwards ({new} after {cur})"
-            )),
+            (Some(new), Some(current)) if new < current => {
+                Err(BundleError::Backwards { new, current })
+            }
             _ => Ok(()),
         }
     }

@@ -206,7 +206,7 @@ fn list(
                     }
                     Err(e) => {
                         row.state = "unusable";
-                        row.problem = Some(e);
+                        row.problem = Some(e.to_string());
                     }
                 }
             }

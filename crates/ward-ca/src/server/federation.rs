@@ -23,12 +23,12 @@ use std::time::Duration;
 
 use hyper::{Method, StatusCode, Uri};
 use ward_https::{HttpsRequest, Limits, ServerAuth};
-use ward_identity::IdPattern;
-use ward_tls::{BundleStore, TrustBundles};
+use ward_identity::{IdPattern, TrustDomain};
+use ward_tls::{BundleStore, PemError, TrustBundles};
 
 use super::metrics::DomainLabel;
 use super::CaService;
-use crate::authority::foreign_bundle::{self, ForeignBundle, MAX_DOCUMENT};
+use crate::authority::foreign_bundle::{self, BundleError, ForeignBundle, MAX_DOCUMENT};
 use crate::authority::records::FederatedRecord;
 use crate::config::federation::{Federate, FetchAuth};
 use crate::state::unix_now;
@@ -145,33 +145,78 @@ fn record(service: &CaService, b: &ForeignBundle) {
     }
 }
 
+/// Why a fetch changed nothing.
+#[derive(Debug, thiserror::Error)]
+enum FetchError {
+    /// No bundle yet to authenticate an `https_spiffe` endpoint with.
+    #[error("no bundle of {0} to authenticate its endpoint with (give bundle_file)")]
+    NoBundle(TrustDomain),
+    /// The bundle in force revokes every key, so the endpoint cannot be authenticated.
+    #[error("every key of {0} was revoked by its last bundle, so its https_spiffe endpoint cannot be authenticated: put its new bundle in bundle_file, run `ward-ca federation forget --trust-domain {0}` and restart")]
+    Revoked(TrustDomain),
+    /// Roots that do not make a trust bundle (or a `ca_file` that cannot be read).
+    #[error(transparent)]
+    Pem(#[from] PemError),
+    /// The endpoint's SPIFFE ID is not a pattern.
+    #[error(transparent)]
+    Id(#[from] ward_identity::IdError),
+    /// The URL does not parse.
+    #[error("bad url {0}")]
+    Url(String),
+    /// No answer, or not over TLS the endpoint could be authenticated by.
+    #[error(transparent)]
+    Https(#[from] ward_https::HttpsError),
+    /// An answer other than 200.
+    #[error("{url}: HTTP {status}")]
+    Status {
+        /// The configured URL.
+        url: String,
+        /// What it answered.
+        status: StatusCode,
+    },
+    /// A document refused whole.
+    #[error("{url}: {source}")]
+    Bundle {
+        /// The configured URL.
+        url: String,
+        /// Why.
+        source: BundleError,
+    },
+    /// A document whose sequence goes backwards.
+    #[error("{url}: {source}; keeping the bundle in force")]
+    Backwards {
+        /// The configured URL.
+        url: String,
+        /// By how much.
+        source: BundleError,
+    },
+    /// The state did not store it.
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+}
+
 /// One fetch: the new bundle's refresh hint, or why nothing changed.
-async fn fetch_once(service: &CaService, f: &Federate) -> Result<Duration, String> {
+async fn fetch_once(service: &CaService, f: &Federate) -> Result<Duration, FetchError> {
     let td = &f.trust_domain;
     let current = service.foreign.get(td);
     let auth = match &f.auth {
         FetchAuth::HttpsSpiffe { endpoint_id } => {
-            let known = current.as_ref().ok_or_else(|| {
-                format!("no bundle of {td} to authenticate its endpoint with (give bundle_file)")
-            })?;
+            let known = current
+                .as_ref()
+                .ok_or_else(|| FetchError::NoBundle(td.clone()))?;
             if known.revokes_all() {
-                return Err(format!(
-                    "every key of {td} was revoked by its last bundle, so its https_spiffe endpoint cannot be authenticated: put its new bundle in bundle_file, run `ward-ca federation forget --trust-domain {td}` and restart"
-                ));
+                return Err(FetchError::Revoked(td.clone()));
             }
-            let bundles =
-                TrustBundles::single(td.clone(), known.roots.clone()).map_err(|e| e.to_string())?;
+            let bundles = TrustBundles::single(td.clone(), known.roots.clone())?;
             ServerAuth::Spiffe {
                 bundles: BundleStore::new(bundles),
-                expected: vec![IdPattern::parse(endpoint_id.as_str()).map_err(|e| e.to_string())?],
+                expected: vec![IdPattern::parse(endpoint_id.as_str())?],
                 identity: None,
             }
         }
-        FetchAuth::HttpsWeb { ca_file } => {
-            ServerAuth::Roots(ward_tls::pem::load_certs(ca_file).map_err(|e| e.to_string())?)
-        }
+        FetchAuth::HttpsWeb { ca_file } => ServerAuth::Roots(ward_tls::pem::load_certs(ca_file)?),
     };
-    let url: Uri = f.url.parse().map_err(|_| format!("bad url {}", f.url))?;
+    let url: Uri = f.url.parse().map_err(|_| FetchError::Url(f.url.clone()))?;
     let path = url.path_and_query().map_or("/", |p| p.as_str()).to_owned();
     let req = HttpsRequest {
         method: Method::GET,
@@ -180,16 +225,22 @@ async fn fetch_once(service: &CaService, f: &Federate) -> Result<Duration, Strin
         headers: Vec::new(),
         body: None,
     };
-    let resp = ward_https::send(&auth, req, LIMITS)
-        .await
-        .map_err(|e| e.to_string())?;
+    let resp = ward_https::send(&auth, req, LIMITS).await?;
     if resp.status != StatusCode::OK {
-        return Err(format!("{}: HTTP {}", f.url, resp.status));
+        return Err(FetchError::Status {
+            url: f.url.clone(),
+            status: resp.status,
+        });
     }
-    let new = foreign_bundle::parse(td, &resp.body).map_err(|e| format!("{}: {e}", f.url))?;
+    let new = foreign_bundle::parse(td, &resp.body).map_err(|source| FetchError::Bundle {
+        url: f.url.clone(),
+        source,
+    })?;
     if let Some(cur) = &current {
-        new.follows(cur)
-            .map_err(|e| format!("{}: {e}; keeping the bundle in force", f.url))?;
+        new.follows(cur).map_err(|source| FetchError::Backwards {
+            url: f.url.clone(),
+            source,
+        })?;
     }
     let hint = new
         .refresh_hint
@@ -197,7 +248,7 @@ async fn fetch_once(service: &CaService, f: &Federate) -> Result<Duration, Strin
         .clamp(MIN_REFRESH, MAX_REFRESH);
     record(service, &new);
     if current.as_ref().is_none_or(|c| c.document != new.document) {
-        store(service, &new).await.map_err(|e| e.to_string())?;
+        store(service, &new).await?;
         if new.revokes_all() {
             service
                 .metrics
@@ -242,9 +293,10 @@ pub(super) async fn follow(service: Arc<CaService>, f: Federate) {
                     .federation_failures
                     .get_or_create(&label)
                     .inc();
-                if e != last_error {
-                    tracing::error!(trust_domain = %f.trust_domain, error = %e, "foreign bundle refresh failed; keeping the last good bundle");
-                    last_error = e;
+                let text = e.to_string();
+                if text != last_error {
+                    tracing::error!(trust_domain = %f.trust_domain, error = %text, "foreign bundle refresh failed; keeping the last good bundle");
+                    last_error = text;
                 }
                 Duration::from_secs(1u64 << (failures - 1).min(6)).min(MAX_BACKOFF)
             }

@@ -9,16 +9,30 @@ use hyper::StatusCode;
 
 use super::http::{text, Resp};
 use super::CaService;
-use crate::state::unix_now;
+use crate::state::{unix_now, StateError};
+
+/// Why the CA is not ready.
+#[derive(Debug, thiserror::Error)]
+enum NotReady {
+    /// A replica behind the CA version in the database (the text says which and why).
+    #[error("{0}")]
+    Behind(String),
+    /// No valid serving certificate.
+    #[error("no serving certificate")]
+    NoServingCertificate,
+    /// The state does not answer.
+    #[error(transparent)]
+    State(#[from] StateError),
+}
 
 /// Why the CA is not ready, or `Ok` when it is; sets `ward_ca_ready`.
-async fn readiness(ca: &CaService) -> Result<(), String> {
+async fn readiness(ca: &CaService) -> Result<(), NotReady> {
     let verdict = match (ca.behind.why(), ca.store.current()) {
-        (Some(why), _) => Err(why),
+        (Some(why), _) => Err(NotReady::Behind(why)),
         (None, Some(id)) if !id.is_expired_at(unix_now()) => {
-            ca.state.ping().await.map_err(|e| e.to_string())
+            ca.state.ping().await.map_err(NotReady::from)
         }
-        _ => Err("no serving certificate".to_owned()),
+        _ => Err(NotReady::NoServingCertificate),
     };
     ca.metrics.ready.set(i64::from(verdict.is_ok()));
     verdict
