@@ -354,7 +354,8 @@ impl Config {
             Duration::from_secs(2),
         )?;
 
-        let workload_api = crate::workload::parse(&raw.workload_api, &identity, &file, base)?;
+        let workload_api =
+            crate::workload_config::parse(&raw.workload_api, &identity, &file, base)?;
         let workers = match &raw.workers {
             Some(w) if !(1..=MAX_WORKERS).contains(&w.value) => {
                 return Err(at(

@@ -31,6 +31,7 @@ pub mod proxy_protocol;
 mod reload;
 mod svid_source;
 mod workload;
+mod workload_config;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -1,12 +1,11 @@
 //! The SPIFFE Workload API in the sidecar (the endpoint itself is the `ward-workload` crate):
-//! the `workload_api:` config section, and what `start` spawns for it: the socket server,
+//! what `start` spawns for the `workload_api:` section (read in `workload_config`): the socket server,
 //! the task keeping the app's own X.509-SVID current, and the CA-backed JWT-SVID issuer.
 //!
 //! Only a sidecar with `identity: ca` can serve it: the app's SVID is a second certificate
 //! asked of the CA for a key made for the app, and the files source has no CA to ask (handing
 //! the app the sidecar's own key is exactly what the Workload API here promises never to do).
 
-use std::path::Path;
 use std::sync::Arc;
 
 use tokio::sync::watch;
@@ -15,40 +14,11 @@ use ward_daemon::{Lifecycle, Phase};
 use ward_identity::TrustDomain;
 use ward_tls::CertStore;
 use ward_workload::{Sources, WorkloadApi, WorkloadApiConfig};
-use ward_yaml::{Spanned, YamlError};
 
-use crate::config::IdentityConfig;
 use crate::error::ProxyError;
 use crate::metrics::Metrics;
 use crate::svid_source::app::{keep_app_svid, CaJwtIssuer};
 use crate::svid_source::ca_client::CaClient;
-
-/// Validates the `workload_api:` section (its socket path resolved against `base`).
-pub(crate) fn parse(
-    raw: &Option<Spanned<WorkloadApiConfig>>,
-    identity: &IdentityConfig,
-    file: &str,
-    base: &Path,
-) -> Result<Option<WorkloadApiConfig>, YamlError> {
-    let Some(section) = raw else { return Ok(None) };
-    let at = |msg: String| {
-        let loc = &section.referenced;
-        YamlError::at(file, loc.line(), loc.column(), msg)
-    };
-    let mut config = section.value.clone();
-    config.socket = base.join(&config.socket);
-    if let Some(problem) = config.problem() {
-        return Err(at(problem));
-    }
-    if !matches!(identity, IdentityConfig::Ca { .. }) {
-        return Err(at(
-            "workload_api needs `identity: ca`: the app gets a certificate of its \
-             own from the CA, never the sidecar's key, and `identity: files` has no CA to ask"
-                .into(),
-        ));
-    }
-    Ok(Some(config))
-}
 
 /// Binds the socket (so a taken path stops `start` before anything runs) and returns a
 /// function that spawns the Workload API's tasks.

@@ -29,8 +29,8 @@ use ward_tls::pem::certs_from_pem;
 use ward_tls::{CertStore, Identity, JwtAuthority, Revocation, SpkiHash, TrustBundles};
 
 use super::ca_client::CaClient;
+use super::error::{off_workers, IdentityError};
 use super::token::{token_unusable, DEAD_TOKEN_RETRY};
-use super::IdentityError;
 use crate::metrics::{RenewalLabels, SourceMetrics};
 
 /// Longest wait between retries.
@@ -292,7 +292,7 @@ impl CaSource {
     /// The token file's text (read off the async workers).
     async fn read_token(&self) -> Result<String, IdentityError> {
         let path = self.token_file.clone();
-        super::off_workers(&self.token_file, move || {
+        off_workers(&self.token_file, move || {
             std::fs::read_to_string(&path).map_err(|source| IdentityError::Read { path, source })
         })
         .await

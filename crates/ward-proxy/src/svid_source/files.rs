@@ -9,7 +9,7 @@ use ward_tls::files::{ContentDigest, ContentWatch};
 use ward_tls::pem::{certs_from_pem, key_from_pem};
 use ward_tls::{CertStore, Identity, TrustBundles};
 
-use super::IdentityError;
+use super::error::{off_workers, IdentityError};
 
 /// Certificate chain, key and bundle read from files.
 #[derive(Debug)]
@@ -53,7 +53,7 @@ impl FilesSource {
         force: bool,
     ) -> Result<Option<Arc<Identity>>, IdentityError> {
         let paths = (self.cert.clone(), self.key.clone(), self.bundle.clone());
-        let (cert, key, bundle) = super::off_workers(&self.cert, move || {
+        let (cert, key, bundle) = off_workers(&self.cert, move || {
             let (cert, key, bundle) = paths;
             ward_tls::files::check_key_permissions(&key)?;
             Ok((read(&cert)?, read(&key)?, read(&bundle)?))
