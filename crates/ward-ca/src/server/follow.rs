@@ -65,7 +65,7 @@ pub(super) async fn watch(service: Arc<CaService>, dir: std::path::PathBuf) {
         match result {
             Ok(false) => {}
             Ok(true) => {
-                if let Err(e) = super::issue_own_identity(&service).await {
+                if let Err(e) = super::own_identity::issue(&service).await {
                     tracing::error!(error = %e, "re-issuing the CA's own certificate under the new issuer failed");
                 }
             }

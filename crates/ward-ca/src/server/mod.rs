@@ -24,6 +24,7 @@ mod listener;
 pub mod metrics;
 pub mod oidc;
 mod ops;
+mod own_identity;
 mod public;
 pub mod ratelimit;
 mod replica;
@@ -37,27 +38,22 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use rcgen::{CertificateParams, KeyPair};
-use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use ward_daemon::Lifecycle;
-use ward_identity::SpiffeId;
 use ward_tls::{BundleStore, CertStore};
 
 use crate::authority::Authority;
 
 use crate::authority::error::CaError;
-use crate::authority::records::CertRecord;
 use crate::config::{CaConfig, CaKeys};
 use crate::keys::db::DbCa;
 use crate::keys::kek::Kek;
 use crate::server::attest::KubernetesAttestor;
-use crate::state::{unix_now, Store};
+use crate::state::Store;
 
 use self::bundle::BundleCache;
-use self::metrics::{AttestorLabel, CaMetrics};
+use self::metrics::CaMetrics;
 use self::ratelimit::RateLimiter;
 
 /// Everything a request handler needs.
@@ -188,44 +184,6 @@ pub enum ServeError {
     },
 }
 
-/// Issues (and records) the CA's own serving certificate.
-pub(crate) async fn issue_own_identity(service: &CaService) -> Result<(), ServeError> {
-    let key = KeyPair::generate().map_err(CaError::from)?;
-    let csr = CertificateParams::default()
-        .serialize_request(&key)
-        .map_err(CaError::from)?;
-    let id = SpiffeId::from_parts(&service.config.trust_domain, crate::config::CA_ID_PATH)
-        .map_err(|e| CaError::BadCa {
-            path: service
-                .config
-                .ca_dir()
-                .map_or_else(DbCa::origin, Path::to_path_buf),
-            problem: format!("the CA's own ID: {e}"),
-        })?;
-    let issued = service.authority().issuer.issue(
-        csr.der(),
-        &id,
-        &service.config.dns_names,
-        service.settings.get().ttl.max,
-        OffsetDateTime::now_utc(),
-    )?;
-    // The certificate it replaces is its parent, so rotation does not wait for it to expire.
-    let parent = service
-        .store
-        .current()
-        .map(|id| id.leaf().serial_hex.clone());
-    let record = CertRecord::issued(&issued, "ca", "self".into(), parent);
-    service.state.issue(record, None).await?;
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    service.store.publish(issued.chain, key)?;
-    service
-        .metrics
-        .issuances
-        .get_or_create(&AttestorLabel { attestor: "ca" })
-        .inc();
-    Ok(())
-}
-
 /// Starts the CA and serves until `shutdown` resolves, then drains.
 pub async fn run(
     config: CaConfig,
@@ -302,7 +260,7 @@ pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
         store,
         behind: replica::Behind::default(),
     });
-    issue_own_identity(&service).await?;
+    own_identity::issue(&service).await?;
     federation::load(&service).await?;
 
     let tls = ward_tls::server_config_optional_client_auth(&service.store, &[b"h2", b"http/1.1"])?;
@@ -358,7 +316,7 @@ pub async fn start(config: CaConfig) -> Result<RunningCa, ServeError> {
         }
     };
     let mut background = vec![
-        tokio::spawn(renew_own_identity(service.clone())),
+        tokio::spawn(own_identity::renew_at_half_life(service.clone())),
         follow,
         tokio::spawn(upkeep::prune_records(service.clone())),
     ];
@@ -412,21 +370,6 @@ async fn bind_optional(
     let l = TcpListener::bind(addr).await.map_err(bind)?;
     let bound = l.local_addr().map_err(bind)?;
     Ok((Some(l), Some(bound)))
-}
-
-/// Re-issues the CA's own certificate at half its lifetime.
-async fn renew_own_identity(service: Arc<CaService>) {
-    loop {
-        // Half of the remaining validity (notBefore is backdated, so it is not the start).
-        let wait = service.store.current().map_or(60, |id| {
-            ((id.leaf().not_after - unix_now()) / 2).clamp(5, 86_400)
-        });
-        tokio::time::sleep(Duration::from_secs(wait.unsigned_abs())).await;
-        if let Err(e) = issue_own_identity(&service).await {
-            tracing::error!(error = %e, "renewing the CA's own certificate failed; retrying in 60s");
-            tokio::time::sleep(Duration::from_secs(60)).await;
-        }
-    }
 }
 
 /// Counts a refused handshake and records it in the audit log.

@@ -104,7 +104,7 @@ pub(super) async fn follow_db(service: Arc<CaService>, ca: DbCa, mut loaded: i64
         match installed {
             Ok((version, new_issuer)) => {
                 if new_issuer {
-                    if let Err(e) = super::issue_own_identity(&service).await {
+                    if let Err(e) = super::own_identity::issue(&service).await {
                         tracing::error!(error = %e, "re-issuing the CA's own certificate under the new issuer failed");
                     }
                 }
