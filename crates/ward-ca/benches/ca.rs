@@ -170,8 +170,17 @@ async fn load(
                         Ok(r) if r.status == 200 => {
                             done.fetch_add(1, Ordering::Relaxed);
                         }
-                        _ => {
+                        Ok(_) => {
                             errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                        // A connection the server closed fails at once, without yielding:
+                        // spinning on it would starve the timer that ends the run. Reconnect.
+                        Err(_) => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                            match ward_e2e::https::Conn::open(&connector, addr).await {
+                                Ok(c) => conn = c,
+                                Err(_) => break,
+                            }
                         }
                     }
                 }
