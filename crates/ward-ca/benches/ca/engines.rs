@@ -117,6 +117,26 @@ fn transactions(pg: &Postgres, db: &str) -> f64 {
     .unwrap_or(0.0)
 }
 
+/// Enrolls once with `body` (a join token and the CSR of `key`): the client certificate.
+async fn enroll_one(
+    c: &mut ward_e2e::https::Conn,
+    body: &str,
+    key: &rcgen::KeyPair,
+) -> ward_e2e::Material {
+    let first = c
+        .request("POST", "/v1/enroll", body.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(first.status, 200, "{}", first.json());
+    let chain =
+        ward_tls::pem::certs_from_pem("r", first.json()["chain"].as_str().unwrap().as_bytes())
+            .unwrap();
+    ward_e2e::Material {
+        chain,
+        key: rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    }
+}
+
 /// Runs `rounds` interleaved rounds of every configuration.
 pub async fn run(dir: &Path, rounds: usize, key: &rcgen::KeyPair, csr: &str) -> Vec<Figures> {
     let pg = Postgres::start();
@@ -171,20 +191,10 @@ pub async fn run(dir: &Path, rounds: usize, key: &rcgen::KeyPair, csr: &str) -> 
             let mut c = ward_e2e::https::Conn::open(&anon, replicas.addrs[0])
                 .await
                 .unwrap();
-            let first = c
-                .request("POST", "/v1/enroll", bodies.pop().unwrap().as_bytes())
-                .await
-                .unwrap();
-            assert_eq!(first.status, 200, "{}", first.json());
-            let chain = ward_tls::pem::certs_from_pem(
-                "r",
-                first.json()["chain"].as_str().unwrap().as_bytes(),
-            )
-            .unwrap();
-            let material = ward_e2e::Material {
-                chain,
-                key: rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-            };
+            let material = enroll_one(&mut c, &bodies.pop().unwrap(), key).await;
+            // A second token, for the /v1/jwt run's own certificate: the first one has expired
+            // by then (12 s), and every call would be refused.
+            let jwt_token = bodies.pop().unwrap();
             let before = db.as_deref().map(|db| transactions(&pg, db));
             let (enroll, enroll_errors, enrolled) = load(
                 &replicas.addrs,
@@ -206,6 +216,16 @@ pub async fn run(dir: &Path, rounds: usize, key: &rcgen::KeyPair, csr: &str) -> 
             let renew_body = Arc::new(vec![json!({"csr": csr}).to_string()]);
             let (renew, renew_errors, _) =
                 load(&replicas.addrs, mtls.clone(), "/v1/renew", renew_body).await;
+            drop(mtls);
+            let mut c = ward_e2e::https::Conn::open(&anon, replicas.addrs[0])
+                .await
+                .unwrap();
+            let fresh = enroll_one(&mut c, &jwt_token, key).await;
+            let mtls = ward_e2e::https::connector(
+                bundles.clone(),
+                "spiffe://example.org/ward/ca",
+                Some(fresh),
+            );
             let jwt_body = Arc::new(vec![json!({"audience": ["sts.amazonaws.com"]}).to_string()]);
             let (jwt, jwt_errors, _) = load(&replicas.addrs, mtls, "/v1/jwt", jwt_body).await;
             fig.jwt.push(jwt);
