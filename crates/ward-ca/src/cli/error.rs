@@ -57,12 +57,6 @@ impl From<ServeError> for Error {
     }
 }
 
-impl From<rcgen::Error> for Error {
-    fn from(e: rcgen::Error) -> Self {
-        Self::Ca(e.into())
-    }
-}
-
 impl From<crate::authority::rotation::RotationError> for Error {
     fn from(e: crate::authority::rotation::RotationError) -> Self {
         Self::Ca(e.into())

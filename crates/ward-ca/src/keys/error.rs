@@ -23,12 +23,6 @@ pub enum KeysError {
     Kek(#[from] KekError),
 }
 
-impl From<rcgen::Error> for KeysError {
-    fn from(e: rcgen::Error) -> Self {
-        Self::Ca(e.into())
-    }
-}
-
 impl From<crate::authority::rotation::RotationError> for KeysError {
     fn from(e: crate::authority::rotation::RotationError) -> Self {
         Self::Ca(e.into())
