@@ -22,9 +22,3 @@ pub enum KeysError {
     #[error(transparent)]
     Kek(#[from] KekError),
 }
-
-impl From<crate::authority::rotation::RotationError> for KeysError {
-    fn from(e: crate::authority::rotation::RotationError) -> Self {
-        Self::Ca(e.into())
-    }
-}
