@@ -140,22 +140,7 @@ fn pki_leaf_sha256(pki: &Pki, file: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outbound_http_listener_multiplexes_app_requests_over_one_connection_per_worker() {
     let s = setup().await;
-    let (cert, key) = (s.pki.path("frontend.pem"), s.pki.path("frontend.key"));
-    let policy = s.pki.file("client-policy.yaml", "rules: []\n");
-    let text = format!(
-        "trust_domain: example.org\nidentity:\n  files: {{ cert: {}, key: {}, bundle: {} }}\npolicy: {}\n\
-         outbound:\n  - {{ name: orders, protocol: http, listen: \"127.0.0.1:0\", upstream: \"127.0.0.1:{}\", server_id: \"{BACKEND}\" }}\n\
-         admin: \"127.0.0.1:0\"\nworkers: 2\n",
-        cert.display(),
-        key.display(),
-        s.pki.bundle().display(),
-        policy.display(),
-        s.port
-    );
-    let client =
-        ward_proxy::start(ward_proxy::Config::load(&s.pki.file("client.yaml", &text)).unwrap())
-            .await
-            .unwrap();
+    let client = outbound_client(&s, "frontend").await;
     let local = addr_of(&client.outbound, "orders");
     // 20 concurrent requests, each on its own plain connection from the app.
     let mut tasks = Vec::new();
@@ -202,6 +187,52 @@ async fn an_outbound_http_listener_multiplexes_app_requests_over_one_connection_
         out.starts_with("HTTP/1.1 403") && out.contains("no-deletes"),
         "{out}"
     );
+    client.shutdown().await;
+    s.proxy.shutdown().await;
+}
+
+/// A sidecar with identity `who` (a file `setup` wrote) and an outbound HTTP listener
+/// `orders` to the backend's `api`, on 2 workers.
+async fn outbound_client(s: &Setup, who: &str) -> ward_proxy::RunningProxy {
+    let (cert, key) = (s.pki.path(&format!("{who}.pem")), s.pki.path(&format!("{who}.key")));
+    let policy = s.pki.file(&format!("{who}-policy.yaml"), "rules: []\n");
+    let text = format!(
+        "trust_domain: example.org\nidentity:\n  files: {{ cert: {}, key: {}, bundle: {} }}\npolicy: {}\n\
+         outbound:\n  - {{ name: orders, protocol: http, listen: \"127.0.0.1:0\", upstream: \"127.0.0.1:{}\", server_id: \"{BACKEND}\" }}\n\
+         admin: \"127.0.0.1:0\"\nworkers: 2\n",
+        cert.display(),
+        key.display(),
+        s.pki.bundle().display(),
+        policy.display(),
+        s.port
+    );
+    let config = ward_proxy::Config::load(&s.pki.file(&format!("{who}.yaml"), &text)).unwrap();
+    ward_proxy::start(config).await.unwrap()
+}
+
+/// A caller whose ID no rule of the backend's listener names is refused at the handshake
+/// (the backend's `access_denied` alert). The app behind the caller's outbound listener is
+/// told exactly that, as a 403 `peer_denied` naming the upstream and this sidecar's ID, not
+/// a 502 "client error" that reads like a broken network.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_refused_by_the_peers_policy_gets_403_peer_denied() {
+    let s = setup().await;
+    let client = outbound_client(&s, "intruder").await;
+    let local = addr_of(&client.outbound, "orders");
+    let mut sock = tokio::net::TcpStream::connect(local).await.unwrap();
+    sock.write_all(b"GET /v1/orders/1 HTTP/1.1\r\nhost: orders\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    sock.read_to_string(&mut out).await.unwrap();
+    assert!(
+        out.starts_with("HTTP/1.1 403")
+            && out.contains("\"error\":\"peer_denied\"")
+            && out.contains(INTRUDER)
+            && out.contains(&format!("127.0.0.1:{}", s.port)),
+        "{out}"
+    );
+    assert_eq!(s.accepted.load(Ordering::SeqCst), 0, "the app saw the intruder");
     client.shutdown().await;
     s.proxy.shutdown().await;
 }

@@ -91,7 +91,17 @@ impl hyper::rt::Read for UpstreamIo {
         cx: &mut Context<'_>,
         buf: hyper::rt::ReadBufCursor<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        // HTTP/2 keeps only the kind and text of an I/O error, so the peer's `access_denied`
+        // alert is turned into the one kind that says it before h2 sees it.
+        match Pin::new(&mut self.io).poll_read(cx, buf) {
+            Poll::Ready(Err(e)) if crate::pipe::is_peer_denied(&e) => {
+                Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    "the upstream's policy refused this sidecar (TLS access_denied)",
+                )))
+            }
+            other => other,
+        }
     }
 }
 
@@ -296,6 +306,17 @@ async fn forward(
             return resp.map(streamed);
         }
         Ok(Err(e)) if is_body_limit(&e) => too_large(max),
+        Ok(Err(e)) if refused_by_peer(&e) => {
+            let me = shared
+                .store
+                .current()
+                .map_or_else(|| "this sidecar".to_owned(), |id| id.id().to_string());
+            (
+                StatusCode::FORBIDDEN,
+                "peer_denied",
+                format!("{upstream} refused {me}: its policy does not allow this caller"),
+            )
+        }
         Ok(Err(e)) if e.is_connect() => {
             let why = std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string());
             (StatusCode::BAD_GATEWAY, "upstream_unavailable", why)
@@ -315,4 +336,22 @@ async fn forward(
         ),
     };
     log.refuse("-", "-", refusal)
+}
+
+/// Whether the peer's policy refused this sidecar: the `PermissionDenied` that
+/// [`UpstreamIo`] makes of its TLS `access_denied` alert, somewhere in the client error's
+/// sources (TLS 1.3 delivers the alert after this side's handshake is done, so it surfaces
+/// as the HTTP/2 handshake failing, not as a connect error).
+fn refused_by_peer(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(err) = cause {
+        if err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied)
+        {
+            return true;
+        }
+        cause = err.source();
+    }
+    false
 }
