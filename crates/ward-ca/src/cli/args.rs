@@ -51,6 +51,22 @@ pub enum Command {
         force: bool,
     },
     #[command(
+        after_help = "Example (the init container of deploy/kubernetes/ca):\n  ward-ca seed --from /seed --dir /var/lib/ward/ca"
+    )]
+    /// Install a CA made elsewhere with `ward-ca init` (e.g. the ward-ca-keys Secret as
+    /// Kubernetes mounts it) as the daemon's CA directory, with 0600 keys, checked as `serve`
+    /// checks it: the first time only. Does nothing when DIR already holds a CA (after a
+    /// rotation, say), so it is safe on every start.
+    Seed {
+        /// Where the CA's files are (root.pem, issuer.pem, issuer.key, bundle.pem, and
+        /// root.key, jwt.key, rotation.json when present).
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+        /// The CA directory to create (its parent must exist).
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
+    #[command(
         after_help = "Example:\n  ward-ca issue --config /etc/ward/ca.yaml --csr admin.csr --id spiffe://example.org/ward/admin --ttl 8h --out admin.pem"
     )]
     /// Sign a PKCS#10 CSR; prints (or writes) the chain, leaf first. With --dir it is signed

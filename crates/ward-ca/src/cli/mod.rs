@@ -56,6 +56,26 @@ pub fn run(cli: Cli, out: &mut dyn Write, status: &mut dyn Write) -> Result<(), 
             keys::created_dir(&dir, &summary, status);
             Ok(())
         }
+        Command::Seed { from, dir } => {
+            let _ = match dir::seed::seed(&from, &dir)? {
+                dir::seed::Seeded::Present => writeln!(
+                    status,
+                    "CA directory {} present: nothing copied",
+                    dir.display()
+                ),
+                dir::seed::Seeded::Copied {
+                    trust_domain,
+                    issuer_not_after,
+                } => writeln!(
+                    status,
+                    "CA directory {} seeded from {} (trust domain {trust_domain}, issuer valid until {})",
+                    dir.display(),
+                    from.display(),
+                    rfc3339(issuer_not_after)
+                ),
+            };
+            Ok(())
+        }
         Command::Issue {
             dir,
             config,

@@ -10,6 +10,7 @@
 //! generation that signs.
 
 pub mod rotation;
+pub mod seed;
 
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
