@@ -8,7 +8,13 @@ WARD_CA := target/debug/ward-ca
 DEV_TRUST_DOMAIN ?= ward.dev
 FORCE ?=
 
-.PHONY: all build test lint demo certs-dev tools bench bench-ca fuzz soak clean
+.PHONY: all build test lint demo certs-dev tools tools-containers image kube-test bench bench-ca fuzz soak clean
+
+# `make image`: the tag and build profile of the images (release: what you ship).
+IMAGE_TAG ?= dev
+IMAGE_PROFILE ?= release
+# `make kube-test`: the profile of the images it builds and plays (dev: reuses `make build`).
+KUBE_TEST_PROFILE ?= dev
 
 all: build
 
@@ -17,6 +23,10 @@ tools:
 	@scripts/ensure-toolchain.sh
 	@scripts/ensure-tools.sh openssl curl unshare mkfs.ext4 postgres runuser promtool haproxy systemd-analyze
 	@scripts/ensure-python-clients.sh
+
+## tools-containers: podman, runc, netavark, iptables and catatonit (make image, make kube-test)
+tools-containers:
+	@scripts/ensure-tools.sh podman runc netavark iptables catatonit
 
 ## build: compile every crate and binary (debug)
 build:
@@ -28,13 +38,23 @@ lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	@scripts/check-string-errors.sh
 
-## test: lint, every test, deploy/ manifests and configs validated, then the demo as a system test
-test: tools lint
+## test: lint, every test, deploy/ manifests and configs validated, the demo as a system test, then deploy/kubernetes as pods (kube-test)
+test: tools tools-containers lint
 	$(CARGO) test --workspace
 	$(CARGO) build --workspace --bins
 	@scripts/validate-deploy.sh
 	@scripts/demo.sh > target/demo-check.log 2>&1 || { cat target/demo-check.log; echo "demo failed"; exit 1; }
 	@echo "demo: every step behaved as shown (output in target/demo-check.log)"
+	@$(MAKE) --no-print-directory kube-test
+
+## image: the ward-ca, ward-proxy and ward-demo-app OCI images (localhost/NAME:$(IMAGE_TAG)) from this tree and Debian's packages only, FROM scratch, nothing pulled (deploy/README.md)
+image: tools-containers
+	IMAGE_TAG=$(IMAGE_TAG) IMAGE_PROFILE=$(IMAGE_PROFILE) scripts/build-images.sh
+
+## kube-test: deploy/kubernetes run as pods with podman (CA, two demo workloads and an intruder across pods) on a network of its own; KUBE_TEST_PROFILE=release plays the images `make image` ships
+kube-test: tools-containers
+	IMAGE_TAG=kube-test IMAGE_PROFILE=$(KUBE_TEST_PROFILE) scripts/build-images.sh
+	WARD_IMAGE_TAG=kube-test $(CARGO) test -p ward-e2e --test kube -- --ignored
 
 ## demo: create a CA, sign a workload CSR, verify the result with openssl
 demo: tools build

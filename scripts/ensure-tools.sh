@@ -16,12 +16,22 @@ declare -A package=(
   [runuser]=util-linux
   [promtool]=prometheus
   [systemd-analyze]=systemd
+  # Containers (make image, make kube-test): podman with the runc runtime (crun refuses a
+  # hybrid cgroup layout), netavark's bridge networks (which program iptables), and
+  # catatonit, from which podman builds its pause image locally instead of pulling one.
+  [podman]=podman
+  [runc]=runc
+  [netavark]=netavark
+  [iptables]=iptables
+  [catatonit]=catatonit
 )
 
 # Debian keeps PostgreSQL's server programs off PATH, under /usr/lib/postgresql/<version>/bin.
 have() {
   case "$1" in
     postgres) compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || command -v pg_ctl >/dev/null 2>&1 ;;
+    # podman finds its network helper off PATH.
+    netavark) [ -x /usr/lib/podman/netavark ] || [ -x /usr/libexec/podman/netavark ] ;;
     *) command -v "$1" >/dev/null 2>&1 ;;
   esac
 }
