@@ -11,7 +11,10 @@ pub mod hostile;
 pub mod https;
 pub mod jwt;
 pub mod kit;
+pub mod kube_api;
+pub mod kube_play;
 pub mod metrics;
+pub mod podman;
 pub mod postgres;
 pub mod processes;
 

@@ -86,7 +86,12 @@ pub fn ward_ca(dir: &Path, args: &[&str]) -> (i32, String, String) {
 
 /// A plain HTTP/1.1 GET (admin endpoints): status and body, or `None` if nothing answered.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut sock = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    http_get_at(SocketAddr::from(([127, 0, 0, 1], port)), path)
+}
+
+/// The same at any address (a pod's, on a test's own network).
+pub fn http_get_at(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut sock = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
     sock.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(
         sock,

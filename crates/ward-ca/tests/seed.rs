@@ -122,7 +122,11 @@ fn a_mounted_secret_becomes_a_ca_directory_once() {
         dir.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("present: nothing copied"), "{}", text(&out));
+    assert!(
+        text(&out).contains("present: nothing copied"),
+        "{}",
+        text(&out)
+    );
     assert_eq!(fs::read(dir.join("issuer.pem")).unwrap(), b"rotated");
 }
 

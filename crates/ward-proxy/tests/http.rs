@@ -194,7 +194,10 @@ async fn an_outbound_http_listener_multiplexes_app_requests_over_one_connection_
 /// A sidecar with identity `who` (a file `setup` wrote) and an outbound HTTP listener
 /// `orders` to the backend's `api`, on 2 workers.
 async fn outbound_client(s: &Setup, who: &str) -> ward_proxy::RunningProxy {
-    let (cert, key) = (s.pki.path(&format!("{who}.pem")), s.pki.path(&format!("{who}.key")));
+    let (cert, key) = (
+        s.pki.path(&format!("{who}.pem")),
+        s.pki.path(&format!("{who}.key")),
+    );
     let policy = s.pki.file(&format!("{who}-policy.yaml"), "rules: []\n");
     let text = format!(
         "trust_domain: example.org\nidentity:\n  files: {{ cert: {}, key: {}, bundle: {} }}\npolicy: {}\n\
@@ -232,7 +235,11 @@ async fn a_caller_refused_by_the_peers_policy_gets_403_peer_denied() {
             && out.contains(&format!("127.0.0.1:{}", s.port)),
         "{out}"
     );
-    assert_eq!(s.accepted.load(Ordering::SeqCst), 0, "the app saw the intruder");
+    assert_eq!(
+        s.accepted.load(Ordering::SeqCst),
+        0,
+        "the app saw the intruder"
+    );
     client.shutdown().await;
     s.proxy.shutdown().await;
 }

@@ -19,7 +19,9 @@ use ward_identity::TrustDomain;
 use super::{create_dir, rotation};
 use crate::authority::error::CaError;
 use crate::authority::issuer::Issuer;
-use crate::authority::layout::{BUNDLE, ISSUER_CERT, ISSUER_KEY, JOURNAL, JWT_KEY, ROOT_CERT, ROOT_KEY};
+use crate::authority::layout::{
+    BUNDLE, ISSUER_CERT, ISSUER_KEY, JOURNAL, JWT_KEY, ROOT_CERT, ROOT_KEY,
+};
 use crate::authority::Authority;
 
 /// What `seed` did.

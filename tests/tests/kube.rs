@@ -1,0 +1,389 @@
+//! deploy/kubernetes run for real, as pods, with podman (`make kube-test`, part of
+//! `make test`): the images `make image` built, the manifests as shipped through the one
+//! transformation of `ward_e2e::kube_play` (deploy/README.md says what it changes and why),
+//! on an `--internal` podman network of the test's own. No kubelet, no API server, no
+//! Services: a stand-in serves the API server's JWKS, the test signs the projected
+//! service-account tokens, and runs the manifests' probes from outside as a kubelet would.
+//!
+//! - The CA pod (SQLite on its claim, seeded by its init container from the keys Secret)
+//!   passes its probes, having fetched the JWKS with its own service-account token.
+//! - backend and frontend enroll with their projected tokens (the CA's Kubernetes attestor);
+//!   frontend's app calls backend through both sidecars, across pods, and gets
+//!   `hello from backend to spiffe://example.org/ns/ward-demo/sa/frontend`: backend's app
+//!   saw the caller's identity.
+//! - intruder (frontend's manifests under another name and service account) is refused, and
+//!   its calls never reach backend's app.
+//! - Inside the running containers: uid 65532, read-only root, no capabilities, no new
+//!   privileges, as the manifests promise.
+//!
+//! Ignored by plain `cargo test`: it needs the images (`make kube-test` builds them first).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ward_e2e::jwt::{jwks, kube_claims, JwtSigner};
+use ward_e2e::kit::wait_until;
+use ward_e2e::kube_api::ApiServer;
+use ward_e2e::kube_play::{self, Options, PodPlay};
+use ward_e2e::podman::{self, Cleanup};
+use ward_e2e::processes::http_get_at;
+use ward_e2e::TestCa;
+
+const TD: &str = "example.org";
+const API_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
+const FRONTEND: &str = "spiffe://example.org/ns/ward-demo/sa/frontend";
+const INTRUDER: &str = "spiffe://example.org/ns/ward-demo/sa/intruder";
+
+fn tag() -> String {
+    std::env::var("WARD_IMAGE_TAG").unwrap_or_else(|_| "dev".into())
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Runs every probe of `pod` from outside until each answers 200.
+fn wait_ready(pod: &PodPlay, timeout: Duration) {
+    for probe in &pod.probes {
+        let addr = SocketAddr::from((pod.ip, probe.port));
+        wait_until(
+            timeout,
+            &format!(
+                "{}'s {} {} on {addr}{} (logs: {})",
+                pod.name,
+                probe.container,
+                probe.kind,
+                probe.path,
+                podman::logs(&format!("{}-{}", pod.pod, probe.container))
+            ),
+            || http_get_at(addr, &probe.path).is_some_and(|(status, _)| status == 200),
+        );
+    }
+}
+
+fn wait_for_log(container: &str, needle: &str, timeout: Duration) -> String {
+    let mut last = String::new();
+    let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_until(timeout, needle, || {
+            last = podman::logs(container);
+            last.contains(needle)
+        })
+    }));
+    assert!(
+        found.is_ok(),
+        "{container} never logged {needle:?}; its log:\n{last}"
+    );
+    last
+}
+
+#[test]
+#[ignore = "needs podman and the images of `make image`: run by `make kube-test`"]
+fn the_shipped_manifests_run_as_pods() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let run = format!("wardkt{}", std::process::id());
+    let prefix = format!("{run}-");
+    let mut cleanup = Cleanup::default();
+    let tmp = tempfile::tempdir().unwrap();
+    let gateway = podman::network(&run, &mut cleanup);
+    let base = u32::from(gateway);
+    let pod_ip = move |n: usize| Ipv4Addr::from(base + 10 + n as u32);
+
+    // The API server's stand-in, and the tokens the "kubelet" mounts.
+    let signer = JwtSigner::rs256("sa-key-1");
+    let bearers = Arc::new(Mutex::new(BTreeSet::new()));
+    let api = rt.block_on(ApiServer::start(
+        SocketAddr::from((gateway, 443)),
+        tmp.path(),
+        jwks(&[&signer]),
+        bearers.clone(),
+    ));
+    let issued = bearers.clone();
+    let token = move |ns: &str, sa: &str, aud: &str| {
+        let jwt = signer.sign(&kube_claims(API_ISSUER, aud, ns, sa, 3600));
+        if aud == API_ISSUER {
+            issued.lock().unwrap().insert(jwt.clone());
+        }
+        jwt
+    };
+
+    // What an operator creates before applying (docs/operations.md): the CA keys Secret and
+    // the trust-bundle ConfigMap.
+    let ca = TestCa::new(TD);
+    let mut keys = BTreeMap::new();
+    for entry in std::fs::read_dir(ca.path()).unwrap() {
+        let entry = entry.unwrap();
+        keys.insert(
+            entry.file_name().to_string_lossy().into_owned(),
+            std::fs::read(entry.path()).unwrap(),
+        );
+    }
+    let bundle = String::from_utf8(keys["bundle.pem"].clone()).unwrap();
+    let mut docs = kube_play::read_dirs(&[
+        repo().join("deploy/kubernetes/ca"),
+        repo().join("deploy/kubernetes/demo"),
+    ])
+    .unwrap();
+    docs.push(serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "ward-bundle", "namespace": "ward-demo"},
+        "data": {"bundle.pem": bundle},
+    }));
+    // intruder: frontend's manifests under another name, so another service account.
+    let frontend = std::fs::read_to_string(repo().join("deploy/kubernetes/demo/frontend.yaml"))
+        .unwrap()
+        .replace("frontend", "intruder");
+    let intruder: Vec<serde_json::Value> = serde_saphyr::from_multiple(&frontend).unwrap();
+    docs.extend(intruder.into_iter().filter(|d| !d.is_null()));
+
+    let files = tmp.path().join("volumes");
+    let played = kube_play::transform(
+        &docs,
+        &Options {
+            image_prefix: "ghcr.io/ward/",
+            tag: &tag(),
+            prefix: &prefix,
+            pod_ip: &pod_ip,
+            extra_hosts: ward_e2e::kube_api::API_HOSTS
+                .iter()
+                .map(|h| (h.to_string(), gateway))
+                .collect(),
+            secrets: BTreeMap::from([("ward-ca-keys".to_string(), keys)]),
+            token: &token,
+            api_ca_pem: api.ca_pem.clone(),
+            api_audience: API_ISSUER,
+            files: &files,
+        },
+    )
+    .unwrap();
+    eprintln!("not played (no podman equivalent): {:?}", played.dropped);
+    let names: Vec<&str> = played.pods.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["ward-ca", "backend", "frontend", "intruder"]);
+
+    for pod in &played.pods {
+        cleanup.pods.push(pod.pod.clone());
+        cleanup.volumes.extend(pod.volumes.iter().cloned());
+        let file = tmp.path().join(format!("{}.yaml", pod.name));
+        std::fs::write(&file, &pod.yaml).unwrap();
+        let ip = pod.ip.to_string();
+        podman::ok(&[
+            "kube",
+            "play",
+            "--network",
+            &run,
+            "--ip",
+            &ip,
+            file.to_str().unwrap(),
+        ]);
+        wait_ready(pod, Duration::from_secs(120));
+        eprintln!("{} is ready at {}", pod.name, pod.ip);
+    }
+    assert!(
+        api.served.load(std::sync::atomic::Ordering::SeqCst) >= 1,
+        "the CA never fetched the JWKS with its token"
+    );
+    let container = |pod: &str, c: &str| format!("{prefix}{pod}-{c}");
+
+    // frontend -> backend, across pods, and backend's app knows who called.
+    wait_for_log(
+        &container("frontend", "app"),
+        &format!("200 hello from backend to {FRONTEND}"),
+        Duration::from_secs(60),
+    );
+    wait_for_log(
+        &container("backend", "app"),
+        &format!("from {FRONTEND}"),
+        Duration::from_secs(5),
+    );
+    // intruder is refused, and never reaches the app.
+    let refused = wait_for_log(
+        &container("intruder", "app"),
+        &format!("GET http://127.0.0.1:9001/: 403 {{\"error\":\"peer_denied\",\"message\":\"backend.ward-demo.svc:8443 refused {INTRUDER}"),
+        Duration::from_secs(60),
+    );
+    assert!(!refused.contains(": 200 "), "{refused}");
+    let backend_app = podman::logs(&container("backend", "app"));
+    assert!(!backend_app.contains(INTRUDER), "{backend_app}");
+    let backend = played.pods.iter().find(|p| p.name == "backend").unwrap();
+    let (_, metrics) = http_get_at(SocketAddr::from((backend.ip, 9901)), "/metrics").unwrap();
+    let refusals = "ward_handshake_failures_total{listener=\"api\",direction=\"inbound\",reason=\"policy_denied\"}";
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with(refusals) && !l.ends_with(" 0")),
+        "backend's sidecar counted no refusal:\n{metrics}"
+    );
+
+    // The security context the manifests promise, inside the running containers.
+    for (pod, c) in [
+        ("ward-ca", "ward-ca"),
+        ("backend", "ward-proxy"),
+        ("backend", "app"),
+        ("frontend", "ward-proxy"),
+        ("frontend", "app"),
+    ] {
+        let name = container(pod, c);
+        let seen = podman::inspect(
+            &name,
+            "{{.Config.User}} ro={{.HostConfig.ReadonlyRootfs}} add={{.HostConfig.CapAdd}} eff={{.EffectiveCaps}} {{.HostConfig.SecurityOpt}}",
+        );
+        assert!(
+            seen.starts_with("65532:65532 ro=true add=[] eff=[] ")
+                && seen.contains("no-new-privileges"),
+            "{name}: {seen}"
+        );
+        let top = podman::ok(&["top", &name, "huser", "capeff"]);
+        let process = top.lines().nth(1).unwrap_or_default();
+        assert_eq!(
+            process.split_whitespace().collect::<Vec<_>>(),
+            ["65532", "none"],
+            "{name}: {top}"
+        );
+    }
+    drop(cleanup);
+}
+
+/// Every image: only its binary, the libraries it links and three files in /etc (no shell,
+/// nothing else); runs as 65532; its entrypoint is the binary, which every container of
+/// the manifests that uses the image relies on (no `command:`, a first argument the binary
+/// knows); the OCI labels say where it came from.
+#[test]
+#[ignore = "needs podman and the images of `make image`: run by `make kube-test`"]
+fn the_images_hold_one_binary_and_run_as_the_manifests_expect() {
+    let revision = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(repo())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let mut uses: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for dir in ["ca", "ca-ha", "demo"] {
+        for doc in kube_play::read_dirs(&[repo().join("deploy/kubernetes").join(dir)]).unwrap() {
+            for list in ["containers", "initContainers"] {
+                for pointer in [
+                    format!("/spec/template/spec/{list}"),
+                    format!("/spec/{list}"),
+                ] {
+                    for c in doc
+                        .pointer(&pointer)
+                        .and_then(|v| v.as_array())
+                        .into_iter()
+                        .flatten()
+                    {
+                        let image = c["image"].as_str().unwrap_or_default();
+                        let Some(name) = image
+                            .strip_prefix("ghcr.io/ward/")
+                            .and_then(|r| r.split(':').next())
+                        else {
+                            continue;
+                        };
+                        assert!(
+                            c.get("command").is_none(),
+                            "{dir}: {} sets command",
+                            c["name"]
+                        );
+                        let first = c["args"][0].as_str().unwrap_or_default().to_owned();
+                        uses.entry(name.to_owned()).or_default().insert(first);
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(
+        uses.keys().collect::<Vec<_>>(),
+        ["ward-ca", "ward-demo-app", "ward-proxy"]
+    );
+    for (name, firsts) in &uses {
+        let image = format!("localhost/{name}:{}", tag());
+        let config = podman::ok(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{.Config.User}}|{{json .Config.Entrypoint}}|{{json .Config.Labels}}",
+            &image,
+        ]);
+        let mut parts = config.trim().splitn(3, '|');
+        assert_eq!(parts.next(), Some("65532:65532"), "{image}");
+        assert_eq!(
+            parts.next().unwrap(),
+            format!("[\"/usr/local/bin/{name}\"]"),
+            "{image}"
+        );
+        let labels: serde_json::Value = serde_json::from_str(parts.next().unwrap()).unwrap();
+        for key in ["source", "version", "created", "title"] {
+            let value = labels[format!("org.opencontainers.image.{key}")].as_str();
+            assert!(
+                value.is_some_and(|v| !v.is_empty()),
+                "{image}: no {key} label"
+            );
+        }
+        let built_from = labels["org.opencontainers.image.revision"]
+            .as_str()
+            .unwrap();
+        assert_eq!(built_from.len(), 40, "{image}: revision {built_from}");
+        if built_from != revision {
+            eprintln!("note: {image} was built from {built_from}, the checkout is at {revision}");
+        }
+
+        let version = podman::ok(&["run", "--rm", &image, "--version"]);
+        assert!(
+            version.starts_with(&format!("{name} 0.1.0")),
+            "{image}: {version}"
+        );
+        for first in firsts {
+            let out = podman::run(&["run", "--rm", &image, first, "--help"]);
+            assert!(
+                out.status.success(),
+                "{image} does not know `{first}`, which a manifest runs: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let shell = podman::run(&[
+            "run",
+            "--rm",
+            "--entrypoint",
+            "/bin/sh",
+            &image,
+            "-c",
+            "true",
+        ]);
+        assert!(!shell.status.success(), "{image} has a shell");
+
+        let container = format!("wardimg{}-{name}", std::process::id());
+        podman::ok(&["create", "--name", &container, &image]);
+        let tar = podman::run(&["export", &container]);
+        podman::ok(&["rm", &container]);
+        let listing = std::process::Command::new("tar")
+            .arg("-t")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child.stdin.take().unwrap().write_all(&tar.stdout)?;
+                child.wait_with_output()
+            })
+            .unwrap();
+        let files: Vec<String> = String::from_utf8_lossy(&listing.stdout)
+            .lines()
+            .filter(|l| !l.ends_with('/'))
+            .map(String::from)
+            .collect();
+        let binary = format!("usr/local/bin/{name}");
+        assert!(files.contains(&binary), "{image}: {files:?}");
+        for file in &files {
+            let allowed = *file == binary
+                || ["etc/passwd", "etc/group", "etc/nsswitch.conf"].contains(&file.as_str())
+                || (file.starts_with("lib") && file.contains(".so"));
+            assert!(allowed, "{image} holds {file}");
+        }
+    }
+}
