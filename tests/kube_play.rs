@@ -35,7 +35,7 @@ use serde_json::{json, Value};
 #[path = "kube_play_volumes.rs"]
 mod volumes;
 
-pub use volumes::{mode_of, SERVICE_ACCOUNT_DIR};
+pub use volumes::{mode_of, update_files, SERVICE_ACCOUNT_DIR};
 
 /// What the transformation needs from the test.
 pub struct Options<'a> {

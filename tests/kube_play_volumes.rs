@@ -261,3 +261,37 @@ pub(super) fn rewrite(
     pod["spec"]["volumes"] = Value::Array(volumes);
     Ok(claims)
 }
+
+/// Changes the files of a ConfigMap volume the way the kubelet does on an update: a new
+/// timestamped directory, then `..data` swapped to it in one rename, then the old one
+/// removed. A reader never sees a mix of old and new files.
+pub fn update_files(dir: &Path, files: &BTreeMap<String, Vec<u8>>) -> Result<(), String> {
+    let old = fs::read_link(dir.join("..data")).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let stamp = format!(
+        "..{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    );
+    let data = dir.join(&stamp);
+    fs::create_dir(&data).map_err(|e| format!("{}: {e}", data.display()))?;
+    fs::set_permissions(&data, fs::Permissions::from_mode(0o755))
+        .map_err(|e| format!("{}: {e}", data.display()))?;
+    for (name, bytes) in files {
+        let previous = fs::metadata(dir.join(&old).join(name));
+        let (mode, owner) = previous.map_or((0o644, (0, 0)), |m| {
+            use std::os::unix::fs::MetadataExt;
+            (m.mode() & 0o7777, (m.uid(), m.gid()))
+        });
+        write(&data, name, bytes, mode, owner)?;
+        if !dir.join(name).exists() {
+            symlink(Path::new("..data").join(name), dir.join(name))
+                .map_err(|e| format!("{}: {e}", dir.join(name).display()))?;
+        }
+    }
+    let tmp = dir.join("..data_tmp");
+    symlink(&stamp, &tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    fs::rename(&tmp, dir.join("..data")).map_err(|e| format!("{}: {e}", dir.display()))?;
+    fs::remove_dir_all(dir.join(old)).map_err(|e| format!("{}: {e}", dir.display()))
+}

@@ -13,6 +13,9 @@
 //!   saw the caller's identity.
 //! - intruder (frontend's manifests under another name and service account) is refused, and
 //!   its calls never reach backend's app.
+//! - backend's policy edited through its ConfigMap (the kubelet's `..data` swap), no restart:
+//!   a broken edit is refused and the old policy stays; an edit that allows nobody refuses
+//!   frontend's next calls (docs/operations.md, step 6 of the Kubernetes install).
 //! - Inside the running containers: uid 65532, read-only root, no capabilities, no new
 //!   privileges, as the manifests promise.
 //!
@@ -220,6 +223,40 @@ fn the_shipped_manifests_run_as_pods() {
             .lines()
             .any(|l| l.starts_with(refusals) && !l.ends_with(" 0")),
         "backend's sidecar counted no refusal:\n{metrics}"
+    );
+
+    // docs/operations.md, "Change the policy without a restart": backend's ConfigMap edited,
+    // delivered as the kubelet delivers it (a `..data` swap), and no pod restarted.
+    let backend_config = files.join(&backend.pod).join("ward-config");
+    let proxy_yaml = std::fs::read(backend_config.join("proxy.yaml")).unwrap();
+    let edit = |policy: &str| {
+        kube_play::update_files(
+            &backend_config,
+            &BTreeMap::from([
+                ("proxy.yaml".to_string(), proxy_yaml.clone()),
+                ("policy.yaml".to_string(), policy.as_bytes().to_vec()),
+            ]),
+        )
+        .unwrap()
+    };
+    let allowed = |log: &str| log.matches(": 200 hello from backend").count();
+    // A broken edit is refused, saying where, and the policy in force stays.
+    edit("mode: enforce\nrules:\n  - name: [unclosed\n");
+    wait_for_log(
+        &container("backend", "ward-proxy"),
+        "policy reload failed; keeping the previous policy",
+        Duration::from_secs(30),
+    );
+    let before = allowed(&podman::logs(&container("frontend", "app")));
+    wait_until(Duration::from_secs(30), "frontend still allowed", || {
+        allowed(&podman::logs(&container("frontend", "app"))) >= before + 2
+    });
+    // An edit that allows nobody: frontend's next calls are refused by backend's sidecar.
+    edit("mode: enforce\nrules: []\n");
+    wait_for_log(
+        &container("frontend", "app"),
+        &format!("403 {{\"error\":\"peer_denied\",\"message\":\"backend.ward-demo.svc:8443 refused {FRONTEND}"),
+        Duration::from_secs(60),
     );
 
     // The security context the manifests promise, inside the running containers.
