@@ -8,7 +8,7 @@ WARD_CA := target/debug/ward-ca
 DEV_TRUST_DOMAIN ?= ward.dev
 FORCE ?=
 
-.PHONY: all build test lint demo certs-dev tools tools-containers image kube-test bench bench-ca fuzz soak clean
+.PHONY: all build test lint demo certs-dev tools tools-containers image kube-test bench bench-ca bench-images fuzz soak clean
 
 # `make image`: the tag and build profile of the images (release: what you ship).
 IMAGE_TAG ?= dev
@@ -68,6 +68,10 @@ certs-dev: build
 bench-ca: tools
 	$(CARGO) bench -p ward-ca --bench ca
 	$(CARGO) bench -p ward-proxy --bench workload_api
+
+## bench-images: the images' sizes, a container's start, and the CA's and a sidecar's time from `podman run` to ready (after make image; not part of make test)
+bench-images: tools-containers
+	IMAGE_TAG=$(IMAGE_TAG) scripts/bench-images.sh
 
 ## fuzz: every cargo-fuzz target for FUZZ_SECONDS each (default 60; nightly and cargo-fuzz installed when missing; not part of make test)
 fuzz:

@@ -41,9 +41,10 @@ if [ "$profile" = dev ]; then
   # The build `make build` and `make test` already made: nothing to compile again.
   cargo build --locked --workspace --bins
 else
-  packages=()
-  for image in "${images[@]}"; do packages+=(-p "$image" --bin "$image"); done
-  cargo build --locked --profile "$profile" "${packages[@]}"
+  # Always the three together, whatever IMAGES selects: Cargo unifies features across the
+  # packages of one build, so building one alone could link a different binary.
+  cargo build --locked --profile "$profile" -p ward-ca --bin ward-ca -p ward-proxy \
+    --bin ward-proxy -p ward-demo-app --bin ward-demo-app
 fi
 
 # Copies FILE (following symlinks) to the same absolute path under ROOTFS.
@@ -79,9 +80,11 @@ for image in "${images[@]}"; do
   previous="$("${build[0]}" image inspect --format '{{.Id}}' "localhost/$image:$tag" 2>/dev/null || true)"
   "${build[@]}" --quiet "${stamp[@]}" "${labels[@]}" \
     -f "deploy/docker/$image.Containerfile" -t "localhost/$image:$tag" "$ctx" >/dev/null
-  # The image this tag named before, now untagged: remove it rather than pile them up.
+  # The image this tag named before, if no tag names it now: remove it rather than pile
+  # them up.
   now="$("${build[0]}" image inspect --format '{{.Id}}' "localhost/$image:$tag")"
-  if [ -n "$previous" ] && [ "$previous" != "$now" ]; then
+  if [ -n "$previous" ] && [ "$previous" != "$now" ] &&
+    [ "$("${build[0]}" image inspect --format '{{len .RepoTags}}' "$previous" 2>/dev/null)" = 0 ]; then
     "${build[0]}" rmi "$previous" >/dev/null 2>&1 || true
   fi
   size="$("${build[0]}" image inspect --format '{{.Size}}' "localhost/$image:$tag")"
