@@ -54,7 +54,7 @@ image: tools-containers
 ## kube-test: deploy/kubernetes run as pods with podman (CA, two demo workloads and an intruder across pods) on a network of its own; KUBE_TEST_PROFILE=release plays the images `make image` ships
 kube-test: tools-containers
 	IMAGE_TAG=kube-test IMAGE_PROFILE=$(KUBE_TEST_PROFILE) scripts/build-images.sh
-	WARD_IMAGE_TAG=kube-test $(CARGO) test -p ward-e2e --test kube -- --ignored
+	WARD_IMAGE_TAG=kube-test $(CARGO) test -p ward-e2e --test images --test kube -- --ignored
 
 ## demo: create a CA, sign a workload CSR, verify the result with openssl
 demo: tools build

@@ -1,7 +1,7 @@
 //! podman for tests that run containers and pods: every command through scripts/podman.sh
 //! (ward's private containers.conf), a network of the test's own (`--internal`: no route out,
 //! no DNS server), and a guard that removes the pods, volumes and network it was given when
-//! dropped, also when the test failed.
+//! dropped, also when the test failed ([`remove_stale`] for a run that was killed).
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -95,4 +95,33 @@ pub fn network(name: &str, cleanup: &mut Cleanup) -> std::net::Ipv4Addr {
         }
     }
     panic!("no free 10.89.N.0/24 subnet for network {name}");
+}
+
+/// Removes what an earlier run of a test killed before its [`Cleanup`] ran left behind: pods,
+/// volumes and networks named `PREFIX<pid>...` whose process is gone.
+pub fn remove_stale(prefix: &str) {
+    let stale = |name: &str| {
+        let Some(rest) = name.strip_prefix(prefix) else {
+            return false;
+        };
+        let pid: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        !pid.is_empty() && !std::path::Path::new("/proc").join(&pid).exists()
+    };
+    let names = |args: &[&str]| -> Vec<String> {
+        String::from_utf8_lossy(&run(args).stdout)
+            .lines()
+            .map(str::trim)
+            .filter(|n| stale(n))
+            .map(String::from)
+            .collect()
+    };
+    for pod in names(&["pod", "ls", "--format", "{{.Name}}"]) {
+        let _ = run(&["pod", "rm", "--force", "--time", "0", &pod]);
+    }
+    for volume in names(&["volume", "ls", "--format", "{{.Name}}"]) {
+        let _ = run(&["volume", "rm", "--force", &volume]);
+    }
+    for net in names(&["network", "ls", "--format", "{{.Name}}"]) {
+        let _ = run(&["network", "rm", "--force", &net]);
+    }
 }
