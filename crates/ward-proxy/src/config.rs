@@ -52,8 +52,10 @@ pub struct InboundConfig {
     pub protocol: Protocol,
     /// Address to accept mTLS on.
     pub listen: SocketAddr,
-    /// The app's address, `host:port`.
+    /// The app's address, `host:port` (empty when `transparent`).
     pub forward: String,
+    /// Redirected connections: forward to `127.0.0.1:<the port the caller dialled>`.
+    pub transparent: bool,
     /// HTTP listeners: headers with `_` in their names.
     pub headers_with_underscores: UnderscoreHeaders,
     /// TCP listeners: a PROXY protocol header to the app, if any.
@@ -94,10 +96,12 @@ pub struct OutboundConfig {
     pub protocol: Protocol,
     /// Local address the app connects to.
     pub listen: SocketAddr,
-    /// The upstream sidecar, `host:port`.
+    /// The upstream sidecar, `host:port` (empty when `transparent`).
     pub upstream: String,
-    /// Who the upstream must be.
+    /// Who the upstream must be (when `transparent`, the default for unmapped destinations).
     pub server_id: IdPattern,
+    /// Redirected connections: to the address the app dialled (see [`crate::transparent`]).
+    pub transparent: Option<crate::transparent::TransparentOutbound>,
     /// TLS key-exchange groups offered, most preferred first.
     pub key_exchange: ward_tls::KeyExchange,
 }
@@ -166,7 +170,9 @@ struct InboundFile {
     #[serde(default)]
     protocol: Protocol,
     listen: Spanned<String>,
-    forward: Spanned<String>,
+    forward: Option<Spanned<String>>,
+    #[serde(default)]
+    transparent: bool,
     headers_with_underscores: Option<Spanned<UnderscoreHeaders>>,
     proxy_protocol: Option<Spanned<ProxyProtocol>>,
     x_forwarded_for: Option<Spanned<ForwardedFor>>,
@@ -181,8 +187,9 @@ struct OutboundFile {
     #[serde(default)]
     protocol: Protocol,
     listen: Spanned<String>,
-    upstream: Spanned<String>,
-    server_id: Spanned<String>,
+    upstream: Option<Spanned<String>>,
+    server_id: Option<Spanned<String>>,
+    transparent: Option<Spanned<crate::transparent::TransparentFile>>,
     #[serde(default)]
     allow_non_loopback: bool,
     #[serde(default)]
@@ -283,7 +290,13 @@ impl Config {
                 name,
                 protocol: l.protocol,
                 listen: socket(&l.listen, "listen")?,
-                forward: host_port(&l.forward, "forward")?,
+                forward: match (&l.forward, l.transparent) {
+                    (Some(f), false) => host_port(f, "forward")?,
+                    (None, true) if l.protocol == Protocol::Tcp => String::new(),
+                    (None, true) => return Err(at(&l.name.referenced, format!("inbound {:?}: transparent listeners are protocol: tcp for now", l.name.value))),
+                    _ => return Err(at(&l.name.referenced, format!("inbound {:?}: set forward (the app's address) or transparent: true (the port the caller dialled, on 127.0.0.1), not both", l.name.value))),
+                },
+                transparent: l.transparent,
                 headers_with_underscores: l
                     .headers_with_underscores
                     .as_ref()
@@ -300,10 +313,31 @@ impl Config {
                     format!("outbound {name:?} accepts plaintext, so it must listen on loopback; set allow_non_loopback: true to expose {listen} deliberately"),
                 ));
             }
-            let server_id = IdPattern::parse(&l.server_id.value).map_err(|e| {
+            let (upstream, server_id) = match (&l.upstream, &l.server_id, &l.transparent) {
+                (Some(u), Some(id), None) => (u, id),
+                (None, None, Some(t)) => {
+                    if l.protocol == Protocol::Http {
+                        return Err(at(&t.referenced, format!("outbound {name:?}: transparent listeners are protocol: tcp for now")));
+                    }
+                    let t = crate::transparent::parse(&t.value, &trust_domain, &file)?;
+                    let default = t.default_id.clone();
+                    outbound.push(OutboundConfig {
+                        key_exchange: crate::key_exchange::parse(&l.key_exchange, &name, &file)?,
+                        name,
+                        protocol: l.protocol,
+                        listen,
+                        upstream: String::new(),
+                        server_id: default,
+                        transparent: Some(t),
+                    });
+                    continue;
+                }
+                _ => return Err(at(&l.name.referenced, format!("outbound {name:?}: set upstream and server_id, or transparent: {{...}} for redirected connections, not both"))),
+            };
+            let server_id = IdPattern::parse(&server_id.value).map_err(|e| {
                 at(
-                    &l.server_id.referenced,
-                    format!("server_id {:?}: {e}", l.server_id.value),
+                    &server_id.referenced,
+                    format!("server_id {:?}: {e}", server_id.value),
                 )
             })?;
             // A foreign server_id needs that domain's bundle, which only a CA that federates
@@ -311,7 +345,7 @@ impl Config {
             let files = matches!(identity, IdentityConfig::Files { .. });
             if files && !server_id.anchor().is_member_of(&trust_domain) {
                 return Err(at(
-                    &l.server_id.referenced,
+                    &l.name.referenced,
                     format!("server_id {server_id} is outside trust domain {trust_domain}, the only one trusted with identity: files (federated domains come from the CA, identity: ca)"),
                 ));
             }
@@ -320,8 +354,9 @@ impl Config {
                 name,
                 protocol: l.protocol,
                 listen,
-                upstream: host_port(&l.upstream, "upstream")?,
+                upstream: host_port(upstream, "upstream")?,
                 server_id,
+                transparent: None,
             });
         }
 

@@ -108,9 +108,24 @@ pub async fn serve(listener: TcpListener, inbound: Arc<InboundListener>, shared:
         &name,
         "inbound",
         shared,
-        move |sock, shared, record| {
+        move |sock, shared, mut record| {
             let inbound = inbound.clone();
-            async move { handle(sock, &inbound, &shared, record).await }
+            async move {
+                // A redirected connection goes to the port the caller dialled, on loopback,
+                // which the interception rules leave alone.
+                let forward = if inbound.config.transparent {
+                    match crate::transparent::original_destination(&sock) {
+                        Ok(dst) if dst.is_ipv4() => format!("127.0.0.1:{}", dst.port()),
+                        Ok(dst) => format!("[::1]:{}", dst.port()),
+                        Err(e) => {
+                            return record.closed(CloseCode::NoOriginalDestination, e.to_string())
+                        }
+                    }
+                } else {
+                    inbound.config.forward.clone()
+                };
+                handle(sock, &inbound, &shared, record, &forward).await
+            }
         },
     )
     .await;
@@ -121,6 +136,7 @@ async fn handle(
     inbound: &InboundListener,
     shared: &Arc<Shared>,
     mut rec: ConnRecord,
+    forward: &str,
 ) {
     let limits = shared.limits;
     // For the app: who connected, and where (PROXY protocol, x-forwarded-for).
@@ -202,25 +218,17 @@ async fn handle(
         return finish(rec, reason, shared, &inbound.config.name, &peer);
     }
 
-    let app = match timeout(
-        limits.connect_timeout,
-        TcpStream::connect(&inbound.config.forward),
-    )
-    .await
-    {
+    let app = match timeout(limits.connect_timeout, TcpStream::connect(forward)).await {
         Ok(Ok(app)) => app,
         Ok(Err(e)) => {
             let _ = timeout(limits.connect_timeout, tls.shutdown()).await;
-            return rec.closed(
-                CloseCode::AppUnavailable,
-                format!("{}: {e}", inbound.config.forward),
-            );
+            return rec.closed(CloseCode::AppUnavailable, format!("{forward}: {e}"));
         }
         Err(_) => {
             let _ = timeout(limits.connect_timeout, tls.shutdown()).await;
             return rec.closed(
                 CloseCode::AppUnavailable,
-                format!("{}: connect timed out", inbound.config.forward),
+                format!("{forward}: connect timed out"),
             );
         }
     };
@@ -237,7 +245,7 @@ async fn handle(
                 let _ = timeout(limits.connect_timeout, tls.shutdown()).await;
                 return rec.closed(
                     CloseCode::AppUnavailable,
-                    format!("{}: PROXY header not written", inbound.config.forward),
+                    format!("{forward}: PROXY header not written"),
                 );
             }
         }

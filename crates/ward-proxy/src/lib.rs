@@ -30,6 +30,7 @@ mod policy_store;
 pub mod proxy_protocol;
 mod reload;
 mod svid_source;
+pub mod transparent;
 mod workload;
 mod workload_config;
 
@@ -42,6 +43,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
+use ward_identity::IdPattern;
 use ward_tls::{BundleStore, CertStore, TrustBundles};
 
 pub use config::Config;
@@ -221,22 +223,36 @@ pub async fn start(config: Config) -> Result<RunningProxy, ProxyError> {
         } else {
             (&[], resumption)
         };
-        let tls = ward_tls::client_config(
-            &store,
-            vec![l.server_id.clone()],
-            alpn,
-            resumption,
-            &l.key_exchange,
-        )?;
+        let connector = |pattern: &IdPattern| -> Result<TlsConnector, ProxyError> {
+            let tls = ward_tls::client_config(
+                &store,
+                vec![pattern.clone()],
+                alpn,
+                resumption,
+                &l.key_exchange,
+            )?;
+            Ok(TlsConnector::from(Arc::new(tls)))
+        };
+        // A transparent listener needs one connector per ID it may expect (by destination).
+        let routes = match &l.transparent {
+            Some(t) => t
+                .patterns()
+                .iter()
+                .map(&connector)
+                .collect::<Result<_, _>>()?,
+            None => Vec::new(),
+        };
         let socket = bind(&l.name, l.listen).await?;
         outbound.push((l.name.clone(), local_addr(&socket, &l.name, l.listen)?));
-        let listener = Arc::new(OutboundListener::new(
+        let mut listener = OutboundListener::new(
             l.clone(),
-            TlsConnector::from(Arc::new(tls)),
+            connector(&l.server_id)?,
             config.limits,
             metrics.clone(),
             workers.len(),
-        ));
+        );
+        listener.routes = routes;
+        let listener = Arc::new(listener);
         outbound_ready.push((socket, listener));
     }
     let admin_socket = bind("admin", config.admin).await?;

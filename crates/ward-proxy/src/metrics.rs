@@ -178,6 +178,8 @@ pub struct Metrics {
     pub reloads: Family<ReloadLabels, Counter>,
     /// Connections closed at once because max_connections was reached.
     pub refused: Family<ConnLabels, Counter>,
+    /// Redirected connections relayed in plaintext to a `passthrough` destination.
+    pub passthrough: Family<ConnLabels, Counter>,
     /// HTTP requests answered, by decision and status class.
     pub requests: Family<RequestLabels, Counter>,
     /// HTTP request latencies in seconds (arrival to response head).
@@ -209,6 +211,7 @@ impl Default for Metrics {
             renewals: Family::default(),
             reloads: Family::default(),
             refused: Family::default(),
+            passthrough: Family::default(),
             requests: Family::default(),
             request_duration: Family::new_with_constructor(duration_histogram),
             workload_api: ward_workload::ApiMetrics::default(),
@@ -297,6 +300,11 @@ impl Default for Metrics {
             "ward_connections_refused",
             "Connections closed at once by the max_connections limit",
             m.refused.clone(),
+        );
+        registry.register(
+            "ward_passthrough_connections",
+            "Redirected connections relayed in plaintext to a passthrough destination (no sidecar there)",
+            m.passthrough.clone(),
         );
         registry.register(
             "ward_http_requests",

@@ -4,6 +4,7 @@
 //! an SVID matching `server_id`; if it does not, the app's connection is closed and whatever
 //! the app wrote is never sent anywhere.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use rustls_pki_types::ServerName;
@@ -15,7 +16,9 @@ use crate::config::{OutboundConfig, Protocol};
 use crate::conn::ConnRecord;
 use crate::http::outbound::{serve as serve_http, UpstreamConnector, UpstreamPool};
 use crate::limits::Limits;
+use crate::metrics::ConnLabels;
 use crate::pipe::{relay, CloseCode, CloseReason};
+use crate::transparent::{original_destination, Route};
 use crate::{accept_loop, Shared};
 use ward_daemon::Phase;
 
@@ -29,6 +32,8 @@ pub struct OutboundListener {
     pub server_name: ServerName<'static>,
     /// `protocol: http`: the pool of mTLS connections requests are sent on.
     pub pool: Option<Arc<UpstreamPool>>,
+    /// `transparent`: a connector per expected ID, in [`TransparentOutbound::patterns`] order.
+    pub routes: Vec<TlsConnector>,
 }
 
 impl OutboundListener {
@@ -65,6 +70,7 @@ impl OutboundListener {
             connector,
             server_name,
             pool,
+            routes: Vec::new(),
         }
     }
 }
@@ -109,7 +115,42 @@ async fn handle(
         };
     }
     let limits = shared.limits;
-    let upstream = &outbound.config.upstream;
+    // A redirected connection goes where the app sent it, proving the ID that address maps
+    // to; any other goes to the configured upstream.
+    let (upstream, connector, server_name) = match &outbound.config.transparent {
+        None => (
+            outbound.config.upstream.clone(),
+            &outbound.connector,
+            outbound.server_name.clone(),
+        ),
+        Some(transparent) => {
+            let dst = match original_destination(&app) {
+                Ok(dst) => dst,
+                Err(e) => return rec.closed(CloseCode::NoOriginalDestination, e.to_string()),
+            };
+            let index = match transparent.route(dst) {
+                Route::Passthrough => {
+                    shared
+                        .metrics
+                        .passthrough
+                        .get_or_create(&ConnLabels {
+                            listener: outbound.config.name.clone(),
+                            direction: "outbound",
+                        })
+                        .inc();
+                    return passthrough(app, dst, shared, rec).await;
+                }
+                Route::Mapped(i) => i,
+                Route::Default => outbound.routes.len().saturating_sub(1),
+            };
+            let Some(connector) = outbound.routes.get(index) else {
+                return rec.closed(CloseCode::NoOriginalDestination, "no route");
+            };
+            let name = ServerName::IpAddress(dst.ip().into());
+            (dst.to_string(), connector, name)
+        }
+    };
+    let upstream = &upstream;
     let tcp = match timeout(limits.connect_timeout, TcpStream::connect(upstream)).await {
         Ok(Ok(tcp)) => tcp,
         Ok(Err(e)) => {
@@ -123,9 +164,7 @@ async fn handle(
         }
     };
     let _ = tcp.set_nodelay(true);
-    let connect = outbound
-        .connector
-        .connect(outbound.server_name.clone(), tcp);
+    let connect = connector.connect(server_name, tcp);
     let tls = match timeout(limits.handshake_timeout, connect).await {
         Err(_) => return rec.handshake_failed("handshake_timeout", upstream.clone()),
         Ok(Err(e)) => {
@@ -156,6 +195,32 @@ async fn handle(
         }
     };
     let reason = relay(tls, app, limits.idle_timeout, &rec.traffic, stop).await;
+    let detail = match &reason {
+        CloseReason::Error(e) => e.clone(),
+        _ => String::new(),
+    };
+    rec.closed(reason.code(), detail);
+}
+
+/// A `passthrough` destination: plaintext, as the app sent it, counted.
+async fn passthrough(app: TcpStream, dst: SocketAddr, shared: &Arc<Shared>, mut rec: ConnRecord) {
+    let limits = shared.limits;
+    let upstream = match timeout(limits.connect_timeout, TcpStream::connect(dst)).await {
+        Ok(Ok(tcp)) => tcp,
+        Ok(Err(e)) => return rec.closed(CloseCode::UpstreamUnavailable, format!("{dst}: {e}")),
+        Err(_) => {
+            return rec.closed(
+                CloseCode::UpstreamUnavailable,
+                format!("{dst}: connect timed out"),
+            )
+        }
+    };
+    let _ = upstream.set_nodelay(true);
+    let stop = async {
+        shared.lifecycle.reached(Phase::Closing).await;
+        CloseReason::Shutdown
+    };
+    let reason = relay(upstream, app, limits.idle_timeout, &rec.traffic, stop).await;
     let detail = match &reason {
         CloseReason::Error(e) => e.clone(),
         _ => String::new(),

@@ -94,6 +94,9 @@ pub enum CloseCode {
     NoPeerIdentity,
     /// This proxy has no identity of its own to name in XFCC.
     NoOwnIdentity,
+    /// A transparent listener's connection had no original destination to go to (it came
+    /// straight to the listener, or the kernel kept none).
+    NoOriginalDestination,
     /// The TLS handshake failed, with ward-tls's refusal code (`expired`, `eof`, ...).
     Handshake(&'static str),
 }
@@ -112,6 +115,7 @@ impl CloseCode {
             Self::AppUnavailable => "app_unavailable",
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::NoPeerIdentity => "no_peer_identity",
+            Self::NoOriginalDestination => "no_original_destination",
             Self::NoOwnIdentity => "no_own_identity",
             Self::Handshake(reason) => reason,
         }

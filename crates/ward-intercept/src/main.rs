@@ -1,0 +1,139 @@
+//! `ward-intercept`: installs, prints or removes the interception rules of a pod (see
+//! [`rules`]). It runs as the pod's init container, the only container with `NET_ADMIN`, and
+//! exits when the rules are in: the rules then live in the pod's network namespace, owned by
+//! the kernel, with nothing left running that could change them. It drives Debian's `nft`
+//! (shipped in its image) rather than speaking netlink itself: `nft -f` applies the whole
+//! ruleset as one transaction and reports errors in nftables' own words.
+
+#![forbid(unsafe_code)]
+
+mod rules;
+
+use std::io::Write;
+use std::process::{Command, ExitCode, Stdio};
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ward-intercept",
+    version,
+    about = "A pod's traffic through its ward-proxy sidecar (nftables)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Install the rules (replacing any earlier ones: a rerun is harmless).
+    Apply(PlanArgs),
+    /// Print the ruleset `apply` would install.
+    Print(PlanArgs),
+    /// Remove the rules.
+    Remove {
+        /// The nft program.
+        #[arg(long, default_value = "nft")]
+        nft: String,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct PlanArgs {
+    /// The sidecar's uid (its own connections are never redirected).
+    #[arg(long)]
+    proxy_uid: u32,
+    /// The sidecar's transparent inbound listener port.
+    #[arg(long, default_value_t = 15006)]
+    inbound_port: u16,
+    /// The sidecar's transparent outbound listener port.
+    #[arg(long, default_value_t = 15001)]
+    outbound_port: u16,
+    /// An app port whose inbound connections go through the sidecar (repeat or comma-separate).
+    #[arg(long, value_delimiter = ',')]
+    app_port: Vec<u16>,
+    /// A destination range whose outbound connections go through the sidecar: the pod and
+    /// Service ranges of the mesh (repeat or comma-separate).
+    #[arg(long, value_delimiter = ',')]
+    mesh_cidr: Vec<String>,
+    /// A port never redirected either way.
+    #[arg(long, value_delimiter = ',')]
+    skip_port: Vec<u16>,
+    /// A destination range never redirected.
+    #[arg(long, value_delimiter = ',')]
+    skip_cidr: Vec<String>,
+    /// The nft program.
+    #[arg(long, default_value = "nft")]
+    nft: String,
+}
+
+impl PlanArgs {
+    fn plan(&self) -> rules::Plan {
+        rules::Plan {
+            proxy_uid: self.proxy_uid,
+            inbound_port: self.inbound_port,
+            outbound_port: self.outbound_port,
+            app_ports: self.app_port.clone(),
+            mesh: self.mesh_cidr.clone(),
+            skip_ports: self.skip_port.clone(),
+            skip: self.skip_cidr.clone(),
+        }
+    }
+}
+
+/// Runs `nft -f -` with `ruleset` on stdin; nft's own message when it refuses.
+fn nft(program: &str, ruleset: &str) -> Result<(), String> {
+    let mut child = Command::new(program)
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(ruleset.as_bytes())
+            .map_err(|e| format!("{program}: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("{program}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{program} refused the ruleset: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Cmd::Print(args) => args.plan().ruleset().map(|r| {
+            let _ = std::io::stdout().write_all(r.as_bytes());
+        }),
+        Cmd::Apply(args) => args.plan().ruleset().and_then(|r| {
+            nft(&args.nft, &r)?;
+            let _ = writeln!(
+                std::io::stderr(),
+                "ward-intercept: rules installed (table inet ward): app ports {:?} -> :{}, mesh {:?} -> :{}, uid {} exempt",
+                args.app_port, args.inbound_port, args.mesh_cidr, args.outbound_port, args.proxy_uid
+            );
+            Ok(())
+        }),
+        Cmd::Remove { nft: program } => nft(
+            program,
+            "add table inet ward\ndelete table inet ward\n",
+        ),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "ward-intercept: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
