@@ -82,40 +82,54 @@ impl PlanArgs {
     }
 }
 
+/// Why the rules are not in.
+#[derive(Debug, thiserror::Error)]
+enum Error {
+    #[error(transparent)]
+    Plan(#[from] rules::PlanError),
+    #[error("cannot run {program}: {source}")]
+    Run {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("{program} refused the ruleset: {message}")]
+    Refused { program: String, message: String },
+}
+
 /// Runs `nft -f -` with `ruleset` on stdin; nft's own message when it refuses.
-fn nft(program: &str, ruleset: &str) -> Result<(), String> {
+fn nft(program: &str, ruleset: &str) -> Result<(), Error> {
+    let run = |source| Error::Run {
+        program: program.to_owned(),
+        source,
+    };
     let mut child = Command::new(program)
         .args(["-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
+        .map_err(run)?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(ruleset.as_bytes())
-            .map_err(|e| format!("{program}: {e}"))?;
+        stdin.write_all(ruleset.as_bytes()).map_err(run)?;
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("{program}: {e}"))?;
+    let out = child.wait_with_output().map_err(run)?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "{program} refused the ruleset: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        Err(Error::Refused {
+            program: program.to_owned(),
+            message: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        })
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
-        Cmd::Print(args) => args.plan().ruleset().map(|r| {
+        Cmd::Print(args) => args.plan().ruleset().map_err(Error::from).map(|r| {
             let _ = std::io::stdout().write_all(r.as_bytes());
         }),
-        Cmd::Apply(args) => args.plan().ruleset().and_then(|r| {
+        Cmd::Apply(args) => args.plan().ruleset().map_err(Error::from).and_then(|r| {
             nft(&args.nft, &r)?;
             let _ = writeln!(
                 std::io::stderr(),

@@ -15,6 +15,25 @@
 use std::fmt::Write;
 use std::net::IpAddr;
 
+/// Why a plan is not a ruleset.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// Not an address range.
+    #[error("{0:?} is not an address range (10.0.0.0/8, fd00::/8)")]
+    NotARange(String),
+    /// A prefix longer than the address.
+    #[error("{text:?}: the prefix length must be 0-{max}")]
+    Prefix {
+        /// The range as written.
+        text: String,
+        /// 32 or 128.
+        max: u8,
+    },
+    /// A listener port of 0.
+    #[error("the sidecar's listener ports must not be 0")]
+    ZeroPort,
+}
+
 /// What to intercept.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Plan {
@@ -35,14 +54,17 @@ pub struct Plan {
 }
 
 /// Checks `ADDR/BITS` (or a bare address) and says which family it is: `true` for IPv6.
-pub fn family(cidr: &str) -> Result<bool, String> {
+pub fn family(cidr: &str) -> Result<bool, PlanError> {
     let (addr, bits) = cidr.split_once('/').unwrap_or((cidr, ""));
     let ip: IpAddr = addr
         .parse()
-        .map_err(|_| format!("{cidr:?} is not an address range (10.0.0.0/8, fd00::/8)"))?;
+        .map_err(|_| PlanError::NotARange(cidr.to_owned()))?;
     let max = if ip.is_ipv4() { 32 } else { 128 };
     if !bits.is_empty() && bits.parse::<u8>().map_or(true, |b| b > max) {
-        return Err(format!("{cidr:?}: the prefix length must be 0-{max}"));
+        return Err(PlanError::Prefix {
+            text: cidr.to_owned(),
+            max,
+        });
     }
     Ok(ip.is_ipv6())
 }
@@ -54,9 +76,9 @@ fn set<T: ToString>(items: &[T]) -> String {
 
 impl Plan {
     /// The ruleset, or why the plan is not one.
-    pub fn ruleset(&self) -> Result<String, String> {
+    pub fn ruleset(&self) -> Result<String, PlanError> {
         if self.inbound_port == 0 || self.outbound_port == 0 {
-            return Err("the sidecar's listener ports must not be 0".into());
+            return Err(PlanError::ZeroPort);
         }
         let mut v4 = (Vec::new(), Vec::new());
         let mut v6 = (Vec::new(), Vec::new());
@@ -172,6 +194,6 @@ mod tests {
         p.mesh = vec!["10.0.0.0/40".into()];
         assert!(p.ruleset().is_err());
         p.mesh = vec!["backend".into()];
-        assert!(p.ruleset().unwrap_err().contains("not an address range"));
+        assert!(matches!(p.ruleset(), Err(PlanError::NotARange(_))));
     }
 }

@@ -17,6 +17,25 @@ use tokio::net::TcpStream;
 use ward_identity::IdPattern;
 use ward_yaml::{Location, Spanned, YamlError};
 
+/// Why an address range was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CidrError {
+    /// Not an address, or not one followed by `/BITS`.
+    #[error("{0:?} is not an address range (10.0.0.0/8, fd00::/8)")]
+    NotARange(String),
+    /// A prefix length longer than the address.
+    #[error("{text:?}: the prefix length must be 0-{max}")]
+    Prefix {
+        /// The range as written.
+        text: String,
+        /// 32 or 128.
+        max: u8,
+    },
+    /// Bits set after the prefix (`10.0.0.1/8`): a typo more often than not.
+    #[error("{0:?} has host bits set")]
+    HostBits(String),
+}
+
 /// An address range, `10.0.0.0/8` or `fd00::/8` (a bare address is a /32 or /128).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cidr {
@@ -26,11 +45,11 @@ pub struct Cidr {
 
 impl Cidr {
     /// Parses `ADDR/BITS` or `ADDR`; host bits must be zero.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, CidrError> {
         let (addr, bits) = text.split_once('/').unwrap_or((text, ""));
         let net: IpAddr = addr
             .parse()
-            .map_err(|_| format!("{text:?} is not an address range (10.0.0.0/8, fd00::/8)"))?;
+            .map_err(|_| CidrError::NotARange(text.to_owned()))?;
         let max = if net.is_ipv4() { 32 } else { 128 };
         let bits = if bits.is_empty() {
             max
@@ -38,11 +57,14 @@ impl Cidr {
             bits.parse::<u8>()
                 .ok()
                 .filter(|b| *b <= max)
-                .ok_or_else(|| format!("{text:?}: prefix length must be 0-{max}"))?
+                .ok_or_else(|| CidrError::Prefix {
+                    text: text.to_owned(),
+                    max,
+                })?
         };
         let cidr = Self { net, bits };
         if !cidr.contains(net) || cidr.masked(net) != net {
-            return Err(format!("{text:?} has host bits set"));
+            return Err(CidrError::HostBits(text.to_owned()));
         }
         Ok(cidr)
     }
@@ -194,7 +216,7 @@ pub fn parse(
     let id = |text: &str, loc: &Location| {
         IdPattern::parse(text).map_err(|e| at(loc, format!("server_id {text:?}: {e}")))
     };
-    let cidr = |text: &str, loc: &Location| Cidr::parse(text).map_err(|e| at(loc, e));
+    let cidr = |text: &str, loc: &Location| Cidr::parse(text).map_err(|e| at(loc, e.to_string()));
     let mut destinations = Vec::new();
     for d in &raw.destinations {
         let m = Match {
