@@ -18,10 +18,10 @@ KUBE_TEST_PROFILE ?= dev
 
 all: build
 
-## tools: install missing system tools used by tests and the demo (openssl, curl; unshare and mkfs.ext4 for the CA's disk fault tests; PostgreSQL for the CA's HA state tests; promtool for the alert rules; haproxy as a PROXY-protocol receiver); grpcio and PyJWT in target/venv-python for the Workload API and OIDC interop tests
+## tools: install missing system tools used by tests and the demo (openssl, curl; unshare and mkfs.ext4 for the CA's disk fault tests; ip, nft and setpriv for the interception tests; PostgreSQL for the CA's HA state tests; promtool for the alert rules; haproxy as a PROXY-protocol receiver); grpcio and PyJWT in target/venv-python for the Workload API and OIDC interop tests
 tools:
 	@scripts/ensure-toolchain.sh
-	@scripts/ensure-tools.sh openssl curl unshare mkfs.ext4 postgres runuser promtool haproxy systemd-analyze
+	@scripts/ensure-tools.sh openssl curl unshare mkfs.ext4 postgres runuser promtool haproxy systemd-analyze ip nft setpriv
 	@scripts/ensure-python-clients.sh
 
 ## tools-containers: podman, runc, netavark, iptables and catatonit (make image, make kube-test)

@@ -24,6 +24,10 @@ declare -A package=(
   [netavark]=netavark
   [iptables]=iptables
   [catatonit]=catatonit
+  # Transparent interception tests: network namespaces, nftables, running as another uid.
+  [ip]=iproute2
+  [nft]=nftables
+  [setpriv]=util-linux
 )
 
 # Debian keeps PostgreSQL's server programs off PATH, under /usr/lib/postgresql/<version>/bin.

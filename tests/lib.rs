@@ -14,6 +14,7 @@ pub mod kit;
 pub mod kube_api;
 pub mod kube_play;
 pub mod metrics;
+pub mod netns;
 pub mod podman;
 pub mod postgres;
 pub mod processes;
