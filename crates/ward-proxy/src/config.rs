@@ -292,8 +292,7 @@ impl Config {
                 listen: socket(&l.listen, "listen")?,
                 forward: match (&l.forward, l.transparent) {
                     (Some(f), false) => host_port(f, "forward")?,
-                    (None, true) if l.protocol == Protocol::Tcp => String::new(),
-                    (None, true) => return Err(at(&l.name.referenced, format!("inbound {:?}: transparent listeners are protocol: tcp for now", l.name.value))),
+                    (None, true) => String::new(),
                     _ => return Err(at(&l.name.referenced, format!("inbound {:?}: set forward (the app's address) or transparent: true (the port the caller dialled, on 127.0.0.1), not both", l.name.value))),
                 },
                 transparent: l.transparent,

@@ -199,8 +199,12 @@ async fn handle(
         let name = &inbound.config.name;
         let ctx = Arc::new(Ctx {
             listener: name.clone(),
-            forward: inbound.config.forward.clone(),
-            authority: inbound.app_authority.clone(),
+            forward: forward.to_owned(),
+            authority: if inbound.config.transparent {
+                forward.parse().ok()
+            } else {
+                inbound.app_authority.clone()
+            },
             peer: peer.clone(),
             xfcc,
             underscores: inbound.config.headers_with_underscores,

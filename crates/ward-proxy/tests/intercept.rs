@@ -4,7 +4,8 @@
 //! Python's `http.server`) that know nothing of ward.
 //!
 //! - frontend's `curl http://<backend>:8080/` arrives at backend's app through both sidecars,
-//!   as mTLS with frontend's identity (backend's policy allowed frontend by rule);
+//!   as mTLS with frontend's identity (backend's policy allowed frontend by rule), and
+//!   backend's HTTP listener still decides per request (`DELETE` refused);
 //! - intruder, same command, is refused by backend's policy and never reaches the app;
 //! - a mesh address with no sidecar gets no plaintext: frontend's sidecar fails the handshake;
 //!   listed as passthrough, the same host is reached in plaintext, and counted;
@@ -164,11 +165,11 @@ fn an_unmodified_app_is_intercepted_and_authorized_across_hosts() {
     }
 
     let proxy = bin("ward-proxy");
-    let policy_back = format!("rules:\n  - name: frontend-in\n    from: [\"{FRONTEND}\"]\n    to: {{ listeners: [app] }}\n");
+    let policy_back = format!("rules:\n  - name: frontend-in\n    from: [\"{FRONTEND}\"]\n    to: {{ listeners: [app], methods: [GET] }}\n");
     std::fs::write(dir.join("back-policy.yaml"), policy_back).unwrap();
     std::fs::write(dir.join("none-policy.yaml"), "rules: []\n").unwrap();
     let outbound = "outbound:\n  - name: mesh\n    listen: \"127.0.0.1:15001\"\n    transparent:\n      passthrough: [{ cidr: 10.77.0.4/32, port: 8081 }]\n";
-    let inbound = "inbound:\n  - { name: app, transparent: true, listen: \"0.0.0.0:15006\" }\n";
+    let inbound = "inbound:\n  - { name: app, protocol: http, transparent: true, listen: \"0.0.0.0:15006\" }\n";
     for (ns, name, id, policy, listeners) in [
         (&front, "front", FRONTEND, "none-policy.yaml", outbound),
         (&evil, "evil", INTRUDER, "none-policy.yaml", outbound),
@@ -228,14 +229,33 @@ fn an_unmodified_app_is_intercepted_and_authorized_across_hosts() {
         1.0,
         "{back_metrics}"
     );
+    // backend's listener is HTTP: its rules decide request by request.
+    let out = lan.run(
+        &front,
+        None,
+        &[
+            "curl",
+            "-s",
+            "--max-time",
+            "5",
+            "-X",
+            "DELETE",
+            "http://10.77.0.2:8080/",
+        ],
+    );
+    let refused = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        refused.contains("\"error\":\"forbidden\""),
+        "DELETE: {refused}"
+    );
     let front_metrics = metrics(&lan, &front);
     assert_eq!(
         must(
             &front_metrics,
             "ward_connections_opened_total{listener=\"mesh\",direction=\"outbound\"}"
         ),
-        1.0,
-        "one connection: the sidecar's own was not redirected to itself\n{front_metrics}"
+        2.0,
+        "one connection per call: the sidecar's own were not redirected to itself\n{front_metrics}"
     );
 
     // intruder: refused by backend's policy, its request never reaching the app.
