@@ -47,7 +47,7 @@ test: tools tools-containers lint
 	@echo "demo: every step behaved as shown (output in target/demo-check.log)"
 	@$(MAKE) --no-print-directory kube-test
 
-## image: the ward-ca, ward-proxy and ward-demo-app OCI images (localhost/NAME:$(IMAGE_TAG)) from this tree and Debian's packages only, FROM scratch, nothing pulled (deploy/README.md)
+## image: the ward-ca, ward-proxy, ward-demo-app and ward-intercept OCI images (localhost/NAME:$(IMAGE_TAG)) from this tree and Debian's packages only, FROM scratch, nothing pulled (deploy/README.md)
 image: tools-containers
 	IMAGE_TAG=$(IMAGE_TAG) IMAGE_PROFILE=$(IMAGE_PROFILE) scripts/build-images.sh
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make image`: the ward-ca, ward-proxy and ward-demo-app OCI images, built from this tree and
+# `make image`: the ward-ca, ward-proxy, ward-demo-app and ward-intercept OCI images, built from this tree and
 # the build host's Debian packages only; no base image, nothing pulled from a registry.
 #
 # For each binary: `cargo build` (IMAGE_PROFILE, default release), then a context under
@@ -10,14 +10,14 @@
 # the OCI source, revision, version and created (the commit's time, so a rebuild of the same
 # commit with the same toolchain and packages gives the same layer).
 #
-#   IMAGE_TAG=dev IMAGE_PROFILE=release|dev IMAGES="ward-ca ward-proxy ward-demo-app"
+#   IMAGE_TAG=dev IMAGE_PROFILE=release|dev IMAGES="ward-ca ward-proxy ward-demo-app ward-intercept"
 #   CONTAINER_ENGINE=podman|docker (default: podman, through scripts/podman.sh)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 tag="${IMAGE_TAG:-dev}"
 profile="${IMAGE_PROFILE:-release}"
-images=(${IMAGES:-ward-ca ward-proxy ward-demo-app})
+images=(${IMAGES:-ward-ca ward-proxy ward-demo-app ward-intercept})
 engine="${CONTAINER_ENGINE:-podman}"
 source_url="${IMAGE_SOURCE:-https://github.com/ward-dev/ward}"
 
@@ -44,7 +44,7 @@ else
   # Always the three together, whatever IMAGES selects: Cargo unifies features across the
   # packages of one build, so building one alone could link a different binary.
   cargo build --locked --profile "$profile" -p ward-ca --bin ward-ca -p ward-proxy \
-    --bin ward-proxy -p ward-demo-app --bin ward-demo-app
+    --bin ward-proxy -p ward-demo-app --bin ward-demo-app -p ward-intercept --bin ward-intercept
 fi
 
 # Copies FILE (following symlinks) to the same absolute path under ROOTFS.
@@ -60,10 +60,18 @@ for image in "${images[@]}"; do
   rootfs="$ctx/rootfs"
   mkdir -p "$rootfs/usr/local/bin" "$rootfs/etc"
   strip -o "$rootfs/usr/local/bin/$image" "$out/$image"
+  programs=("$out/$image")
+  # ward-intercept drives Debian's nft (docs/architecture.md says why).
+  if [ "$image" = ward-intercept ]; then
+    nft="$(command -v nft || echo /usr/sbin/nft)"
+    place "$nft" "$rootfs"
+    programs+=("$nft")
+  fi
   # Every library the dynamic linker would load, and the linker itself; nothing else.
   while read -r lib; do
     place "$lib" "$rootfs"
-  done < <(ldd "$out/$image" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }')
+  done < <(for p in "${programs[@]}"; do ldd "$p"; done |
+    awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// && $1 !~ /:$/ { print $1 }' | sort -u)
   printf 'root:x:0:0:root:/:/sbin/nologin\nward:x:65532:65532:ward:/nonexistent:/sbin/nologin\n' > "$rootfs/etc/passwd"
   printf 'root:x:0:\nward:x:65532:\n' > "$rootfs/etc/group"
   # /etc/hosts first: names a pod's hostAliases or the engine's host file give never leave it.

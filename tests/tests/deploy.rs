@@ -109,12 +109,12 @@ fn containerfiles_copy_one_workspace_binary_onto_scratch_as_non_root() {
         seen.push(image.to_owned());
     }
     seen.sort();
-    assert_eq!(seen, ["ward-ca", "ward-demo-app", "ward-proxy"]);
+    assert_eq!(seen, ["ward-ca", "ward-demo-app", "ward-intercept", "ward-proxy"]);
     let script = read(&root().join("scripts/build-images.sh"));
     assert!(
         script.contains(&format!(
             "${{IMAGES:-{}}}",
-            ["ward-ca", "ward-proxy", "ward-demo-app"].join(" ")
+            ["ward-ca", "ward-proxy", "ward-demo-app", "ward-intercept"].join(" ")
         )),
         "make image builds every Containerfile"
     );
