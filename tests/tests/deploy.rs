@@ -109,7 +109,10 @@ fn containerfiles_copy_one_workspace_binary_onto_scratch_as_non_root() {
         seen.push(image.to_owned());
     }
     seen.sort();
-    assert_eq!(seen, ["ward-ca", "ward-demo-app", "ward-intercept", "ward-proxy"]);
+    assert_eq!(
+        seen,
+        ["ward-ca", "ward-demo-app", "ward-intercept", "ward-proxy"]
+    );
     let script = read(&root().join("scripts/build-images.sh"));
     assert!(
         script.contains(&format!(

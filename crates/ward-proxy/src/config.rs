@@ -204,6 +204,14 @@ impl Config {
         Self::parse(path, &text, base)
     }
 
+    /// Reads and validates the config held by environment variable `var` (an injected
+    /// sidecar's); errors name `$VAR`, and relative paths are from `/`.
+    pub fn from_env(var: &str) -> Result<Self, YamlError> {
+        let source = format!("${var}");
+        let text = std::env::var(var).map_err(|e| YamlError::whole_file(&source, e.to_string()))?;
+        Self::parse(Path::new(&source), &text, Path::new("/"))
+    }
+
     /// Validates config `text` from `source`, resolving relative paths against `base`.
     pub fn parse(source: &Path, text: &str, base: &Path) -> Result<Self, YamlError> {
         let file = source.display().to_string();

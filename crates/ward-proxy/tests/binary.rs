@@ -221,6 +221,11 @@ fn check_reports_file_line_and_column() {
         (format!("{}workload_api: {{ socket: w.sock }}\n", base.replace("files: { cert: a.pem, key: a.key, bundle: b.pem }", "ca: { url: \"https://ca:8443\", bundle: b.pem, token_file: t }")), "bad.yaml:7:", "at least one of allowed_uids or allowed_gids"),
         (format!("{}workload_api: {{ socket: w.sock, allowed_users: [1] }}\n", base.replace("files: { cert: a.pem, key: a.key, bundle: b.pem }", "ca: { url: \"https://ca:8443\", bundle: b.pem, token_file: t }")), "bad.yaml:7:", "unknown field `allowed_users`"),
         (format!("{}workload_api: {{ socket: /{}, allowed_uids: [1] }}\n", base.replace("files: { cert: a.pem, key: a.key, bundle: b.pem }", "ca: { url: \"https://ca:8443\", bundle: b.pem, token_file: t }"), "s".repeat(120)), "bad.yaml:7:", "at most 107"),
+        // Transparent listeners (interception): one way to say where a connection goes.
+        (base.replace("forward: \"127.0.0.1:8080\" }", "forward: \"127.0.0.1:8080\", transparent: true }"), "bad.yaml:6:", "not both"),
+        (format!("{base}outbound:\n  - {{ name: m, listen: \"127.0.0.1:15001\", upstream: \"x:1\", transparent: {{}} }}\n"), "bad.yaml:8:", "not both"),
+        (format!("{base}outbound:\n  - {{ name: m, listen: \"127.0.0.1:15001\", transparent: {{ passthrough: [{{ cidr: 10.0.0.1/8 }}] }} }}\n"), "bad.yaml:8:", "host bits set"),
+        (format!("{base}outbound:\n  - {{ name: m, protocol: http, listen: \"127.0.0.1:15001\", transparent: {{}} }}\n"), "bad.yaml:8:", "protocol: tcp for now"),
     ];
     for (text, location, want) in cases {
         let name = if want.contains("admn") {
@@ -243,6 +248,42 @@ fn check_reports_file_line_and_column() {
     assert_eq!(code, 1);
     assert!(
         err.contains("policy.yaml:4:") && err.contains("unknown listener \"ap1\""),
+        "{err}"
+    );
+}
+
+/// An injected sidecar's config comes from its pod spec, in an environment variable: checked
+/// the same, its errors naming `$VAR` and the line.
+#[test]
+fn the_config_may_come_from_an_environment_variable() {
+    let pki = Pki::new();
+    let policy = pki.file("policy.yaml", ALLOW_FRONTEND);
+    let text = format!("trust_domain: example.org\nidentity:\n  files: {{ cert: a.pem, key: a.key, bundle: b.pem }}\npolicy: {}\ninbound:\n  - {{ name: api, transparent: true, listen: \"0.0.0.0:15006\" }}\n", policy.display());
+    let check = |value: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_ward-proxy"))
+            .args(["check", "--config-env", "WARD_PROXY_CONFIG"])
+            .env("WARD_PROXY_CONFIG", value)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = check(&text);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.starts_with("ok: $WARD_PROXY_CONFIG "), "{out}");
+    let (code, _, err) = check(&format!("{text}bogus: 1\n"));
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("$WARD_PROXY_CONFIG:7:1: unknown field `bogus`"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["check", "--config-env", "WARD_NOT_SET_ANYWHERE"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("$WARD_NOT_SET_ANYWHERE: environment variable not found"),
         "{err}"
     );
 }

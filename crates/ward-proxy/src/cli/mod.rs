@@ -34,8 +34,17 @@ pub enum Command {
     )]
     Run {
         /// Config file.
-        #[arg(long, value_name = "FILE")]
-        config: PathBuf,
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "config_env",
+            conflicts_with = "config_env"
+        )]
+        config: Option<PathBuf>,
+        /// Read the config from this environment variable instead (an injected sidecar's:
+        /// ward-inject writes it into the pod spec); relative paths are from `/`.
+        #[arg(long, value_name = "VAR")]
+        config_env: Option<String>,
         /// Logging.
         #[command(flatten)]
         log: ward_cli::LogArgs,
@@ -44,8 +53,16 @@ pub enum Command {
     #[command(after_help = "Example:\n  ward-proxy check --config /etc/ward/proxy.yaml")]
     Check {
         /// Config file.
-        #[arg(long, value_name = "FILE")]
-        config: PathBuf,
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "config_env",
+            conflicts_with = "config_env"
+        )]
+        config: Option<PathBuf>,
+        /// Read the config from this environment variable instead.
+        #[arg(long, value_name = "VAR")]
+        config_env: Option<String>,
     },
     #[command(
         after_help = "Example:\n  ward-proxy policy test --config proxy.yaml --policy policy.yaml --from spiffe://example.org/ns/web/sa/frontend --listener api"
@@ -155,14 +172,14 @@ impl From<YamlError> for CliError {
 /// Runs a parsed command; normal output goes to `out`.
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, CliError> {
     match cli.command {
-        Command::Check { config } => {
-            let cfg = Config::load(&config)?;
+        Command::Check { config, config_env } => {
+            let cfg = load(config.as_deref(), config_env.as_deref())?;
             let listeners = cfg.policy_listeners();
             let policy = policy_test::load_policy(&cfg.policy, Some(&listeners))?;
             let _ = writeln!(
                 out,
                 "ok: {} (trust domain {}, {} inbound, {} outbound); policy {} ({} rules, mode {}, version {})",
-                config.display(),
+                cfg.source.display(),
                 cfg.trust_domain,
                 cfg.inbound.len(),
                 cfg.outbound.len(),
@@ -213,9 +230,13 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, CliError> {
             );
             Ok(Outcome::Success)
         }
-        Command::Run { config, log } => {
+        Command::Run {
+            config,
+            config_env,
+            log,
+        } => {
             ward_cli::init_logging(&log);
-            let cfg = Config::load(&config)?;
+            let cfg = load(config.as_deref(), config_env.as_deref())?;
             // Accept loops, reloads, renewal and the admin server: connections are served on
             // the connection workers (`workers`), which have threads of their own.
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -244,6 +265,18 @@ async fn serve(config: Config) -> Result<(), CliError> {
     proxy.shutdown().await;
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// The config from `--config FILE` or `--config-env VAR` (clap allows exactly one).
+fn load(file: Option<&std::path::Path>, env: Option<&str>) -> Result<Config, YamlError> {
+    match (file, env) {
+        (Some(file), _) => Config::load(file),
+        (None, Some(var)) => Config::from_env(var),
+        (None, None) => Err(YamlError::whole_file(
+            "ward-proxy",
+            "give --config FILE or --config-env VAR",
+        )),
+    }
 }
 
 #[cfg(test)]
