@@ -76,6 +76,11 @@ for image in "${images[@]}"; do
   printf 'root:x:0:\nward:x:65532:\n' > "$rootfs/etc/group"
   # /etc/hosts first: names a pod's hostAliases or the engine's host file give never leave it.
   printf 'hosts: files dns\n' > "$rootfs/etc/nsswitch.conf"
+  # The policy of an injected sidecar whose pod names none: nobody may call it.
+  if [ "$image" = ward-proxy ]; then
+    mkdir -p "$rootfs/etc/ward"
+    printf 'rules: []\n' > "$rootfs/etc/ward/deny-all.yaml"
+  fi
   find "$rootfs" -exec touch -h -d "@$epoch" {} +
   labels=(
     --label "org.opencontainers.image.source=$source_url"

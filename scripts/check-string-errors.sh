@@ -5,7 +5,7 @@
 # over lines are joined first, so a line break does not hide one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-allowed='^crates/ward-cli/src/log.rs: *fn parse_filter|^crates/ward-traffic/src/lib.rs: *pub fn parse_duration'
+allowed='^crates/ward-cli/src/log.rs: *fn parse_filter|^crates/ward-traffic/src/lib.rs: *pub fn parse_duration|^crates/ward-intercept/src/main.rs: *fn app_port'
 found="$(find crates -path '*/src/*' -name '*.rs' -not -path '*/src/bin/*' -print0 |
   xargs -0 perl -0777 -ne '
     while (/^(\s*(?:pub(?:\([^)]*\))?\s+)?(?:async\s+)?fn\s+[^{;]*?->\s*Result<[^{;]*?,\s*String\s*>)/mg) {

@@ -72,6 +72,10 @@ def check_manifests(tmp):
                 v = volumes.get(m["name"], {})
                 if "configMap" in v:
                     mounts[(ns, v["configMap"]["name"])] = m["mountPath"]
+        # ward-inject mounts the ConfigMap `ward.dev/policy` names at /etc/ward/policy.
+        annotations = doc.get("spec", {}).get("template", {}).get("metadata", {}).get("annotations", {})
+        if "ward.dev/policy" in annotations:
+            mounts[(ns, annotations["ward.dev/policy"])] = "/etc/ward/policy"
     configs = []
     for n, (path, doc) in enumerate(docs):
         if doc.get("kind") != "ConfigMap":

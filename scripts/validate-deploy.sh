@@ -8,7 +8,8 @@
 #     ExecStart pointed at the binaries just built.
 #  4. deploy/monitoring: the alert rules pass `promtool check rules` and their unit tests
 #     (`promtool test rules`), and every dashboard query parses (scripts/check_monitoring.py).
-# Needs target/debug/ward-ca and target/debug/ward-proxy (the Makefile builds them first).
+#  5. What ward-inject makes of deploy/kubernetes/demo-inject, against the same schemas.
+# Needs target/debug/ward-ca, ward-proxy and ward-inject (the Makefile builds them first).
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -31,6 +32,14 @@ mapfile -t manifests < <(find deploy/kubernetes -name '*.yaml' ! -name kustomiza
 [ "${#manifests[@]}" -gt 0 ] || { echo "no manifests under deploy/kubernetes" >&2; exit 1; }
 "$kv" --strict --quiet --kubernetes-version "$k8s_version" "${manifests[@]}"
 echo "kubernetes manifests valid against Kubernetes $k8s_version: ${#manifests[@]} files"
+
+# What ward-inject makes of demo-inject (the pods it patches) is held to the same schemas.
+injected="$(mktemp -d)"
+for f in deploy/kubernetes/demo-inject/{namespace,backend,frontend}.yaml; do echo '---'; cat "$f"; done |
+  target/debug/ward-inject file - --config deploy/inject/inject.yaml > "$injected/injected.yaml" 2>/dev/null
+"$kv" --strict --quiet --kubernetes-version "$k8s_version" "$injected/injected.yaml"
+rm -rf "$injected"
+echo "ward-inject's output for demo-inject valid against Kubernetes $k8s_version"
 
 "$venv/bin/python" scripts/check_deploy.py
 units="$(mktemp -d)"

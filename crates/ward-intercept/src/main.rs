@@ -50,9 +50,10 @@ struct PlanArgs {
     /// The sidecar's transparent outbound listener port.
     #[arg(long, default_value_t = 15001)]
     outbound_port: u16,
-    /// An app port whose inbound connections go through the sidecar (repeat or comma-separate).
-    #[arg(long, value_delimiter = ',')]
-    app_port: Vec<u16>,
+    /// An app port whose inbound connections go through the sidecar, to --inbound-port or,
+    /// as PORT:LISTENER, to that sidecar port (repeat or comma-separate).
+    #[arg(long, value_delimiter = ',', value_parser = app_port)]
+    app_port: Vec<(u16, Option<u16>)>,
     /// A destination range whose outbound connections go through the sidecar: the pod and
     /// Service ranges of the mesh (repeat or comma-separate).
     #[arg(long, value_delimiter = ',')]
@@ -66,6 +67,20 @@ struct PlanArgs {
     /// The nft program.
     #[arg(long, default_value = "nft")]
     nft: String,
+}
+
+/// `8080` or `8080:15100` (clap's value parser, so its error is clap's usage line).
+fn app_port(text: &str) -> Result<(u16, Option<u16>), String> {
+    let port = |p: &str| {
+        p.parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("{p:?} is not a port (1-65535)"))
+    };
+    match text.split_once(':') {
+        Some((app, listener)) => Ok((port(app)?, Some(port(listener)?))),
+        None => Ok((port(text)?, None)),
+    }
 }
 
 impl PlanArgs {

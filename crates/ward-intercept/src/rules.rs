@@ -43,8 +43,9 @@ pub struct Plan {
     pub inbound_port: u16,
     /// The sidecar's transparent outbound listener port.
     pub outbound_port: u16,
-    /// The app's ports whose inbound connections go through the sidecar.
-    pub app_ports: Vec<u16>,
+    /// The app's ports whose inbound connections go through the sidecar, each with the
+    /// sidecar's listener port for it (`None`: `inbound_port`).
+    pub app_ports: Vec<(u16, Option<u16>)>,
     /// Destinations whose outbound connections go through the sidecar.
     pub mesh: Vec<String>,
     /// Ports never redirected, either way.
@@ -106,13 +107,19 @@ impl Plan {
         if !self.skip_ports.is_empty() {
             let _ = writeln!(w, "    tcp dport {} return", set(&self.skip_ports));
         }
-        if !self.app_ports.is_empty() {
-            let _ = writeln!(
-                w,
-                "    tcp dport {} redirect to :{}",
-                set(&self.app_ports),
-                self.inbound_port
-            );
+        let mut targets: Vec<(u16, Vec<u16>)> = Vec::new();
+        for (port, target) in &self.app_ports {
+            let target = target.unwrap_or(self.inbound_port);
+            if target == 0 {
+                return Err(PlanError::ZeroPort);
+            }
+            match targets.iter_mut().find(|(t, _)| *t == target) {
+                Some((_, ports)) => ports.push(*port),
+                None => targets.push((target, vec![*port])),
+            }
+        }
+        for (target, ports) in targets {
+            let _ = writeln!(w, "    tcp dport {} redirect to :{target}", set(&ports));
         }
         let _ = writeln!(w, "  }}");
         let _ = writeln!(
@@ -152,7 +159,7 @@ mod tests {
             proxy_uid: 65533,
             inbound_port: 15006,
             outbound_port: 15001,
-            app_ports: vec![8080],
+            app_ports: vec![(8080, None), (9090, Some(15100))],
             mesh: vec!["10.89.0.0/16".into(), "fd00::/8".into()],
             skip_ports: vec![22],
             skip: vec!["10.89.0.1".into()],
@@ -168,6 +175,7 @@ mod tests {
         );
         for line in [
             "tcp dport { 8080 } redirect to :15006",
+            "tcp dport { 9090 } redirect to :15100",
             "meta skuid 65533 return",
             "oifname \"lo\" return",
             "tcp dport { 22 } return",
