@@ -102,10 +102,25 @@ pub(super) fn rewrite(
         .get("fsGroup")
         .and_then(Value::as_u64)
         .map(|g| g as u32);
-    let run_as = security
-        .get("runAsUser")
-        .and_then(Value::as_u64)
-        .unwrap_or(0) as u32;
+    let pod_user = security.get("runAsUser").and_then(Value::as_u64);
+    // Tokens: the kubelet gives them (0600) to the pod's one user when every container runs
+    // as the same one; when they differ (an injected sidecar runs as its own uid), the file
+    // keeps the projected volume's default, root-owned 0644.
+    let users: std::collections::BTreeSet<u64> = ["/spec/containers", "/spec/initContainers"]
+        .iter()
+        .filter_map(|p| pod.pointer(p).and_then(Value::as_array))
+        .flatten()
+        .map(|c| {
+            c.pointer("/securityContext/runAsUser")
+                .and_then(Value::as_u64)
+                .or(pod_user)
+                .unwrap_or(0)
+        })
+        .collect();
+    let (token_mode, run_as) = match users.iter().next() {
+        Some(uid) if users.len() == 1 => (0o600, *uid as u32),
+        _ => (0o644, 0),
+    };
     let mut claims = Vec::new();
     let mut volumes = pod
         .pointer("/spec/volumes")
@@ -214,7 +229,7 @@ pub(super) fn rewrite(
                 let jwt = (ctx.opts.token)(ctx.namespace, ctx.service_account, audience);
                 files.insert(path.to_owned(), jwt.into_bytes());
             }
-            atomic_files(&dir, &files, 0o600, (run_as, 0))?;
+            atomic_files(&dir, &files, token_mode, (run_as, 0))?;
             obj.insert("hostPath".into(), host_path(&dir));
             continue;
         }
@@ -234,10 +249,13 @@ pub(super) fn rewrite(
             ),
             ("namespace".to_owned(), ctx.namespace.as_bytes().to_vec()),
         ]);
-        // The kubelet gives the token 0600 to the pod's user; ca.crt and namespace are public.
+        // The token as above; ca.crt and namespace are public.
         atomic_files(&dir, &files, 0o644, (run_as, 0))?;
-        fs::set_permissions(dir.join("..data/token"), fs::Permissions::from_mode(0o600))
-            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        fs::set_permissions(
+            dir.join("..data/token"),
+            fs::Permissions::from_mode(token_mode),
+        )
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
         volumes.push(json!({"name": "kube-api-access", "hostPath": host_path(&dir)}));
         for list in ["containers", "initContainers"] {
             let Some(containers) = pod

@@ -69,6 +69,51 @@ fn wait_ready(pod: &PodPlay, timeout: Duration) {
     }
 }
 
+/// `podman kube play`s one pod on `network`, then waits for its probes.
+fn play(pod: &PodPlay, dir: &std::path::Path, network: &str, cleanup: &mut Cleanup) {
+    cleanup.pods.push(pod.pod.clone());
+    cleanup.volumes.extend(pod.volumes.iter().cloned());
+    let file = dir.join(format!("{}.yaml", pod.pod));
+    std::fs::write(&file, &pod.yaml).unwrap();
+    let ip = pod.ip.to_string();
+    podman::ok(&[
+        "kube",
+        "play",
+        "--network",
+        network,
+        "--ip",
+        &ip,
+        file.to_str().unwrap(),
+    ]);
+    wait_ready(pod, Duration::from_secs(120));
+    eprintln!("{} is ready at {}", pod.name, pod.ip);
+}
+
+/// Runs `bin args` with `input` on stdin; panics unless it succeeds; returns stdout.
+fn run_with_stdin(bin: &std::path::Path, args: &[&str], input: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new(bin)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn wait_for_log(container: &str, needle: &str, timeout: Duration) -> String {
     let mut last = String::new();
     let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -173,22 +218,7 @@ fn the_shipped_manifests_run_as_pods() {
     assert_eq!(names, ["ward-ca", "backend", "frontend", "intruder"]);
 
     for pod in &played.pods {
-        cleanup.pods.push(pod.pod.clone());
-        cleanup.volumes.extend(pod.volumes.iter().cloned());
-        let file = tmp.path().join(format!("{}.yaml", pod.name));
-        std::fs::write(&file, &pod.yaml).unwrap();
-        let ip = pod.ip.to_string();
-        podman::ok(&[
-            "kube",
-            "play",
-            "--network",
-            &run,
-            "--ip",
-            &ip,
-            file.to_str().unwrap(),
-        ]);
-        wait_ready(pod, Duration::from_secs(120));
-        eprintln!("{} is ready at {}", pod.name, pod.ip);
+        play(pod, tmp.path(), &run, &mut cleanup);
     }
     assert!(
         api.served.load(std::sync::atomic::Ordering::SeqCst) >= 1,
@@ -259,6 +289,89 @@ fn the_shipped_manifests_run_as_pods() {
         &format!("403 {{\"error\":\"peer_denied\",\"message\":\"backend.ward-demo.svc:8443 refused {FRONTEND}"),
         Duration::from_secs(60),
     );
+
+    // The demo as teams write it (deploy/kubernetes/demo-inject: apps only, frontend calling
+    // http://backend.ward-inject-demo.svc:8080/ itself), through the real ward-inject, with
+    // the test network as the mesh range: the interception rules make that call mTLS.
+    let subnet = format!("{}/24", Ipv4Addr::from(base - 1));
+    let inject_config = tmp.path().join("inject.yaml");
+    std::fs::write(
+        &inject_config,
+        format!(
+            "trust_domain: {TD}\nca_url: \"https://ward-ca.ward-system.svc:8443\"\nimages: {{ proxy: ghcr.io/ward/ward-proxy:0.1.0, intercept: ghcr.io/ward/ward-intercept:0.1.0 }}\nmesh_cidrs: [{subnet}]\n"
+        ),
+    )
+    .unwrap();
+    let written: String = ["namespace", "backend", "frontend"]
+        .iter()
+        .map(|f| {
+            let path = repo().join(format!("deploy/kubernetes/demo-inject/{f}.yaml"));
+            format!("---\n{}", std::fs::read_to_string(path).unwrap())
+        })
+        .collect();
+    let injected = run_with_stdin(
+        &ward_e2e::processes::bin("ward-inject"),
+        &["file", "-", "--config", inject_config.to_str().unwrap()],
+        &written,
+    );
+    let mut docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&injected).unwrap();
+    docs.push(serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "ward-bundle", "namespace": "ward-inject-demo"},
+        "data": {"bundle.pem": bundle},
+    }));
+    let ca_ip = played.pods[0].ip;
+    let inj_prefix = format!("{run}-inj-");
+    let inj_ip = move |n: usize| Ipv4Addr::from(base + 20 + n as u32);
+    let mut hosts: Vec<(String, Ipv4Addr)> = ward_e2e::kube_api::API_HOSTS
+        .iter()
+        .map(|h| (h.to_string(), gateway))
+        .collect();
+    hosts.push(("ward-ca.ward-system.svc".into(), ca_ip));
+    let injected_pods = kube_play::transform(
+        &docs,
+        &Options {
+            image_prefix: "ghcr.io/ward/",
+            tag: &tag(),
+            prefix: &inj_prefix,
+            pod_ip: &inj_ip,
+            extra_hosts: hosts,
+            secrets: BTreeMap::new(),
+            token: &token,
+            api_ca_pem: api.ca_pem.clone(),
+            api_audience: API_ISSUER,
+            files: &files,
+        },
+    )
+    .unwrap();
+    for pod in &injected_pods.pods {
+        play(pod, tmp.path(), &run, &mut cleanup);
+    }
+    wait_for_log(
+        &format!("{inj_prefix}frontend-app"),
+        "GET http://backend.ward-inject-demo.svc:8080/: 200 hello from backend to spiffe://example.org/ns/ward-inject-demo/sa/frontend",
+        Duration::from_secs(60),
+    );
+    let inj_backend = &injected_pods.pods[0];
+    let (_, metrics) = http_get_at(SocketAddr::from((inj_backend.ip, 9901)), "/metrics").unwrap();
+    assert!(
+        metrics.lines().any(|l| l.starts_with(
+            "ward_authz_decisions_total{listener=\"port-8080\",decision=\"allow\",rule=\"frontend-reads\"}"
+        ) && !l.ends_with(" 0")),
+        "backend's injected sidecar decided nothing:\n{metrics}"
+    );
+    for (pod, uid) in [("backend-ward-proxy", "65533"), ("backend-app", "65532")] {
+        let top = podman::ok(&["top", &format!("{inj_prefix}{pod}"), "huser", "capeff"]);
+        assert_eq!(
+            top.lines()
+                .nth(1)
+                .unwrap_or_default()
+                .split_whitespace()
+                .collect::<Vec<_>>(),
+            [uid, "none"],
+            "{pod}: {top}"
+        );
+    }
 
     // The security context the manifests promise, inside the running containers.
     for (pod, c) in [
