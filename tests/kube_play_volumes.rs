@@ -83,6 +83,19 @@ fn atomic_files(
     symlink(stamp, dir.join("..data")).map_err(|e| format!("{}: {e}", dir.display()))
 }
 
+/// A ConfigMap or Secret volume's `defaultMode` (0644 when it has none).
+fn default_mode(source: &Value, ctx: &Context<'_>, volume: &str) -> Result<u32, String> {
+    source
+        .get("defaultMode")
+        .map_or(Some(0o644), mode_of)
+        .ok_or_else(|| {
+            format!(
+                "pod {}: volume {volume}: defaultMode is not a file mode",
+                ctx.pod
+            )
+        })
+}
+
 fn host_path(dir: &Path) -> Value {
     json!({"path": dir.display().to_string(), "type": "Directory"})
 }
@@ -153,15 +166,7 @@ pub(super) fn rewrite(
                     ctx.pod
                 ));
             }
-            let mode = map
-                .get("defaultMode")
-                .map_or(Some(0o644), mode_of)
-                .ok_or_else(|| {
-                    format!(
-                        "pod {}: volume {name}: defaultMode is not a file mode",
-                        ctx.pod
-                    )
-                })?;
+            let mode = default_mode(&map, ctx, &name)?;
             let dir = host_dir(ctx, &name, 0o755)?;
             atomic_files(&dir, files, mode, (0, 0))?;
             obj.insert("hostPath".into(), host_path(&dir));
@@ -188,15 +193,7 @@ pub(super) fn rewrite(
                     ctx.pod
                 )
             })?;
-            let mut mode = secret
-                .get("defaultMode")
-                .map_or(Some(0o644), mode_of)
-                .ok_or_else(|| {
-                    format!(
-                        "pod {}: volume {name}: defaultMode is not a file mode",
-                        ctx.pod
-                    )
-                })?;
+            let mut mode = default_mode(&secret, ctx, &name)?;
             let owner = (0, fs_group.unwrap_or(0));
             if fs_group.is_some() {
                 mode |= 0o440;

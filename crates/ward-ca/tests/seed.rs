@@ -18,6 +18,28 @@ fn ward(args: &[&str]) -> Output {
     Command::new(WARD_CA).args(args).output().unwrap()
 }
 
+/// `ward-ca init --dir DIR --trust-domain example.org`.
+fn init(dir: &Path) -> Output {
+    ward(&[
+        "init",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--trust-domain",
+        "example.org",
+    ])
+}
+
+/// `ward-ca seed --from FROM --dir DIR`.
+fn seed(from: &Path, dir: &Path) -> Output {
+    ward(&[
+        "seed",
+        "--from",
+        from.to_str().unwrap(),
+        "--dir",
+        dir.to_str().unwrap(),
+    ])
+}
+
 fn text(out: &Output) -> String {
     format!(
         "{}{}",
@@ -30,13 +52,7 @@ fn text(out: &Output) -> String {
 /// `NAME -> ..data/NAME`, like the kubelet's atomic writer.
 fn secret_volume(tmp: &Path) -> std::path::PathBuf {
     let made = tmp.join("made");
-    let out = ward(&[
-        "init",
-        "--dir",
-        made.to_str().unwrap(),
-        "--trust-domain",
-        "example.org",
-    ]);
+    let out = init(&made);
     assert!(out.status.success(), "{}", text(&out));
     let mount = tmp.join("seed");
     fs::create_dir_all(mount.join("..data")).unwrap();
@@ -61,13 +77,7 @@ fn a_mounted_secret_becomes_a_ca_directory_once() {
     let dir = tmp.path().join("state/ca");
     fs::create_dir(tmp.path().join("state")).unwrap();
 
-    let out = ward(&[
-        "seed",
-        "--from",
-        from.to_str().unwrap(),
-        "--dir",
-        dir.to_str().unwrap(),
-    ]);
+    let out = seed(&from, &dir);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
         text(&out).contains("seeded from") && text(&out).contains("trust domain example.org"),
@@ -114,13 +124,7 @@ fn a_mounted_secret_becomes_a_ca_directory_once() {
 
     // Later starts leave the directory alone, whatever is in it now (a rotation's files).
     fs::write(dir.join("issuer.pem"), b"rotated").unwrap();
-    let out = ward(&[
-        "seed",
-        "--from",
-        from.to_str().unwrap(),
-        "--dir",
-        dir.to_str().unwrap(),
-    ]);
+    let out = seed(&from, &dir);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
         text(&out).contains("present: nothing copied"),
@@ -136,13 +140,7 @@ fn an_incomplete_source_or_a_foreign_directory_is_refused_and_leaves_nothing() {
     let from = secret_volume(tmp.path());
     fs::remove_file(from.join("issuer.key")).unwrap();
     let dir = tmp.path().join("ca");
-    let out = ward(&[
-        "seed",
-        "--from",
-        from.to_str().unwrap(),
-        "--dir",
-        dir.to_str().unwrap(),
-    ]);
+    let out = seed(&from, &dir);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         text(&out).contains("issuer.key is missing"),
@@ -153,22 +151,10 @@ fn an_incomplete_source_or_a_foreign_directory_is_refused_and_leaves_nothing() {
 
     // A mismatched pair: another CA's issuer key.
     let other = tmp.path().join("other");
-    let out = ward(&[
-        "init",
-        "--dir",
-        other.to_str().unwrap(),
-        "--trust-domain",
-        "example.org",
-    ]);
+    let out = init(&other);
     assert!(out.status.success());
     fs::copy(other.join("issuer.key"), from.join("issuer.key")).unwrap();
-    let out = ward(&[
-        "seed",
-        "--from",
-        from.to_str().unwrap(),
-        "--dir",
-        dir.to_str().unwrap(),
-    ]);
+    let out = seed(&from, &dir);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(!dir.exists(), "{}", text(&out));
 
@@ -176,13 +162,7 @@ fn an_incomplete_source_or_a_foreign_directory_is_refused_and_leaves_nothing() {
     fs::copy(tmp.path().join("made/issuer.key"), from.join("issuer.key")).unwrap();
     fs::create_dir(&dir).unwrap();
     fs::write(dir.join("notes.txt"), b"mine").unwrap();
-    let out = ward(&[
-        "seed",
-        "--from",
-        from.to_str().unwrap(),
-        "--dir",
-        dir.to_str().unwrap(),
-    ]);
+    let out = seed(&from, &dir);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("refusing to seed"), "{}", text(&out));
     assert_eq!(fs::read(dir.join("notes.txt")).unwrap(), b"mine");
