@@ -7,7 +7,8 @@
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
-/// The test's network: a bridge and hosts on `PREFIX.0/24`.
+/// The test's network: a bridge and hosts on `PREFIX.0/24` and `fd77::/64` (host N is
+/// `PREFIX.N` and `fd77::N`).
 #[derive(Debug)]
 pub struct Lan {
     name: String,
@@ -58,6 +59,9 @@ impl Lan {
         ip(&["-n", &sw, "link", "set", &outside, "master", "br0", "up"]);
         let addr = format!("{}.{n}/24", self.prefix);
         ip(&["-n", &ns, "addr", "add", &addr, "dev", &inside]);
+        // No duplicate address detection: the address is usable at once.
+        let addr6 = format!("fd77::{n}/64");
+        ip(&["-n", &ns, "addr", "add", &addr6, "dev", &inside, "nodad"]);
         ip(&["-n", &ns, "link", "set", &inside, "up"]);
         ip(&["-n", &ns, "link", "set", "lo", "up"]);
         ns

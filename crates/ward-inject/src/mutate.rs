@@ -9,7 +9,8 @@
 //!
 //! Each inbound port becomes a transparent listener `port-<PORT>` (the name policy rules use)
 //! on the sidecar's port `15100 + its position`; outbound, one transparent listener `mesh` on
-//! 127.0.0.1:15001 takes every TCP connection to the mesh ranges.
+//! 127.0.0.1:15001 takes every TCP connection to the mesh ranges (and `mesh6` on [::1]:15001
+//! the IPv6 ones, when a mesh range is IPv6; inbound listeners then bind `[::]`).
 
 use serde_json::{json, Value};
 
@@ -46,6 +47,10 @@ pub fn proxy_config(cfg: &InjectConfig, s: &Settings) -> String {
         DENY_ALL
     };
     y.push_str(&format!("policy: {policy}\n"));
+    // With an IPv6 mesh range: inbound listeners take both families on `[::]`, and IPv6
+    // outbound connections, which the rules redirect to ::1, get a listener there.
+    let ipv6 = cfg.mesh_cidrs.iter().any(|c| c.contains(':'));
+    let any = if ipv6 { "[::]" } else { "0.0.0.0" };
     if !s.inbound.is_empty() {
         y.push_str("inbound:\n");
         for (i, (port, protocol)) in s.inbound.iter().enumerate() {
@@ -54,14 +59,20 @@ pub fn proxy_config(cfg: &InjectConfig, s: &Settings) -> String {
                 Protocol::Http => "http",
             };
             y.push_str(&format!(
-                "  - {{ name: port-{port}, protocol: {protocol}, transparent: true, listen: \"0.0.0.0:{}\" }}\n",
+                "  - {{ name: port-{port}, protocol: {protocol}, transparent: true, listen: \"{any}:{}\" }}\n",
                 FIRST_INBOUND_PORT + i as u16
             ));
         }
     }
     y.push_str(&format!(
-        "outbound:\n  - {{ name: mesh, listen: \"127.0.0.1:{OUTBOUND_PORT}\", transparent: {{}} }}\nadmin: \"0.0.0.0:{ADMIN_PORT}\"\n"
+        "outbound:\n  - {{ name: mesh, listen: \"127.0.0.1:{OUTBOUND_PORT}\", transparent: {{}} }}\n"
     ));
+    if ipv6 {
+        y.push_str(&format!(
+            "  - {{ name: mesh6, listen: \"[::1]:{OUTBOUND_PORT}\", transparent: {{}} }}\n"
+        ));
+    }
+    y.push_str(&format!("admin: \"{any}:{ADMIN_PORT}\"\n"));
     y
 }
 

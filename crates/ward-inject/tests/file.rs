@@ -29,9 +29,13 @@ fn demo() -> String {
 }
 
 fn inject(input: &str) -> Output {
+    inject_with(input, &repo().join("deploy/inject/inject.yaml"))
+}
+
+fn inject_with(input: &str, config: &Path) -> Output {
     let mut child = Command::new(BIN)
         .args(["file", "-", "--config"])
-        .arg(repo().join("deploy/inject/inject.yaml"))
+        .arg(config)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -93,12 +97,38 @@ fn opted_in_deployments_get_the_sidecar_once() {
     );
 
     // The generated config passes the real ward-proxy's check (with the policy it mounts).
-    let config = inits[1]["env"][0]["value"].as_str().unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("policy.yaml"), "rules: []\n").unwrap();
+    proxy_checks(inits[1]["env"][0]["value"].as_str().unwrap(), tmp.path());
+    // With an IPv6 mesh range too: dual-stack inbound listeners, an outbound one on ::1.
+    let dual = tmp.path().join("inject6.yaml");
+    let text = std::fs::read_to_string(repo().join("deploy/inject/inject.yaml")).unwrap();
+    let text = text.replace(
+        "mesh_cidrs: [10.0.0.0/8]",
+        "mesh_cidrs: [10.0.0.0/8, \"fd00::/8\"]",
+    );
+    std::fs::write(&dual, text).unwrap();
+    let injected6 = docs(&inject_with(&demo(), &dual));
+    let proxy6 =
+        &deployment(&injected6, "backend")["spec"]["template"]["spec"]["initContainers"][1];
+    let config6 = proxy6["env"][0]["value"].as_str().unwrap();
+    assert!(
+        config6.contains("listen: \"[::]:15100\"") && config6.contains("listen: \"[::1]:15001\""),
+        "{config6}"
+    );
+    proxy_checks(config6, tmp.path());
+
+    // Injecting the injected output changes nothing.
+    let again = inject(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(again.stdout, out.stdout);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already has ward-proxy, unchanged"));
+}
+
+/// `ward-proxy check` accepts a generated sidecar config (its policy moved under `dir`).
+fn proxy_checks(config: &str, dir: &Path) {
+    std::fs::write(dir.join("policy.yaml"), "rules: []\n").unwrap();
     let config = config.replace(
         "/etc/ward/policy/policy.yaml",
-        tmp.path().join("policy.yaml").to_str().unwrap(),
+        dir.join("policy.yaml").to_str().unwrap(),
     );
     let proxy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/ward-proxy");
     // `cargo test --workspace` builds it (ward-proxy has integration tests of its own).
@@ -117,11 +147,6 @@ fn opted_in_deployments_get_the_sidecar_once() {
         "{}\n{config}",
         String::from_utf8_lossy(&check.stderr)
     );
-
-    // Injecting the injected output changes nothing.
-    let again = inject(&String::from_utf8_lossy(&out.stdout));
-    assert_eq!(again.stdout, out.stdout);
-    assert!(String::from_utf8_lossy(&again.stderr).contains("already has ward-proxy, unchanged"));
 }
 
 #[test]

@@ -113,10 +113,11 @@ pub async fn serve(listener: TcpListener, inbound: Arc<InboundListener>, shared:
             async move {
                 // A redirected connection goes to the port the caller dialled, on loopback,
                 // which the interception rules leave alone.
+                // (IPv6 callers too: every pod has 127.0.0.1, and apps listen on it or on all
+                // addresses far more often than on ::1.)
                 let forward = if inbound.config.transparent {
                     match crate::transparent::original_destination(&sock) {
-                        Ok(dst) if dst.is_ipv4() => format!("127.0.0.1:{}", dst.port()),
-                        Ok(dst) => format!("[::1]:{}", dst.port()),
+                        Ok(dst) => format!("127.0.0.1:{}", dst.port()),
                         Err(e) => {
                             return record.closed(CloseCode::NoOriginalDestination, e.to_string())
                         }

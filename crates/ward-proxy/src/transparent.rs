@@ -162,7 +162,9 @@ impl TransparentOutbound {
 /// The address the client dialled before the interception rules redirected it here.
 /// `Err` when nothing was redirected (the connection came straight to `local`).
 pub fn original_destination(sock: &TcpStream) -> std::io::Result<SocketAddr> {
-    let local = sock.local_addr()?;
+    // An IPv4 connection on a dual-stack (`[::]`) listener has a v4-mapped local address,
+    // and its original destination is kept by the IPv4 NAT.
+    let local = unmap(sock.local_addr()?);
     let socket = socket2::SockRef::from(sock);
     let original = match local {
         SocketAddr::V4(_) => socket.original_dst_v4()?,
@@ -170,6 +172,7 @@ pub fn original_destination(sock: &TcpStream) -> std::io::Result<SocketAddr> {
     };
     let original = original
         .as_socket()
+        .map(unmap)
         .ok_or_else(|| std::io::Error::other("the original destination is not an IP address"))?;
     if original == local {
         return Err(std::io::Error::other(
@@ -177,6 +180,17 @@ pub fn original_destination(sock: &TcpStream) -> std::io::Result<SocketAddr> {
         ));
     }
     Ok(original)
+}
+
+/// `::ffff:a.b.c.d:p` as `a.b.c.d:p`; anything else unchanged.
+fn unmap(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(v6) => v6
+            .ip()
+            .to_ipv4_mapped()
+            .map_or(addr, |v4| SocketAddr::from((v4, v6.port()))),
+        v4 => v4,
+    }
 }
 
 /// `transparent:` of an outbound listener in the config file.

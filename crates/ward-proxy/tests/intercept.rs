@@ -9,6 +9,8 @@
 //! - intruder, same command, is refused by backend's policy and never reaches the app;
 //! - a mesh address with no sidecar gets no plaintext: frontend's sidecar fails the handshake;
 //!   listed as passthrough, the same host is reached in plaintext, and counted;
+//! - the same over IPv6 (`fd77::/64`), through the sidecar's `[::1]` outbound listener and its
+//!   dual-stack inbound one;
 //! - a skipped port bypasses both sidecars; a connection straight to the outbound listener is
 //!   refused, and the sidecar's own connections are never redirected back to itself.
 //!
@@ -80,6 +82,7 @@ fn curl(lan: &Lan, ns: &str, url: &str) -> (bool, String) {
         None,
         &[
             "curl",
+            "-g",
             "-s",
             "-S",
             "--max-time",
@@ -127,7 +130,7 @@ fn an_unmodified_app_is_intercepted_and_authorized_across_hosts() {
             "--proxy-uid",
             "65533",
             "--mesh-cidr",
-            "10.77.0.0/24",
+            "10.77.0.0/24,fd77::/64",
             "--skip-port",
             "9999",
         ];
@@ -168,8 +171,10 @@ fn an_unmodified_app_is_intercepted_and_authorized_across_hosts() {
     let policy_back = format!("rules:\n  - name: frontend-in\n    from: [\"{FRONTEND}\"]\n    to: {{ listeners: [app], methods: [GET] }}\n");
     std::fs::write(dir.join("back-policy.yaml"), policy_back).unwrap();
     std::fs::write(dir.join("none-policy.yaml"), "rules: []\n").unwrap();
-    let outbound = "outbound:\n  - name: mesh\n    listen: \"127.0.0.1:15001\"\n    transparent:\n      passthrough: [{ cidr: 10.77.0.4/32, port: 8081 }]\n";
-    let inbound = "inbound:\n  - { name: app, protocol: http, transparent: true, listen: \"0.0.0.0:15006\" }\n";
+    // IPv6 connections are redirected to ::1, so the outbound side listens there too.
+    let outbound = "outbound:\n  - name: mesh\n    listen: \"127.0.0.1:15001\"\n    transparent:\n      passthrough: [{ cidr: 10.77.0.4/32, port: 8081 }]\n  - { name: mesh6, listen: \"[::1]:15001\", transparent: {} }\n";
+    let inbound =
+        "inbound:\n  - { name: app, protocol: http, transparent: true, listen: \"[::]:15006\" }\n";
     for (ns, name, id, policy, listeners) in [
         (&front, "front", FRONTEND, "none-policy.yaml", outbound),
         (&evil, "evil", INTRUDER, "none-policy.yaml", outbound),
@@ -258,6 +263,17 @@ fn an_unmodified_app_is_intercepted_and_authorized_across_hosts() {
         "one connection per call: the sidecar's own were not redirected to itself\n{front_metrics}"
     );
 
+    // The same over IPv6: the rules cover both families, one inbound listener takes both.
+    let (ok, said) = curl(&lan, &front, "http://[fd77::2]:8080/");
+    assert!(ok && said == "200", "frontend's call over IPv6: {said}");
+    assert_eq!(
+        must(
+            &metrics(&lan, &front),
+            "ward_connections_opened_total{listener=\"mesh6\",direction=\"outbound\"}"
+        ),
+        1.0
+    );
+
     // intruder: refused by backend's policy, its request never reaching the app.
     let (ok, said) = curl(&lan, &evil, "http://10.77.0.2:8080/");
     assert!(!ok || said != "200", "intruder got through: {said}");
@@ -270,8 +286,8 @@ fn an_unmodified_app_is_intercepted_and_authorized_across_hosts() {
     let served = std::fs::read_to_string(dir.join(format!("{back}-8080.log"))).unwrap();
     assert_eq!(
         served.matches("\"GET / HTTP/1.1\" 200").count(),
-        2,
-        "the app saw frontend's call and its own readiness check only:\n{served}"
+        3,
+        "the app saw frontend's two calls (IPv4, IPv6) and its own readiness check only:\n{served}"
     );
 
     // A mesh address with no sidecar: no plaintext, the handshake fails.
