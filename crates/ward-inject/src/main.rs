@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+mod admission;
 mod annotations;
 mod config;
 mod mutate;
@@ -44,6 +45,16 @@ enum Cmd {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Answer one AdmissionReview (JSON, from PATH or `-`) as the admission webhook does: the
+    /// AdmissionReview response, with the JSON Patch that injects the pod.
+    #[command(after_help = "Example:\n  ward-inject review review.json --config inject.yaml")]
+    Review {
+        /// An admission.k8s.io/v1 AdmissionReview request, or `-`.
+        path: String,
+        /// The injector's settings.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
 }
 
 /// Why nothing was printed.
@@ -60,6 +71,8 @@ enum Error {
     Config(#[from] ward_yaml::YamlError),
     #[error(transparent)]
     Annotation(#[from] annotations::AnnotationError),
+    #[error(transparent)]
+    Review(#[from] admission::ReviewError),
 }
 
 /// Where a kind keeps its pod template (metadata and spec), if it has one.
@@ -133,8 +146,8 @@ fn inject_all(docs: &mut [Value], cfg: &config::InjectConfig) -> Result<Vec<Stri
     Ok(report)
 }
 
-fn file(path: &str, config: &std::path::Path) -> Result<String, Error> {
-    let cfg = config::InjectConfig::load(config)?;
+/// The text of PATH, or of stdin for `-`.
+fn read_input(path: &str) -> Result<String, Error> {
     let mut text = String::new();
     let read = if path == "-" {
         std::io::stdin().read_to_string(&mut text).map(|_| ())
@@ -145,6 +158,23 @@ fn file(path: &str, config: &std::path::Path) -> Result<String, Error> {
         path: path.to_owned(),
         source,
     })?;
+    Ok(text)
+}
+
+fn review(path: &str, config: &std::path::Path) -> Result<String, Error> {
+    let cfg = config::InjectConfig::load(config)?;
+    let text = read_input(path)?;
+    let request: Value = serde_json::from_str(&text).map_err(|e| Error::Yaml {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    let answer = admission::review(&request, &cfg)?;
+    Ok(format!("{answer}\n"))
+}
+
+fn file(path: &str, config: &std::path::Path) -> Result<String, Error> {
+    let cfg = config::InjectConfig::load(config)?;
+    let text = read_input(path)?;
     let mut docs: Vec<Value> = serde_saphyr::from_multiple(&text).map_err(|e| Error::Yaml {
         path: path.to_owned(),
         message: e.to_string(),
@@ -170,6 +200,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Cmd::File { path, config } => file(path, config),
+        Cmd::Review { path, config } => review(path, config),
     };
     match result {
         Ok(out) => {
