@@ -1,5 +1,5 @@
 //! The mutation itself: a pod template that opts in gets, in this order, the interception init
-//! container (`ward-intercept`, the only container with `NET_ADMIN`/`NET_RAW`, root, exits when
+//! container (`ward-intercept`, the only container with a capability: `NET_ADMIN`, root, exits when
 //! its rules are in) and the `ward-proxy` native sidecar (an init container with
 //! `restartPolicy: Always`: started before the app, stopped after it), with the volumes they
 //! need. The app's containers are not touched. The sidecar is what deploy/kubernetes/demo
@@ -116,7 +116,9 @@ fn restricted() -> Value {
 /// Adds the sidecar, the interception init container and their volumes to `spec`.
 pub fn inject(spec: &mut Value, cfg: &InjectConfig, s: &Settings) {
     let mut intercept_security = restricted();
-    intercept_security["capabilities"]["add"] = json!(["NET_ADMIN", "NET_RAW"]);
+    // nftables needs NET_ADMIN alone (netlink); NET_RAW, which iptables-based injectors add,
+    // is not asked for.
+    intercept_security["capabilities"]["add"] = json!(["NET_ADMIN"]);
     intercept_security["runAsUser"] = json!(0);
     intercept_security["runAsGroup"] = json!(0);
     intercept_security["runAsNonRoot"] = json!(false);

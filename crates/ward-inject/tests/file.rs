@@ -74,7 +74,7 @@ fn opted_in_deployments_get_the_sidecar_once() {
     assert_eq!(inits[0]["name"], "ward-intercept");
     assert_eq!(
         inits[0]["securityContext"]["capabilities"]["add"],
-        serde_json::json!(["NET_ADMIN", "NET_RAW"])
+        serde_json::json!(["NET_ADMIN"])
     );
     assert_eq!(inits[1]["name"], "ward-proxy");
     assert_eq!(inits[1]["restartPolicy"], "Always");
