@@ -48,7 +48,7 @@ until_200() {
 
 version=() ca_ready=() proxy_ready=()
 for run in $(seq 1 "$runs"); do
-  for image in ward-ca ward-proxy ward-demo-app; do
+  for image in ward-ca ward-proxy ward-demo-app ward-intercept; do
     start=$(now_ms)
     "$podman" run --rm "localhost/$image:$tag" --version >/dev/null
     version+=("$image $(($(now_ms) - start))")
@@ -100,7 +100,7 @@ done
 
 echo "| image | size | \`--version\` in a new container | \`podman run\` to ready |"
 echo "|---|---|---|---|"
-for image in ward-ca ward-proxy ward-demo-app; do
+for image in ward-ca ward-proxy ward-demo-app ward-intercept; do
   size="$("$podman" image inspect --format '{{.Size}}' "localhost/$image:$tag")"
   v="$(printf '%s\n' "${version[@]}" | awk -v i="$image" '$1 == i { print $2 }' | median)"
   case "$image" in
