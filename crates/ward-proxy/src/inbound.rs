@@ -10,6 +10,7 @@
 //! connection re-checks its peer whenever the policy changes (and whenever the bundle's
 //! revocation list changes) and closes if it is no longer allowed.
 
+use std::borrow::Cow;
 use std::future::pending;
 use std::sync::{Arc, Mutex};
 
@@ -115,15 +116,15 @@ pub async fn serve(listener: TcpListener, inbound: Arc<InboundListener>, shared:
                 // which the interception rules leave alone.
                 // (IPv6 callers too: every pod has 127.0.0.1, and apps listen on it or on all
                 // addresses far more often than on ::1.)
-                let forward = if inbound.config.transparent {
+                let forward: Cow<'_, str> = if inbound.config.transparent {
                     match crate::transparent::original_destination(&sock) {
-                        Ok(dst) => format!("127.0.0.1:{}", dst.port()),
+                        Ok(dst) => Cow::Owned(format!("127.0.0.1:{}", dst.port())),
                         Err(e) => {
                             return record.closed(CloseCode::NoOriginalDestination, e.to_string())
                         }
                     }
                 } else {
-                    inbound.config.forward.clone()
+                    Cow::Borrowed(&inbound.config.forward)
                 };
                 handle(sock, &inbound, &shared, record, &forward).await
             }

@@ -4,6 +4,7 @@
 //! an SVID matching `server_id`; if it does not, the app's connection is closed and whatever
 //! the app wrote is never sent anywhere.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -117,56 +118,38 @@ async fn handle(
     let limits = shared.limits;
     // A redirected connection goes where the app sent it, proving the ID that address maps
     // to; any other goes to the configured upstream.
-    let (upstream, connector, server_name) = match &outbound.config.transparent {
-        None => (
-            outbound.config.upstream.clone(),
-            &outbound.connector,
-            outbound.server_name.clone(),
-        ),
-        Some(transparent) => {
-            let dst = match original_destination(&app) {
-                Ok(dst) => dst,
-                Err(e) => return rec.closed(CloseCode::NoOriginalDestination, e.to_string()),
-            };
-            let index = match transparent.route(dst) {
-                Route::Passthrough => {
-                    shared
-                        .metrics
-                        .passthrough
-                        .get_or_create(&ConnLabels {
-                            listener: outbound.config.name.clone(),
-                            direction: "outbound",
-                        })
-                        .inc();
-                    return passthrough(app, dst, shared, rec).await;
-                }
-                Route::Mapped(i) => i,
-                Route::Default => outbound.routes.len().saturating_sub(1),
-            };
-            let Some(connector) = outbound.routes.get(index) else {
-                return rec.closed(CloseCode::NoOriginalDestination, "no route");
-            };
-            let name = ServerName::IpAddress(dst.ip().into());
-            (dst.to_string(), connector, name)
-        }
+    let (upstream, connector, server_name): (Cow<'_, str>, _, _) =
+        match &outbound.config.transparent {
+            None => (
+                Cow::Borrowed(&outbound.config.upstream),
+                &outbound.connector,
+                outbound.server_name.clone(),
+            ),
+            Some(transparent) => {
+                let dst = match original_destination(&app) {
+                    Ok(dst) => dst,
+                    Err(e) => return rec.closed(CloseCode::NoOriginalDestination, e.to_string()),
+                };
+                let index = match transparent.route(dst) {
+                    Route::Passthrough => {
+                        return passthrough(app, dst, &outbound.config.name, shared, rec).await
+                    }
+                    Route::Mapped(i) => i,
+                    Route::Default => outbound.routes.len().saturating_sub(1),
+                };
+                let Some(connector) = outbound.routes.get(index) else {
+                    return rec.closed(CloseCode::NoOriginalDestination, "no route");
+                };
+                let name = ServerName::IpAddress(dst.ip().into());
+                (Cow::Owned(dst.to_string()), connector, name)
+            }
+        };
+    let Some(tcp) = connect(&upstream, &limits, &mut rec).await else {
+        return;
     };
-    let upstream = &upstream;
-    let tcp = match timeout(limits.connect_timeout, TcpStream::connect(upstream)).await {
-        Ok(Ok(tcp)) => tcp,
-        Ok(Err(e)) => {
-            return rec.closed(CloseCode::UpstreamUnavailable, format!("{upstream}: {e}"))
-        }
-        Err(_) => {
-            return rec.closed(
-                CloseCode::UpstreamUnavailable,
-                format!("{upstream}: connect timed out"),
-            )
-        }
-    };
-    let _ = tcp.set_nodelay(true);
     let connect = connector.connect(server_name, tcp);
     let tls = match timeout(limits.handshake_timeout, connect).await {
-        Err(_) => return rec.handshake_failed("handshake_timeout", upstream.clone()),
+        Err(_) => return rec.handshake_failed("handshake_timeout", upstream.into_owned()),
         Ok(Err(e)) => {
             let (reason, detail) = ward_tls::handshake_failure(&e);
             tracing::warn!(listener = %outbound.config.name, upstream = %upstream, reason, %detail, "upstream refused");
@@ -202,20 +185,41 @@ async fn handle(
     rec.closed(reason.code(), detail);
 }
 
-/// A `passthrough` destination: plaintext, as the app sent it, counted.
-async fn passthrough(app: TcpStream, dst: SocketAddr, shared: &Arc<Shared>, mut rec: ConnRecord) {
-    let limits = shared.limits;
-    let upstream = match timeout(limits.connect_timeout, TcpStream::connect(dst)).await {
-        Ok(Ok(tcp)) => tcp,
-        Ok(Err(e)) => return rec.closed(CloseCode::UpstreamUnavailable, format!("{dst}: {e}")),
-        Err(_) => {
-            return rec.closed(
-                CloseCode::UpstreamUnavailable,
-                format!("{dst}: connect timed out"),
-            )
+/// TCP to `addr` within the connect timeout, with Nagle off; `None` when it cannot be
+/// reached, the record closed saying which address and why.
+async fn connect(addr: &str, limits: &Limits, rec: &mut ConnRecord) -> Option<TcpStream> {
+    let detail = match timeout(limits.connect_timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(tcp)) => {
+            let _ = tcp.set_nodelay(true);
+            return Some(tcp);
         }
+        Ok(Err(e)) => format!("{addr}: {e}"),
+        Err(_) => format!("{addr}: connect timed out"),
     };
-    let _ = upstream.set_nodelay(true);
+    rec.closed(CloseCode::UpstreamUnavailable, detail);
+    None
+}
+
+/// A `passthrough` destination: plaintext, as the app sent it, counted.
+async fn passthrough(
+    app: TcpStream,
+    dst: SocketAddr,
+    listener: &str,
+    shared: &Arc<Shared>,
+    mut rec: ConnRecord,
+) {
+    shared
+        .metrics
+        .passthrough
+        .get_or_create(&ConnLabels {
+            listener: listener.to_owned(),
+            direction: "outbound",
+        })
+        .inc();
+    let limits = shared.limits;
+    let Some(upstream) = connect(&dst.to_string(), &limits, &mut rec).await else {
+        return;
+    };
     let stop = async {
         shared.lifecycle.reached(Phase::Closing).await;
         CloseReason::Shutdown
