@@ -1,6 +1,7 @@
 //! A deliberately small HTTP/1.1 client over ward's TLS, for tests and benchmarks of the CA's
 //! API: keep-alive, Content-Length bodies, optional client certificate. It speaks exactly what
-//! the API documents and nothing clever, so a test using it checks the wire format too.
+//! the API documents and nothing clever, so a test using it checks the wire format too. And
+//! [`answer`], the one-request HTTPS servers tests stand up (a bundle endpoint, an API server).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -181,4 +182,40 @@ impl Conn {
             body,
         })
     }
+}
+
+/// Serves HTTPS on `listener` until the runtime ends: each connection's request head goes to
+/// `respond`, whose status line (`200 OK`) and JSON body are sent back, then the connection is
+/// closed.
+pub fn answer(
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    respond: impl Fn(&str) -> (&'static str, String) + Send + Sync + 'static,
+) {
+    let respond = Arc::new(respond);
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            let (acceptor, respond) = (acceptor.clone(), respond.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(sock).await else {
+                    return;
+                };
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 65536 {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let (status, body) = respond(&String::from_utf8_lossy(&head));
+                let resp = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tls.write_all(resp.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
 }

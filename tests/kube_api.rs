@@ -13,8 +13,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
 /// The host names the API server's certificate carries.
 pub const API_HOSTS: [&str; 3] = [
     "kubernetes.default.svc",
@@ -80,49 +78,25 @@ impl ApiServer {
 
         let (served, refused) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let (ok, no) = (served.clone(), refused.clone());
-        tokio::spawn(async move {
-            while let Ok((sock, _)) = listener.accept().await {
-                let (acceptor, jwks, bearers) = (acceptor.clone(), jwks.clone(), bearers.clone());
-                let (ok, no) = (ok.clone(), no.clone());
-                tokio::spawn(async move {
-                    let Ok(mut tls) = acceptor.accept(sock).await else {
-                        return;
-                    };
-                    let mut head = Vec::new();
-                    let mut buf = [0u8; 1024];
-                    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 65536 {
-                        match tls.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => head.extend_from_slice(&buf[..n]),
-                        }
-                    }
-                    let head = String::from_utf8_lossy(&head).into_owned();
-                    let authorized = head.lines().any(|l| {
-                        l.split_once(':').is_some_and(|(name, value)| {
-                            name.eq_ignore_ascii_case("authorization")
-                                && value
-                                    .trim()
-                                    .strip_prefix("Bearer ")
-                                    .is_some_and(|t| bearers.lock().unwrap().contains(t.trim()))
-                        })
-                    });
-                    let (status, body) = if !head.starts_with("GET /openid/v1/jwks ") {
-                        no.fetch_add(1, Ordering::SeqCst);
-                        ("404 Not Found", String::from("{}"))
-                    } else if !authorized {
-                        no.fetch_add(1, Ordering::SeqCst);
-                        ("401 Unauthorized", String::from("{}"))
-                    } else {
-                        ok.fetch_add(1, Ordering::SeqCst);
-                        ("200 OK", jwks)
-                    };
-                    let resp = format!(
-                        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = tls.write_all(resp.as_bytes()).await;
-                    let _ = tls.shutdown().await;
-                });
+        crate::https::answer(listener, acceptor, move |head| {
+            let authorized = head.lines().any(|l| {
+                l.split_once(':').is_some_and(|(name, value)| {
+                    name.eq_ignore_ascii_case("authorization")
+                        && value
+                            .trim()
+                            .strip_prefix("Bearer ")
+                            .is_some_and(|t| bearers.lock().unwrap().contains(t.trim()))
+                })
+            });
+            if !head.starts_with("GET /openid/v1/jwks ") {
+                no.fetch_add(1, Ordering::SeqCst);
+                ("404 Not Found", String::from("{}"))
+            } else if !authorized {
+                no.fetch_add(1, Ordering::SeqCst);
+                ("401 Unauthorized", String::from("{}"))
+            } else {
+                ok.fetch_add(1, Ordering::SeqCst);
+                ("200 OK", jwks.clone())
             }
         });
         Self {
