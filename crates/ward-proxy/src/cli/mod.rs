@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use ward_yaml::YamlError;
 
 use crate::config::Config;
@@ -33,18 +33,9 @@ pub enum Command {
         after_help = "Example:\n  ward-proxy run --config /etc/ward/proxy.yaml --log-format json --log-level info,ward::access=warn"
     )]
     Run {
-        /// Config file.
-        #[arg(
-            long,
-            value_name = "FILE",
-            required_unless_present = "config_env",
-            conflicts_with = "config_env"
-        )]
-        config: Option<PathBuf>,
-        /// Read the config from this environment variable instead (an injected sidecar's:
-        /// ward-inject writes it into the pod spec); relative paths are from `/`.
-        #[arg(long, value_name = "VAR")]
-        config_env: Option<String>,
+        /// Where the config is.
+        #[command(flatten)]
+        config: ConfigSource,
         /// Logging.
         #[command(flatten)]
         log: ward_cli::LogArgs,
@@ -52,17 +43,9 @@ pub enum Command {
     /// Validate a config file and its policy; print errors as file:line:column.
     #[command(after_help = "Example:\n  ward-proxy check --config /etc/ward/proxy.yaml")]
     Check {
-        /// Config file.
-        #[arg(
-            long,
-            value_name = "FILE",
-            required_unless_present = "config_env",
-            conflicts_with = "config_env"
-        )]
-        config: Option<PathBuf>,
-        /// Read the config from this environment variable instead.
-        #[arg(long, value_name = "VAR")]
-        config_env: Option<String>,
+        /// Where the config is.
+        #[command(flatten)]
+        config: ConfigSource,
     },
     #[command(
         after_help = "Example:\n  ward-proxy policy test --config proxy.yaml --policy policy.yaml --from spiffe://example.org/ns/web/sa/frontend --listener api"
@@ -172,8 +155,8 @@ impl From<YamlError> for CliError {
 /// Runs a parsed command; normal output goes to `out`.
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, CliError> {
     match cli.command {
-        Command::Check { config, config_env } => {
-            let cfg = load(config.as_deref(), config_env.as_deref())?;
+        Command::Check { config } => {
+            let cfg = config.load()?;
             let listeners = cfg.policy_listeners();
             let policy = policy_test::load_policy(&cfg.policy, Some(&listeners))?;
             let _ = writeln!(
@@ -230,13 +213,9 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, CliError> {
             );
             Ok(Outcome::Success)
         }
-        Command::Run {
-            config,
-            config_env,
-            log,
-        } => {
+        Command::Run { config, log } => {
             ward_cli::init_logging(&log);
-            let cfg = load(config.as_deref(), config_env.as_deref())?;
+            let cfg = config.load()?;
             // Accept loops, reloads, renewal and the admin server: connections are served on
             // the connection workers (`workers`), which have threads of their own.
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -267,15 +246,34 @@ async fn serve(config: Config) -> Result<(), CliError> {
     Ok(())
 }
 
-/// The config from `--config FILE` or `--config-env VAR` (clap allows exactly one).
-fn load(file: Option<&std::path::Path>, env: Option<&str>) -> Result<Config, YamlError> {
-    match (file, env) {
-        (Some(file), _) => Config::load(file),
-        (None, Some(var)) => Config::from_env(var),
-        (None, None) => Err(YamlError::whole_file(
-            "ward-proxy",
-            "give --config FILE or --config-env VAR",
-        )),
+/// `--config FILE` or `--config-env VAR`, exactly one (`run` and `check`).
+#[derive(Debug, Args)]
+pub struct ConfigSource {
+    /// Config file.
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "config_env",
+        conflicts_with = "config_env"
+    )]
+    config: Option<PathBuf>,
+    /// Read the config from this environment variable instead (an injected sidecar's:
+    /// ward-inject writes it into the pod spec); relative paths are from `/`.
+    #[arg(long, value_name = "VAR")]
+    config_env: Option<String>,
+}
+
+impl ConfigSource {
+    /// The config it names.
+    fn load(&self) -> Result<Config, YamlError> {
+        match (&self.config, &self.config_env) {
+            (Some(file), _) => Config::load(file),
+            (None, Some(var)) => Config::from_env(var),
+            (None, None) => Err(YamlError::whole_file(
+                "ward-proxy",
+                "give --config FILE or --config-env VAR",
+            )),
+        }
     }
 }
 
