@@ -6,48 +6,24 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
 
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_ward-inject");
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use support::{demo_inject, repo, shipped_config, ward_inject};
 
 fn demo() -> String {
-    ["namespace", "backend", "frontend"]
-        .iter()
-        .map(|f| {
-            let path = repo().join(format!("deploy/kubernetes/demo-inject/{f}.yaml"));
-            format!("---\n{}", std::fs::read_to_string(path).unwrap())
-        })
-        .collect()
+    demo_inject(&["namespace", "backend", "frontend"])
 }
 
 fn inject(input: &str) -> Output {
-    inject_with(input, &repo().join("deploy/inject/inject.yaml"))
+    inject_with(input, &shipped_config())
 }
 
 fn inject_with(input: &str, config: &Path) -> Output {
-    let mut child = Command::new(BIN)
-        .args(["file", "-", "--config"])
-        .arg(config)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    ward_inject(&["file", "-"], config, input)
 }
 
 fn docs(out: &Output) -> Vec<Value> {

@@ -7,48 +7,22 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod support;
+
+use std::process::Output;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::{json, Value};
-
-const BIN: &str = env!("CARGO_BIN_EXE_ward-inject");
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use support::{demo_inject, shipped_config};
 
 fn ward_inject(args: &[&str], input: &str) -> Output {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .arg("--config")
-        .arg(repo().join("deploy/inject/inject.yaml"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    support::ward_inject(args, &shipped_config(), input)
 }
 
 /// backend's Deployment from deploy/kubernetes/demo-inject, as written and as `file` injects it.
 fn backend(injected: bool) -> Value {
-    let text: String = ["namespace", "backend"]
-        .iter()
-        .map(|f| {
-            let path = repo().join(format!("deploy/kubernetes/demo-inject/{f}.yaml"));
-            format!("---\n{}", std::fs::read_to_string(path).unwrap())
-        })
-        .collect();
+    let text = demo_inject(&["namespace", "backend"]);
     let text = if injected {
         let out = ward_inject(&["file", "-"], &text);
         assert!(out.status.success());
