@@ -3,7 +3,6 @@
 //! is refused too, since a typo would otherwise be silently ignored.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 
 use serde_json::Value;
 
@@ -75,21 +74,11 @@ const KEYS: [&str; 9] = [
     "ward.dev/log-level",
 ];
 
-/// Checks `ADDR/BITS` or `ADDR`.
+/// Checks `ADDR/BITS` or `ADDR` as ward-intercept will when it installs the rules.
 pub fn cidr(text: &str) -> Result<(), Problem> {
-    let (addr, bits) = text.split_once('/').unwrap_or((text, ""));
-    let ip: IpAddr = addr.parse().map_err(|_| {
-        Problem(format!(
-            "{text:?} is not an address range (10.0.0.0/8, fd00::/8)"
-        ))
-    })?;
-    let max = if ip.is_ipv4() { 32 } else { 128 };
-    if !bits.is_empty() && bits.parse::<u8>().map_or(true, |b| b > max) {
-        return Err(Problem(format!(
-            "{text:?}: the prefix length must be 0-{max}"
-        )));
-    }
-    Ok(())
+    ward_intercept::rules::family(text)
+        .map(|_| ())
+        .map_err(|e| Problem(e.to_string()))
 }
 
 fn port(text: &str) -> Result<u16, Problem> {

@@ -7,12 +7,11 @@
 
 #![forbid(unsafe_code)]
 
-mod rules;
-
 use std::io::Write;
 use std::process::{Command, ExitCode, Stdio};
 
 use clap::{Parser, Subcommand};
+use ward_intercept::rules;
 
 #[derive(Parser, Debug)]
 #[command(
